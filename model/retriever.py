@@ -1,0 +1,212 @@
+"""The public face of the model: build, save, load, and encode queries and targets.
+
+A checkpoint is a directory: `config.json` (architecture + fingerprint + training metadata)
+and `weights.safetensors` holding only what the pretrained packages do not provide. Loading
+re-creates the pretrained parts from their packages and refuses anything that does not fit
+exactly, so a broken checkpoint can never become a silently random model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from model.config import ModelConfig
+from model.image_features import ImageEncoder, preprocess_image
+from model.network import FashionVLP
+from model.pretrained import backbone_spec, load_text_model, text_model_is_pretrained
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, or does not fit the architecture it names."""
+
+
+class Retriever:
+    """FashionVLP ready for inference: f_ref for (image, text), f_tar for catalog images."""
+
+    def __init__(self, cfg: ModelConfig, encoder: ImageEncoder, net: FashionVLP, tokenizer,
+                 meta: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.encoder = encoder
+        self.net = net.eval()
+        self.tokenizer = tokenizer
+        self.meta = meta or {}
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def dim(self) -> int:
+        return self.cfg.embed_dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the architecture and every weight not shipped by a package."""
+        if self._fingerprint is None:
+            self._fingerprint = _fingerprint(self.cfg, self.trained_state())
+        return self._fingerprint
+
+    def frozen_keys(self) -> set[str]:
+        """Parameter names that come unchanged from the pretrained packages."""
+        if not text_model_is_pretrained(self.cfg.text_model):
+            return set()
+        layers = len(self.net.reference.text.encoder.layer)
+        frozen_layers = range(layers - min(self.cfg.train_text_layers, layers))
+        prefixes = ["reference.text.embeddings."]
+        prefixes += [f"reference.text.encoder.layer.{i}." for i in frozen_layers]
+        return {k for k in self.net.state_dict() if k.startswith(tuple(prefixes))}
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint must store, in the configured storage dtype."""
+        dtype = getattr(torch, self.cfg.save_dtype)
+        frozen = self.frozen_keys()
+        state = {f"net.{k}": v for k, v in self.net.state_dict().items() if k not in frozen}
+        if not backbone_spec(self.cfg.backbone).pretrained:
+            state.update({f"encoder.{k}": v for k, v in self.encoder.net.state_dict().items()})
+        return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach()
+                for k, v in state.items()}
+
+    def set_trainable(self) -> list[torch.nn.Parameter]:
+        """Freeze the pretrained lower text layers; return the parameters to optimise."""
+        frozen = self.frozen_keys()
+        for name, param in self.net.named_parameters():
+            param.requires_grad_(name not in frozen)
+        self._fingerprint = None
+        return [p for p in self.net.parameters() if p.requires_grad]
+
+    def invalidate_fingerprint(self) -> None:
+        """Call after the weights changed (training), so the fingerprint is recomputed."""
+        self._fingerprint = None
+
+    # ------------------------------------------------------------------ inputs
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """PIL image -> (3, S, S) tensor; safe to run in DataLoader workers."""
+        return preprocess_image(image, self.cfg)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True,
+                             max_length=self.cfg.max_text_tokens, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    # ------------------------------------------------------------------ encoding
+    @torch.inference_mode()
+    def encode_reference_features(self, whole: torch.Tensor, crop: torch.Tensor,
+                                  texts: Sequence[str]) -> torch.Tensor:
+        self.net.eval()
+        return self.net.encode_reference(whole, crop, **self.tokenize(texts))
+
+    @torch.inference_mode()
+    def encode_target_features(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        return self.net.encode_target(whole, crop)
+
+    def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray:
+        """(N, 3, S, S) preprocessed batch -> (N, D) float32, L2-normalised."""
+        whole, crop = self.encoder(x)
+        return self.encode_target_features(whole, crop).float().numpy()
+
+    def encode_targets(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        out = [self.encode_target_tensors(torch.stack([self.preprocess(im) for im in
+                                                       images[i:i + batch_size]]))
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_queries(self, images: Sequence[Image.Image], texts: Sequence[str],
+                       batch_size: int = 32) -> np.ndarray:
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
+            whole, crop = self.encoder(x)
+            out.append(self.encode_reference_features(whole, crop, texts[i:i + batch_size])
+                       .float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_query(self, image: Image.Image, text: str) -> np.ndarray:
+        return self.encode_queries([image], [text])[0]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in self.trained_state().items()}
+        self.meta = {**self.meta, **(meta or {})}
+        tmp = directory / (WEIGHTS_FILE + ".tmp")
+        save_file(state, str(tmp))
+        tmp.replace(directory / WEIGHTS_FILE)
+        record = {"model": self.cfg.to_dict(), "fingerprint": _fingerprint(self.cfg, state),
+                  "meta": self.meta}
+        (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        return directory
+
+
+def _fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
+    """A freshly initialised model (pretrained parts from their packages, the rest random)."""
+    cfg = cfg or ModelConfig()
+    torch.manual_seed(seed)
+    text_model, tokenizer = load_text_model(cfg.text_model)
+    encoder = ImageEncoder(cfg)
+    net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid)
+    return Retriever(cfg, encoder, net, tokenizer)
+
+
+def load_retriever(path: str | Path) -> Retriever:
+    """Load a checkpoint directory (or its config.json / weights file)."""
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_file.is_file() or not weights_file.is_file():
+        raise CheckpointError(
+            f"no checkpoint at {directory}: expected {CONFIG_FILE} and {WEIGHTS_FILE}. Train one "
+            "with `bash train.sh ...` or use the committed demo checkpoint checkpoints/demo")
+    try:
+        record = json.loads(config_file.read_text())
+        cfg = ModelConfig.from_dict(record["model"])
+        state = load_file(str(weights_file))
+    except (ValueError, KeyError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {directory} is unreadable: {exc}") from exc
+    retriever = build_retriever(cfg)
+    expected = retriever.trained_state()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"checkpoint {directory} does not fit its architecture: {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(wrong)} with wrong shapes (e.g. {wrong[:3]})")
+    if _fingerprint(cfg, state) != record.get("fingerprint"):
+        raise CheckpointError(f"checkpoint {directory}: weights do not match the fingerprint "
+                              "in config.json (file corrupted or edited)")
+    net_state = {k[4:]: v.float() if v.is_floating_point() else v
+                 for k, v in state.items() if k.startswith("net.")}
+    retriever.net.load_state_dict(net_state, strict=False)
+    encoder_state = {k[8:]: v.float() if v.is_floating_point() else v
+                     for k, v in state.items() if k.startswith("encoder.")}
+    if encoder_state:
+        retriever.encoder.net.load_state_dict(encoder_state, strict=True)
+    retriever.meta = record.get("meta", {})
+    retriever._fingerprint = record["fingerprint"]
+    return retriever
