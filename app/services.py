@@ -1,0 +1,172 @@
+"""Loading the app's heavy parts and turning their failures into messages for the page.
+
+Why separate from the Streamlit script: the page wraps these functions in ``st.cache_resource``
+(one model and one FAISS index per process), while tests call them directly. Every failure a
+shopper or operator can cause is translated here into one message that says what is wrong and
+what to do, so the page never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pymongo.errors
+
+from indexer.connect import CatalogStore, ensure_database, mask_uri
+from indexer.errors import (
+    DatabaseUnavailableError,
+    DimensionMismatchError,
+    EmptyCatalogError,
+    FingerprintMismatchError,
+    IndexerError,
+    SettingsError,
+)
+from indexer.settings import REPO_ROOT, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 10.0  # an upload above this is refused before decoding
+DEFAULT_TOP_K = 12
+MAX_TOP_K = 48
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Settings of the page on top of the project settings (database, checkpoint, catalog)."""
+
+    settings: Settings
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
+    default_k: int = DEFAULT_TOP_K
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.settings.checkpoint
+
+    @property
+    def image_dirs(self) -> tuple[Path, ...]:
+        """Where relative ``image_path`` values of catalog documents are looked up."""
+        return (self.settings.catalog_dir, self.settings.catalog_dir / "images", REPO_ROOT)
+
+    @property
+    def index_key(self) -> str:
+        """Everything that identifies which catalog the cached index holds."""
+        s = self.settings
+        return f"{s.effective_uri}|{s.db_name}|{s.collection_name}"
+
+
+def load_app_config(env: Mapping[str, str] | None = None) -> AppConfig:
+    """Project settings plus APP_MAX_UPLOAD_MB and APP_TOP_K; SettingsError when malformed."""
+    env = os.environ if env is None else env
+    settings = load_settings(env)
+    raw_mb = env.get("APP_MAX_UPLOAD_MB", "").strip() or str(DEFAULT_MAX_UPLOAD_MB)
+    raw_k = env.get("APP_TOP_K", "").strip() or str(DEFAULT_TOP_K)
+    try:
+        max_mb = float(raw_mb)
+        k = int(raw_k)
+    except ValueError:
+        raise SettingsError(
+            f"APP_MAX_UPLOAD_MB must be a number and APP_TOP_K an integer "
+            f"(got {raw_mb!r}, {raw_k!r})"
+        ) from None
+    if max_mb <= 0 or not 1 <= k <= MAX_TOP_K:
+        raise SettingsError(f"APP_MAX_UPLOAD_MB must be > 0 and APP_TOP_K in 1..{MAX_TOP_K}")
+    return AppConfig(settings=settings, max_upload_bytes=int(max_mb * 1024 * 1024), default_k=k)
+
+
+def load_model(checkpoint: Path):
+    """The retriever of ``checkpoint`` (imported lazily: PyTorch takes seconds to import)."""
+    from model import load_retriever
+
+    return load_retriever(checkpoint)
+
+
+def open_index(settings: Settings, fingerprint: str):
+    """Connect (never starting a server: that is run_app.sh's job) and load the FAISS index.
+
+    Raises DatabaseUnavailableError, EmptyCatalogError, FingerprintMismatchError.
+    """
+    from indexer.search import CatalogSearch
+
+    client = ensure_database(settings, start_embedded=False)
+    try:
+        return CatalogSearch(CatalogStore.open(settings, client), fingerprint)
+    except BaseException:
+        client.close()
+        raise
+
+
+def random_item_id(index: Any, category: str | None, rng: random.Random) -> str | None:
+    """A random item of the in-memory index (of ``category`` when given), without a DB query.
+
+    Adapter over CatalogSearch internals: ``ids`` is sorted by category and ``ranges`` maps a
+    category to its slice, so a category pick is a slice, not a scan.
+    """
+    lo, hi = (0, len(index.ids)) if category is None else index.ranges.get(category, (0, 0))
+    return str(index.ids[rng.randrange(lo, hi)]) if hi > lo else None
+
+
+def build_time(build: Mapping[str, Any] | None) -> str:
+    """When the index on display was built, for the sidebar ("unknown" when not recorded)."""
+    when = (build or {}).get("finished_at") or (build or {}).get("started_at")
+    if isinstance(when, datetime):
+        return f"{when:%Y-%m-%d %H:%M} UTC"
+    return str(when) if when else "unknown"
+
+
+def build_hint(settings: Settings) -> str:
+    """Commands that create and index the demo catalog with the configured checkpoint."""
+    cat = settings.catalog_dir
+    return (
+        "Build it with `bash run_app.sh` (it generates and indexes the demo catalog when the "
+        "collection is empty), or by hand:\n\n"
+        f"    python -m model.demo_catalog --out {cat} --seed 0 --per-category 200\n"
+        f"    python -m indexer build --images {cat}/images --metadata {cat}/metadata.csv "
+        f"--checkpoint {settings.checkpoint}"
+    )
+
+
+def describe_problem(exc: BaseException, settings: Settings | None) -> str:
+    """One message for the page: what is wrong and what to do next (markdown)."""
+    uri = mask_uri(settings.effective_uri) if settings else "the configured MongoDB"
+    if isinstance(exc, DatabaseUnavailableError | pymongo.errors.PyMongoError):
+        detail = str(exc) if isinstance(exc, IndexerError) else type(exc).__name__
+        return (
+            f"**The catalog database is not reachable at `{uri}`.** {detail}\n\n"
+            "Start the embedded database with `python -m indexer.db start` (or `bash "
+            "run_app.sh`, which starts it), or set `MONGO_URI` to a running MongoDB; then "
+            "press **Retry**."
+        )
+    if isinstance(exc, EmptyCatalogError):
+        where = f"`{settings.db_name}.{settings.collection_name}`" if settings else "the catalog"
+        hint = build_hint(settings) if settings else ""
+        return f"**The catalog {where} is empty.** {exc}\n\n{hint}"
+    if isinstance(exc, FingerprintMismatchError | DimensionMismatchError):
+        ckpt = settings.checkpoint if settings else "the checkpoint"
+        return (
+            f"**The checkpoint does not match the stored vectors.** {exc}\n\n"
+            f"Either re-index the catalog with this checkpoint (`python -m indexer build ... "
+            f"--checkpoint {ckpt}`) or start the app with the checkpoint that built the index "
+            "(`bash run_app.sh --checkpoint DIR`)."
+        )
+    if isinstance(exc, SettingsError):
+        return f"**Configuration error.** {exc}\n\nFix the variable in the environment or `.env`."
+    if isinstance(exc, IndexerError):
+        return f"**Catalog error.** {exc}"
+    return f"**Unexpected error.** {type(exc).__name__}: {exc}"
+
+
+def describe_checkpoint_problem(exc: BaseException, checkpoint: Path) -> str:
+    """Message for a checkpoint that is missing or cannot be loaded."""
+    what = "does not exist" if not Path(checkpoint).exists() else "cannot be loaded"
+    return (
+        f"**The model checkpoint `{checkpoint}` {what}.** {type(exc).__name__}: {exc}\n\n"
+        "Pass `--checkpoint DIR` to run_app.sh (or set `CHECKPOINT`) to a folder saved by "
+        "`python -m model.train` or `Retriever.save`."
+    )

@@ -1,0 +1,94 @@
+"""Small real catalogs for the app's tests and smoke checks (no mocks, seconds to build).
+
+Why in app/ and not in tests/: the AppTest logic tests, the browser end-to-end test and a
+manual smoke run all need the same tiny catalog (images on disk, metadata.csv, documents
+indexed with a real tiny checkpoint), and tests/conftest.py belongs to the indexer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+COLOURS = {
+    "red": (200, 30, 40), "navy": (20, 30, 90), "green": (40, 150, 60), "yellow": (230, 200, 40),
+    "black": (20, 20, 20), "pink": (240, 150, 180), "grey": (128, 128, 128),
+    "orange": (240, 130, 30),
+}
+CATEGORIES = ("dress", "shirt", "toptee")
+
+
+@dataclass(frozen=True)
+class SmallCatalog:
+    root: Path
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / "metadata.csv"
+
+
+def draw_garment(category: str, colour: tuple[int, int, int], long_sleeves: bool,
+                 size: int = 160) -> Image.Image:
+    """A flat product-photo-like drawing: a coloured garment on a white background."""
+    img = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(img)
+    s = size / 160
+    body = {"dress": (55, 30, 105, 150), "shirt": (50, 35, 110, 120),
+            "toptee": (52, 40, 108, 110)}[category]
+    d.rectangle([v * s for v in body], fill=colour)
+    arm = 60 if long_sleeves else 25
+    top = body[1] + 2
+    d.rectangle([(body[0] - 20) * s, top * s, body[0] * s, (top + arm) * s], fill=colour)
+    d.rectangle([body[2] * s, top * s, (body[2] + 20) * s, (top + arm) * s], fill=colour)
+    if category == "dress":
+        d.polygon([(55 * s, 90 * s), (105 * s, 90 * s), (120 * s, 150 * s), (40 * s, 150 * s)],
+                  fill=colour)
+    return img
+
+
+def make_small_catalog(root: Path, colours: int = 8) -> SmallCatalog:
+    """Write ``3 * colours * 2`` items (category x colour x sleeve) in the demo catalog layout."""
+    cat = SmallCatalog(Path(root))
+    cat.images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for category in CATEGORIES:
+        for name, rgb in list(COLOURS.items())[:colours]:
+            for long_sleeves in (False, True):
+                sleeve = "long" if long_sleeves else "short"
+                item_id = f"{category}-{name}-{sleeve}"
+                draw_garment(category, rgb, long_sleeves).save(cat.images / f"{item_id}.jpg",
+                                                               quality=90)
+                rows.append({"id": item_id, "category": category,
+                             "title": f"{name.title()} {sleeve}-sleeved {category}",
+                             "color": name, "sleeve": sleeve})
+    with cat.metadata.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "category", "title", "color", "sleeve"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return cat
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def index_small_catalog(catalog: SmallCatalog, retriever, collection) -> int:
+    """Index ``catalog`` into the pymongo ``collection`` with the real indexer; returns count."""
+    from indexer.build import BuildConfig, build_index
+    from indexer.catalog import discover
+    from indexer.connect import CatalogStore
+
+    items = discover(catalog.images, [catalog.metadata])
+    store = CatalogStore.from_collection(collection)
+    report = build_index(items, retriever, store, BuildConfig(workers=0, progress=False))
+    return report.total_for_fingerprint

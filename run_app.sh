@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Serve the demo app (Streamlit) on localhost.
+#
+#   bash run_app.sh [--port N] [--catalog DIR] [--checkpoint DIR] [--seed S]
+#                   [--per-category N] [--reindex]
+#
+# First run: creates the virtual environment, starts the embedded database (when MONGO_URI is
+# unset), generates the demo catalog and indexes it (progress in this terminal), then serves.
+# Later runs reuse all of that and start in seconds. Environment (or .env): APP_PORT (8501),
+# CATALOG_DIR (data/demo_catalog), CHECKPOINT (checkpoints/demo), MONGO_URI, DB_NAME,
+# COLLECTION_NAME; flags win over the environment. Stop with Ctrl+C; the database keeps
+# running for the next start (`python -m indexer.db stop` stops it).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PORT="${APP_PORT:-8501}"
+ADDRESS="${APP_ADDRESS:-127.0.0.1}"
+BOOT_ARGS=()
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) PORT="$2"; shift 2 ;;
+    --catalog) export CATALOG_DIR="$2"; shift 2 ;;
+    --checkpoint) export CHECKPOINT="$2"; shift 2 ;;
+    --seed|--per-category) BOOT_ARGS+=("$1" "$2"); shift 2 ;;
+    --reindex) BOOT_ARGS+=("$1"); shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run_app.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+case "$PORT" in ''|*[!0-9]*) echo "run_app.sh: port must be a number, got '$PORT'" >&2; exit 2 ;; esac
+
+source scripts/ensure_venv.sh requirements.txt
+source scripts/env.sh
+PY=.venv/bin/python
+
+"$PY" -m app.bootstrap "${BOOT_ARGS[@]}"
+
+if "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('$ADDRESS', $PORT)) != 0)"; then
+  echo "run_app.sh: port $PORT is already in use; set APP_PORT or pass --port" >&2
+  exit 1
+fi
+
+"$PY" -m streamlit run app/streamlit_app.py \
+  --server.address "$ADDRESS" --server.port "$PORT" --server.headless true \
+  --server.fileWatcherType none --server.maxUploadSize 64 \
+  --browser.gatherUsageStats false --theme.base light &
+APP_PID=$!
+trap 'kill "$APP_PID" 2>/dev/null || true; wait "$APP_PID" 2>/dev/null || true' INT TERM
+for _ in $(seq 1 120); do
+  if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://$ADDRESS:$PORT/_stcore/health', timeout=1)" 2>/dev/null; then
+    echo "[app] serving at http://localhost:$PORT  (Ctrl+C to stop)"
+    break
+  fi
+  kill -0 "$APP_PID" 2>/dev/null || break
+  sleep 0.5
+done
+wait "$APP_PID"
