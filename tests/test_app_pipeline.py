@@ -1,0 +1,184 @@
+"""The app's query pipeline against a real embedded database and a tiny real model."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import numpy as np
+import pytest
+
+from app import services
+from app.history import Reference
+from app.pipeline import (
+    reference_from_document,
+    reference_from_upload,
+    run_query,
+)
+from app.testing import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
+from indexer.connect import CatalogStore
+from indexer.errors import DatabaseUnavailableError, EmptyCatalogError, FingerprintMismatchError
+from indexer.search import CatalogSearch
+from indexer.settings import load_settings
+from model import ModelConfig, build_retriever
+from model.images import ImageLoadError
+
+
+@pytest.fixture(scope="module")
+def retriever():
+    return build_retriever(ModelConfig.tiny(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    return make_small_catalog(tmp_path_factory.mktemp("catalog"), colours=4)
+
+
+@pytest.fixture(scope="module")
+def indexed(mongo_client, catalog, retriever):
+    coll = mongo_client[f"test_app_{uuid.uuid4().hex[:10]}"]["catalog"]
+    n = index_small_catalog(catalog, retriever, coll)
+    assert n == 24
+    yield coll
+    mongo_client.drop_database(coll.database.name)
+
+
+@pytest.fixture(scope="module")
+def index(indexed, retriever):
+    return CatalogSearch(CatalogStore.from_collection(indexed), retriever.fingerprint)
+
+
+def upload_ref(colour=(20, 30, 90), category="dress") -> Reference:
+    return reference_from_upload(jpeg_bytes(draw_garment(category, colour, False)), "me.jpg")
+
+
+def test_query_returns_k_ranked_documents_with_metadata(retriever, index):
+    turn = run_query(retriever, index, upload_ref(), "in red with long sleeves", k=5)
+    assert len(turn.results) == 5
+    scores = [r.score for r in turn.results]
+    assert scores == sorted(scores, reverse=True)
+    first = turn.results[0]
+    assert first.title and first.category in {"dress", "shirt", "toptee"}
+    assert set(first.attributes) == {"color", "sleeve"}
+    assert first.thumbnail[:2] == b"\xff\xd8"  # JPEG
+    assert turn.feedback == "in red with long sleeves" and turn.notes == []
+    assert turn.latency_ms > 0
+
+
+def test_scores_are_the_cosine_of_the_query_and_the_stored_vector(retriever, index):
+    ref = upload_ref()
+    turn = run_query(retriever, index, ref, "shorter", k=3)
+    q = retriever.encode_query(ref.image, "shorter")
+    vec = index.vectors[list(index.ids).index(turn.results[0].item_id)]
+    assert turn.results[0].score == pytest.approx(float(q @ vec), abs=1e-5)
+
+
+def test_category_filter_only_returns_that_category(retriever, index):
+    turn = run_query(retriever, index, upload_ref(), "navy", k=50, category="shirt")
+    assert len(turn.results) == 8
+    assert {r.category for r in turn.results} == {"shirt"}
+
+
+def test_empty_feedback_searches_by_image_and_says_so(retriever, index):
+    turn = run_query(retriever, index, upload_ref(), "   ", k=3)
+    assert turn.feedback == "" and len(turn.results) == 3
+    assert any("image alone" in n for n in turn.notes)
+
+
+def test_long_feedback_is_truncated_and_reported(retriever, index):
+    turn = run_query(retriever, index, upload_ref(), "much darker " * 100, k=3)
+    assert len(turn.feedback) <= 300
+    assert any("characters" in n for n in turn.notes)
+
+
+def test_a_catalog_reference_is_left_out_of_its_own_results(retriever, index, catalog):
+    doc = index.fetch(["dress-red-short"])[0]
+    ref = reference_from_document(doc)
+    turn = run_query(retriever, index, ref, "", k=23)
+    ids = [r.item_id for r in turn.results]
+    assert "dress-red-short" not in ids and len(ids) == 23
+
+
+def test_catalog_reference_uses_the_full_image_when_present(index, catalog):
+    ref = reference_from_document(index.fetch(["shirt-navy-long"])[0])
+    assert ref.kind == "catalog" and ref.key == "shirt-navy-long"
+    assert ref.image.size == (160, 160)  # the file, not the ~128 px thumbnail
+
+
+def test_catalog_reference_falls_back_to_the_thumbnail_when_the_file_is_gone(index):
+    doc = dict(index.fetch(["toptee-green-short"])[0])
+    doc["image_path"] = "/nonexistent/toptee-green-short.jpg"
+    ref = reference_from_document(doc)
+    assert max(ref.image.size) < 160 and ref.thumbnail == bytes(doc["thumbnail"])
+
+
+def test_catalog_reference_without_image_or_thumbnail_is_a_clear_error():
+    with pytest.raises(ImageLoadError, match="re-index"):
+        reference_from_document({"_id": "x", "image_path": "/nonexistent.jpg"})
+
+
+@pytest.mark.parametrize("data, match", [
+    (b"", "empty|zero|0 bytes"),
+    (b"this is not an image at all", "image"),
+    (jpeg_bytes(draw_garment("dress", (1, 2, 3), True))[:300], "truncated|corrupt|incomplete"),
+])
+def test_bad_uploads_raise_image_load_error(data, match):
+    with pytest.raises(ImageLoadError, match=f"(?i){match}"):
+        reference_from_upload(data, "bad.jpg")
+
+
+def test_upload_over_the_byte_limit_is_refused():
+    data = jpeg_bytes(draw_garment("dress", (1, 2, 3), True))
+    with pytest.raises(ImageLoadError):
+        reference_from_upload(data, "big.jpg", max_bytes=len(data) - 1)
+
+
+def test_open_index_reports_an_empty_catalog(mongo_env, retriever):
+    settings = load_settings(mongo_env, env_file="/nonexistent")
+    with pytest.raises(EmptyCatalogError):
+        services.open_index(settings, retriever.fingerprint)
+    msg = services.describe_problem(EmptyCatalogError("empty"), settings)
+    assert "python -m indexer build" in msg and settings.collection_name in msg
+
+
+def test_open_index_reports_a_checkpoint_that_does_not_match(indexed, mongo_env):
+    env = {**mongo_env, "DB_NAME": indexed.database.name, "COLLECTION_NAME": indexed.name}
+    settings = load_settings(env, env_file="/nonexistent")
+    other = build_retriever(ModelConfig.tiny(), seed=1)
+    with pytest.raises(FingerprintMismatchError) as err:
+        services.open_index(settings, other.fingerprint)
+    msg = services.describe_problem(err.value, settings)
+    assert "re-index" in msg.lower() and "--checkpoint" in msg
+
+
+def test_open_index_reports_a_database_that_is_down():
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        uri = f"mongodb://127.0.0.1:{s.getsockname()[1]}"
+    settings = load_settings({"MONGO_URI": uri}, env_file="/nonexistent")
+    with pytest.raises(DatabaseUnavailableError) as err:
+        services.open_index(settings, "abc")
+    msg = services.describe_problem(err.value, settings)
+    assert uri in msg and "python -m indexer.db start" in msg
+
+
+def test_random_item_respects_the_category(index):
+    import random
+
+    rng = random.Random(0)
+    picks = {services.random_item_id(index, "toptee", rng) for _ in range(20)}
+    assert picks and all(p.startswith("toptee-") for p in picks)
+    assert services.random_item_id(index, "no-such-category", rng) is None
+
+
+def test_app_config_reads_upload_limit_and_top_k(mongo_env):
+    cfg = services.load_app_config({**mongo_env, "APP_MAX_UPLOAD_MB": "2", "APP_TOP_K": "7"})
+    assert cfg.max_upload_bytes == 2 * 2**20 and cfg.default_k == 7
+    with pytest.raises(Exception, match="APP_TOP_K"):
+        services.load_app_config({**mongo_env, "APP_TOP_K": "many"})
+
+
+def test_query_vector_is_unit_length(retriever):
+    # The pipeline relies on inner product == cosine.
+    v = retriever.encode_query(upload_ref().image, "red")
+    assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-4)
