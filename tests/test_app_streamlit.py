@@ -1,0 +1,245 @@
+"""The page's logic with Streamlit's AppTest: real tiny model, real embedded database.
+
+Each test drives the script the way a shopper would (upload, type, click) and asserts what
+the page shows; the browser test (test_app_e2e.py) covers what AppTest cannot (Enter key,
+real uploads, rendering).
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.testing import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
+from model import ModelConfig, build_retriever
+
+SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+TIMEOUT = 60  # first run loads the model; later runs take well under a second
+
+
+@pytest.fixture(scope="module")
+def retriever():
+    return build_retriever(ModelConfig.tiny(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, retriever) -> Path:
+    path = tmp_path_factory.mktemp("ckpt")
+    retriever.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def indexed(mongo_client, tmp_path_factory, retriever):
+    catalog = make_small_catalog(tmp_path_factory.mktemp("catalog"), colours=4)
+    coll = mongo_client[f"test_app_{uuid.uuid4().hex[:10]}"]["catalog"]
+    assert index_small_catalog(catalog, retriever, coll) == 24
+    yield coll
+    mongo_client.drop_database(coll.database.name)
+
+
+@pytest.fixture
+def app_env(monkeypatch, mongo_server, indexed, checkpoint, tmp_path):
+    env = {
+        "MONGO_URI": mongo_server.uri + "/?directConnection=true",
+        "DB_NAME": indexed.database.name,
+        "COLLECTION_NAME": indexed.name,
+        "CHECKPOINT": str(checkpoint),
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("APP_MAX_UPLOAD_MB", "APP_TOP_K", "CATALOG_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    return env
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(SCRIPT, default_timeout=TIMEOUT)
+
+
+def garment_jpeg() -> bytes:
+    return jpeg_bytes(draw_garment("shirt", (20, 30, 90), False, size=200))
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page wrote, as one string (for 'the page says X' assertions)."""
+    parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error)]
+    return "\n".join(str(p) for p in parts)
+
+
+def uploaded(at: AppTest, data: bytes, name: str = "shirt.jpg", mime="image/jpeg") -> AppTest:
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    return at.run()
+
+
+def search(at: AppTest, feedback: str) -> AppTest:
+    at.text_input(key="feedback").input(feedback)
+    at.button(key="search").click()
+    return at.run()
+
+
+def result_buttons(at: AppTest) -> list:
+    return [b for b in at.button if b.key and b.key.startswith("refine_")]
+
+
+def test_page_loads_with_catalog_facts_in_the_sidebar(app_env, retriever):
+    at = new_app().run()
+    assert not at.exception
+    assert at.sidebar.metric[0].value == "24"
+    side = "\n".join(c.value for c in at.sidebar.caption)
+    assert retriever.fingerprint in side and "UTC" in side
+    assert at.sidebar.selectbox(key="category").options == [
+        "All categories", "dress (8)", "shirt (8)", "toptee (8)"]
+    assert "Upload a photo" in texts(at)
+    assert at.text_input(key="feedback").disabled  # nothing to search from yet
+
+
+def test_upload_type_and_search_shows_a_grid_of_results(app_env):
+    at = uploaded(new_app().run(), garment_jpeg())
+    assert not at.exception and not at.error
+    at = search(at, "navy with long sleeves")
+    assert not at.exception and not at.error
+    assert len(result_buttons(at)) == 12  # default top-K
+    page = texts(at)
+    assert "12 results for \"navy with long sleeves\"" in page
+    assert "score" in page and "color:" in page and "sleeve:" in page
+    history = at.session_state["history"]
+    assert len(history.turns) == 1 and history.turns[0].feedback == "navy with long sleeves"
+
+
+def test_refine_from_a_result_then_search_again_builds_a_two_step_chain(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+    first = result_buttons(at)[2]
+    chosen_id = first.key.removeprefix("refine_")
+    at = first.click().run()
+    assert not at.exception
+    history = at.session_state["history"]
+    assert history.reference.key == chosen_id and history.reference.kind == "catalog"
+    assert at.text_input(key="feedback").value == ""  # ready for the next change
+    assert result_buttons(at) == []  # the old results are no longer on display
+    at = search(at, "with long sleeves")
+    history = at.session_state["history"]
+    assert [t.feedback for t in history.turns] == ["red", "with long sleeves"]
+    assert history.turns[0].chosen.item_id == chosen_id
+    assert chosen_id not in [b.key.removeprefix("refine_") for b in result_buttons(at)]
+    page = texts(at)
+    assert "Step 1." in page and "Step 2." in page and '"with long sleeves"' in page
+
+
+def test_go_back_to_step_one_restores_its_feedback_and_results(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+    step1_ids = [b.key for b in result_buttons(at)]
+    at = result_buttons(at)[0].click().run()
+    at = search(at, "shorter")
+    at = at.button(key="back_0").click().run()
+    assert not at.exception
+    history = at.session_state["history"]
+    assert len(history.turns) == 1 and history.turns[0].chosen is None
+    assert at.text_input(key="feedback").value == "red"
+    assert [b.key for b in result_buttons(at)] == step1_ids
+
+
+def test_search_by_pressing_enter_is_a_form_submit(app_env):
+    # AppTest cannot press Enter; the feedback box must be inside the form whose submit button
+    # is Search, which is what makes Enter submit in the browser (checked in test_app_e2e).
+    at = uploaded(new_app().run(), garment_jpeg())
+    assert at.text_input(key="feedback").form_id == at.button(key="search").form_id != ""
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("broken.jpg", b"\xff\xd8\xff\xe0 definitely not a jpeg", "broken.jpg** cannot be used"),
+    ("empty.png", b"", "empty.png** cannot be used"),
+    ("notes.jpg", b"hello, I am a text file\n" * 20, "notes.jpg** cannot be used"),
+])
+def test_bad_upload_gets_a_message_and_the_session_keeps_working(app_env, name, data, expected):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+    at = uploaded(at, data, name)
+    assert not at.exception
+    assert any(expected in e.value for e in at.error)
+    history = at.session_state["history"]
+    assert history.reference.label == "shirt.jpg" and len(history.turns) == 1  # kept
+    at = search(at, "blue")  # still searchable
+    assert len(result_buttons(at)) == 12 and not at.exception
+
+
+def test_upload_over_the_size_limit_is_refused_with_the_limit(app_env, monkeypatch):
+    monkeypatch.setenv("APP_MAX_UPLOAD_MB", "0.001")  # about 1 KB
+    at = uploaded(new_app().run(), garment_jpeg(), "huge.jpg")
+    assert not at.exception
+    assert any("huge.jpg" in e.value and "the limit is" in e.value for e in at.error)
+    assert at.session_state["history"].reference is None
+
+
+def test_empty_feedback_searches_by_image_and_says_so(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "   ")
+    assert any("image alone" in i.value for i in at.info)
+    assert len(result_buttons(at)) == 12
+
+
+def test_very_long_feedback_is_truncated_and_says_so(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "make it darker and " * 60)
+    assert any("only the first" in i.value and "300" in i.value for i in at.info)
+    assert len(at.session_state["history"].turns[0].feedback) <= 300
+
+
+def test_top_k_and_category_filter_apply_to_the_results_on_display(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+    at.sidebar.slider(key="top_k").set_value(5)
+    at.sidebar.selectbox(key="category").set_value("dress")
+    at = at.run()
+    turn = at.session_state["history"].open_turn
+    assert len(result_buttons(at)) == 5 and turn.k == 5
+    assert {r.category for r in turn.results} == {"dress"} and turn.feedback == "red"
+
+
+def test_random_catalog_item_becomes_the_reference(app_env):
+    at = new_app().run()
+    at.sidebar.selectbox(key="category").set_value("toptee")
+    at = at.run()
+    at = at.button(key="random").click().run()
+    ref = at.session_state["history"].reference
+    assert ref.kind == "catalog" and ref.key.startswith("toptee-")
+    at = search(at, "")
+    assert ref.key not in [b.key.removeprefix("refine_") for b in result_buttons(at)]
+
+
+def test_empty_catalog_says_how_to_build_it(app_env, monkeypatch, mongo_collection):
+    monkeypatch.setenv("DB_NAME", mongo_collection.database.name)
+    monkeypatch.setenv("COLLECTION_NAME", mongo_collection.name)
+    at = new_app().run()
+    assert not at.exception
+    msg = at.error[0].value
+    assert "is empty" in msg and "python -m indexer build" in msg and "run_app.sh" in msg
+    assert at.button(key="retry")
+
+
+def test_database_down_says_which_uri_and_how_to_start_it(app_env, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        uri = f"mongodb://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MONGO_URI", uri)
+    at = new_app().run()
+    assert not at.exception
+    msg = at.error[0].value
+    assert uri in msg and "python -m indexer.db start" in msg
+
+
+def test_checkpoint_that_does_not_match_the_vectors_is_explained(app_env, monkeypatch, tmp_path):
+    build_retriever(ModelConfig.tiny(), seed=7).save(tmp_path / "other")
+    monkeypatch.setenv("CHECKPOINT", str(tmp_path / "other"))
+    at = new_app().run()
+    assert not at.exception
+    msg = at.error[0].value
+    assert "does not match the stored vectors" in msg and "--checkpoint" in msg
+
+
+def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("CHECKPOINT", str(tmp_path / "nowhere"))
+    at = new_app().run()
+    assert not at.exception
+    assert "does not exist" in at.error[0].value and "--checkpoint" in at.error[0].value
