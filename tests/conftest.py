@@ -55,10 +55,77 @@ def mongo_collection(mongo_client: pymongo.MongoClient):
 
 @pytest.fixture
 def mongo_env(mongo_server: EmbeddedServer, mongo_collection, tmp_path: Path) -> dict[str, str]:
-    """Environment variables naming ``mongo_collection`` (for load_settings and CLI subprocesses)."""
+    """Environment naming ``mongo_collection`` (for load_settings and CLI subprocesses)."""
     return {
         "MONGO_URI": mongo_server.uri + "/?directConnection=true",
         "DB_NAME": mongo_collection.database.name,
         "COLLECTION_NAME": mongo_collection.name,
         "DATA_DIR": str(tmp_path / "data"),
     }
+
+
+CATALOG_COLOURS = {"red": (200, 40, 40), "navy": (20, 30, 110), "green": (40, 150, 60),
+                   "yellow": (230, 210, 40)}
+CATALOG_CATEGORIES = ("dress", "shirt", "toptee")
+
+
+def draw_item(path: Path, category: str, colour: str, seed: int, size: int = 256) -> None:
+    """A small deterministic product-like JPEG: a coloured garment shape on a light background."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (size, size), (245, 245, 245))
+    d = ImageDraw.Draw(img)
+    rgb = CATALOG_COLOURS[colour]
+    w = size // 4 + (seed * 7) % (size // 4)
+    top = size // 8 + (seed * 3) % (size // 8)
+    if category == "dress":
+        d.polygon([(size / 2 - w / 2, top), (size / 2 + w / 2, top), (size / 2 + w, size - 20),
+                   (size / 2 - w, size - 20)], fill=rgb)
+    else:
+        bottom = size - 40 if category == "shirt" else size * 2 // 3
+        d.rectangle([size / 2 - w / 2, top, size / 2 + w / 2, bottom], fill=rgb)
+        d.rectangle([size / 2 - w, top, size / 2 + w, top + size // 8], fill=rgb)
+    for k in range(seed % 5):  # stripes make items distinct within a colour
+        y = top + 10 + 12 * k
+        d.line([(size / 2 - w / 2, y), (size / 2 + w / 2, y)], fill=(255, 255, 255), width=3)
+    img.save(path, format="JPEG", quality=90)
+
+
+def write_catalog(root: Path, n: int, size: int = 256) -> list[str]:
+    """Generated catalog in the project layout: root/images/*.jpg + root/metadata.csv."""
+    import csv
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    colours = list(CATALOG_COLOURS)
+    ids = []
+    with open(root / "metadata.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "category", "title", "colour", "stripes"])
+        for i in range(n):
+            cat, colour = CATALOG_CATEGORIES[i % 3], colours[(i // 3) % len(colours)]
+            item_id = f"item{i:04d}"
+            draw_item(root / "images" / f"{item_id}.jpg", cat, colour, i, size)
+            w.writerow([item_id, cat, f"{colour} {cat} #{i}", colour, str(i % 5)])
+            ids.append(item_id)
+    return ids
+
+
+@pytest.fixture(scope="session")
+def tiny_retriever():
+    """A small randomly initialised real retriever (model.build_retriever, tiny config)."""
+    from model import ModelConfig, build_retriever
+
+    return build_retriever(ModelConfig.tiny(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_retriever, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_retriever`` saved as a checkpoint directory (for --checkpoint and load_retriever)."""
+    return tiny_retriever.save(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A read-only generated catalog of 24 items (8 per category, 256 px JPEGs)."""
+    root = tmp_path_factory.mktemp("catalog")
+    return root, write_catalog(root, 24)

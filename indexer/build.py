@@ -1,0 +1,231 @@
+"""Index a catalog: embed every image that is new or changed and upsert it into MongoDB.
+
+Idempotent and resumable by construction: ``_id`` is the item id, each batch is written with
+upserts as soon as it is embedded, and an item whose stored ``sha256`` (of the file bytes) and
+``model`` (retriever fingerprint) match is skipped before any decoding. A run killed at any
+point therefore leaves only complete documents, and the next run embeds just the remainder.
+Shards (``--shard i/n``) partition ids by a stable hash, so n workers never touch the same
+document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from bson import ObjectId
+from pymongo import ReplaceOne, UpdateOne
+from tqdm import tqdm
+
+from indexer.catalog import Catalog, CatalogItem
+from indexer.connect import CatalogStore
+from indexer.errors import DimensionMismatchError
+from indexer.pipeline import batches
+from indexer.vectors import to_binary
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDED_FAILURES = 1000  # failures listed in the build record (all are counted)
+LOOKUP_CHUNK = 2000  # ids per $in query when looking up what is already stored
+
+
+class TargetEncoder(Protocol):
+    """What the indexer needs from a retriever (model.Retriever satisfies it)."""
+
+    fingerprint: str
+    dim: int
+
+    def preprocess(self, image): ...
+
+    def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    batch_size: int = 32  # images per model forward and per bulk write
+    workers: int = 2  # DataLoader decode processes (0 = decode in the main process)
+    replace: bool = False  # delete vectors of another dimension instead of refusing
+    hash_threads: int = 4  # threads hashing files (I/O bound)
+    progress: bool = True  # tqdm bar
+    description: dict = field(default_factory=dict)  # extra fields for the build record
+
+
+@dataclass
+class BuildReport:
+    build_id: str
+    fingerprint: str
+    dim: int
+    seen: int = 0
+    embedded: int = 0
+    skipped: int = 0  # already stored with the same content hash and fingerprint
+    metadata_updated: int = 0  # same image, changed title/category/attributes
+    failed: int = 0
+    failures: list[dict] = field(default_factory=list)
+    replaced_other_dim: int = 0
+    seconds: float = 0.0
+    total_for_fingerprint: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in
+                ("seen", "embedded", "skipped", "metadata_updated", "failed")}
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_dimension(store: CatalogStore, dim: int, replace: bool) -> int:
+    """Refuse (or with replace, delete) stored vectors whose dimension differs from ``dim``."""
+    other = {"dim": {"$exists": True, "$ne": dim}}
+    n = store.items.count_documents(other)
+    if not n:
+        return 0
+    sample = store.items.find_one(other, {"dim": 1, "model": 1})
+    if not replace:
+        raise DimensionMismatchError(
+            f"{store.items.full_name} already holds {n} vectors of dimension {sample['dim']} "
+            f"(model {sample['model']}), but this checkpoint makes {dim}-dimensional vectors. "
+            "Re-run with --replace to delete those documents and re-index them, or set "
+            "COLLECTION_NAME to index into another collection."
+        )
+    log.warning("--replace: deleting %d documents with vectors of dimension != %d", n, dim)
+    return store.items.delete_many(other).deleted_count
+
+
+def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
+                config: BuildConfig = BuildConfig()) -> BuildReport:
+    """Embed and upsert every new or changed item of ``catalog``; record the build."""
+    t0 = time.monotonic()
+    fp, dim = encoder.fingerprint, int(encoder.dim)
+    report = BuildReport(build_id=str(ObjectId()), fingerprint=fp, dim=dim,
+                         seen=len(catalog.items))
+    report.replaced_other_dim = check_dimension(store, dim, config.replace)
+    for item_id, path, reason in catalog.problems:
+        _fail(report, item_id, path, reason)
+    build_doc = {"_id": ObjectId(report.build_id), "status": "running", "fingerprint": fp,
+                 "dim": dim, "collection": store.items.full_name, "started_at": _now(),
+                 **config.description}
+    store.builds.insert_one(build_doc)
+    store.builds.create_index([("status", 1), ("finished_at", -1)])
+
+    todo, updates = _plan(catalog.items, store, fp, config, report)
+    if updates:
+        store.items.bulk_write(updates, ordered=False)
+    log.info("%d items: %d to embed, %d unchanged, %d metadata-only updates, %d failed",
+             report.seen, len(todo), report.skipped, report.metadata_updated, report.failed)
+    if todo:
+        _embed_and_write(todo, encoder, store, config, report)
+
+    report.seconds = time.monotonic() - t0
+    report.total_for_fingerprint = store.items.count_documents({"model": fp})
+    store.builds.update_one({"_id": build_doc["_id"]}, {"$set": {
+        "status": "done", "finished_at": _now(), "seconds": round(report.seconds, 3),
+        "counts": report.counts(), "failures": report.failures,
+        "replaced_other_dim": report.replaced_other_dim,
+        "total_for_fingerprint": report.total_for_fingerprint,
+    }})
+    return report
+
+
+def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: BuildConfig,
+          report: BuildReport) -> tuple[list[tuple[CatalogItem, str]], list[UpdateOne]]:
+    """Hash files and compare with what is stored: (to embed with hash, metadata updates)."""
+    with ThreadPoolExecutor(config.hash_threads) as pool:
+        hashes = list(tqdm(pool.map(_safe_hash, [it.image_path for it in items]),
+                           total=len(items), desc="hashing", unit="img",
+                           disable=not config.progress or len(items) < 5000))
+    stored: dict[str, dict] = {}
+    fields = {"sha256": 1, "model": 1, "category": 1, "title": 1, "attributes": 1,
+              "image_path": 1}
+    ids = [it.id for it in items]
+    for i in range(0, len(ids), LOOKUP_CHUNK):
+        for doc in store.items.find({"_id": {"$in": ids[i:i + LOOKUP_CHUNK]}}, fields):
+            stored[doc["_id"]] = doc
+    todo, updates = [], []
+    for item, digest in zip(items, hashes, strict=True):
+        if isinstance(digest, Exception):
+            _fail(report, item.id, str(item.image_path), f"{type(digest).__name__}: {digest}")
+            continue
+        doc = stored.get(item.id)
+        if doc is None or doc.get("sha256") != digest or doc.get("model") != fp:
+            todo.append((item, digest))
+            continue
+        meta = _metadata(item)
+        if any(doc.get(k) != v for k, v in meta.items()):
+            updates.append(UpdateOne({"_id": item.id}, {"$set": meta}))
+            report.metadata_updated += 1
+        else:
+            report.skipped += 1
+    return todo, updates
+
+
+def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder,
+                     store: CatalogStore, config: BuildConfig, report: BuildReport) -> None:
+    loader = batches([it.image_path for it, _ in todo], encoder.preprocess, config.batch_size,
+                     config.workers)
+    bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
+    for batch in loader:
+        for pos, reason in batch.failed:
+            item = todo[pos][0]
+            _fail(report, item.id, str(item.image_path), reason)
+        if batch.ok:
+            vectors = encoder.encode_target_tensors(batch.tensors)
+            now = _now()
+            ops = [ReplaceOne({"_id": todo[pos][0].id},
+                              _document(todo[pos][0], todo[pos][1], thumb, vec, encoder, now),
+                              upsert=True)
+                   for pos, thumb, vec in zip(batch.ok, batch.thumbnails, vectors, strict=True)]
+            store.items.bulk_write(ops, ordered=False)
+            report.embedded += len(ops)
+        bar.update(len(batch.ok) + len(batch.failed))
+    bar.close()
+
+
+def _document(item: CatalogItem, digest: str, thumbnail: bytes, vector: np.ndarray,
+              encoder: TargetEncoder, now: dt.datetime) -> dict:
+    return {"_id": item.id, **_metadata(item), "sha256": digest, "thumbnail": thumbnail,
+            "embedding": to_binary(vector), "model": encoder.fingerprint,
+            "dim": int(encoder.dim), "indexed_at": now}
+
+
+def _metadata(item: CatalogItem) -> dict:
+    return {"category": item.category, "title": item.title, "attributes": dict(item.attributes),
+            "image_path": str(item.image_path.resolve())}
+
+
+def _safe_hash(path) -> str | Exception:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        return exc
+
+
+def _fail(report: BuildReport, item_id: str, path: str, reason: str) -> None:
+    report.failed += 1
+    if len(report.failures) < MAX_RECORDED_FAILURES:
+        report.failures.append({"id": item_id, "path": path, "error": reason})
+    log.debug("skipped %s (%s): %s", item_id, path, reason)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def report_dict(report: BuildReport) -> dict:
+    return {**asdict(report), "images_per_s": round(report.images_per_s, 1)}

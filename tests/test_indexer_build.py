@@ -1,0 +1,260 @@
+"""Indexer builds against the real embedded server: schema, idempotence, changed images, bad
+files, dimension conflicts, a SIGKILLed run resumed, and shards equal to one full build."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bson import ObjectId
+from bson.binary import Binary
+from conftest import REPO_ROOT, draw_item, free_port, write_catalog
+from PIL import Image
+
+from indexer.build import BuildConfig, build_index
+from indexer.catalog import discover
+from indexer.connect import CatalogStore
+from indexer.errors import DimensionMismatchError
+from indexer.vectors import from_binary
+from model import load_retriever
+from model.images import load_image
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_checkpoint):
+    return load_retriever(tiny_checkpoint)
+
+
+class CountingEncoder:
+    """The real encoder, counting how many images it was asked to preprocess (decode proof)."""
+
+    def __init__(self, inner):
+        self.inner, self.preprocessed = inner, 0
+        self.fingerprint, self.dim = inner.fingerprint, inner.dim
+
+    def preprocess(self, image):
+        self.preprocessed += 1
+        return self.inner.preprocess(image)
+
+    def encode_target_tensors(self, x):
+        return self.inner.encode_target_tensors(x)
+
+
+class TruncatedEncoder(CountingEncoder):
+    """A real encoder of another dimension (first dims of the tiny model, renormalised)."""
+
+    def __init__(self, inner, dim: int):
+        super().__init__(inner)
+        self.dim, self.fingerprint = dim, f"{inner.fingerprint}-d{dim}"
+
+    def encode_target_tensors(self, x):
+        v = self.inner.encode_target_tensors(x)[:, : self.dim]
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def quiet(**kw) -> BuildConfig:
+    return BuildConfig(progress=False, workers=0, batch_size=8, **kw)
+
+
+def run_cli(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "indexer", *args], cwd=REPO_ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def test_build_stores_documents_of_the_design_schema(small_catalog, encoder, mongo_collection):
+    root, ids = small_catalog
+    store = CatalogStore.from_collection(mongo_collection)
+    report = build_index(discover(root / "images"), encoder, store, quiet())
+    assert (report.seen, report.embedded, report.failed) == (24, 24, 0)
+    assert sorted(d["_id"] for d in mongo_collection.find({}, {"_id": 1})) == ids
+
+    doc = mongo_collection.find_one({"_id": "item0004"})
+    assert doc["category"] == "shirt" and doc["title"] == "navy shirt #4"
+    assert doc["attributes"] == {"colour": "navy", "stripes": "4"}
+    assert doc["model"] == encoder.fingerprint and doc["dim"] == encoder.dim
+    assert isinstance(doc["embedding"], Binary) and doc["embedding"].subtype == 9
+    expected = encoder.encode_targets([load_image(root / "images" / "item0004.jpg")])[0]
+    np.testing.assert_allclose(from_binary(doc["embedding"]), expected, atol=1e-5)
+    thumb = Image.open(io.BytesIO(doc["thumbnail"]))
+    assert thumb.format == "JPEG" and max(thumb.size) == 128
+    assert len(doc["sha256"]) == 64 and Path(doc["image_path"]).name == "item0004.jpg"
+
+    record = store.builds.find_one({"_id": ObjectId(report.build_id)})
+    assert record["status"] == "done" and record["counts"]["embedded"] == 24
+    assert record["total_for_fingerprint"] == 24
+
+
+def test_rerun_embeds_nothing_and_a_changed_image_is_reembedded(tmp_path, encoder,
+                                                                mongo_collection):
+    write_catalog(tmp_path, 12)
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(tmp_path / "images"), encoder, store, quiet())
+    before = from_binary(mongo_collection.find_one({"_id": "item0003"})["embedding"]).copy()
+
+    counting = CountingEncoder(encoder)
+    again = build_index(discover(tmp_path / "images"), counting, store, quiet())
+    assert (again.embedded, again.skipped, counting.preprocessed) == (0, 12, 0)
+
+    draw_item(tmp_path / "images" / "item0003.jpg", "dress", "green", seed=99)
+    counting = CountingEncoder(encoder)
+    changed = build_index(discover(tmp_path / "images"), counting, store, quiet())
+    assert (changed.embedded, changed.skipped, counting.preprocessed) == (1, 11, 1)
+    after = from_binary(mongo_collection.find_one({"_id": "item0003"})["embedding"])
+    assert not np.allclose(before, after)
+    assert mongo_collection.count_documents({}) == 12
+
+
+def test_metadata_change_updates_without_reembedding(tmp_path, encoder, mongo_collection):
+    write_catalog(tmp_path, 6)
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(tmp_path / "images"), encoder, store, quiet())
+    csv = tmp_path / "metadata.csv"
+    csv.write_text(csv.read_text().replace("red dress #0", "crimson dress #0"))
+    counting = CountingEncoder(encoder)
+    report = build_index(discover(tmp_path / "images"), counting, store, quiet())
+    assert (report.metadata_updated, report.embedded, counting.preprocessed) == (1, 0, 0)
+    assert mongo_collection.find_one({"_id": "item0000"})["title"] == "crimson dress #0"
+
+
+def test_corrupt_and_non_image_files_are_skipped_counted_and_listed(tmp_path, encoder,
+                                                                    mongo_collection):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(5):
+        draw_item(images / f"good{i}.jpg", "shirt", "red", i)
+    (images / "empty.jpg").write_bytes(b"")
+    good = (images / "good0.jpg").read_bytes()
+    (images / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (images / "notes.png").write_text("this is not an image")
+    (images / "README.txt").write_text("ignored: no image extension")
+
+    store = CatalogStore.from_collection(mongo_collection)
+    catalog = discover(images, category="shirt")
+    report = build_index(catalog, encoder, store, quiet())
+    assert catalog.ignored_files == 1
+    assert (report.embedded, report.failed) == (5, 3)
+    assert sorted(f["id"] for f in report.failures) == ["empty", "notes", "truncated"]
+    assert all(f["error"] for f in report.failures)
+    record = store.builds.find_one({"status": "done"})
+    assert sorted(f["id"] for f in record["failures"]) == ["empty", "notes", "truncated"]
+    assert record["counts"]["failed"] == 3
+    assert mongo_collection.count_documents({}) == 5
+
+
+def test_other_dimension_is_refused_unless_replace(tmp_path, encoder, mongo_collection):
+    write_catalog(tmp_path, 6)
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(tmp_path / "images"), encoder, store, quiet())
+    small = TruncatedEncoder(encoder, 16)
+    with pytest.raises(DimensionMismatchError, match=r"dimension 32.*16-dimensional.*--replace"):
+        build_index(discover(tmp_path / "images"), small, store, quiet())
+    assert mongo_collection.count_documents({"dim": 32}) == 6  # nothing lost
+
+    report = build_index(discover(tmp_path / "images"), small, store, quiet(replace=True))
+    assert report.replaced_other_dim == 6 and report.embedded == 6
+    assert mongo_collection.count_documents({}) == mongo_collection.count_documents({"dim": 16})
+
+
+def _ids_and_vectors(collection) -> dict[str, np.ndarray]:
+    return {d["_id"]: from_binary(d["embedding"]) for d in collection.find({}, {"embedding": 1})}
+
+
+@pytest.mark.slow
+def test_build_killed_part_way_then_rerun_has_no_loss_and_no_duplicates(
+        tmp_path, tiny_checkpoint, mongo_env, mongo_collection):
+    ids = write_catalog(tmp_path, 100, size=160)
+    args = ["build", "--images", str(tmp_path / "images"), "--checkpoint", str(tiny_checkpoint),
+            "--batch", "2", "--workers", "0", "--no-progress", "--json"]
+    proc = subprocess.Popen([sys.executable, "-m", "indexer", *args], cwd=REPO_ROOT,
+                            env={**os.environ, **mongo_env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        stored = mongo_collection.count_documents({})
+        if stored >= 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    at_kill = mongo_collection.count_documents({})
+    assert 0 < at_kill < len(ids)
+
+    r = run_cli(args, mongo_env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["skipped"] >= at_kill and report["embedded"] + report["skipped"] == len(ids)
+    assert sorted(_ids_and_vectors(mongo_collection)) == ids
+    assert mongo_collection.count_documents({}) == len(ids)
+
+
+@pytest.mark.slow
+def test_two_shards_together_equal_one_full_build(tmp_path, tiny_checkpoint, encoder, mongo_env,
+                                                  mongo_collection, mongo_client):
+    write_catalog(tmp_path, 30)
+    args = ["build", "--images", str(tmp_path / "images"), "--checkpoint", str(tiny_checkpoint),
+            "--workers", "0", "--no-progress", "--json"]
+    shards = [subprocess.Popen([sys.executable, "-m", "indexer", *args, "--shard", f"{i}/2"],
+                               cwd=REPO_ROOT, env={**os.environ, **mongo_env},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in shards]
+    assert [p.returncode for p in shards] == [0, 0], [o[1][-2000:] for o in outs]
+    embedded = [json.loads(o[0].strip().splitlines()[-1])["embedded"] for o in outs]
+    assert sum(embedded) == 30 and min(embedded) > 0
+
+    full = mongo_client[mongo_collection.database.name]["full"]
+    build_index(discover(tmp_path / "images"), encoder, CatalogStore.from_collection(full),
+                quiet())
+    sharded, whole = _ids_and_vectors(mongo_collection), _ids_and_vectors(full)
+    assert sorted(sharded) == sorted(whole)
+    for item_id, vec in whole.items():
+        np.testing.assert_allclose(sharded[item_id], vec, atol=1e-5)
+    fields = {"embedding": 0, "indexed_at": 0, "thumbnail": 0}
+    assert sorted(mongo_collection.find({}, fields), key=lambda d: d["_id"]) == sorted(
+        full.find({}, fields), key=lambda d: d["_id"])
+
+
+def test_cli_unreachable_database_fails_fast_with_masked_uri(tmp_path):
+    env = {"MONGO_URI": f"mongodb://shop:hunter2@127.0.0.1:{free_port()}"}
+    t0 = time.monotonic()
+    r = run_cli(["build", "--images", str(tmp_path)], env)
+    assert r.returncode == 2 and time.monotonic() - t0 < 30
+    assert "shop:***@127.0.0.1" in r.stderr and "hunter2" not in r.stderr + r.stdout
+    assert "Hint" in r.stderr
+
+
+def test_cli_build_stats_and_drop(small_catalog, tiny_checkpoint, mongo_env, mongo_collection,
+                                  tmp_path):
+    root, _ = small_catalog
+    shutil.copytree(root, tmp_path / "cat")
+    (tmp_path / "cat" / "images" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with open(tmp_path / "cat" / "metadata.csv", "a") as fh:
+        fh.write("broken,dress,a broken file,red,0\n")
+    r = run_cli(["build", "--images", str(tmp_path / "cat" / "images"), "--checkpoint",
+                 str(tiny_checkpoint), "--no-progress"], mongo_env)
+    assert r.returncode == 0, r.stderr
+    assert "24 embedded" in r.stdout and "1 failed" in r.stdout
+    assert "skipped broken" in r.stdout
+
+    r = run_cli(["stats", "--json"], mongo_env)
+    stats = json.loads(r.stdout)
+    assert stats["per_category"] == {"dress": 8, "shirt": 8, "toptee": 8}
+    assert list(stats["per_fingerprint"].values()) == [24]
+    assert stats["last_build"]["counts"]["failed"] == 1
+
+    r = run_cli(["drop"], mongo_env)
+    assert r.returncode == 2 and mongo_collection.count_documents({}) == 24
+    r = run_cli(["drop", "--yes"], mongo_env)
+    assert r.returncode == 0 and mongo_collection.count_documents({}) == 0
