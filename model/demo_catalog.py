@@ -1,0 +1,961 @@
+"""Procedural demo catalog: drawn garments with known attributes, in FashionIQ layout.
+
+The project must run end to end without downloading anything, so the embedded default dataset is
+drawn here: dresses, shirts and tops/tees with colour, pattern, sleeve, neckline and length,
+rendered like product photos (plain light background, soft shadow, shading, outlines), with
+relative captions written from attribute differences. Because every attribute is known, each
+val query has exactly one correct target in its category's gallery (val items of a category
+have pairwise-distinct attribute combinations), and captions describe the whole difference.
+
+    python -m model.demo_catalog --out DIR --seed S --per-category N
+
+writes ``DIR/images/*.jpg``, ``DIR/image_splits/split.{cat}.{train,val}.json``,
+``DIR/captions/cap.{cat}.{train,val}.json`` (val entries carry ``relevant: [target]``),
+``DIR/metadata.csv`` and ``DIR/stats.json``. Output is a pure function of (seed, options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+CATEGORIES = ("dress", "shirt", "toptee")
+ATTRIBUTE_NAMES = ("colour", "pattern", "sleeve", "neckline", "length")
+
+# name -> sRGB. Chosen to be nameable at a glance on a light background.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (28, 28, 32),
+    "white": (250, 250, 247),
+    "grey": (135, 136, 140),
+    "navy": (30, 42, 88),
+    "blue": (38, 92, 196),
+    "light blue": (150, 190, 232),
+    "teal": (18, 128, 128),
+    "green": (40, 132, 62),
+    "olive": (112, 116, 48),
+    "yellow": (242, 204, 48),
+    "orange": (238, 122, 34),
+    "red": (200, 30, 42),
+    "maroon": (118, 22, 40),
+    "pink": (238, 146, 176),
+    "purple": (112, 52, 144),
+    "brown": (122, 78, 46),
+    "beige": (216, 196, 160),
+}
+PATTERNS = ("solid", "striped", "dotted", "checked", "floral")
+
+# Ordinal attributes are listed short -> long so comparatives ("is shorter") can be checked.
+ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {
+    "dress": {
+        "colour": tuple(COLOURS),
+        "pattern": PATTERNS,
+        "sleeve": ("sleeveless", "short", "long"),
+        "neckline": ("round", "v-neck", "square"),
+        "length": ("mini", "knee", "maxi"),
+    },
+    "shirt": {
+        "colour": tuple(COLOURS),
+        "pattern": PATTERNS,
+        "sleeve": ("short", "three-quarter", "long"),
+        "neckline": ("pointed collar", "mandarin collar", "camp collar"),
+        "length": ("cropped", "regular", "longline"),
+    },
+    "toptee": {
+        "colour": tuple(COLOURS),
+        "pattern": PATTERNS,
+        "sleeve": ("sleeveless", "short", "long"),
+        "neckline": ("round", "v-neck", "boat"),
+        "length": ("cropped", "regular", "tunic"),
+    },
+}
+NOUNS = {"dress": "dress", "shirt": "shirt", "toptee": "top"}
+
+
+@dataclass
+class DemoCatalogConfig:
+    """Everything that determines the output; the same config always gives the same bytes."""
+
+    out: Path
+    seed: int = 0
+    per_category: int = 800  # items per category (train + val): val galleries of 240
+    val_fraction: float = 0.3  # share of items in the val gallery
+    train_triplets_per_ref: int = 8  # queries per train reference image
+    val_triplets_per_ref: int = 2  # queries per val reference image
+    image_size: int = 256  # output pixels (square)
+    supersample: int = 2  # drawn at image_size * supersample, then box-downscaled (anti-aliasing)
+    jpeg_quality: int = 90
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    category: str
+    split: str
+    attrs: dict[str, str]
+
+    @property
+    def title(self) -> str:
+        return item_title(self.category, self.attrs)
+
+
+def item_title(category: str, attrs: dict[str, str]) -> str:
+    """Human product title, e.g. 'Navy striped long-sleeve v-neck maxi dress'."""
+    pattern = {"solid": "", "dotted": "polka-dot"}.get(attrs["pattern"], attrs["pattern"])
+    sleeve = {"sleeveless": "sleeveless", "three-quarter": "three-quarter-sleeve"}.get(
+        attrs["sleeve"], f"{attrs['sleeve']}-sleeve"
+    )
+    neck = attrs["neckline"].replace(" ", "-")
+    length = {"knee": "knee-length", "regular": ""}.get(attrs["length"], attrs["length"])
+    words = [attrs["colour"], pattern, sleeve, neck, length, NOUNS[category]]
+    text = " ".join(w for w in words if w)
+    return text[0].upper() + text[1:]
+
+
+# ----------------------------------------------------------------------------- drawing
+
+Point = tuple[float, float]
+
+
+def _bezier(p0: Point, p1: Point, p2: Point, n: int = 8) -> list[Point]:
+    """Quadratic Bezier from p0 to p2 with control p1 (n+1 points, both ends included)."""
+    pts = []
+    for i in range(n + 1):
+        t = i / n
+        a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t * t
+        pts.append((a * p0[0] + b * p1[0] + c * p2[0], a * p0[1] + b * p1[1] + c * p2[1]))
+    return pts
+
+
+def _mirror(points: Sequence[Point]) -> list[Point]:
+    return [(1.0 - x, y) for x, y in points]
+
+
+@dataclass
+class _Shape:
+    """A garment in canonical units (x, y in [0, 1], centre line x = 0.5)."""
+
+    body: list[Point]  # closed outline of the torso/skirt
+    sleeves: list[list[Point]]  # closed outlines, drawn behind the body
+    neck_hole: list[Point]  # inside of the back, drawn darker
+    overlays: list[list[Point]]  # collar flaps / bands: fabric drawn on top, outlined
+    lines: list[list[Point]]  # seams, hems, placket edges, cuffs (drawn as thin dark lines)
+    buttons: list[Point]
+    folds: list[tuple[float, float, float]]  # (x at top, slope dx/dy, y start) soft shadows
+    waist_y: float | None = None  # dresses: folds radiate from the waist
+
+
+def _sleeve(
+    shoulder: Point, armpit: Point, angle_deg: float, length: float, cuff: float
+) -> tuple[list[Point], list[Point]]:
+    """Left sleeve polygon and its cuff line: leaves the armhole at ``angle_deg`` from vertical."""
+    th = math.radians(angle_deg)
+    d = (-math.sin(th), math.cos(th))  # down and outward (left)
+    n = (math.cos(th), math.sin(th))  # across the sleeve, towards the body
+    outer = (shoulder[0] + length * d[0], shoulder[1] + length * d[1])
+    inner = (outer[0] + cuff * n[0], outer[1] + cuff * n[1])
+    # The underarm seam must leave the armpit roughly parallel to the sleeve.
+    mid = ((armpit[0] + inner[0]) / 2 + 0.01 * n[0], (armpit[1] + inner[1]) / 2)
+    poly = [shoulder, outer, inner, mid, armpit]
+    inset = 0.035 if length > 0.2 else 0.018
+    cuff_line = [
+        (outer[0] - inset * d[0], outer[1] - inset * d[1]),
+        (inner[0] - inset * d[0], inner[1] - inset * d[1]),
+    ]
+    return poly, cuff_line
+
+
+def _neck_hole(kind: str, cx: float, y: float, half: float) -> list[Point]:
+    """Front neck opening (left-to-right along the top, then the front edge back)."""
+    left, right = (cx - half, y), (cx + half, y)
+    back = _bezier(left, (cx, y - 0.018), right, 6)  # back neckline, slightly raised
+    if kind == "v-neck":
+        front = [right, (cx, y + 0.12), left]
+    elif kind == "square":
+        front = [right, (cx + half * 0.95, y + 0.07), (cx - half * 0.95, y + 0.07), left]
+    elif kind == "boat":  # wide and shallow, almost to the shoulders
+        wide_l, wide_r = (cx - half * 1.6, y + 0.016), (cx + half * 1.6, y + 0.016)
+        back = _bezier(wide_l, (cx, y - 0.004), wide_r, 8)
+        front = _bezier(wide_r, (cx, y + 0.06), wide_l, 10)
+    else:  # round
+        front = _bezier(right, (cx, y + 0.095), left, 10)
+    return back + front[1:]
+
+
+def _top_shape(category: str, attrs: dict[str, str], rng: np.random.Generator) -> _Shape:  # noqa: C901 - one straight-line recipe
+    """Shirts and tops/tees: torso, sleeves, neckline or collar, placket for shirts."""
+    shirt = category == "shirt"
+    j = lambda s: float(rng.uniform(-s, s))  # noqa: E731 - tiny jitter helper
+    cx = 0.5
+    neck_y = 0.16 + j(0.006)
+    neck_half = (0.062 if shirt else 0.068) + j(0.004)
+    shoulder_half = (0.205 if shirt else 0.19) + j(0.008)
+    chest_half = (0.182 if shirt else 0.168) + j(0.006)
+    armpit_y = neck_y + 0.19
+    hem_y = {
+        "cropped": 0.58,
+        "regular": 0.74,
+        "longline": 0.86,
+        "tunic": 0.86,
+    }[attrs["length"]] + j(0.008)
+    hem_half = chest_half + (0.006 if shirt else 0.012) + j(0.006)
+    sleeve = attrs["sleeve"]
+    shoulder = (cx - shoulder_half, neck_y + 0.038)
+    armpit = (cx - chest_half, armpit_y)
+    left: list[Point] = [(cx - neck_half, neck_y)]
+    if sleeve == "sleeveless":
+        strap = (cx - neck_half - 0.055, neck_y + 0.004)
+        left += [strap] + _bezier(strap, (cx - chest_half + 0.035, armpit_y - 0.07), armpit, 8)
+    else:
+        left += [shoulder, armpit]
+    waist = (cx - chest_half + 0.014, (armpit_y + hem_y) / 2)
+    left.append(waist)
+    if shirt:  # curved shirt-tail hem
+        left += _bezier(
+            (cx - hem_half, hem_y - 0.03), (cx - hem_half, hem_y), (cx - 0.08, hem_y), 6
+        )
+        left.append((cx, hem_y + 0.012))
+    else:
+        left += [(cx - hem_half, hem_y), (cx - 0.09, hem_y + 0.006), (cx, hem_y + 0.008)]
+    right = _mirror(left[:-1])[::-1]
+    body = left + right
+    sleeves, lines = [], []
+    if sleeve != "sleeveless":
+        angle, length, cuff = {
+            "short": (52 + j(5), 0.14 + j(0.01), 0.12),
+            "three-quarter": (30 + j(4), 0.3 + j(0.015), 0.09),
+            "long": (21 + j(3), 0.44 + j(0.015), 0.078),
+        }[sleeve]
+        poly, cuff_line = _sleeve(shoulder, armpit, angle, length, cuff)
+        sleeves = [poly, _mirror(poly)]
+        lines += [cuff_line, _mirror(cuff_line)]
+        lines += [[shoulder, armpit], _mirror([shoulder, armpit])]  # armhole seams
+    overlays: list[list[Point]] = []
+    buttons: list[Point] = []
+    if shirt:
+        neck_hole, overlays, placket_top = _collar(attrs["neckline"], cx, neck_y, neck_half)
+        lines += [[(cx - 0.016, placket_top), (cx - 0.016, hem_y + 0.004)]]
+        lines += [[(cx + 0.016, placket_top), (cx + 0.016, hem_y + 0.008)]]
+        step = 0.075
+        y = placket_top + 0.03
+        while y < hem_y - 0.025:
+            buttons.append((cx, y))
+            y += step
+        if rng.random() < 0.5 and sleeve != "sleeveless":  # chest pocket
+            px = cx - 0.115
+            lines.append(
+                [
+                    (px - 0.045, neck_y + 0.12),
+                    (px - 0.045, neck_y + 0.2),
+                    (px + 0.045, neck_y + 0.2),
+                    (px + 0.045, neck_y + 0.12),
+                    (px - 0.045, neck_y + 0.12),
+                ]
+            )
+    else:
+        neck_hole = _neck_hole(attrs["neckline"], cx, neck_y, neck_half)
+        hem_line = [(cx - hem_half + 0.004, hem_y - 0.022), (cx + hem_half - 0.004, hem_y - 0.022)]
+        lines.append(hem_line)
+    folds = [
+        (cx + float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.15, 0.15)), armpit_y)
+        for _ in range(int(rng.integers(1, 4)))
+    ]
+    return _Shape(body, sleeves, neck_hole, overlays, lines, buttons, folds)
+
+
+def _collar(
+    kind: str, cx: float, y: float, half: float
+) -> tuple[list[Point], list[list[Point]], float]:
+    """Shirt collar: (inside-of-neck polygon, collar flap polygons, where the placket starts)."""
+    if kind == "mandarin collar":
+        band_out = _bezier((cx - half, y - 0.012), (cx, y + 0.06), (cx + half, y - 0.012), 10)
+        band_in = _bezier(
+            (cx + half * 0.85, y + 0.012), (cx, y + 0.082), (cx - half * 0.85, y + 0.012), 10
+        )
+        hole = (
+            _bezier((cx - half, y - 0.012), (cx, y - 0.03), (cx + half, y - 0.012), 6)
+            + band_out[::-1][1:-1]
+        )
+        band = band_out + band_in
+        return hole, [band], y + 0.045
+    if kind == "camp collar":
+        hole = [(cx - half, y), (cx + half, y), (cx, y + 0.16)]
+        flap = [
+            (cx - half, y - 0.008),
+            (cx - half - 0.05, y + 0.03),
+            (cx - 0.06, y + 0.13),
+            (cx - 0.012, y + 0.165),
+            (cx - half * 0.45, y + 0.03),
+        ]
+        return hole, [flap, _mirror(flap)], y + 0.16
+    # pointed collar (classic)
+    hole = _bezier((cx - half, y), (cx, y - 0.02), (cx + half, y), 6) + [(cx, y + 0.05)]
+    flap = [
+        (cx - half - 0.004, y - 0.01),
+        (cx - half - 0.028, y + 0.04),
+        (cx - 0.05, y + 0.105),
+        (cx - 0.004, y + 0.055),
+        (cx - half * 0.55, y + 0.012),
+    ]
+    return hole, [flap, _mirror(flap)], y + 0.05
+
+
+def _dress_shape(attrs: dict[str, str], rng: np.random.Generator) -> _Shape:
+    """Fitted bodice, seam at the waist, A-line skirt whose hem sets the length."""
+    j = lambda s: float(rng.uniform(-s, s))  # noqa: E731
+    cx = 0.5
+    neck_y = 0.09 + j(0.005)
+    neck_half = 0.058 + j(0.004)
+    shoulder_half = 0.148 + j(0.006)
+    bust_half = 0.128 + j(0.005)
+    armpit_y = neck_y + 0.145
+    waist_y = neck_y + 0.27 + j(0.01)
+    waist_half = 0.1 + j(0.005)
+    hem_y, hem_half = {
+        "mini": (0.58, 0.21),
+        "knee": (0.74, 0.245),
+        "maxi": (0.94, 0.28),
+    }[attrs["length"]]
+    hem_y += j(0.008)
+    hem_half += j(0.012)
+    sleeve = attrs["sleeve"]
+    shoulder = (cx - shoulder_half, neck_y + 0.03)
+    armpit = (cx - bust_half, armpit_y)
+    left: list[Point] = [(cx - neck_half, neck_y)]
+    if sleeve == "sleeveless":
+        strap = (cx - neck_half - 0.042, neck_y + 0.003)
+        left += [strap] + _bezier(strap, (cx - bust_half + 0.03, armpit_y - 0.05), armpit, 8)
+    else:
+        left += [shoulder, armpit]
+    left += [(cx - waist_half, waist_y)]
+    left += _bezier(
+        (cx - waist_half - 0.01, waist_y + 0.04),
+        (cx - hem_half * 0.75, hem_y - 0.15),
+        (cx - hem_half, hem_y),
+        8,
+    )
+    left += _bezier(
+        (cx - hem_half, hem_y), (cx - hem_half * 0.5, hem_y + 0.022), (cx, hem_y + 0.026), 6
+    )[1:]
+    body = left + _mirror(left[:-1])[::-1]
+    sleeves, lines = [], []
+    if sleeve != "sleeveless":
+        angle, length, cuff = {
+            "short": (38 + j(5), 0.1 + j(0.01), 0.1),
+            "long": (14 + j(3), 0.4 + j(0.015), 0.066),
+        }[sleeve]
+        poly, cuff_line = _sleeve(shoulder, armpit, angle, length, cuff)
+        sleeves = [poly, _mirror(poly)]
+        lines += [cuff_line, _mirror(cuff_line)]
+        lines += [[shoulder, armpit], _mirror([shoulder, armpit])]
+    lines.append(
+        _bezier((cx - waist_half, waist_y), (cx, waist_y + 0.012), (cx + waist_half, waist_y), 6)
+    )
+    neck_hole = _neck_hole(attrs["neckline"], cx, neck_y, neck_half)
+    folds = [
+        (cx + float(rng.uniform(-0.6, 0.6)) * waist_half, float(rng.uniform(-0.5, 0.5)), waist_y)
+        for _ in range(int(rng.integers(2, 5)))
+    ]
+    return _Shape(body, sleeves, neck_hole, [], lines, [], folds, waist_y=waist_y)
+
+
+def garment_shape(category: str, attrs: dict[str, str], rng: np.random.Generator) -> _Shape:
+    if category == "dress":
+        return _dress_shape(attrs, rng)
+    return _top_shape(category, attrs, rng)
+
+
+@lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (y, x) in canonical-ish units [0, 1]."""
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size
+    return c[:, None], c[None, :]
+
+
+def _contrast(rgb: np.ndarray) -> np.ndarray:
+    """Pattern colour: near-white on dark fabric, deep navy on light fabric."""
+    lum = float(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+    return np.array([0.96, 0.95, 0.92] if lum < 0.55 else [0.12, 0.14, 0.26], np.float32)
+
+
+def _pattern(
+    kind: str, u: np.ndarray, v: np.ndarray, base: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Fabric colour (H, W, 3) at garment-frame coordinates u (across), v (down)."""
+    h, w = np.broadcast_shapes(u.shape, v.shape)
+    if kind == "solid":
+        return np.broadcast_to(base, (h, w, 3)).copy()
+    ink = _contrast(base)
+    if kind == "striped":
+        period = float(rng.uniform(0.03, 0.05))
+        duty = float(rng.uniform(0.3, 0.5))
+        coord = v if rng.random() < 0.7 else u
+        mask = ((coord / period) % 1.0) < duty
+    elif kind == "dotted":
+        period = float(rng.uniform(0.038, 0.052))
+        radius = period * float(rng.uniform(0.2, 0.28))
+        row = np.floor(v / period)
+        shift = (row % 2) * 0.5 * period
+        du = ((u + shift) % period) - period / 2
+        dv = (v % period) - period / 2
+        mask = du * du + dv * dv < radius * radius
+    elif kind == "checked":
+        period = float(rng.uniform(0.04, 0.06))
+        a = ((u / period) % 1.0) < 0.5
+        b = ((v / period) % 1.0) < 0.5
+        mix = ((a.astype(np.float32) + b.astype(np.float32)) * 0.42)[..., None]
+        return base + (ink - base) * mix
+    else:  # floral
+        mask, centre = _flowers(u, v, rng)
+        out = np.where(mask[..., None], ink, base)
+        return np.where(centre[..., None], np.array([0.93, 0.72, 0.2], np.float32), out)
+    return np.where(mask[..., None], ink, base)
+
+
+def _flowers(
+    u: np.ndarray, v: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Five-petal flowers on a jittered grid: (petal mask, centre mask)."""
+    cell = float(rng.uniform(0.065, 0.085))
+    jitter = rng.uniform(-0.22, 0.22, size=(2, 7, 7)).astype(np.float32) * cell
+    ci = np.floor(u / cell).astype(np.int64) % 7
+    cj = np.floor(v / cell).astype(np.int64) % 7
+    lu = (u % cell) - cell / 2 - jitter[0][cj, ci]
+    lv = (v % cell) - cell / 2 - jitter[1][cj, ci]
+    petal_r, ring = cell * 0.17, cell * 0.2
+    petals = np.zeros(np.broadcast_shapes(lu.shape, lv.shape), bool)
+    turn = float(rng.uniform(0, 2 * math.pi))
+    for k in range(5):
+        a = turn + k * 2 * math.pi / 5
+        du, dv = lu - ring * math.cos(a), lv - ring * math.sin(a)
+        petals |= du * du + dv * dv < petal_r * petal_r
+    centre = lu * lu + lv * lv < (cell * 0.1) ** 2
+    return petals & ~centre, centre
+
+
+def _transform(points: Sequence[Point], m: tuple[float, ...], size: int) -> list[Point]:
+    a, b, c, d, e, f = m
+    return [((a * x + b * y + c) * size, (d * x + e * y + f) * size) for x, y in points]
+
+
+def render_item(
+    category: str, attrs: dict[str, str], seed: int, cfg: DemoCatalogConfig
+) -> Image.Image:
+    """Draw one garment as a product photo (RGB, cfg.image_size square). Pure in its inputs."""
+    rng = np.random.default_rng(seed)
+    shape = garment_shape(category, attrs, rng)
+    size = cfg.image_size * cfg.supersample
+
+    # Pose: rotate/scale about the garment centre, then centre it with a small offset.
+    every = shape.body + [p for s in shape.sleeves for p in s]
+    xs, ys = [p[0] for p in every], [p[1] for p in every]
+    gx, gy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+    extent = max(max(xs) - min(xs), max(ys) - min(ys))
+    scale = min(1.0, 0.86 / extent) * float(rng.uniform(0.93, 1.0))
+    theta = math.radians(float(rng.uniform(-3.5, 3.5)))
+    cos, sin = math.cos(theta) * scale, math.sin(theta) * scale
+    tx, ty = 0.5 + float(rng.uniform(-0.02, 0.02)), 0.5 + float(rng.uniform(-0.02, 0.02))
+    m = (cos, -sin, tx - cos * gx + sin * gy, sin, cos, ty - sin * gx - cos * gy)
+
+    body = _transform(shape.body, m, size)
+    sleeves = [_transform(s, m, size) for s in shape.sleeves]
+    overlays = [_transform(o, m, size) for o in shape.overlays]
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    for poly in sleeves + [body] + overlays:
+        draw.polygon(poly, fill=255)
+
+    # Fabric: pattern in garment coordinates (so it turns with the garment) times shading,
+    # computed only inside the garment's pixel box (about half the canvas).
+    x0, y0, x1, y1 = mask.getbbox() or (0, 0, 1, 1)
+    py, px = _pixel_grid(size)
+    py, px = py[y0:y1], px[:, x0:x1]
+    det = cos * cos + sin * sin
+    qx, qy = px - tx, py - ty
+    u = (cos * qx + sin * qy) / det + gx  # inverse rotation+scale: canonical coords
+    v = (-sin * qx + cos * qy) / det + gy
+    base = np.asarray(COLOURS[attrs["colour"]], np.float32) / 255.0
+    base = np.clip(base * float(rng.uniform(0.95, 1.04)), 0, 1)
+    fabric = _pattern(attrs["pattern"], u, v, base, rng)
+    shade = _shading(shape, u[::4, ::4], v[::4, ::4], rng)  # smooth: a coarse grid is enough
+    shade = np.asarray(
+        Image.fromarray(shade, "F").resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR)
+    )
+    fabric *= shade[..., None] * 255.0
+    np.clip(fabric, 0, 255, out=fabric)
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    layer.paste(Image.fromarray(fabric.astype(np.uint8), "RGB"), (x0, y0))
+    layer.putalpha(mask)
+
+    ldraw = ImageDraw.Draw(layer)
+    lum = float(base @ np.array([0.299, 0.587, 0.114], np.float32))
+    edge = tuple(
+        int(c * 255 * (0.55 if lum > 0.25 else 1.0) + (0 if lum > 0.25 else 70)) for c in base
+    ) + (255,)
+    inside = tuple(int(c * 255 * 0.62) for c in base) + (255,)
+    seam = tuple(
+        int(c * 255 * (0.72 if lum > 0.25 else 1.0) + (0 if lum > 0.25 else 45)) for c in base
+    ) + (255,)
+    width = max(1, round(size / 256))
+    hole = _transform(shape.neck_hole, m, size)
+    ldraw.polygon(hole, fill=inside)
+    for o in overlays:  # collar flaps: same fabric, crisp outline
+        ldraw.line(o + [o[0]], fill=edge, width=width, joint="curve")
+    for poly in sleeves:
+        ldraw.line(poly + [poly[0]], fill=edge, width=width, joint="curve")
+    ldraw.line(body + [body[0]], fill=edge, width=width, joint="curve")
+    ldraw.line(hole + [hole[0]], fill=edge, width=width + 1, joint="curve")
+    for line in shape.lines:
+        ldraw.line(_transform(line, m, size), fill=seam, width=width)
+    r = 0.008 * size * scale
+    for bx, by in _transform(shape.buttons, m, size):
+        ldraw.ellipse((bx - r, by - r, bx + r, by + r), fill=(236, 234, 226, 255), outline=edge)
+
+    out = cfg.image_size
+    layer = layer.reduce(cfg.supersample) if cfg.supersample > 1 else layer
+    return _on_background(layer, out, rng)
+
+
+def _shading(shape: _Shape, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Soft light: rounded torso, a directional gradient and a few fabric folds."""
+    shade = 1.03 - 0.55 * (u - 0.5) ** 2 - 0.08 * (v - 0.5)
+    angle = float(rng.uniform(0, 2 * math.pi))
+    shade = shade + 0.06 * (math.cos(angle) * (u - 0.5) + math.sin(angle) * (v - 0.5))
+    for x0, slope, y0 in shape.folds:
+        if shape.waist_y is not None:  # skirt folds fan out from the waist
+            centre = x0 + slope * np.maximum(v - y0, 0) + (x0 - 0.5) * np.maximum(v - y0, 0) * 1.2
+        else:
+            centre = x0 + slope * (v - y0) * 0.3
+        strength = float(rng.uniform(0.05, 0.1))
+        ridge = np.exp(-(((u - centre) / 0.018) ** 2)) * (v > y0)
+        shade = shade - strength * ridge
+    return np.broadcast_to(shade, np.broadcast_shapes(u.shape, v.shape)).astype(np.float32)
+
+
+def _on_background(layer: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+    """Plain light studio background with a soft drop shadow under the garment."""
+    tone = np.float32(rng.uniform(-6, 4)) + rng.uniform(-1.5, 1.5, size=3).astype(np.float32)
+    tone += np.array([244, 243, 241], np.float32)
+    py, _ = _pixel_grid(size)
+    bg = np.broadcast_to(tone * (1.0 - 0.035 * py)[..., None], (size, size, 3))
+    alpha = layer.getchannel("A")
+    shadow = alpha.filter(ImageFilter.GaussianBlur(size / 55))
+    dx, dy = int(size * 0.012), int(size * 0.02)
+    shadow = shadow.transform(shadow.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy))
+    dark = 1.0 - 0.2 * np.asarray(shadow, np.float32)[..., None] / 255.0
+    canvas = Image.fromarray((bg * dark + 0.5).astype(np.uint8), "RGB")
+    canvas.paste(layer, (0, 0), alpha)
+    return canvas
+
+
+# ----------------------------------------------------------------------------- captions
+
+_COMPARE = {
+    "sleeve": ("has shorter sleeves", "has longer sleeves"),
+    "length": ("is shorter", "is longer"),
+}
+_PHRASES: dict[str, list[str]] = {
+    # {v} = target value in words; {r} = reference value in words.
+    "colour": [
+        "is {v}",
+        "is {v} colored",
+        "is in {v}",
+        "has a {v} color",
+        "{v} instead of {r}",
+        "is {v} not {r}",
+        "change the color to {v}",
+        "a {v} one",
+        "is a {v} version",
+        "should be {v}",
+    ],
+    "solid": [
+        "is solid",
+        "is plain",
+        "has no pattern",
+        "is a solid color",
+        "without the {r} pattern",
+    ],
+    "striped": [
+        "is striped",
+        "has stripes",
+        "with stripes",
+        "has a striped pattern",
+        "stripes instead of {r}",
+    ],
+    "dotted": [
+        "has polka dots",
+        "is dotted",
+        "with dots",
+        "has a polka dot print",
+        "dots instead of {r}",
+    ],
+    "checked": [
+        "is checked",
+        "is plaid",
+        "has a checked pattern",
+        "with gingham checks",
+        "checks instead of {r}",
+    ],
+    "floral": [
+        "is floral",
+        "has a floral print",
+        "with flowers",
+        "has a flower pattern",
+        "flowers instead of {r}",
+    ],
+    "sleeveless": ["is sleeveless", "has no sleeves", "without sleeves", "sleeveless"],
+    "short": ["has short sleeves", "is short sleeved", "with short sleeves", "short-sleeved"],
+    "three-quarter": ["has three-quarter sleeves", "has 3/4 sleeves", "with elbow length sleeves"],
+    "long": ["has long sleeves", "is long sleeved", "with long sleeves", "long-sleeved"],
+    "round": ["has a round neck", "has a crew neck", "with a round neckline"],
+    "v-neck": ["has a v-neck", "has a v neckline", "with a v-neck", "is v-necked"],
+    "square": ["has a square neckline", "with a square neck"],
+    "boat": ["has a boat neck", "has a wide boat neckline", "with a boat neck"],
+    "pointed collar": [
+        "has a classic pointed collar",
+        "with a pointed collar",
+        "has a regular collar",
+    ],
+    "mandarin collar": ["has a mandarin collar", "has a band collar", "with a stand-up collar"],
+    "camp collar": ["has an open camp collar", "with a wide open collar", "has a camp collar"],
+    "mini": ["is a mini dress", "is mini length", "is very short"],
+    "knee": ["is knee length", "reaches the knee", "is knee-length"],
+    "maxi": ["is a maxi dress", "is floor length", "is ankle length"],
+    "cropped": ["is cropped", "is a cropped cut", "is crop length"],
+    "regular": ["is regular length", "is hip length", "has a regular length"],
+    "tunic": ["is tunic length", "is a long tunic", "is long like a tunic"],
+    "longline": ["is longline", "is a longline cut", "is extra long"],
+}
+_PATTERN_WORDS = {
+    "solid": "plain",
+    "striped": "striped",
+    "dotted": "dotted",
+    "checked": "checked",
+    "floral": "floral",
+}
+_PATTERN_NOUNS = {
+    "solid": "plain fabric",
+    "striped": "stripes",
+    "dotted": "dots",
+    "checked": "checks",
+    "floral": "flowers",
+}
+
+
+def _luma(colour: str) -> float:
+    r, g, b = COLOURS[colour]
+    return (0.299 * r + 0.587 * g + 0.114 * b) / 255.0
+
+
+def _phrase(category: str, attr: str, ref: str, tgt: str, rng: np.random.Generator) -> str:
+    """One phrase that pins down the target value of ``attr`` (never a vague comparative)."""
+    options: list[str] = []
+    if attr == "colour":
+        options = [p.format(v=tgt, r=ref) for p in _PHRASES["colour"]]
+        dl = _luma(tgt) - _luma(ref)
+        if abs(dl) > 0.25:  # a comparative helps, but the colour is still named
+            word = "darker" if dl < 0 else "lighter"
+            options += [f"is {word} and {tgt}", f"{word}, {tgt}"]
+    elif attr == "pattern":
+        for p in _PHRASES[tgt]:
+            if "{r}" not in p:
+                options.append(p)
+            elif tgt == "solid":  # "without the striped pattern"
+                options.append(p.format(r=_PATTERN_WORDS[ref]))
+            elif ref != "solid":  # "stripes instead of dots"
+                options.append(p.format(r=_PATTERN_NOUNS[ref]))
+    else:
+        options = list(_PHRASES[tgt])
+        if category != "dress" and tgt == "maxi":
+            options = [o for o in options if "dress" not in o]
+        order = ATTRIBUTES[category][attr]
+        if attr in _COMPARE:
+            i, k = order.index(ref), order.index(tgt)
+            if k == len(order) - 1 and k > i:  # "longer" can only mean the longest value
+                options.append(_COMPARE[attr][1])
+            if k == 0 and k < i:
+                options.append(_COMPARE[attr][0])
+    return options[int(rng.integers(len(options)))]
+
+
+def describe_difference(
+    category: str, ref: dict[str, str], tgt: dict[str, str], rng: np.random.Generator
+) -> list[str]:
+    """Two annotator-style captions, each naming every changed attribute's target value."""
+    changed = [a for a in ATTRIBUTE_NAMES if ref[a] != tgt[a]]
+    if not 1 <= len(changed) <= 2:
+        raise ValueError(f"captions describe 1-2 changes, got {changed}")
+    captions: list[str] = []
+    for _ in range(2):
+        for _attempt in range(6):
+            parts = [_phrase(category, a, ref[a], tgt[a], rng) for a in changed]
+            if len(parts) == 2 and rng.random() < 0.5:
+                parts.reverse()
+            joiner = " and " if rng.random() < 0.7 else ", "
+            text = joiner.join(parts)
+            if text not in captions:
+                break
+        captions.append(text)
+    return captions
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def _item_seed(seed: int, item_id: str) -> int:
+    return int(np.random.SeedSequence([seed, zlib.crc32(item_id.encode())]).generate_state(1)[0])
+
+
+def plan_items(cfg: DemoCatalogConfig) -> list[Item]:
+    """Attributes per item. Val items of a category get pairwise-distinct attribute tuples."""
+    items: list[Item] = []
+    for ci, cat in enumerate(CATEGORIES):
+        rng = np.random.default_rng([cfg.seed, 1, ci])
+        values = [ATTRIBUTES[cat][a] for a in ATTRIBUTE_NAMES]
+        n_combos = math.prod(len(v) for v in values)
+        n_val = max(2, round(cfg.per_category * cfg.val_fraction))
+        n_train = cfg.per_category - n_val
+        if n_val > n_combos:
+            raise ValueError(f"{cat}: {n_val} val items but only {n_combos} attribute combinations")
+        codes = (
+            rng.permutation(n_combos)[:n_val].tolist() + rng.integers(0, n_combos, n_train).tolist()
+        )
+        order = ["val"] * n_val + ["train"] * n_train
+        for k, (code, split) in enumerate(zip(codes, order, strict=True)):
+            attrs, rest = {}, int(code)
+            for name, vals in zip(ATTRIBUTE_NAMES, values, strict=True):
+                attrs[name] = vals[rest % len(vals)]
+                rest //= len(vals)
+            items.append(Item(f"{cat}_{split}_{k:05d}", cat, split, attrs))
+    return items
+
+
+def _codes(items: Sequence[Item]) -> np.ndarray:
+    """(N, A) attribute value indices, for vectorised difference counting."""
+    return np.array(
+        [[ATTRIBUTES[it.category][a].index(it.attrs[a]) for a in ATTRIBUTE_NAMES] for it in items],
+        dtype=np.int16,
+    )
+
+
+def make_triplets(
+    items: Sequence[Item], per_ref: int, rng: np.random.Generator
+) -> list[tuple[Item, Item]]:
+    """(reference, target) pairs differing in 1 or 2 attributes, balanced over which attributes.
+
+    The changed-attribute set is drawn first (so sleeve/neckline/length changes are as common as
+    colour changes), then a target with exactly that difference.
+    """
+    codes = _codes(items)
+    n_attr = len(ATTRIBUTE_NAMES)
+    diff_sets = [(a,) for a in range(n_attr)] + [
+        (a, b) for a in range(n_attr) for b in range(a + 1, n_attr)
+    ]
+    pairs: list[tuple[Item, Item]] = []
+    for i, ref in enumerate(items):
+        differs = codes != codes[i]  # (N, A)
+        chosen: set[int] = set()
+        for want in rng.permutation(len(diff_sets)).tolist():
+            if len(chosen) >= per_ref:
+                break
+            wanted = np.zeros(n_attr, bool)
+            wanted[list(diff_sets[want])] = True
+            match = np.flatnonzero((differs == wanted).all(axis=1))
+            match = [m for m in match.tolist() if m not in chosen]
+            if match:
+                chosen.add(match[int(rng.integers(len(match)))])
+        pairs += [(ref, items[t]) for t in sorted(chosen, key=lambda t: items[t].id)]
+    return pairs
+
+
+def check_unique_targets(gallery: Sequence[Item], pairs: Sequence[tuple[Item, Item]]) -> None:
+    """Raise unless every target's attributes match exactly one gallery item."""
+    counts: dict[tuple, int] = {}
+    for it in gallery:
+        key = tuple(it.attrs[a] for a in ATTRIBUTE_NAMES)
+        counts[key] = counts.get(key, 0) + 1
+    for _, tgt in pairs:
+        key = tuple(tgt.attrs[a] for a in ATTRIBUTE_NAMES)
+        if counts.get(key) != 1:
+            raise AssertionError(f"target {tgt.id} is not the unique match of its attributes")
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _draw_and_save(job: tuple[Item, DemoCatalogConfig]) -> None:
+    it, cfg = job
+    img = render_item(it.category, it.attrs, _item_seed(cfg.seed, it.id), cfg)
+    img.save(Path(cfg.out) / "images" / f"{it.id}.jpg", quality=cfg.jpeg_quality)
+
+
+def default_workers() -> int:
+    """Drawing is CPU-bound and embarrassingly parallel; a few processes are plenty."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def build_demo_catalog(cfg: DemoCatalogConfig, workers: int = 1) -> dict:
+    """Write the whole dataset under cfg.out; returns the stats also saved to stats.json.
+
+    ``workers`` processes draw the images; the output is identical for any worker count.
+    """
+    out = Path(cfg.out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "captions").mkdir(exist_ok=True)
+    (out / "image_splits").mkdir(exist_ok=True)
+    items = plan_items(cfg)
+    started = time.perf_counter()
+    jobs = [(it, cfg) for it in items]
+    progress = tqdm(total=len(items), desc="drawing demo catalog", unit="img")
+    if workers <= 1:
+        for job in jobs:
+            _draw_and_save(job)
+            progress.update()
+    else:  # every item has its own seed, so the bytes do not depend on the worker count
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in pool.map(_draw_and_save, jobs, chunksize=32):
+                progress.update()
+    progress.close()
+    render_s = time.perf_counter() - started
+
+    stats: dict = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    }
+    stats["categories"] = {}
+    for ci, cat in enumerate(CATEGORIES):
+        cat_stats = {}
+        for si, split in enumerate(("train", "val")):
+            members = [it for it in items if it.category == cat and it.split == split]
+            per_ref = cfg.train_triplets_per_ref if split == "train" else cfg.val_triplets_per_ref
+            rng = np.random.default_rng([cfg.seed, 2, ci, si])
+            pairs = make_triplets(members, per_ref, rng)
+            if split == "val":
+                check_unique_targets(members, pairs)
+            entries = []
+            for ref, tgt in pairs:
+                entry = {
+                    "candidate": ref.id,
+                    "target": tgt.id,
+                    "captions": describe_difference(cat, ref.attrs, tgt.attrs, rng),
+                }
+                if split == "val":
+                    entry["relevant"] = [tgt.id]
+                entries.append(entry)
+            _write_json(out / "captions" / f"cap.{cat}.{split}.json", entries)
+            _write_json(
+                out / "image_splits" / f"split.{cat}.{split}.json", [it.id for it in members]
+            )
+            cat_stats[split] = {"images": len(members), "triplets": len(entries)}
+        stats["categories"][cat] = cat_stats
+    _write_metadata(out / "metadata.csv", items)
+    stats["render_seconds"] = round(render_s, 1)
+    _write_json(out / "stats.json", stats, indent=2)
+    return stats
+
+
+def _write_json(path: Path, data, indent: int | None = None) -> None:
+    path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
+
+
+def _write_metadata(path: Path, items: Sequence[Item]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "category", "title", *ATTRIBUTE_NAMES])
+        for it in items:
+            writer.writerow([it.id, it.category, it.title, *(it.attrs[a] for a in ATTRIBUTE_NAMES)])
+
+
+def contact_sheet(
+    dataset: Path, out: Path, n: int = 40, columns: int = 8, thumb: int = 160
+) -> Path:
+    """A grid of the first ``n`` val items (evenly over categories) with their titles."""
+    rows = list(csv.DictReader((Path(dataset) / "metadata.csv").open(encoding="utf-8")))
+    by_cat = {c: [r for r in rows if "_val_" in r["id"] and r["category"] == c] for c in CATEGORIES}
+    picked: list[dict] = []
+    i = 0
+    while len(picked) < n and any(i < len(v) for v in by_cat.values()):
+        picked += [v[i] for v in by_cat.values() if i < len(v)][: n - len(picked)]
+        i += 1
+    label_h = 42
+    n_rows = math.ceil(len(picked) / columns)
+    sheet = Image.new("RGB", (columns * thumb, n_rows * (thumb + label_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=11)
+    for k, row in enumerate(picked):
+        x, y = (k % columns) * thumb, (k // columns) * (thumb + label_h)
+        img = Image.open(Path(dataset) / "images" / f"{row['id']}.jpg").resize(
+            (thumb, thumb), Image.Resampling.LANCZOS
+        )
+        sheet.paste(img, (x, y))
+        words, lines = row["title"].split(), [""]
+        for w in words:
+            if len(lines[-1]) + len(w) > 26 and lines[-1]:
+                lines.append("")
+            lines[-1] = (lines[-1] + " " + w).strip()
+        draw.multiline_text(
+            (x + 4, y + thumb + 1), "\n".join(lines[:3]), fill=(40, 40, 40), font=font, spacing=1
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m model.demo_catalog", description=__doc__.split("\n\n")[0]
+    )
+    defaults = DemoCatalogConfig(out=Path("."))
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--per-category", type=int, default=defaults.per_category, help="items per category"
+    )
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument("--train-triplets-per-ref", type=int, default=defaults.train_triplets_per_ref)
+    p.add_argument("--val-triplets-per-ref", type=int, default=defaults.val_triplets_per_ref)
+    p.add_argument(
+        "--workers", type=int, default=default_workers(), help="drawing processes (same output)"
+    )
+    p.add_argument(
+        "--contact-sheet", type=Path, default=None, help="also write a 40-item preview PNG"
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = DemoCatalogConfig(
+        out=args.out,
+        seed=args.seed,
+        per_category=args.per_category,
+        val_fraction=args.val_fraction,
+        train_triplets_per_ref=args.train_triplets_per_ref,
+        val_triplets_per_ref=args.val_triplets_per_ref,
+    )
+    started = time.perf_counter()
+    stats = build_demo_catalog(cfg, workers=args.workers)
+    if args.contact_sheet:
+        contact_sheet(cfg.out, args.contact_sheet)
+    print(f"demo catalog written to {cfg.out} in {time.perf_counter() - started:.1f} s")
+    for cat, s in stats["categories"].items():
+        print(
+            f"  {cat:7s} train: {s['train']['images']} images, {s['train']['triplets']} triplets"
+            f" | val: {s['val']['images']} images, {s['val']['triplets']} triplets"
+        )
+
+
+if __name__ == "__main__":
+    main()
