@@ -99,7 +99,7 @@ class ImageEncoder(nn.Module):
         return (f"{self.cfg.backbone}-{self.cfg.image_size}px-crop{self.cfg.crop_grid}-"
                 f"{digest.hexdigest()[:12]}")
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.contiguous(memory_format=torch.channels_last)
         grid = self.net(x).float().contiguous()  # (N, C, g, g)

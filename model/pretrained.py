@@ -114,15 +114,21 @@ class ResNet50Grid(nn.Module):
 
 
 class TinyGrid(nn.Module):
-    """Random stride-32 CNN for tests: same interface, no weights to ship."""
+    """Random stride-32 CNN for tests: same interface, no weights to ship.
+
+    He-initialised so activations keep their scale through the layers (with default init a
+    random 5-layer CNN maps every image to nearly the same tiny feature).
+    """
 
     def __init__(self, weights: str | None):
         super().__init__()
-        widths = [3, 8, 16, 16, 24, 32]
-        self.body = nn.Sequential(*[
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), nn.BatchNorm2d(b), nn.ReLU())
-            for a, b in zip(widths[:-1], widths[1:], strict=True)
-        ])
+        widths = [3, 16, 24, 32, 32, 32]
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            conv = nn.Conv2d(a, b, 3, stride=2, padding=1)
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            layers += [conv, nn.ReLU()]
+        self.body = nn.Sequential(*layers)
         self.out_channels = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,152 @@
+"""Shapes and invariants of the FashionVLP network, loss and checkpoints (tiny random model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import CheckpointError, ModelConfig, build_retriever, load_retriever
+from model.loss import BatchClassificationLoss
+from tests.tiny_dataset import draw
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_retriever(ModelConfig.tiny(), seed=0)
+
+
+def test_encode_api_shapes_and_norms(tiny):
+    images = [draw("red", "square"), draw("blue", "circle", size=80)]
+    q = tiny.encode_queries(images, ["is blue", "is red and has long sleeves"])
+    t = tiny.encode_targets(images)
+    assert q.shape == t.shape == (2, tiny.dim) and q.dtype == t.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(tiny.encode_query(images[0], "is blue"), q[0], atol=1e-5)
+    assert tiny.encode_targets([]).shape == (0, tiny.dim)
+
+
+def test_image_tokens_shapes(tiny):
+    x = torch.stack([tiny.preprocess(draw("red", "square"))])
+    whole, crop = tiny.encoder(x)
+    grid = tiny.cfg.image_size // 32
+    assert whole.shape == (1, grid * grid, tiny.encoder.channels)
+    assert crop.shape == (1, tiny.cfg.crop_grid ** 2, tiny.encoder.channels)
+    tokens = tiny.net.tokens(whole, crop)
+    hidden = tiny.net.reference.text.config.hidden_size
+    assert tokens["landmark"].shape == (1, tiny.cfg.num_landmarks, hidden)
+    assert tokens["landmark_pos"].shape == tokens["landmark"].shape
+
+
+def test_padding_does_not_change_the_query(tiny):
+    """Attention must ignore padding: a text alone and padded in a longer batch agree."""
+    image = draw("green", "circle")
+    alone = tiny.encode_queries([image], ["is red"])[0]
+    padded = tiny.encode_queries([image, image],
+                                 ["is red", "is a much longer caption with many extra words"])[0]
+    np.testing.assert_allclose(alone, padded, atol=1e-5)
+
+
+def test_text_and_image_both_matter(tiny):
+    image = draw("green", "circle")
+    a = tiny.encode_query(image, "is red")
+    assert not np.allclose(a, tiny.encode_query(image, "is blue"), atol=1e-4)
+    assert not np.allclose(a, tiny.encode_query(draw("black", "square"), "is red"), atol=1e-4)
+
+
+def test_long_text_is_truncated_not_an_error(tiny):
+    q = tiny.encode_query(draw("red", "square"), "much longer " * 500)
+    assert q.shape == (tiny.dim,)
+
+
+def test_loss_prefers_matching_pairs_and_ignores_duplicate_targets():
+    loss = BatchClassificationLoss(init_scale=10.0)
+    f = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    aligned = loss(f, f)
+    shuffled = loss(f, f[[1, 2, 3, 0]])
+    assert aligned < shuffled
+    # Queries 0 and 1 share a target: the copy must not count as a negative for either.
+    tar = f.clone()
+    tar[1] = tar[0]
+    ids = torch.tensor([7, 7, 8, 9])
+    logits = loss.get_logits(f, tar, ids)
+    assert logits[0, 1] < -1e30 and logits[1, 0] < -1e30 and logits[0, 0] > -1e30
+    assert torch.isfinite(loss(f, tar, ids))
+
+
+def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
+    tiny.save(tmp_path / "ck")
+    again = load_retriever(tmp_path / "ck")
+    assert again.fingerprint == tiny.fingerprint
+    image = draw("yellow", "triangle")
+    np.testing.assert_array_equal(again.encode_query(image, "is red"),
+                                  tiny.encode_query(image, "is red"))
+    np.testing.assert_array_equal(again.encode_targets([image]), tiny.encode_targets([image]))
+
+
+def test_float16_checkpoint_is_close_and_smaller(tmp_path):
+    r32 = build_retriever(ModelConfig.tiny(), seed=1)
+    cfg16 = ModelConfig.tiny()
+    cfg16.save_dtype = "float16"
+    r16 = build_retriever(cfg16, seed=1)
+    r32.save(tmp_path / "a")
+    r16.save(tmp_path / "b")
+    size = lambda d: (d / "weights.safetensors").stat().st_size  # noqa: E731
+    assert size(tmp_path / "b") < 0.6 * size(tmp_path / "a")
+    image = draw("red", "circle")
+    np.testing.assert_allclose(load_retriever(tmp_path / "b").encode_query(image, "is blue"),
+                               r16.encode_query(image, "is blue"), atol=5e-3)
+
+
+def test_fingerprint_follows_the_weights(tmp_path):
+    a = build_retriever(ModelConfig.tiny(), seed=0)
+    b = build_retriever(ModelConfig.tiny(), seed=1)
+    assert a.fingerprint != b.fingerprint
+    assert a.fingerprint == build_retriever(ModelConfig.tiny(), seed=0).fingerprint
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_retriever(tmp_path / "nothing-here")
+
+
+def test_incomplete_or_edited_checkpoint_is_refused(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    tiny.save(tmp_path / "ck")
+    weights = tmp_path / "ck" / "weights.safetensors"
+    state = load_file(str(weights))
+    dropped = dict(list(state.items())[1:])
+    save_file(dropped, str(weights))
+    with pytest.raises(CheckpointError, match="1 missing"):
+        load_retriever(tmp_path / "ck")
+    state[next(iter(state))] = state[next(iter(state))] + 1
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        load_retriever(tmp_path / "ck")
+
+
+def test_checkpoint_of_another_architecture_is_refused(tiny, tmp_path):
+    tiny.save(tmp_path / "ck")
+    config = tmp_path / "ck" / "config.json"
+    record = json.loads(config.read_text())
+    record["model"]["embed_dim"] = 48
+    config.write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="wrong shapes"):
+        load_retriever(tmp_path / "ck")
+
+
+def test_foreground_box_finds_the_garment():
+    from model.image_features import foreground_boxes
+
+    image = Image.new("RGB", (64, 64), (255, 255, 255))
+    image.paste((200, 0, 0), (16, 8, 48, 56))
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
+    box = foreground_boxes(x, margin=0.0)[0].tolist()
+    assert box == [16, 8, 48, 56]
+    blank = torch.ones(1, 3, 64, 64)
+    assert foreground_boxes(blank)[0].tolist() == [0, 0, 64, 64]
