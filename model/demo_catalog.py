@@ -703,7 +703,7 @@ def describe_difference(
         raise ValueError(f"captions describe 1-2 changes, got {changed}")
     captions: list[str] = []
     for _ in range(2):
-        for _attempt in range(6):
+        for _attempt in range(20):
             parts = [_phrase(category, a, ref[a], tgt[a], rng) for a in changed]
             if len(parts) == 2 and rng.random() < 0.5:
                 parts.reverse()
