@@ -30,7 +30,15 @@ while [ $# -gt 0 ]; do
 done
 case "$PORT" in ''|*[!0-9]*) echo "run_app.sh: port must be a number, got '$PORT'" >&2; exit 2 ;; esac
 
-source scripts/ensure_venv.sh requirements.txt
+# The dev requirements include the runtime ones: when run_tests.sh has already installed them
+# for the current requirements files, there is nothing to do (and no pip run inside tests).
+DEV_STAMP=.venv/.requirements-requirements-dev.txt.sha256
+if [ -x .venv/bin/python ] && [ -f "$DEV_STAMP" ] && \
+   [ "$(cat "$DEV_STAMP")" = "$(cat requirements*.txt | sha256sum | cut -d' ' -f1)" ]; then
+  :
+else
+  source scripts/ensure_venv.sh requirements.txt
+fi
 source scripts/env.sh
 PY=.venv/bin/python
 
@@ -44,7 +52,7 @@ fi
 "$PY" -m streamlit run app/streamlit_app.py \
   --server.address "$ADDRESS" --server.port "$PORT" --server.headless true \
   --server.fileWatcherType none --server.maxUploadSize 64 \
-  --browser.gatherUsageStats false --theme.base light &
+  --browser.gatherUsageStats false --client.toolbarMode minimal --theme.base light &
 APP_PID=$!
 trap 'kill "$APP_PID" 2>/dev/null || true; wait "$APP_PID" 2>/dev/null || true' INT TERM
 for _ in $(seq 1 120); do

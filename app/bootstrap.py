@@ -67,7 +67,8 @@ def prepare(seed: int, per_category: int, force_index: bool = False) -> None:
     print(f"[app] catalog is empty: building it from {settings.catalog_dir} "
           f"with checkpoint {settings.checkpoint}", flush=True)
     for cmd in build_commands(settings.catalog_dir, settings.checkpoint, seed, per_category):
-        print("[app] $ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
+        shown = ["python", *cmd[1:]] if cmd[0] == sys.executable else cmd
+        print("[app] $ " + " ".join(shown), flush=True)
         result = subprocess.run(cmd, check=False)  # inherits the terminal: progress shows
         if result.returncode != 0:
             raise BootstrapError(f"`{' '.join(cmd[1:])}` failed (exit {result.returncode})")

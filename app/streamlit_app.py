@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 ALL_CATEGORIES = "All categories"
 GRID_COLUMNS = 4
+STEPS_PER_ROW = 4
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 UPLOAD_HARD_LIMIT_MB = 64  # Streamlit's own refusal; our clearer limit (APP_MAX_UPLOAD_MB) is lower
 
@@ -231,7 +232,7 @@ def results_ui(turn: Turn, index, config: services.AppConfig) -> None:
         cols = st.columns(GRID_COLUMNS)
         for col, item in zip(cols, turn.results[row_start:row_start + GRID_COLUMNS],
                              strict=False):
-            with col.container(border=True):
+            with col.container(border=True, key=f"result_{item.item_id}"):
                 if item.thumbnail:
                     st.image(item.thumbnail, width="stretch")
                 st.markdown(f"**{item.title}**")
@@ -242,22 +243,27 @@ def results_ui(turn: Turn, index, config: services.AppConfig) -> None:
 
 
 def history_ui(history: History) -> None:
-    """The chain of turns: reference -> feedback -> chosen result, with 'Back to step i'."""
+    """The chain of turns as a strip of cards: reference -> feedback -> pick, 'Back to step i'."""
     if not history.turns:
         return
     st.subheader("Your steps")
-    for i, turn in enumerate(history.turns):
-        ref_col, text_col, pick_col, back_col = st.columns([1, 3, 1, 1],
-                                                           vertical_alignment="center")
-        if turn.reference.thumbnail:
-            ref_col.image(turn.reference.thumbnail, width=72)
-        said = f'"{turn.feedback}"' if turn.feedback else "(image only)"
-        chosen = f" → **{turn.chosen.title}**" if turn.chosen else " → (no pick yet)"
-        text_col.markdown(f"**Step {i + 1}.** {turn.reference.label}: {said}{chosen}")
-        if turn.chosen and turn.chosen.thumbnail:
-            pick_col.image(turn.chosen.thumbnail, width=72)
-        back_col.button(f"Back to step {i + 1}", key=f"back_{i}", on_click=on_go_back,
-                        args=(i,))
+    for row_start in range(0, len(history.turns), STEPS_PER_ROW):
+        cols = st.columns(STEPS_PER_ROW)
+        for offset, col in enumerate(cols[: len(history.turns) - row_start]):
+            i = row_start + offset
+            turn = history.turns[i]
+            with col.container(border=True, key=f"step_{i}"):
+                said = f'"{turn.feedback}"' if turn.feedback else "(image only)"
+                st.markdown(f"**Step {i + 1}.** {said}")
+                ref_col, pick_col = st.columns(2)
+                if turn.reference.thumbnail:
+                    ref_col.image(turn.reference.thumbnail, width=64)
+                if turn.chosen and turn.chosen.thumbnail:
+                    pick_col.image(turn.chosen.thumbnail, width=64)
+                picked = f" → {turn.chosen.title}" if turn.chosen else " → (results on display)"
+                st.caption(f"{turn.reference.label}{picked}")
+                st.button(f"Back to step {i + 1}", key=f"back_{i}", on_click=on_go_back,
+                          args=(i,))
 
 
 def notice_ui() -> None:
@@ -285,6 +291,7 @@ def main() -> None:
     k, category = sidebar_ui(index, retriever, config)
     notice_ui()
     history: History = st.session_state["history"]
+    steps = st.container()  # filled last, so it shows the turn this run may add
 
     left, right = st.columns([1, 3], gap="large")
     with left:
@@ -299,7 +306,8 @@ def main() -> None:
             search(retriever, index, config, open_turn.feedback, k, category)
         if history.open_turn is not None:
             results_ui(history.open_turn, index, config)
-    history_ui(history)
+    with steps:
+        history_ui(history)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+"""End to end: `bash run_app.sh` against the real embedded database, driven in headless Chromium.
+
+The app is started exactly as a user starts it (the script indexes the empty catalog with the
+real indexer CLI, then serves), with a tiny real checkpoint and a 24-item drawn catalog so the
+whole module runs in about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.testing import draw_garment, make_small_catalog
+from model import ModelConfig, build_retriever
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path("/usr/bin/chromium").exists():
+    pytest.skip("Debian chromium is not installed (run_tests.sh installs it)",
+                allow_module_level=True)
+
+from app import browser  # noqa: E402  (needs playwright)
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 300  # first start indexes the catalog (PyTorch import included)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    url: str
+    port: int
+    log: Path
+    proc: subprocess.Popen
+    seconds_to_serve: float
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_app(env: dict[str, str], log: Path, checkpoint: Path) -> RunningApp:
+    """`bash run_app.sh` in its own process group; returns once it printed its URL."""
+    port = free_port()
+    t0 = time.monotonic()
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            ["bash", "run_app.sh", "--port", str(port), "--checkpoint", str(checkpoint)],
+            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    app = RunningApp(f"http://127.0.0.1:{port}", port, log, proc, 0.0)
+    while time.monotonic() - t0 < START_TIMEOUT_S:
+        if "[app] serving at" in app.output():
+            app.seconds_to_serve = time.monotonic() - t0
+            return app
+        if proc.poll() is not None:
+            break
+        time.sleep(0.25)
+    stop_app(app)
+    raise AssertionError(f"run_app.sh did not serve:\n{app.output()[-3000:]}")
+
+
+def stop_app(app: RunningApp) -> None:
+    try:
+        os.killpg(app.proc.pid, signal.SIGTERM)
+        app.proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(app.proc.pid, signal.SIGKILL)
+        app.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def e2e_env(mongo_server, mongo_client, tmp_path_factory):
+    """An empty collection, a 24-item catalog folder and a tiny checkpoint."""
+    root = tmp_path_factory.mktemp("e2e")
+    checkpoint = root / "ckpt"
+    build_retriever(ModelConfig.tiny(), seed=0).save(checkpoint)
+    make_small_catalog(root / "catalog", colours=4)
+    db_name = f"test_e2e_{uuid.uuid4().hex[:10]}"
+    env = {
+        **os.environ,
+        "MONGO_URI": mongo_server.uri + "/?directConnection=true",
+        "DB_NAME": db_name,
+        "COLLECTION_NAME": "catalog",
+        "DATA_DIR": str(root / "data"),
+        "CATALOG_DIR": str(root / "catalog"),
+    }
+    env.pop("APP_PORT", None)
+    yield {"env": env, "root": root, "checkpoint": checkpoint}
+    mongo_client.drop_database(db_name)
+
+
+@pytest.fixture(scope="module")
+def app(e2e_env):
+    running = start_app(e2e_env["env"], e2e_env["root"] / "run1.log", e2e_env["checkpoint"])
+    yield running
+    stop_app(running)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with playwright_api.sync_playwright() as p:
+        b = browser.launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def garment(tmp_path) -> Path:
+    path = tmp_path / "my_shirt.jpg"
+    draw_garment("shirt", (20, 30, 90), False, size=220).save(path, quality=90)
+    return path
+
+
+def test_first_start_indexes_the_empty_catalog_and_prints_the_url(app):
+    out = app.output()
+    assert "catalog is empty" in out
+    assert "python -m indexer build" in out and "24 items" in out
+    assert f"[app] serving at http://localhost:{app.port}" in out
+
+
+def test_two_turn_session_upload_search_refine_search(app, chromium, garment, tmp_path):
+    page = browser.open_page(chromium, app.url)
+    sidebar = page.get_by_test_id("stSidebar")
+    playwright_api.expect(sidebar.get_by_test_id("stMetricValue")).to_have_text("24")
+
+    browser.upload(page, garment)
+    caption = browser.search(page, "navy with long sleeves", press_enter=True)  # Enter key
+    assert caption.startswith("12 results")
+    cards = browser.result_cards(page)
+    assert cards.count() == 12
+    first = cards.nth(0).inner_text()
+    assert re.search(r"(dress|shirt|toptee) · score -?\d\.\d{3}", first)
+    assert "color:" in first and "sleeve:" in first
+
+    picked = browser.refine(page, 2)
+    assert browser.feedback_box(page).input_value() == ""
+    assert browser.step_cards(page).count() == 1
+
+    browser.search(page, "in red", press_enter=False)  # the Search button
+    steps = browser.step_cards(page)
+    assert steps.count() == 2
+    assert '"navy with long sleeves"' in steps.nth(0).inner_text()
+    assert picked in steps.nth(0).inner_text()
+    assert '"in red"' in steps.nth(1).inner_text()
+    assert picked not in [c.split("\n")[0] for c in browser.result_cards(page).all_inner_texts()]
+
+    shot = Path(os.environ.get("APP_SCREENSHOT", tmp_path / "app_two_turns.png"))
+    browser.screenshot(page, shot)
+    assert shot.stat().st_size > 20_000
+
+    page.get_by_role("button", name="Back to step 1").click()  # and back again
+    page.get_by_text('12 results for "navy with long sleeves"').wait_for(timeout=30_000)
+    assert browser.step_cards(page).count() == 1
+    assert browser.feedback_box(page).input_value() == "navy with long sleeves"
+    page.close()
+
+
+def test_corrupt_upload_shows_a_message_and_the_app_keeps_working(app, chromium, garment,
+                                                                  tmp_path):
+    page = browser.open_page(chromium, app.url)
+    corrupt = tmp_path / "holiday.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2000))  # JPEG magic, garbage after
+    browser.upload(page, corrupt, expect_label=False)
+    error = page.get_by_text(re.compile(r"holiday\.jpg\s*cannot be used"))
+    error.wait_for(timeout=30_000)
+    assert browser.feedback_box(page).is_disabled()  # no reference to search from
+    browser.screenshot(page, tmp_path / "corrupt_upload.png")
+
+    browser.upload(page, garment)  # a good file replaces it; the error is gone
+    assert page.get_by_text("cannot be used").count() == 0
+    assert browser.search(page, "", press_enter=True).startswith("12 results")
+    page.get_by_text("retrieved by the image alone").wait_for(timeout=10_000)
+    page.close()
+
+
+def test_second_start_reuses_the_database_and_index(app, e2e_env):
+    second = start_app(e2e_env["env"], e2e_env["root"] / "run2.log", e2e_env["checkpoint"])
+    try:
+        out = second.output()
+        assert "24 items already indexed; skipping the build" in out
+        assert "indexer build" not in out
+        print(f"second start served after {second.seconds_to_serve:.1f} s "
+              f"(first: {app.seconds_to_serve:.1f} s)")
+        assert second.seconds_to_serve < app.seconds_to_serve
+    finally:
+        stop_app(second)
