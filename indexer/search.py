@@ -37,6 +37,8 @@ class SearchConfig:
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128  # higher = better recall, slower
     load_batch: int = 5000  # documents per cursor batch when loading vectors
+    threads: int = 1  # FAISS OpenMP threads: on the shared 2-core CPU one thread answered a
+    # single 20k flat query in 2.3 ms, two threads in 49 ms (spinning against other processes)
     blas_threshold: int = 20  # faiss BLAS path from this many queries (DESIGN.md: 2-4x)
 
 
@@ -49,6 +51,7 @@ class CatalogSearch:
         self.fingerprint = fingerprint
         self.config = config
         faiss.cvar.distance_compute_blas_threshold = config.blas_threshold
+        faiss.omp_set_num_threads(config.threads)
         self.ids: np.ndarray = np.empty(0, dtype=object)
         self.vectors = np.zeros((0, 0), np.float32)
         self.ranges: dict[str, tuple[int, int]] = {}

@@ -1,0 +1,145 @@
+"""End-to-end indexing throughput (images/s) vs the model's own forward throughput.
+
+    source scripts/env.sh && .venv/bin/python bench/index_throughput.py [--n 512] [--size 256]
+
+Generates N product-like JPEGs of SIZE px, then measures on this CPU: the frozen backbone's
+forward alone, the full target encoder (backbone + target block) on preprocessed tensors, and
+``build_index`` end to end (decode in DataLoader workers, embed, thumbnail, upsert into a fresh
+embedded SecantusDB). Prints a table and writes bench/results/index_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import REPO_ROOT, table, temporary_server, write_results
+from PIL import Image, ImageDraw
+from pymongo import ReplaceOne
+
+from indexer.build import BuildConfig, build_index
+from indexer.catalog import discover
+from indexer.connect import CatalogStore, connect
+from indexer.pipeline import make_thumbnail
+from indexer.vectors import to_binary
+from model import ModelConfig, build_retriever, load_retriever
+from model.images import load_image
+
+
+def make_images(folder: Path, n: int, size: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        img = Image.new("RGB", (size, size), (245, 245, 245))
+        d = ImageDraw.Draw(img)
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        w, top = size * rng.uniform(0.2, 0.35), size * rng.uniform(0.08, 0.2)
+        d.polygon([(size / 2 - w / 2, top), (size / 2 + w / 2, top), (size / 2 + w, size * 0.92),
+                   (size / 2 - w, size * 0.92)], fill=colour)
+        d.rectangle([size / 2 - w, top, size / 2 + w, top + size / 8], fill=colour)
+        path = folder / f"img{i:05d}.jpg"
+        img.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def timed(fn, repeat: int = 1) -> float:
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--n", type=int, default=512)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, nargs="+", default=[2, 1])
+    p.add_argument("--checkpoint", type=Path, default=REPO_ROOT / "checkpoints" / "demo",
+                   help="falls back to a freshly built default model when absent")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    t0 = time.perf_counter()
+    if (args.checkpoint / "config.json").is_file():
+        retriever, source = load_retriever(args.checkpoint), str(args.checkpoint)
+    else:
+        retriever, source = build_retriever(ModelConfig(), seed=0), "build_retriever(ModelConfig())"
+    load_s = time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        paths = make_images(Path(tmp), args.n, args.size)
+        sample = torch.stack([retriever.preprocess(load_image(p)) for p in paths[: args.batch]])
+        backbone = retriever.encoder.net
+        x = sample.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            backbone(x)  # warm-up
+            backbone_s = timed(lambda: backbone(x), 3)
+        retriever.encode_target_tensors(sample)
+        encode_s = timed(lambda: retriever.encode_target_tensors(sample), 3)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a DataLoader worker
+        decode_s = timed(lambda: [(retriever.preprocess(im := load_image(p)), make_thumbnail(im))
+                                  for p in paths[:64]])
+        torch.set_num_threads(threads)
+
+        rows, runs = [], []
+        with temporary_server() as server:
+            client = connect(server.uri, directConnection=True)
+            vec = retriever.encode_target_tensors(sample)
+            thumb = make_thumbnail(load_image(paths[0]))
+            docs = [{"_id": f"w{i}", "category": "c", "title": "t", "attributes": {},
+                     "image_path": str(paths[0]), "sha256": "0" * 64, "thumbnail": thumb,
+                     "embedding": to_binary(vec[i % len(vec)]), "model": "m", "dim": vec.shape[1]}
+                    for i in range(args.n)]
+            wcoll = client["bench"]["writes"]
+            write_s = timed(lambda: [wcoll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+                                                       for d in docs[i:i + args.batch]])
+                                     for i in range(0, len(docs), args.batch)])
+            for workers in args.workers:
+                coll = client["bench"][f"items_w{workers}"]
+                store = CatalogStore.from_collection(coll)
+                cfg = BuildConfig(batch_size=args.batch, workers=workers, progress=False)
+                report = build_index(discover(Path(tmp)), retriever, store, cfg)
+                rerun = build_index(discover(Path(tmp)), retriever, store, cfg)
+                runs.append({"workers": workers, "images_per_s": report.images_per_s,
+                             "seconds": report.seconds, "embedded": report.embedded,
+                             "rerun_seconds": rerun.seconds, "rerun_embedded": rerun.embedded})
+                rows.append((f"build_index end to end, {workers} decode workers",
+                             f"{report.images_per_s:.1f}",
+                             f"{report.seconds:.1f} s; re-run (nothing to embed) "
+                             f"{rerun.seconds:.2f} s"))
+
+    bb = args.batch / backbone_s
+    enc = args.batch / encode_s
+    rows = [(f"backbone forward only (batch {args.batch})", f"{bb:.1f}", "frozen CNN alone"),
+            ("target encoder (backbone + target block)", f"{enc:.1f}", "model ceiling"),
+            ("decode+preprocess+thumbnail, 1 worker", f"{64 / decode_s:.1f}", "1 torch thread"),
+            ("MongoDB upsert only (SecantusDB)", f"{args.n / write_s:.1f}",
+             f"bulk_write of {args.batch} docs"),
+            *rows]
+    print(f"\n{args.n} images of {args.size} px, model {retriever.fingerprint} ({source}), "
+          f"loaded in {load_s:.1f} s, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print(table(rows, ("stage", "images/s", "note")))
+    best = max(r["images_per_s"] for r in runs)
+    print(f"\nend-to-end / target-encoder ceiling: {best / enc:.0%}; floor 60 img/s: "
+          f"{'met' if best >= 60 else 'NOT met'}")
+    out = write_results("index_throughput", {
+        "n": args.n, "size": args.size, "batch": args.batch, "model": retriever.fingerprint,
+        "model_source": source, "model_load_s": load_s, "backbone_images_per_s": bb,
+        "target_encoder_images_per_s": enc, "decode_images_per_s": 64 / decode_s,
+        "db_upsert_images_per_s": args.n / write_s, "load_average_1m": os.getloadavg()[0],
+        "builds": runs})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
