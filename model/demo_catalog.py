@@ -192,7 +192,7 @@ def _neck_hole(kind: str, cx: float, y: float, half: float) -> list[Point]:
     elif kind == "boat":  # wide and shallow, almost to the shoulders
         wide_l, wide_r = (cx - half * 1.6, y + 0.016), (cx + half * 1.6, y + 0.016)
         back = _bezier(wide_l, (cx, y - 0.004), wide_r, 8)
-        front = _bezier(wide_r, (cx, y + 0.06), wide_l, 10)
+        front = _bezier(wide_r, (cx, y + 0.08), wide_l, 10)
     else:  # round
         front = _bezier(right, (cx, y + 0.095), left, 10)
     return back + front[1:]
@@ -499,37 +499,41 @@ def render_item(
     )
     fabric *= shade[..., None] * 255.0
     np.clip(fabric, 0, 255, out=fabric)
-    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    layer.paste(Image.fromarray(fabric.astype(np.uint8), "RGB"), (x0, y0))
-    layer.putalpha(mask)
+    fabric = fabric.astype(np.uint8)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[y0:y1, x0:x1] = fabric
+    layer = Image.fromarray(canvas, "RGB")  # colour and coverage (mask) kept apart: no RGBA
 
-    ldraw = ImageDraw.Draw(layer)
+    ldraw, mdraw = ImageDraw.Draw(layer), ImageDraw.Draw(mask)
     lum = float(base @ np.array([0.299, 0.587, 0.114], np.float32))
     edge = tuple(
         int(c * 255 * (0.55 if lum > 0.25 else 1.0) + (0 if lum > 0.25 else 70)) for c in base
-    ) + (255,)
-    inside = tuple(int(c * 255 * 0.62) for c in base) + (255,)
+    )
+    inside = tuple(int(c * 255 * 0.62) for c in base)
     seam = tuple(
         int(c * 255 * (0.72 if lum > 0.25 else 1.0) + (0 if lum > 0.25 else 45)) for c in base
-    ) + (255,)
+    )
     width = max(1, round(size / 256))
+
+    def outline(points: list[Point], w: int) -> None:
+        ldraw.line(points + [points[0]], fill=edge, width=w, joint="curve")
+        mdraw.line(points + [points[0]], fill=255, width=w, joint="curve")
+
     hole = _transform(shape.neck_hole, m, size)
     ldraw.polygon(hole, fill=inside)
-    for o in overlays:  # collar flaps: same fabric, crisp outline
-        ldraw.line(o + [o[0]], fill=edge, width=width, joint="curve")
-    for poly in sleeves:
-        ldraw.line(poly + [poly[0]], fill=edge, width=width, joint="curve")
-    ldraw.line(body + [body[0]], fill=edge, width=width, joint="curve")
-    ldraw.line(hole + [hole[0]], fill=edge, width=width + 1, joint="curve")
+    mdraw.polygon(hole, fill=255)
+    for poly in overlays + sleeves + [body]:  # collar flaps, sleeves, body: crisp outlines
+        outline(poly, width)
+    outline(hole, width + 1)
     for line in shape.lines:
         ldraw.line(_transform(line, m, size), fill=seam, width=width)
     r = 0.008 * size * scale
     for bx, by in _transform(shape.buttons, m, size):
-        ldraw.ellipse((bx - r, by - r, bx + r, by + r), fill=(236, 234, 226, 255), outline=edge)
+        ldraw.ellipse((bx - r, by - r, bx + r, by + r), fill=(236, 234, 226), outline=edge)
 
-    out = cfg.image_size
-    layer = layer.reduce(cfg.supersample) if cfg.supersample > 1 else layer
-    return _on_background(layer, out, rng)
+    if cfg.supersample > 1:
+        layer, mask = layer.reduce(cfg.supersample), mask.reduce(cfg.supersample)
+    return _on_background(layer, mask, cfg.image_size, rng)
 
 
 def _shading(shape: _Shape, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -548,13 +552,14 @@ def _shading(shape: _Shape, u: np.ndarray, v: np.ndarray, rng: np.random.Generat
     return np.broadcast_to(shade, np.broadcast_shapes(u.shape, v.shape)).astype(np.float32)
 
 
-def _on_background(layer: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+def _on_background(
+    layer: Image.Image, alpha: Image.Image, size: int, rng: np.random.Generator
+) -> Image.Image:
     """Plain light studio background with a soft drop shadow under the garment."""
     tone = np.float32(rng.uniform(-6, 4)) + rng.uniform(-1.5, 1.5, size=3).astype(np.float32)
     tone += np.array([244, 243, 241], np.float32)
     py, _ = _pixel_grid(size)
     bg = np.broadcast_to(tone * (1.0 - 0.035 * py)[..., None], (size, size, 3))
-    alpha = layer.getchannel("A")
     shadow = alpha.filter(ImageFilter.GaussianBlur(size / 55))
     dx, dy = int(size * 0.012), int(size * 0.02)
     shadow = shadow.transform(shadow.size, Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy))
@@ -682,8 +687,6 @@ def _phrase(category: str, attr: str, ref: str, tgt: str, rng: np.random.Generat
                 options.append(p.format(r=_PATTERN_NOUNS[ref]))
     else:
         options = list(_PHRASES[tgt])
-        if category != "dress" and tgt == "maxi":
-            options = [o for o in options if "dress" not in o]
         order = ATTRIBUTES[category][attr]
         if attr in _COMPARE:
             i, k = order.index(ref), order.index(tgt)
