@@ -22,11 +22,12 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -817,7 +818,23 @@ def build_demo_catalog(cfg: DemoCatalogConfig, workers: int = 1) -> dict:
     """Write the whole dataset under cfg.out; returns the stats also saved to stats.json.
 
     ``workers`` processes draw the images; the output is identical for any worker count.
+    A new (absent or empty) cfg.out appears only when complete: the dataset is built in a
+    hidden sibling folder and renamed, so an interrupted first start never leaves a half
+    catalog that later looks finished.
     """
+    final = Path(cfg.out)
+    if final.is_dir() and any(final.iterdir()):
+        return _build_into(cfg, workers)
+    partial = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    stats = _build_into(replace(cfg, out=partial), workers, recorded_out=final)
+    if final.is_dir():
+        final.rmdir()
+    partial.rename(final)
+    return stats
+
+
+def _build_into(cfg: DemoCatalogConfig, workers: int, recorded_out: Path | None = None) -> dict:
     out = Path(cfg.out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "captions").mkdir(exist_ok=True)
@@ -837,9 +854,8 @@ def build_demo_catalog(cfg: DemoCatalogConfig, workers: int = 1) -> dict:
     progress.close()
     render_s = time.perf_counter() - started
 
-    stats: dict = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    }
+    recorded = asdict(replace(cfg, out=recorded_out or cfg.out))
+    stats: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in recorded.items()}}
     stats["categories"] = {}
     for ci, cat in enumerate(CATEGORIES):
         cat_stats = {}

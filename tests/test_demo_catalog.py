@@ -216,3 +216,14 @@ def test_cli_writes_dataset_and_contact_sheet(tmp_path: Path, capsys) -> None:
     assert "dress" in capsys.readouterr().out
     assert (tmp_path / "d/captions/cap.toptee.val.json").is_file()
     assert Image.open(sheet).size[0] == 8 * 160
+
+
+def test_a_new_catalog_appears_only_when_complete(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (tmp_path / "fresh", empty):
+        cfg = dc.DemoCatalogConfig(out=out, per_category=4)
+        stats = dc.build_demo_catalog(cfg)
+        assert (out / "metadata.csv").is_file() and (out / "stats.json").is_file()
+        assert stats["config"]["out"] == str(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "fresh"]  # no .partial left
