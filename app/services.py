@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,10 +82,22 @@ def load_app_config(env: Mapping[str, str] | None = None) -> AppConfig:
 
 
 def load_model(checkpoint: Path):
-    """The retriever of ``checkpoint`` (imported lazily: PyTorch takes seconds to import)."""
+    """The retriever of ``checkpoint``, warmed up with one throw-away query.
+
+    Why the warm-up: PyTorch's first forward pass allocates and picks kernels (seconds on this
+    CPU); paying that while the page shows "Loading the model" keeps the shopper's first
+    search as fast as the others. PyTorch is imported lazily (seconds) for the same reason.
+    """
+    from PIL import Image
+
     from model import load_retriever
 
-    return load_retriever(checkpoint)
+    retriever = load_retriever(checkpoint)
+    t0 = time.perf_counter()
+    retriever.encode_query(Image.new("RGB", (224, 224), "white"), "warm up")
+    log.info("model %s loaded and warmed up (%.1f s)", retriever.fingerprint,
+             time.perf_counter() - t0)
+    return retriever
 
 
 def open_index(settings: Settings, fingerprint: str):

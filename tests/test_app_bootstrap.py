@@ -1,0 +1,92 @@
+"""What run_app.sh does before serving: its argument handling and app.bootstrap's plan."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.bootstrap import BootstrapError, build_commands, main, prepare
+from app.testing import index_small_catalog, make_small_catalog
+from model import ModelConfig, build_retriever
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "run_app.sh"), *args], capture_output=True,
+                          text=True, timeout=30, cwd=REPO)
+
+
+def test_run_app_help_lists_the_flags_and_environment():
+    out = run_script("--help")
+    assert out.returncode == 0
+    for word in ("--port", "--catalog", "--checkpoint", "APP_PORT", "MONGO_URI"):
+        assert word in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--bogus",), "unknown argument --bogus"),
+    (("--port", "80a"), "port must be a number"),
+])
+def test_run_app_rejects_bad_arguments_before_doing_anything(args, message):
+    out = run_script(*args)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_missing_catalog_is_generated_then_indexed(tmp_path):
+    cmds = build_commands(tmp_path / "new", Path("ckpt"), seed=3, per_category=7, python="py")
+    assert cmds[0][:3] == ["py", "-m", "model.demo_catalog"]
+    assert cmds[0][cmds[0].index("--seed") + 1] == "3"
+    assert cmds[0][cmds[0].index("--per-category") + 1] == "7"
+    assert cmds[1][:4] == ["py", "-m", "indexer", "build"]
+    assert str(tmp_path / "new" / "images") in cmds[1] and "ckpt" in cmds[1]
+
+
+def test_an_existing_catalog_is_only_indexed(tmp_path):
+    cat = make_small_catalog(tmp_path / "cat", colours=1)
+    cmds = build_commands(cat.root, Path("ckpt"), seed=0, per_category=5, python="py")
+    assert len(cmds) == 1 and cmds[0][3] == "build"
+    assert str(cat.metadata) in cmds[0]
+
+
+def test_a_folder_without_metadata_is_not_overwritten_with_the_demo_catalog(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photo.jpg").write_bytes(b"x")
+    with pytest.raises(BootstrapError, match="metadata.csv"):
+        build_commands(tmp_path / "mine", Path("ckpt"), seed=0, per_category=5)
+
+
+def test_missing_checkpoint_is_reported_with_the_flag_to_fix_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CHECKPOINT", str(tmp_path / "nope"))
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint not found" in err and "--checkpoint" in err
+
+
+def test_an_indexed_catalog_is_not_rebuilt(monkeypatch, mongo_env, mongo_collection, tmp_path,
+                                           capsys):
+    retriever = build_retriever(ModelConfig.tiny(), seed=0)
+    retriever.save(tmp_path / "ckpt")
+    cat = make_small_catalog(tmp_path / "cat", colours=1)
+    index_small_catalog(cat, retriever, mongo_collection)
+    for key, value in {**mongo_env, "CHECKPOINT": str(tmp_path / "ckpt"),
+                       "CATALOG_DIR": str(cat.root)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("must not build"))
+    prepare(seed=0, per_category=5)
+    assert "6 items already indexed; skipping the build" in capsys.readouterr().out
+
+
+def test_database_down_is_reported_with_its_uri(monkeypatch, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        uri = f"mongodb://127.0.0.1:{s.getsockname()[1]}"
+    (tmp_path / "ckpt").mkdir()
+    monkeypatch.setenv("CHECKPOINT", str(tmp_path / "ckpt"))
+    monkeypatch.setenv("MONGO_URI", uri)
+    assert main([]) == 1
+    assert uri in capsys.readouterr().err
