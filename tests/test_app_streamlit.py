@@ -243,3 +243,41 @@ def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
     at = new_app().run()
     assert not at.exception
     assert "does not exist" in at.error[0].value and "--checkpoint" in at.error[0].value
+
+
+def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
+                                                            retriever):
+    """Stop the server under a live session: the page says so; restarting it resumes."""
+    from indexer.embedded_db import EmbeddedConfig, EmbeddedServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = EmbeddedServer(EmbeddedConfig(home=tmp_path / "db", port=port, cache_size="64M"))
+    server.start()
+    try:
+        import pymongo
+
+        client = pymongo.MongoClient(server.uri, directConnection=True)
+        catalog = make_small_catalog(tmp_path / "catalog", colours=2)
+        index_small_catalog(catalog, retriever, client["shop"]["catalog"])
+        client.close()
+        for key, value in {"MONGO_URI": server.uri, "DB_NAME": "shop",
+                           "COLLECTION_NAME": "catalog", "CHECKPOINT": str(checkpoint),
+                           "DATA_DIR": str(tmp_path / "data")}.items():
+            monkeypatch.setenv(key, value)
+        at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+        assert len(result_buttons(at)) == 12
+
+        server.stop()
+        at = at.run()
+        assert not at.exception
+        assert server.uri in at.error[0].value and "indexer.db start" in at.error[0].value
+
+        server.start()
+        at = at.button(key="retry").click().run()
+        assert not at.exception and not at.error
+        assert len(at.session_state["history"].turns) == 1  # the session survived
+        assert len(result_buttons(at)) == 12
+    finally:
+        server.stop()
