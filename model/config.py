@@ -18,6 +18,7 @@ class ModelConfig:
     backbone_weights: str | None = None  # optional local weights file (e.g. a ResNet-50 .pth)
     image_size: int = 224  # square input side; grid = image_size / 32 (7x7 at 224)
     text_model: str = "all-MiniLM-L6-v2"  # registry name, local HF folder, or cached hub name
+    text_layers: int | None = 4  # keep the first N layers of the text model (None: all)
     max_text_tokens: int = 40  # feedback longer than this is truncated by the tokenizer
     embed_dim: int = 256  # size of f_ref / f_tar
     crop_grid: int = 3  # garment-region tokens: crop_grid x crop_grid RoI-pooled cells
@@ -36,6 +37,7 @@ class ModelConfig:
             backbone="tiny_cnn",
             image_size=96,
             text_model="tiny-bert",
+            text_layers=None,
             max_text_tokens=24,
             embed_dim=32,
             crop_grid=2,

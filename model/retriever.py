@@ -167,6 +167,9 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     cfg = cfg or ModelConfig()
     torch.manual_seed(seed)
     text_model, tokenizer = load_text_model(cfg.text_model)
+    if cfg.text_layers is not None:  # a shallower fusion transformer: CPU training cost
+        text_model.encoder.layer = text_model.encoder.layer[:cfg.text_layers]
+        text_model.config.num_hidden_layers = len(text_model.encoder.layer)
     encoder = ImageEncoder(cfg)
     net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid)
     return Retriever(cfg, encoder, net, tokenizer)

@@ -84,24 +84,38 @@ def flip_grid(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class TripletBatches:
-    """Shuffled batches of (reference features, caption, target features) from a FeatureBank."""
+    """Shuffled batches of (reference features, caption, target features) from a FeatureBank.
+
+    Each batch comes from one (dataset, category) group, so its in-batch negatives are garments
+    of the same kind -- the ones retrieval has to tell apart in that category's gallery.
+    """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
                  batch_size: int, flip: bool, seed: int):
         self.retriever, self.bank, self.flip = retriever, bank, flip
-        self.triplets = [t for d in datasets for t in d.train.triplets]
+        self.groups: dict[tuple[str, str], list] = {}
+        for d in datasets:
+            for t in d.train.triplets:
+                self.groups.setdefault((d.name, t.category), []).append(t)
+        self.triplets = [t for group in self.groups.values() for t in group]
         self.batch_size = batch_size
         self.rng = random.Random(seed)
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
 
     def __len__(self) -> int:
-        return len(self.triplets) // self.batch_size
+        return sum(len(g) // self.batch_size for g in self.groups.values())
 
     def epoch(self, epoch: int):
-        order = list(range(len(self.triplets)))
-        random.Random(self.rng.random() + epoch).shuffle(order)
-        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
-            yield self.batch([self.triplets[k] for k in order[start:start + self.batch_size]])
+        shuffler = random.Random(f"{self.rng.random()}-{epoch}")
+        batches = []
+        for group in self.groups.values():
+            order = list(group)
+            shuffler.shuffle(order)
+            batches += [order[i:i + self.batch_size]
+                        for i in range(0, len(order) - self.batch_size + 1, self.batch_size)]
+        shuffler.shuffle(batches)
+        for triplets in batches:
+            yield self.batch(triplets)
 
     def batch(self, triplets) -> dict[str, torch.Tensor]:
         ref_whole, ref_crop = self.bank.lookup([t.candidate for t in triplets])
@@ -287,12 +301,14 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--backbone", default=mdefaults.backbone)
     p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
     p.add_argument("--text-model", default=mdefaults.text_model)
+    p.add_argument("--text-layers", type=int, default=mdefaults.text_layers,
+                   help="first N text-model layers to keep (0: all)")
     p.add_argument("--train-text-layers", type=int, default=mdefaults.train_text_layers)
     p.add_argument("--tiny", action="store_true", help="tiny random model (smoke tests)")
     a = p.parse_args(argv)
     model = ModelConfig.tiny() if a.tiny else ModelConfig(
         backbone=a.backbone, backbone_weights=a.backbone_weights, text_model=a.text_model,
-        train_text_layers=a.train_text_layers)
+        text_layers=a.text_layers or None, train_text_layers=a.train_text_layers)
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
