@@ -39,14 +39,22 @@ UPLOAD_HARD_LIMIT_MB = 64  # Streamlit's own refusal; our clearer limit (APP_MAX
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)...")
-def get_retriever(checkpoint: str):
-    return services.load_model(Path(checkpoint))
+def get_retriever(checkpoint: str, threads: int):
+    return services.load_model(Path(checkpoint), threads)
 
 
 @st.cache_resource(show_spinner="Loading the catalog index (once per server)...")
 def get_index(index_key: str, fingerprint: str, _config: services.AppConfig):
     """One FAISS index per (database, collection, model); ``_config`` is not part of the key."""
     return services.open_index(_config.settings, fingerprint)
+
+
+def configure_logging() -> None:
+    """Our INFO lines (model load, index load, per-query timings) in the server terminal."""
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("app", "indexer", "model"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def init_state() -> None:
@@ -72,7 +80,7 @@ def problem_ui(message: str, retry_key: str = "retry") -> None:
 def load_parts(config: services.AppConfig):
     """The cached retriever and index, or a clear message and st.stop()."""
     try:
-        retriever = get_retriever(str(config.checkpoint))
+        retriever = get_retriever(str(config.checkpoint), config.torch_threads)
     except Exception as exc:  # any load failure is reported, never a traceback
         log.exception("loading the checkpoint failed")
         problem_ui(services.describe_checkpoint_problem(exc, config.checkpoint))
@@ -280,6 +288,7 @@ def notice_ui() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="FashionVLP: like this, but...", layout="wide")
+    configure_logging()
     init_state()
     st.title("Like this, but...")
     st.caption("Show a garment, say what to change, and find it in the catalog.")

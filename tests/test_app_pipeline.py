@@ -17,7 +17,12 @@ from app.pipeline import (
 )
 from app.testing import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
 from indexer.connect import CatalogStore
-from indexer.errors import DatabaseUnavailableError, EmptyCatalogError, FingerprintMismatchError
+from indexer.errors import (
+    DatabaseUnavailableError,
+    EmptyCatalogError,
+    FingerprintMismatchError,
+    SettingsError,
+)
 from indexer.search import CatalogSearch
 from indexer.settings import load_settings
 from model import ModelConfig, build_retriever
@@ -174,7 +179,7 @@ def test_random_item_respects_the_category(index):
 def test_app_config_reads_upload_limit_and_top_k(mongo_env):
     cfg = services.load_app_config({**mongo_env, "APP_MAX_UPLOAD_MB": "2", "APP_TOP_K": "7"})
     assert cfg.max_upload_bytes == 2 * 2**20 and cfg.default_k == 7
-    with pytest.raises(Exception, match="APP_TOP_K"):
+    with pytest.raises(SettingsError, match="APP_TOP_K"):
         services.load_app_config({**mongo_env, "APP_TOP_K": "many"})
 
 
