@@ -6,17 +6,21 @@
 #
 # First run: creates the virtual environment, starts the embedded database (when MONGO_URI is
 # unset), generates the demo catalog and indexes it (progress in this terminal), then serves.
-# Later runs reuse all of that and start in seconds. Environment (or .env): APP_PORT (8501),
-# CATALOG_DIR (data/demo_catalog), CHECKPOINT (checkpoints/demo), MONGO_URI, DB_NAME,
-# COLLECTION_NAME; flags win over the environment. Stop with Ctrl+C; the database keeps
-# running for the next start (`python -m indexer.db stop` stops it).
+# Later runs reuse all of that and start in seconds. Flags win over the environment:
+#   APP_PORT (8501)  APP_ADDRESS (127.0.0.1)  APP_TOP_K (12)  APP_MAX_UPLOAD_MB (10)
+#   APP_TORCH_THREADS (1), and the project settings, which may also come from .env:
+#   CATALOG_DIR (data/demo_catalog)  CHECKPOINT (checkpoints/demo)  MONGO_URI DB_NAME
+#   COLLECTION_NAME (see .env.example)
+# --seed/--per-category shape the generated demo catalog (0/200); --reindex runs the
+# (idempotent) indexer even when the collection is not empty. Stop with Ctrl+C; the database
+# keeps running for the next start (`python -m indexer.db stop` stops it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PORT="${APP_PORT:-8501}"
 ADDRESS="${APP_ADDRESS:-127.0.0.1}"
 BOOT_ARGS=()
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) PORT="$2"; shift 2 ;;
