@@ -265,9 +265,9 @@ def history_ui(history: History) -> None:
                 st.markdown(f"**Step {i + 1}.** {said}")
                 ref_col, pick_col = st.columns(2)
                 if turn.reference.thumbnail:
-                    ref_col.image(turn.reference.thumbnail, width=64)
+                    ref_col.image(turn.reference.thumbnail, width=64, caption="from")
                 if turn.chosen and turn.chosen.thumbnail:
-                    pick_col.image(turn.chosen.thumbnail, width=64)
+                    pick_col.image(turn.chosen.thumbnail, width=64, caption="picked")
                 picked = f" → {turn.chosen.title}" if turn.chosen else " → (results on display)"
                 st.caption(f"{turn.reference.label}{picked}")
                 st.button(f"Back to step {i + 1}", key=f"back_{i}", on_click=on_go_back,

@@ -281,3 +281,29 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
         assert len(result_buttons(at)) == 12
     finally:
         server.stop()
+
+
+def test_model_and_index_load_once_per_process_not_per_run_or_session(app_env, monkeypatch):
+    import streamlit as st
+
+    from app import services
+
+    st.cache_resource.clear()  # whatever earlier tests loaded
+    calls = {"model": 0, "index": 0}
+    real_model, real_index = services.load_model, services.open_index
+
+    def counting_model(*args, **kwargs):
+        calls["model"] += 1
+        return real_model(*args, **kwargs)
+
+    def counting_index(*args, **kwargs):
+        calls["index"] += 1
+        return real_index(*args, **kwargs)
+
+    monkeypatch.setattr(services, "load_model", counting_model)
+    monkeypatch.setattr(services, "open_index", counting_index)
+    for _ in range(2):  # two shopper sessions, several runs each
+        at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+        at = search(at, "blue")
+        assert len(result_buttons(at)) == 12
+    assert calls == {"model": 1, "index": 1}
