@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,10 +126,38 @@ def open_index(settings: Settings, fingerprint: str):
 
     client = ensure_database(settings, start_embedded=False)
     try:
-        return CatalogSearch(CatalogStore.open(settings, client), fingerprint)
+        return GuardedIndex(CatalogSearch(CatalogStore.open(settings, client), fingerprint))
     except BaseException:
         client.close()
         raise
+
+
+class GuardedIndex:
+    """The shared CatalogSearch behind a lock for the calls that read or swap its arrays.
+
+    Why: every browser session runs in its own thread against the one cached index, and
+    ``refresh()`` (after a new build) replaces ids, vectors and the FAISS index one after the
+    other; a search in between could pair new ids with the old index. Searches take well under
+    a millisecond, so serialising them costs nothing noticeable.
+    """
+
+    def __init__(self, index: Any):
+        self.index = index
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        with self._lock:
+            return self.index.refresh()
+
+    def search(self, query_vec: Any, k: int, category: str | None = None):
+        with self._lock:
+            return self.index.search(query_vec, k, category)
+
+    def fetch(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self.index.fetch(ids)  # a database query; reads no shared arrays
+
+    def __getattr__(self, name: str) -> Any:  # size, categories, ids, ranges, last_build...
+        return getattr(self.index, name)
 
 
 def random_item_id(index: Any, category: str | None, rng: random.Random) -> str | None:

@@ -187,3 +187,17 @@ def test_query_vector_is_unit_length(retriever):
     # The pipeline relies on inner product == cosine.
     v = retriever.encode_query(upload_ref().image, "red")
     assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_new_build_is_picked_up_without_restarting(mongo_env, mongo_collection, retriever,
+                                                     tmp_path):
+    first = make_small_catalog(tmp_path / "a", colours=1)  # 6 items
+    index_small_catalog(first, retriever, mongo_collection)
+    settings = load_settings(mongo_env, env_file="/nonexistent")
+    index = services.open_index(settings, retriever.fingerprint)
+    assert index.size == 6 and not index.refresh()  # nothing new: no reload
+    bigger = make_small_catalog(tmp_path / "b", colours=3)  # 18 items, 6 of them the same ids
+    index_small_catalog(bigger, retriever, mongo_collection)
+    assert index.refresh() and index.size == 18
+    turn = run_query(retriever, index, upload_ref(), "green", k=18)
+    assert len(turn.results) == 18
