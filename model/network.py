@@ -74,7 +74,9 @@ class ReferenceBlock(nn.Module):
 
     Text goes through the pretrained word + 1-D position embeddings; image tokens get their own
     type and 2-D position embeddings (text positions are never reused for them). Padding text
-    positions are masked out of attention.
+    positions are masked out of attention. The output is [CLS] together with the mean of all
+    unmasked outputs: MiniLM was trained with mean pooling and its [CLS] alone is nearly the
+    same vector for every input, which stalled training at chance level.
     """
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module):
@@ -84,7 +86,7 @@ class ReferenceBlock(nn.Module):
         self.type_embed = nn.Embedding(3, hidden)
         self.image_norm = nn.LayerNorm(hidden, eps=text_model.config.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(hidden, cfg.embed_dim)
+        self.head = nn.Linear(2 * hidden, cfg.embed_dim)
 
     def image_sequence(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
@@ -102,8 +104,10 @@ class ReferenceBlock(nn.Module):
                           attention_mask.new_ones(image.shape[:2], dtype=torch.bool)], dim=1)
         additive = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
         additive = additive.masked_fill(~keep, torch.finfo(hidden.dtype).min)[:, None, None, :]
-        out = self.text.encoder(hidden, attention_mask=additive).last_hidden_state
-        return self.head(out[:, 0])  # [CLS] -> (B, D)
+        out = self.text.encoder(hidden, attention_mask=additive).last_hidden_state  # (B, L, H)
+        weights = keep.to(out.dtype)[:, :, None]
+        pooled = (out * weights).sum(dim=1) / weights.sum(dim=1)
+        return self.head(torch.cat([out[:, 0], pooled], dim=-1))  # [CLS] + mean -> (B, D)
 
 
 class TargetBlock(nn.Module):
