@@ -107,7 +107,7 @@ def sidebar_ui(index, retriever, config: services.AppConfig) -> tuple[int, str |
         options = [ALL_CATEGORIES, *sorted(index.categories)]
         category = st.selectbox("Category", options, key="category",
                                 format_func=lambda c: c if c == ALL_CATEGORIES
-                                else f"{c} ({index.categories[c]})")
+                                else f"{c} ({index.categories.get(c, 0)})")
     return int(k), (None if category == ALL_CATEGORIES else category)
 
 
