@@ -11,7 +11,6 @@ document.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from indexer.connect import CatalogStore
 from indexer.errors import DimensionMismatchError
 from indexer.pipeline import batches
 from indexer.vectors import to_binary
+from model.images import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,6 @@ class BuildReport:
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in
                 ("seen", "embedded", "skipped", "metadata_updated", "failed")}
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_dimension(store: CatalogStore, dim: int, replace: bool) -> int:

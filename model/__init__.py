@@ -1,6 +1,25 @@
-"""FashionVLP composed image retrieval: public API (see ../shared/DESIGN.md)."""
+"""FashionVLP composed image retrieval: public API (see ../shared/DESIGN.md).
 
-from model.config import ModelConfig
-from model.retriever import CheckpointError, Retriever, build_retriever, load_retriever
+The exports are resolved lazily, so torch-free submodules (`model.images`,
+`model.fashioniq`, `model.demo_catalog`, ...) do not pay PyTorch's import time.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["CheckpointError", "ModelConfig", "Retriever", "build_retriever", "load_retriever"]
+_HOME = {"ModelConfig": "model.config", "CheckpointError": "model.retriever",
+         "Retriever": "model.retriever", "build_retriever": "model.retriever",
+         "load_retriever": "model.retriever"}
+
+if TYPE_CHECKING:
+    from model.config import ModelConfig
+    from model.retriever import CheckpointError, Retriever, build_retriever, load_retriever
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(import_module(_HOME[name]), name)
+    raise AttributeError(f"module 'model' has no attribute {name!r}")

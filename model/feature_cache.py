@@ -7,7 +7,6 @@ fp16 .npy, one file per image, sharded by hash prefix.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,13 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from model.image_features import ImageEncoder, preprocess_image
-from model.images import ImageLoadError, load_image
+from model.images import ImageLoadError, file_sha256, load_image
 
 logger = logging.getLogger(__name__)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class FeatureCache:

@@ -8,6 +8,7 @@ a silently half-grey truncated JPEG, or a decompression bomb that exhausts memor
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import warnings
@@ -153,3 +154,12 @@ def _upright(img: Image.Image) -> Image.Image:
     except Exception:  # noqa: BLE001 - bad metadata must not make good pixels unusable
         logger.debug("ignoring unreadable EXIF orientation", exc_info=True)
         return img
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of an image file: the key under which its features and vectors are stored."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
