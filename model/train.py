@@ -118,8 +118,12 @@ class TripletBatches:
             yield self.batch(triplets)
 
     def batch(self, triplets) -> dict[str, torch.Tensor]:
-        ref_whole, ref_crop = self.bank.lookup([t.candidate for t in triplets])
-        tar_whole, tar_crop = self.bank.lookup([t.target for t in triplets])
+        return self.assemble(triplets, *self.bank.lookup([t.candidate for t in triplets]),
+                             *self.bank.lookup([t.target for t in triplets]))
+
+    def assemble(self, triplets, ref_whole: torch.Tensor, ref_crop: torch.Tensor,
+                 tar_whole: torch.Tensor, tar_crop: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A training batch from backbone features (cached or just computed) and captions."""
         if self.flip:
             for whole, crop in ((ref_whole, ref_crop), (tar_whole, tar_crop)):
                 mask = torch.rand(len(triplets)) < 0.5
@@ -180,7 +184,8 @@ class Trainer:
         self.retriever = load_retriever(last) if self.resuming else build_retriever(
             cfg.model, cfg.seed)
         if self.resuming and self.retriever.cfg != cfg.model:
-            logger.info("resuming with the architecture stored in %s", last)
+            logger.warning("resuming with the architecture stored in %s, not the one asked for",
+                           last)
         self.datasets = load_datasets(cfg)
         paths = {}
         for d in self.datasets:
@@ -214,6 +219,17 @@ class Trainer:
         self.epoch, self.best = state["epoch"], state["best"]
         logger.info("resumed from %s after epoch %d (best %.2f)", path, self.epoch, self.best)
 
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimisation step; returns the batch loss."""
+        f_ref, f_tar = self.retriever.net(batch)
+        loss = self.loss(f_ref, f_tar, batch["target_ids"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
     def train_epoch(self) -> dict[str, float]:
         self.retriever.net.train()
         started, losses = time.perf_counter(), []
@@ -221,15 +237,7 @@ class Trainer:
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
                    unit="batch")
         for _ in bar:
-            batch = next(batches)
-            f_ref, f_tar = self.retriever.net(batch)
-            loss = self.loss(f_ref, f_tar, batch["target_ids"])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
-            self.optimizer.step()
-            self.scheduler.step()
-            losses.append(loss.item())
+            losses.append(self.step(next(batches)))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
                             scale=f"{self.loss.log_scale.exp().item():.1f}")
         self.retriever.net.eval()
@@ -239,7 +247,7 @@ class Trainer:
                 "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
 
     def save(self, metrics: dict) -> None:
-        meta = {"epoch": self.epoch, "metrics": metrics, "train": _jsonable(self.cfg)}
+        meta = {"epoch": self.epoch, "metrics": metrics, "train": dataclasses.asdict(self.cfg)}
         last = self.out / "last"
         self.retriever.save(last, meta)
         torch.save({"optimizer": self.optimizer.state_dict(),
@@ -257,7 +265,8 @@ class Trainer:
 
     def fit(self) -> float:
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "train_config.json").write_text(json.dumps(_jsonable(self.cfg), indent=2))
+        config = json.dumps(dataclasses.asdict(self.cfg), indent=2)
+        (self.out / "train_config.json").write_text(config)
         while self.epoch < self.cfg.epochs:
             stats = self.train_epoch()
             self.epoch += 1
@@ -271,10 +280,6 @@ class Trainer:
                         stats["triplets_per_second"], score)
             self.save(metrics)
         return self.best
-
-
-def _jsonable(cfg: TrainConfig) -> dict:
-    return dataclasses.asdict(cfg)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -320,7 +325,6 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = parse_args(argv)
     best = Trainer(cfg).fit()
     print(f"best validation score (mean of (R@10+R@50)/2): {best:.2f} -> {cfg.out}/best")
