@@ -143,18 +143,18 @@ def test_two_turn_session_upload_search_refine_search(app, chromium, garment, tm
     caption = browser.search(page, "navy with long sleeves", press_enter=True)  # Enter key
     assert caption.startswith("12 results")
     cards = browser.result_cards(page)
-    assert cards.count() == 12
+    playwright_api.expect(cards).to_have_count(12)
     first = cards.nth(0).inner_text()
     assert re.search(r"(dress|shirt|toptee) · score -?\d\.\d{3}", first)
     assert "color:" in first and "sleeve:" in first
 
     picked = browser.refine(page, 2)
     assert browser.feedback_box(page).input_value() == ""
-    assert browser.step_cards(page).count() == 1
+    playwright_api.expect(browser.step_cards(page)).to_have_count(1)  # retries until rerun settles
 
     browser.search(page, "in red", press_enter=False)  # the Search button
     steps = browser.step_cards(page)
-    assert steps.count() == 2
+    playwright_api.expect(steps).to_have_count(2)
     assert '"navy with long sleeves"' in steps.nth(0).inner_text()
     assert picked in steps.nth(0).inner_text()
     assert '"in red"' in steps.nth(1).inner_text()
@@ -166,7 +166,7 @@ def test_two_turn_session_upload_search_refine_search(app, chromium, garment, tm
 
     page.get_by_role("button", name="Back to step 1").click()  # and back again
     page.get_by_text('12 results for "navy with long sleeves"').wait_for(timeout=30_000)
-    assert browser.step_cards(page).count() == 1
+    playwright_api.expect(browser.step_cards(page)).to_have_count(1)  # retries until rerun settles
     assert browser.feedback_box(page).input_value() == "navy with long sleeves"
     page.close()
 
@@ -183,7 +183,7 @@ def test_corrupt_upload_shows_a_message_and_the_app_keeps_working(app, chromium,
     browser.screenshot(page, tmp_path / "corrupt_upload.png")
 
     browser.upload(page, garment)  # a good file replaces it; the error is gone
-    assert page.get_by_text("cannot be used").count() == 0
+    playwright_api.expect(page.get_by_text("cannot be used")).to_have_count(0)
     assert browser.search(page, "", press_enter=True).startswith("12 results")
     page.get_by_text("retrieved by the image alone").wait_for(timeout=10_000)
     page.close()
