@@ -13,16 +13,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import REPO_ROOT, table, temporary_server, write_results
 from PIL import Image, ImageDraw
 from pymongo import ReplaceOne
 
+if __package__ in (None, ""):  # `python bench/index_throughput.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import REPO_ROOT, table, temporary_server, write_results
 from indexer.build import BuildConfig, build_index
 from indexer.catalog import discover
 from indexer.connect import CatalogStore, connect
@@ -56,6 +60,72 @@ def timed(fn, repeat: int = 1) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
+def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
+            workers: tuple[int, ...] = (2, 1)) -> dict:
+    """Images/s of each stage and of build_index end to end (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        paths = make_images(Path(tmp), n, size)
+        sample = torch.stack([retriever.preprocess(load_image(p)) for p in paths[:batch]])
+        backbone = retriever.encoder.net
+        x = sample.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            backbone(x)  # warm-up
+            backbone_s = timed(lambda: backbone(x), 3)
+        retriever.encode_target_tensors(sample)
+        encode_s = timed(lambda: retriever.encode_target_tensors(sample), 3)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a DataLoader worker
+        decode_s = timed(lambda: [(retriever.preprocess(im := load_image(p)), make_thumbnail(im))
+                                  for p in paths[:64]])
+        torch.set_num_threads(threads)
+
+        runs = []
+        with temporary_server() as server:
+            client = connect(server.uri, directConnection=True)
+            vec = retriever.encode_target_tensors(sample)
+            thumb = make_thumbnail(load_image(paths[0]))
+            docs = [{"_id": f"w{i}", "category": "c", "title": "t", "attributes": {},
+                     "image_path": str(paths[0]), "sha256": "0" * 64, "thumbnail": thumb,
+                     "embedding": to_binary(vec[i % len(vec)]), "model": "m", "dim": vec.shape[1]}
+                    for i in range(n)]
+            wcoll = client["bench"]["writes"]
+            write_s = timed(lambda: [wcoll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+                                                       for d in docs[i:i + batch]])
+                                     for i in range(0, len(docs), batch)])
+            for w in workers:
+                coll = client["bench"][f"items_w{w}"]
+                store = CatalogStore.from_collection(coll)
+                cfg = BuildConfig(batch_size=batch, workers=w, progress=False)
+                report = build_index(discover(Path(tmp)), retriever, store, cfg)
+                rerun = build_index(discover(Path(tmp)), retriever, store, cfg)
+                runs.append({"workers": w, "images_per_s": report.images_per_s,
+                             "seconds": report.seconds, "embedded": report.embedded,
+                             "rerun_seconds": rerun.seconds, "rerun_embedded": rerun.embedded})
+            client.close()
+    return {"n": n, "size": size, "batch": batch, "model": retriever.fingerprint,
+            "backbone_images_per_s": batch / backbone_s,
+            "target_encoder_images_per_s": batch / encode_s,
+            "decode_images_per_s": 64 / decode_s, "db_upsert_images_per_s": n / write_s,
+            "load_average_1m": os.getloadavg()[0], "builds": runs}
+
+
+def rows_of(result: dict) -> list[tuple]:
+    batch = result["batch"]
+    rows = [(f"backbone forward only (batch {batch})", f"{result['backbone_images_per_s']:.1f}",
+             "frozen CNN alone"),
+            ("target encoder (backbone + target block)",
+             f"{result['target_encoder_images_per_s']:.1f}", "model ceiling"),
+            ("decode+preprocess+thumbnail, 1 worker", f"{result['decode_images_per_s']:.1f}",
+             "1 torch thread"),
+            ("MongoDB upsert only (SecantusDB)", f"{result['db_upsert_images_per_s']:.1f}",
+             f"bulk_write of {batch} docs")]
+    for r in result["builds"]:
+        rows.append((f"build_index end to end, {r['workers']} decode workers",
+                     f"{r['images_per_s']:.1f}",
+                     f"{r['seconds']:.1f} s; re-run (nothing to embed) {r['rerun_seconds']:.2f} s"))
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--n", type=int, default=512)
@@ -73,71 +143,17 @@ def main() -> None:
     else:
         retriever, source = build_retriever(ModelConfig(), seed=0), "build_retriever(ModelConfig())"
     load_s = time.perf_counter() - t0
-
-    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
-        paths = make_images(Path(tmp), args.n, args.size)
-        sample = torch.stack([retriever.preprocess(load_image(p)) for p in paths[: args.batch]])
-        backbone = retriever.encoder.net
-        x = sample.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            backbone(x)  # warm-up
-            backbone_s = timed(lambda: backbone(x), 3)
-        retriever.encode_target_tensors(sample)
-        encode_s = timed(lambda: retriever.encode_target_tensors(sample), 3)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in a DataLoader worker
-        decode_s = timed(lambda: [(retriever.preprocess(im := load_image(p)), make_thumbnail(im))
-                                  for p in paths[:64]])
-        torch.set_num_threads(threads)
-
-        rows, runs = [], []
-        with temporary_server() as server:
-            client = connect(server.uri, directConnection=True)
-            vec = retriever.encode_target_tensors(sample)
-            thumb = make_thumbnail(load_image(paths[0]))
-            docs = [{"_id": f"w{i}", "category": "c", "title": "t", "attributes": {},
-                     "image_path": str(paths[0]), "sha256": "0" * 64, "thumbnail": thumb,
-                     "embedding": to_binary(vec[i % len(vec)]), "model": "m", "dim": vec.shape[1]}
-                    for i in range(args.n)]
-            wcoll = client["bench"]["writes"]
-            write_s = timed(lambda: [wcoll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
-                                                       for d in docs[i:i + args.batch]])
-                                     for i in range(0, len(docs), args.batch)])
-            for workers in args.workers:
-                coll = client["bench"][f"items_w{workers}"]
-                store = CatalogStore.from_collection(coll)
-                cfg = BuildConfig(batch_size=args.batch, workers=workers, progress=False)
-                report = build_index(discover(Path(tmp)), retriever, store, cfg)
-                rerun = build_index(discover(Path(tmp)), retriever, store, cfg)
-                runs.append({"workers": workers, "images_per_s": report.images_per_s,
-                             "seconds": report.seconds, "embedded": report.embedded,
-                             "rerun_seconds": rerun.seconds, "rerun_embedded": rerun.embedded})
-                rows.append((f"build_index end to end, {workers} decode workers",
-                             f"{report.images_per_s:.1f}",
-                             f"{report.seconds:.1f} s; re-run (nothing to embed) "
-                             f"{rerun.seconds:.2f} s"))
-
-    bb = args.batch / backbone_s
-    enc = args.batch / encode_s
-    rows = [(f"backbone forward only (batch {args.batch})", f"{bb:.1f}", "frozen CNN alone"),
-            ("target encoder (backbone + target block)", f"{enc:.1f}", "model ceiling"),
-            ("decode+preprocess+thumbnail, 1 worker", f"{64 / decode_s:.1f}", "1 torch thread"),
-            ("MongoDB upsert only (SecantusDB)", f"{args.n / write_s:.1f}",
-             f"bulk_write of {args.batch} docs"),
-            *rows]
+    result = measure(retriever, args.n, args.size, args.batch, tuple(args.workers))
     print(f"\n{args.n} images of {args.size} px, model {retriever.fingerprint} ({source}), "
           f"loaded in {load_s:.1f} s, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print(table(rows, ("stage", "images/s", "note")))
-    best = max(r["images_per_s"] for r in runs)
+    print(table(rows_of(result), ("stage", "images/s", "note")))
+    best = max(r["images_per_s"] for r in result["builds"])
+    enc = result["target_encoder_images_per_s"]
     print(f"\nend-to-end / target-encoder ceiling: {best / enc:.0%}; floor 60 img/s: "
           f"{'met' if best >= 60 else 'NOT met'}")
-    out = write_results("index_throughput", {
-        "n": args.n, "size": args.size, "batch": args.batch, "model": retriever.fingerprint,
-        "model_source": source, "model_load_s": load_s, "backbone_images_per_s": bb,
-        "target_encoder_images_per_s": enc, "decode_images_per_s": 64 / decode_s,
-        "db_upsert_images_per_s": args.n / write_s, "load_average_1m": os.getloadavg()[0],
-        "builds": runs})
+    out = write_results("index_throughput", {**result, "model_source": source,
+                                             "model_load_s": load_s})
     print(f"wrote {out}")
 
 

@@ -14,14 +14,19 @@ import argparse
 import datetime as dt
 import logging
 import os
+import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
-from _common import table, temporary_server, write_results
 from bson import ObjectId
 from tqdm import tqdm
 
+if __package__ in (None, ""):  # `python bench/load_vectors.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import table, temporary_server, write_results
 from indexer.connect import CatalogStore, connect
 from indexer.search import CatalogSearch, SearchConfig
 from indexer.vectors import to_binary

@@ -39,7 +39,11 @@ class SearchConfig:
     load_batch: int = 5000  # documents per cursor batch when loading vectors
     threads: int = 1  # FAISS OpenMP threads: on the shared 2-core CPU one thread answered a
     # single 20k flat query in 2.3 ms, two threads in 49 ms (spinning against other processes)
-    blas_threshold: int = 20  # faiss BLAS path from this many queries (DESIGN.md: 2-4x)
+    # FAISS switches from its SIMD scan to BLAS from this many queries. FAISS's own default
+    # keeps single queries (the app's case) on the scan: 4.5 ms p50 at 100k vectors here, vs
+    # 18.5 ms with a threshold of 20 (bench/latency.py "flat-seq" vs "flat" rows); large
+    # offline batches may set 20 (DESIGN.md measured batch-100 search 2-4x faster with it).
+    blas_threshold: int = 128_000
 
 
 class CatalogSearch:

@@ -1,0 +1,255 @@
+"""Accuracy: the trained FashionVLP against four baselines over the same frozen encoders.
+
+    source scripts/env.sh && .venv/bin/python -m bench.accuracy --checkpoint checkpoints/demo
+
+On each dataset's val split (FashionIQ protocol: per category, gallery = that category's val
+images, query text = eval_caption) it reports R@10 and R@50 of the exact target and, where val
+entries carry "relevant" lists (the real-photo triplets), hit@10 and P@10 of attribute matches.
+Every method -- the model and each baseline -- is scored by the one shared path,
+model.evaluate.evaluate_split, with its own two encoding functions. Baselines are trained here
+on the train splits of all datasets together (as the demo checkpoint is), for a fixed number
+of epochs each (bench.baselines.DEFAULT_EPOCHS: about 1-2.5 minutes each on one thread).
+Prints the tables and the margins of FashionVLP over every baseline, and writes
+bench/results/accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+if __package__ in (None, ""):  # `python bench/accuracy.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import RESULTS, machine_line, table, write_results
+from bench.baselines import (
+    BASELINES,
+    BaselineConfig,
+    baseline_encoders,
+    build_baseline,
+    pooled_image_features,
+    train_baseline,
+    triplet_tensors,
+)
+from bench.text_features import TextConfig, TextEmbedder
+from model import load_retriever
+from model.evaluate import evaluate_split, model_encoders, restrict_to_bank
+from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
+from model.feature_cache import extract_features
+
+logger = logging.getLogger(__name__)
+
+MODEL = "FashionVLP"
+DEFAULT_DATASETS = ["data/demo_catalog:data/demo_catalog/images",
+                    "data/products:../shared/data/fashion-products/images"]
+METRICS = ("R@10", "R@50", "mean", "hit@10", "P@10")  # "mean" = (R@10+R@50)/2
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    annotations: Path
+    images: Path
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        """'ANNOTATIONS[:IMAGES]'; images default to ANNOTATIONS/images."""
+        annotations, _, images = text.partition(":")
+        root = Path(annotations)
+        return cls(root.name, root, Path(images) if images else root / "images")
+
+
+@dataclass
+class AccuracyConfig:
+    checkpoint: str = "checkpoints/demo"
+    datasets: list[str] = field(default_factory=lambda: list(DEFAULT_DATASETS))
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    cache_dir: str = "data/feature_cache"  # backbone + text feature cache ('' disables)
+    text_model: str = "all-MiniLM-L6-v2"  # frozen sentence encoder of the baselines
+    max_queries: int | None = None  # per category, for quick checks (default: all)
+    max_val_queries: int | None = None  # per category, for baseline epoch selection; default:
+    # the value the checkpoint's training recorded (model.train validates on that many)
+    workers: int = 1  # image decoding processes when features are not cached yet
+    threads: int = 1  # torch threads: with 2 on this shared 2-core CPU, any other busy
+    # process made baseline training 5-10x slower (OpenMP threads wait on each other)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    out_dir: str = str(RESULTS)
+
+
+@dataclass
+class Data:
+    spec: DatasetSpec
+    train: FashionIQSplit
+    val: FashionIQSplit
+
+
+def load_data(cfg: AccuracyConfig, encoder):
+    """Both splits of every dataset and one feature bank over all their images."""
+    data = []
+    for text in cfg.datasets:
+        spec = DatasetSpec.parse(text)
+        data.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"),
+                         load_fashioniq(spec.annotations, spec.images, "val")))
+    paths = {}
+    for d in data:
+        paths.update(d.train.image_paths)
+        paths.update(d.val.image_paths)
+    bank = extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers)
+    for d in data:
+        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
+    return data, bank
+
+
+def val_score(data: list[Data], encoders, max_queries: int | None) -> float:
+    """model.train.validate's score: mean over datasets of (R@10+R@50)/2."""
+    return float(np.mean([evaluate_split(d.val, *encoders, max_queries)["average"]["mean"]
+                          for d in data]))
+
+
+def margins(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
+    """dataset -> baseline -> metric -> FashionVLP minus baseline (percentage points)."""
+    out = {}
+    for dataset, by_method in results.items():
+        ours = by_method[MODEL]["average"]
+        out[dataset] = {name: {k: ours[k] - m["average"][k] for k in METRICS if k in ours}
+                        for name, m in by_method.items() if name != MODEL}
+    return out
+
+
+def format_tables(results: dict, gaps: dict, sizes: dict) -> str:
+    blocks = []
+    for dataset, by_method in results.items():
+        keys = [k for k in METRICS if k in by_method[MODEL]["average"]]
+        header = ("method", *[("(R@10+R@50)/2" if k == "mean" else k) for k in keys])
+        rows = [(name, *[f"{m['average'][k]:.2f}" for k in keys])
+                for name, m in by_method.items()]
+        worst = {k: min(g[k] for g in gaps[dataset].values()) for k in keys} if gaps[
+            dataset] else {}
+        if worst:
+            rows.append(("margin over best baseline", *[f"{worst[k]:+.2f}" for k in keys]))
+        blocks.append(f"{dataset} val: {sizes[dataset]['queries']} queries, "
+                      f"{sizes[dataset]['categories']} categories (average over categories)\n"
+                      + table(rows, header))
+    lines = ["FashionVLP minus each baseline (percentage points):"]
+    for dataset, by_base in gaps.items():
+        for name, g in by_base.items():
+            cells = ", ".join(f"{('(R@10+R@50)/2' if k == 'mean' else k)} {v:+.2f}"
+                              for k, v in g.items())
+            lines.append(f"  {dataset:<14} vs {name:<12} {cells}")
+    return "\n\n".join(blocks) + "\n\n" + "\n".join(lines)
+
+
+def run(cfg: AccuracyConfig) -> dict:
+    started = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    retriever = load_retriever(cfg.checkpoint)
+    data, bank = load_data(cfg, retriever.encoder)
+    results: dict[str, dict[str, dict]] = {d.spec.name: {} for d in data}
+
+    t0 = time.perf_counter()
+    encoders = model_encoders(retriever, bank)
+    for d in data:
+        results[d.spec.name][MODEL] = evaluate_split(d.val, *encoders, cfg.max_queries)
+    logger.info("FashionVLP evaluated in %.0f s", time.perf_counter() - t0)
+
+    images = pooled_image_features(bank)
+    rows = bank.index
+    embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
+    embed.prepare(eval_caption(t.captions) for d in data for t in d.val.triplets)
+    val_queries = cfg.max_val_queries or retriever.meta.get("train", {}).get(
+        "max_val_queries") or 1000  # what the checkpoint's own epoch selection used
+    train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
+    training = {}
+    for name in cfg.baselines:
+        model = build_baseline(name, images.shape[1], embed.dim, cfg.baseline)
+        stats = train_baseline(model, train, cfg.baseline, lambda m: val_score(
+            data, baseline_encoders(m, rows, images, embed), val_queries))
+        training[name] = stats
+        enc = baseline_encoders(model, rows, images, embed)
+        for d in data:
+            results[d.spec.name][name] = evaluate_split(d.val, *enc, cfg.max_queries)
+        logger.info("%s: %s", name, {d: results[d][name]["average"] for d in results})
+
+    gaps = margins(results)
+    beats = {d: {b: all(v > 0 for v in g.values()) for b, g in by_b.items()}
+             for d, by_b in gaps.items()}
+    sizes = {d.spec.name: {"queries": int(sum(m.get("queries", 0) for c, m in
+                                              results[d.spec.name][MODEL].items()
+                                              if c != "average")),
+                           "categories": len(d.val.categories)} for d in data}
+    return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
+            "checkpoint_training": retriever.meta.get("train", {}).get("annotations"),
+            "config": asdict(cfg), "results": results, "margins": gaps,
+            "fashionvlp_beats": beats,
+            "fashionvlp_beats_every_baseline_on_every_metric": all(
+                v for by_b in beats.values() for v in by_b.values()),
+            "baseline_training": training, "sizes": sizes, "max_val_queries": val_queries,
+            "train_triplets": len(train), "seconds": time.perf_counter() - started}
+
+
+def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
+    d, b = AccuracyConfig(), BaselineConfig()
+    p = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=d.checkpoint)
+    p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN[:IMAGES]",
+                   help="annotation roots (FashionIQ layout) with their image folders")
+    p.add_argument("--baselines", nargs="*", default=d.baselines, choices=list(BASELINES))
+    p.add_argument("--cache-dir", default=d.cache_dir)
+    p.add_argument("--text-model", default=d.text_model)
+    p.add_argument("--max-queries", type=int, help="per category (quick checks)")
+    p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--epochs", type=int, default=b.epochs,
+                   help="epochs of every trained baseline (default: bench.baselines."
+                   "DEFAULT_EPOCHS, about 1-2.5 minutes each)")
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--batch-size", type=int, default=b.batch_size)
+    p.add_argument("--lr", type=float, default=b.lr)
+    p.add_argument("--embed-dim", type=int, default=b.embed_dim)
+    p.add_argument("--no-val-selection", action="store_true",
+                   help="keep the last epoch instead of the best on val")
+    p.add_argument("--out-dir", default=d.out_dir)
+    a = p.parse_args(argv)
+    baseline = BaselineConfig(epochs=a.epochs,
+                              batch_size=a.batch_size, lr=a.lr, embed_dim=a.embed_dim,
+                              select_on_val=not a.no_val_selection)
+    return AccuracyConfig(checkpoint=a.checkpoint, datasets=a.datasets, baselines=a.baselines,
+                          cache_dir=a.cache_dir, text_model=a.text_model,
+                          max_queries=a.max_queries, max_val_queries=a.max_val_queries,
+                          workers=a.workers, threads=a.threads, baseline=baseline,
+                          out_dir=a.out_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    cfg = parse_args(argv)
+    report = run(cfg)
+    report["command"] = "python -m bench.accuracy " + shlex.join(argv)
+    path = write_results("accuracy", report, cfg.out_dir)
+    print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
+          f"(fingerprint {report['fingerprint']}); baselines trained on "
+          f"{report['train_triplets']} triplets of {len(cfg.datasets)} dataset(s) ("
+          + ", ".join(f"{n} {t['epochs']} epochs {t['seconds']:.0f} s"
+                      for n, t in report["baseline_training"].items() if t["trainable"])
+          + f"); {cfg.threads} torch thread(s); total {report['seconds']:.0f} s\n")
+    print(format_tables(report["results"], report["margins"], report["sizes"]))
+    verdict = report["fashionvlp_beats_every_baseline_on_every_metric"]
+    print(f"\nFashionVLP beats every baseline on every metric: {'yes' if verdict else 'NO'}")
+    print(f"wrote {path}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

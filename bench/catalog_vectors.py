@@ -1,0 +1,147 @@
+"""Catalogs of any size made of real vectors: the demo catalog encoded with a checkpoint.
+
+Why replicate: the demo catalog has 2,400 items, the latency floors are about 100k and 1M.
+Copy r of item i is normalise(v_i + sigma * noise) (copy 0 is v_i itself), with sigma
+calibrated so a copy is as close to its original as real items are to their nearest real
+neighbour (calibrated_sigma). The larger catalogs thus keep the real vectors' geometry
+(clusters of garments, the model's score scale) instead of uniform random vectors, which make
+HNSW look better or worse than it is. Documents follow
+the DESIGN.md schema under the checkpoint's fingerprint, so CatalogSearch and the app load them
+exactly as an indexed catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from bson import ObjectId
+from tqdm import tqdm
+
+from indexer.catalog import discover
+from indexer.connect import CatalogStore
+from indexer.pipeline import make_thumbnail
+from indexer.vectors import to_binary
+from model.feature_cache import extract_features
+from model.images import load_image
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SeedCatalog:
+    """The real items every larger catalog is replicated from."""
+
+    ids: list[str]
+    categories: list[str]
+    titles: list[str]
+    attributes: list[dict]
+    image_paths: list[Path]
+    vectors: np.ndarray  # (n, D) float32, L2-normalised f_tar of each item
+    thumbnails: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_catalog(retriever, catalog_dir: Path, cache_dir: str | None = "data/feature_cache",
+                   limit: int | None = None, batch_size: int = 128) -> SeedCatalog:
+    """f_tar of every catalog image (backbone features from the cache, as the trainer uses)."""
+    catalog_dir = Path(catalog_dir)
+    metadata = [catalog_dir / "metadata.csv"] if (catalog_dir / "metadata.csv").is_file() else []
+    items = discover(catalog_dir / "images", metadata).items[:limit]
+    bank = extract_features(retriever.encoder, {it.id: it.image_path for it in items},
+                            cache_dir or None, workers=0)
+    items = [it for it in items if it.id in bank.index]
+    out = []
+    for i in range(0, len(items), batch_size):
+        whole, crop = bank.lookup([it.id for it in items[i:i + batch_size]])
+        out.append(retriever.encode_target_features(whole, crop).float().numpy())
+    vectors = np.concatenate(out) if out else np.zeros((0, retriever.dim), np.float32)
+    return SeedCatalog([it.id for it in items], [it.category for it in items],
+                       [it.title for it in items], [dict(it.attributes) for it in items],
+                       [it.image_path.resolve() for it in items], vectors)
+
+
+def add_thumbnails(seed: SeedCatalog) -> None:
+    """The indexer's thumbnail of each seed image (copies share their original's)."""
+    if seed.thumbnails is None:
+        seed.thumbnails = [make_thumbnail(load_image(p)) for p in
+                           tqdm(seed.image_paths, desc="thumbnails", unit="img",
+                                disable=len(seed) < 1000)]
+
+
+def calibrated_sigma(vectors: np.ndarray) -> tuple[float, float]:
+    """(sigma, median nearest-neighbour cosine of the seed vectors).
+
+    A copy normalise(v + sigma * z) has cosine ~ 1 / sqrt(1 + D sigma^2) with its original;
+    this sigma puts each copy as far from its original as a real item typically is from its
+    nearest real neighbour, so a replicated catalog looks like a denser real one rather than
+    417 indistinguishable copies of each garment (which would make HNSW look worse) or
+    unrelated points (which would make it look better).
+    """
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    nn_cos = float(np.median(sims.max(axis=1)))
+    nn_cos = min(max(nn_cos, 0.05), 0.9999)
+    return float(np.sqrt((1 / nn_cos**2 - 1) / vectors.shape[1])), nn_cos
+
+
+def replicate(seed: SeedCatalog, n: int, sigma: float, rng_seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(source rows (n,), vectors (n, D)): copy r // len(seed) of item r % len(seed)."""
+    rows = np.arange(n) % len(seed)
+    copy = np.arange(n) // len(seed)
+    rng = np.random.default_rng(rng_seed)
+    vectors = seed.vectors[rows].copy()
+    noisy = copy > 0
+    vectors[noisy] += sigma * rng.standard_normal((int(noisy.sum()), vectors.shape[1]),
+                                                  dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return rows, vectors
+
+
+def item_id(seed: SeedCatalog, row: int, copy: int) -> str:
+    return seed.ids[row] if copy == 0 else f"{seed.ids[row]}~{copy}"
+
+
+def populate(store: CatalogStore, seed: SeedCatalog, n: int, fingerprint: str,
+             sigma: float, thumbnails: bool = True, chunk: int = 5000) -> dict:
+    """Insert n documents (DESIGN.md schema) and a finished build record; returns timings."""
+    if thumbnails:
+        add_thumbnails(seed)
+    rows, vectors = replicate(seed, n, sigma)
+    dim = vectors.shape[1]
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    for start in tqdm(range(0, n, chunk), desc=f"inserting {n:,} docs", unit="chunk",
+                      disable=n < 50_000):
+        now = dt.datetime.now(dt.UTC)
+        docs = []
+        for k in range(start, min(n, start + chunk)):
+            r = int(rows[k])
+            doc = {"_id": item_id(seed, r, k // len(seed)), "category": seed.categories[r],
+                   "title": seed.titles[r], "attributes": seed.attributes[r],
+                   "image_path": str(seed.image_paths[r]), "sha256": "",
+                   "embedding": to_binary(vectors[k]), "model": fingerprint, "dim": dim,
+                   "indexed_at": now}
+            if thumbnails:
+                doc["thumbnail"] = seed.thumbnails[r]
+            docs.append(doc)
+        store.items.insert_many(docs, ordered=False)
+    seconds = time.perf_counter() - t0
+    store.builds.insert_one({"_id": ObjectId(), "status": "done", "fingerprint": fingerprint,
+                             "dim": dim, "started_at": started,
+                             "finished_at": dt.datetime.now(dt.UTC),
+                             "total_for_fingerprint": n, "note": "bench replica catalog"})
+    store.builds.create_index([("status", 1), ("finished_at", -1)])
+    copies = vectors[len(seed):min(n, 2 * len(seed))]
+    cos = float((copies * seed.vectors[rows[len(seed):len(seed) + len(copies)]]).sum(1).mean()
+                ) if len(copies) else 1.0
+    return {"n": n, "insert_s": seconds, "docs_per_s": n / seconds, "thumbnails": thumbnails,
+            "sigma": sigma, "mean_cos_copy_to_original": cos}
+
