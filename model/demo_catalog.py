@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
 import os
@@ -34,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
+
+from model.fashioniq import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -876,20 +877,16 @@ def _build_into(cfg: DemoCatalogConfig, workers: int, recorded_out: Path | None 
                 if split == "val":
                     entry["relevant"] = [tgt.id]
                 entries.append(entry)
-            _write_json(out / "captions" / f"cap.{cat}.{split}.json", entries)
-            _write_json(
+            write_json(out / "captions" / f"cap.{cat}.{split}.json", entries)
+            write_json(
                 out / "image_splits" / f"split.{cat}.{split}.json", [it.id for it in members]
             )
             cat_stats[split] = {"images": len(members), "triplets": len(entries)}
         stats["categories"][cat] = cat_stats
     _write_metadata(out / "metadata.csv", items)
     stats["render_seconds"] = round(render_s, 1)
-    _write_json(out / "stats.json", stats, indent=2)
+    write_json(out / "stats.json", stats, indent=2)
     return stats
-
-
-def _write_json(path: Path, data, indent: int | None = None) -> None:
-    path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
 
 
 def _write_metadata(path: Path, items: Sequence[Item]) -> None:

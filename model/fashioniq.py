@@ -70,6 +70,11 @@ class FashionIQSplit:
         return list(self.gallery)
 
 
+def write_json(path: Path, data, indent: int | None = None) -> None:
+    """Annotation files are written one way everywhere (UTF-8, trailing newline)."""
+    path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
+
+
 def eval_caption(captions: Sequence[str]) -> str:
     """The evaluation query text, exactly as CLIP4Cir/SPRC build it (numbers stay comparable)."""
     if not captions:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import logging
 import os
 import time
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from model.fashioniq import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -367,8 +368,8 @@ def build_product_triplets(cfg: ProductTripletsConfig) -> dict:
                     entry["relevant"] = by_key[tgt.key]
                 entries.append(entry)
                 kinds[kind] += 1
-            _write_json(out / "captions" / f"cap.{family}.{name}.json", entries)
-            _write_json(
+            write_json(out / "captions" / f"cap.{family}.{name}.json", entries)
+            write_json(
                 out / "image_splits" / f"split.{family}.{name}.json", [p.id for p in members]
             )
             fam_stats[name] = {
@@ -381,12 +382,8 @@ def build_product_triplets(cfg: ProductTripletsConfig) -> dict:
                 fam_stats[name]["relevant_median"] = float(np.median(sizes))
         stats["families"][family] = fam_stats
     _write_metadata(out / "metadata.csv", products)
-    _write_json(out / "stats.json", stats, indent=2)
+    write_json(out / "stats.json", stats, indent=2)
     return stats
-
-
-def _write_json(path: Path, data, indent: int | None = None) -> None:
-    path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
 
 
 def _write_metadata(path: Path, products: Sequence[Product]) -> None:
