@@ -187,13 +187,23 @@ def run(cfg: AccuracyConfig) -> dict:
                                               if c != "average")),
                            "categories": len(d.val.categories)} for d in data}
     return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
-            "checkpoint_training": retriever.meta.get("train", {}).get("annotations"),
+            "checkpoint_training": _training_summary(retriever.meta),
             "config": asdict(cfg), "results": results, "margins": gaps,
             "fashionvlp_beats": beats,
             "fashionvlp_beats_every_baseline_on_every_metric": all(
                 v for by_b in beats.values() for v in by_b.values()),
             "baseline_training": training, "sizes": sizes, "max_val_queries": val_queries,
             "train_triplets": len(train), "seconds": time.perf_counter() - started}
+
+
+def _training_summary(meta: dict) -> dict:
+    """What the checkpoint was trained on and for how long (from its config.json)."""
+    train = meta.get("train") or {}
+    epochs, steps = meta.get("epoch"), train.get("steps_per_epoch")
+    return {"datasets": train.get("annotations"), "epochs": epochs,
+            "steps_per_epoch": steps, "batch_size": train.get("batch_size"),
+            "triplets_seen": epochs * steps * train["batch_size"]
+            if epochs and steps and train.get("batch_size") else None}
 
 
 def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:

@@ -79,6 +79,8 @@ class ThroughputConfig:
     warmup_steps: int = 2
     batch_size: int | None = None  # default: the checkpoint's training batch size
     workers: int = 2  # decode processes for the on-the-fly variant
+    threads: int | None = None  # torch threads for indexing and training; None: torch's default
+    # (2 here), what `python -m indexer build` and `python -m model.train` run with
     cache_dir: str = "data/feature_cache"
     out_dir: str = str(RESULTS)
 
@@ -149,8 +151,9 @@ def _stack(items):
     return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
 
 
-def training_config(cfg: ThroughputConfig, out: str) -> TrainConfig:
-    """The checkpoint's own training configuration (architecture, batch, data), K steps."""
+def training_config(cfg: ThroughputConfig, out: str) -> tuple[TrainConfig, int | None]:
+    """The checkpoint's own training configuration (architecture, batch, data) for K steps,
+    and the steps per epoch its training run used (None when it made full passes)."""
     record = json.loads((Path(cfg.checkpoint) / "config.json").read_text())
     trained = dict(record.get("meta", {}).get("train") or {})
     model = ModelConfig.from_dict(record["model"])
@@ -163,9 +166,11 @@ def training_config(cfg: ThroughputConfig, out: str) -> TrainConfig:
         raise ValueError(f"{cfg.checkpoint} does not record its training data: pass --datasets")
     if cfg.batch_size:
         values["batch_size"] = cfg.batch_size
+    values["demo_steps_per_epoch"] = trained.get("steps_per_epoch")
     values.update(out=out, resume=False, epochs=1, cache_dir=cfg.cache_dir, workers=cfg.workers,
                   steps_per_epoch=cfg.warmup_steps + cfg.train_steps, model=model)
-    return TrainConfig(**values)
+    demo_steps = values.pop("demo_steps_per_epoch")
+    return TrainConfig(**values), demo_steps
 
 
 def _on_the_fly_batch(trainer: Trainer, triplets, ref_x, tar_x) -> tuple[dict, float]:
@@ -180,7 +185,7 @@ def _on_the_fly_batch(trainer: Trainer, triplets, ref_x, tar_x) -> tuple[dict, f
 
 def training_time(cfg: ThroughputConfig) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as out:
-        tcfg = training_config(cfg, out)
+        tcfg, demo_steps = training_config(cfg, out)
         t0 = time.perf_counter()
         trainer = Trainer(tcfg)
         setup_s = time.perf_counter() - t0
@@ -228,7 +233,8 @@ def training_time(cfg: ThroughputConfig) -> dict:
             "epoch_s_on_the_fly_extrapolated": step_fly * steps_per_epoch,
             "speedup": step_fly / step_cached, "unique_images": images,
             "cache_fill_s_extrapolated": per_image * images,
-            "triplets_per_s_cached": b / step_cached, "triplets_per_s_on_the_fly": b / step_fly}
+            "triplets_per_s_cached": b / step_cached, "triplets_per_s_on_the_fly": b / step_fly,
+            "demo_run_steps_per_epoch": demo_steps, "torch_threads": torch.get_num_threads()}
 
 
 # ------------------------------------------------------------------------------ report
@@ -267,6 +273,11 @@ def format_report(r: dict) -> str:
             ("training", "epoch without cache (extrapolated)",
              f"{t['epoch_s_on_the_fly_extrapolated'] / 60:.1f} min",
              f"{t['speedup']:.1f}x slower than with the cache"),
+            *([("training", "demo run's epoch with / without cache (extrapolated)",
+                f"{t['step_s_cached'] * t['demo_run_steps_per_epoch'] / 60:.1f} / "
+                f"{t['step_s_on_the_fly'] * t['demo_run_steps_per_epoch'] / 60:.1f} min",
+                f"{t['demo_run_steps_per_epoch']} steps, as the demo checkpoint was trained")]
+              if t.get("demo_run_steps_per_epoch") else []),
             ("training", "one-time cache fill (extrapolated)",
              f"{t['cache_fill_s_extrapolated'] / 60:.1f} min",
              f"{t['unique_images']:,} train+val images, backbone only"),
@@ -276,6 +287,8 @@ def format_report(r: dict) -> str:
 
 def run(cfg: ThroughputConfig) -> dict:
     report: dict = {"config": asdict(cfg)}
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     retriever = None
     if "index" in cfg.parts or "cold" in cfg.parts:
         retriever = load_retriever(cfg.checkpoint)
@@ -309,6 +322,7 @@ def parse_args(argv: Sequence[str] | None) -> ThroughputConfig:
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     p.add_argument("--cache-dir", default=d.cache_dir)
     p.add_argument("--out-dir", default=d.out_dir)
     a = p.parse_args(argv)
@@ -317,7 +331,7 @@ def parse_args(argv: Sequence[str] | None) -> ThroughputConfig:
         index_size=a.index_size, index_workers=a.index_workers, catalog=a.catalog,
         cold_vectors=a.cold_vectors, cold_runs=a.cold_runs, datasets=a.datasets,
         train_steps=a.train_steps, warmup_steps=a.warmup_steps, batch_size=a.batch_size,
-        workers=a.workers, cache_dir=a.cache_dir, out_dir=a.out_dir)
+        workers=a.workers, threads=a.threads, cache_dir=a.cache_dir, out_dir=a.out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bench import latency
+from indexer.search import SearchConfig
 from tests.tiny_dataset import write_tiny_dataset
 
 
@@ -23,6 +24,9 @@ def test_latency_script_writes_json_and_plot(tiny_checkpoint, tmp_path):
     assert big["flat"]["size"] == big["hnsw"]["size"] == 300
     assert big["flat"]["total"]["n"] == 12 and big["flat"]["total"]["p50_ms"] > 0
     assert 0.9 <= big["hnsw"]["recall@10"] <= 1.0  # 300 vectors: HNSW is near exact
+    assert [e["ef_search"] for e in big["hnsw"]["ef_sweep"]] == [64, 128, 256, 512, 1024]
+    assert big["flat"]["blas_threshold"] == SearchConfig.blas_threshold  # the app's setting
+    assert big["flat-blas20"]["blas_threshold"] == 20
     assert not big["insert"]["thumbnails"] and saved["results"]["100"]["insert"]["thumbnails"]
     assert (tmp_path / "out" / "latency.png").stat().st_size > 10_000
     assert report["seed_items"] == 36
