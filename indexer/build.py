@@ -24,9 +24,10 @@ from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
 from tqdm import tqdm
 
+from indexer.build_record import BuildRecord, mark_dead_builds, utc_now
 from indexer.catalog import Catalog, CatalogItem
 from indexer.connect import CatalogStore
-from indexer.errors import DimensionMismatchError
+from indexer.errors import DimensionMismatchError, IndexerError
 from indexer.pipeline import batches
 from indexer.vectors import to_binary
 from model.images import file_sha256
@@ -53,6 +54,7 @@ class BuildConfig:
     batch_size: int = 32  # images per model forward and per bulk write
     workers: int = 2  # DataLoader decode processes (0 = decode in the main process)
     replace: bool = False  # delete vectors of another dimension instead of refusing
+    prune: bool = False  # delete stored items (of this category/shard) whose image is gone
     hash_threads: int = 4  # threads hashing files (I/O bound)
     progress: bool = True  # tqdm bar
     description: dict = field(default_factory=dict)  # extra fields for the build record
@@ -70,6 +72,7 @@ class BuildReport:
     failed: int = 0
     failures: list[dict] = field(default_factory=list)
     replaced_other_dim: int = 0
+    pruned: int = 0
     seconds: float = 0.0
     total_for_fingerprint: int = 0
 
@@ -102,7 +105,11 @@ def check_dimension(store: CatalogStore, dim: int, replace: bool) -> int:
 
 def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
                 config: BuildConfig = BuildConfig()) -> BuildReport:
-    """Embed and upsert every new or changed item of ``catalog``; record the build."""
+    """Embed and upsert every new or changed item of ``catalog``; record the build.
+
+    The build record says "running" with a heartbeat while it works, then "done", "failed"
+    (an exception, recorded with its message) or "interrupted" (Ctrl-C or SIGTERM), so that
+    ``indexer stats`` can tell a finished build from one that was killed."""
     t0 = time.monotonic()
     fp, dim = encoder.fingerprint, int(encoder.dim)
     report = BuildReport(build_id=str(ObjectId()), fingerprint=fp, dim=dim,
@@ -110,29 +117,46 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
     report.replaced_other_dim = check_dimension(store, dim, config.replace)
     for item_id, path, reason in catalog.problems:
         _fail(report, item_id, path, reason)
-    build_doc = {"_id": ObjectId(report.build_id), "status": "running", "fingerprint": fp,
-                 "dim": dim, "collection": store.items.full_name, "started_at": _now(),
-                 **config.description}
-    store.builds.insert_one(build_doc)
-    store.builds.create_index([("status", 1), ("finished_at", -1)])
-
-    todo, updates = _plan(catalog.items, store, fp, config, report)
-    if updates:
-        store.items.bulk_write(updates, ordered=False)
-    log.info("%d items: %d to embed, %d unchanged, %d metadata-only updates, %d failed",
-             report.seen, len(todo), report.skipped, report.metadata_updated, report.failed)
-    if todo:
-        _embed_and_write(todo, encoder, store, config, report)
-
+    mark_dead_builds(store)
+    record = BuildRecord(store, report.build_id)
+    record.start({"fingerprint": fp, "dim": dim, "collection": store.items.full_name,
+                  **config.description})
+    try:
+        todo, updates = _plan(catalog.items, store, fp, config, report)
+        if updates:
+            store.items.bulk_write(updates, ordered=False)
+        log.info("%d items: %d to embed, %d unchanged, %d metadata-only updates, %d failed",
+                 report.seen, len(todo), report.skipped, report.metadata_updated, report.failed)
+        if todo:
+            _embed_and_write(todo, encoder, store, config, report, record)
+        if config.prune:
+            report.pruned = prune_missing(catalog, store)
+    except BaseException as exc:
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        report.seconds = time.monotonic() - t0
+        record.finish(status, report, error=f"{type(exc).__name__}: {exc}")
+        raise
     report.seconds = time.monotonic() - t0
     report.total_for_fingerprint = store.items.count_documents({"model": fp})
-    store.builds.update_one({"_id": build_doc["_id"]}, {"$set": {
-        "status": "done", "finished_at": _now(), "seconds": round(report.seconds, 3),
-        "counts": report.counts(), "failures": report.failures,
-        "replaced_other_dim": report.replaced_other_dim,
-        "total_for_fingerprint": report.total_for_fingerprint,
-    }})
+    record.finish("done", report)
     return report
+
+
+def prune_missing(catalog: Catalog, store: CatalogStore) -> int:
+    """Delete stored items of this run's scope (category, shard) whose image file is gone.
+
+    Refuses an empty catalog: pointing --images at the wrong folder must not wipe the index."""
+    if not catalog.items:
+        raise IndexerError("--prune refused: the catalog has no items (wrong --images?)")
+    keep = catalog.present_ids()
+    gone = [doc["_id"] for doc in store.items.find({}, {"_id": 1, "category": 1})
+            if doc["_id"] not in keep and catalog.in_scope(doc["_id"], doc.get("category"))]
+    deleted = 0
+    for i in range(0, len(gone), LOOKUP_CHUNK):
+        deleted += store.items.delete_many({"_id": {"$in": gone[i:i + LOOKUP_CHUNK]}}).deleted_count
+    if deleted:
+        log.info("--prune: deleted %d items whose image is no longer in the catalog", deleted)
+    return deleted
 
 
 def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: BuildConfig,
@@ -168,7 +192,8 @@ def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: Bu
 
 
 def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder,
-                     store: CatalogStore, config: BuildConfig, report: BuildReport) -> None:
+                     store: CatalogStore, config: BuildConfig, report: BuildReport,
+                     record: BuildRecord) -> None:
     loader = batches([it.image_path for it, _ in todo], encoder.preprocess, config.batch_size,
                      config.workers)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
@@ -178,13 +203,14 @@ def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder
             _fail(report, item.id, str(item.image_path), reason)
         if batch.ok:
             vectors = encoder.encode_target_tensors(batch.tensors)
-            now = _now()
+            now = utc_now()
             ops = [ReplaceOne({"_id": todo[pos][0].id},
                               _document(todo[pos][0], todo[pos][1], thumb, vec, encoder, now),
                               upsert=True)
                    for pos, thumb, vec in zip(batch.ok, batch.thumbnails, vectors, strict=True)]
             store.items.bulk_write(ops, ordered=False)
             report.embedded += len(ops)
+        record.heartbeat(report)
         bar.update(len(batch.ok) + len(batch.failed))
     bar.close()
 
@@ -213,10 +239,6 @@ def _fail(report: BuildReport, item_id: str, path: str, reason: str) -> None:
     if len(report.failures) < MAX_RECORDED_FAILURES:
         report.failures.append({"id": item_id, "path": path, "error": reason})
     log.debug("skipped %s (%s): %s", item_id, path, reason)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def report_dict(report: BuildReport) -> dict:

@@ -47,6 +47,19 @@ class Catalog:
     items: list[CatalogItem]
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (id, path, reason)
     ignored_files: int = 0  # files without an image extension (e.g. notes.txt)
+    category: str | None = None  # the --category filter this catalog was read with
+    shard: tuple[int, int] | None = None  # the --shard it was read with
+
+    def in_scope(self, item_id: str, category: str | None) -> bool:
+        """Whether a stored item belongs to the part of the catalog this run covers, so that
+        pruning one shard or one category never touches the others."""
+        if self.category is not None and category != self.category:
+            return False
+        return self.shard is None or shard_of(item_id, self.shard[1]) == self.shard[0]
+
+    def present_ids(self) -> set[str]:
+        """Ids that still have an image file (readable or not): what pruning keeps."""
+        return {it.id for it in self.items} | {i for i, path, _ in self.problems if path}
 
 
 @dataclass(frozen=True)
@@ -192,4 +205,4 @@ def discover(
         i, n = shard
         items = [it for it in items if shard_of(it.id, n) == i]
         problems = [p for p in problems if shard_of(p[0], n) == i]
-    return Catalog(items, problems, ignored)
+    return Catalog(items, problems, ignored, category, shard)

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                    "split by a stable hash of the id; run n of these side by side")
     b.add_argument("--replace", action="store_true",
                    help="delete stored vectors whose dimension differs from this checkpoint's")
+    b.add_argument("--prune", action="store_true",
+                   help="delete stored items whose image file is gone (within --category and "
+                        "--shard); refused for an empty catalog")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the build report as JSON")
 
@@ -91,16 +95,20 @@ def _build(args, settings) -> int:
              encoder.dim, checkpoint, len(catalog.items), images,
              f" (shard {args.shard})" if shard else "", mask_uri(settings.effective_uri))
     config = BuildConfig(batch_size=args.batch, workers=args.workers, replace=args.replace,
+                         prune=args.prune,
                          progress=not args.no_progress, description={
                              "checkpoint": str(checkpoint), "images": str(images),
                              "shard": args.shard, "category": args.category})
+    # SIGTERM (kill, systemd, docker stop) unwinds like Ctrl-C: the record says "interrupted"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     report = build_index(catalog, encoder, store, config)
     if args.json:
         print(json.dumps(report_dict(report), default=str))
     else:
         print(f"build {report.build_id}: {report.seen} items, {report.embedded} embedded "
               f"({report.images_per_s:.1f} img/s), {report.skipped} unchanged, "
-              f"{report.metadata_updated} metadata updated, {report.failed} failed; "
+              f"{report.metadata_updated} metadata updated, {report.failed} failed, "
+              f"{report.pruned} pruned; "
               f"{report.total_for_fingerprint} items of model {report.fingerprint} stored; "
               f"{report.seconds:.1f} s")
         if catalog.ignored_files:
@@ -130,6 +138,8 @@ def _stats(args, settings) -> int:
         counts = last.get("counts", {})
         print(f"  last build: {last['_id']} {last.get('status')} (started {last['started_at']}, "
               f"model {last['fingerprint']}, dim {last['dim']}) {counts}")
+        if last.get("error"):
+            print(f"    error: {last['error']}")
         for f in (last.get("failures") or [])[:20]:
             print(f"    failed {f['id']}: {f['error']}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from indexer.build_record import effective_status
 from indexer.connect import CatalogStore
 
 
@@ -12,6 +13,8 @@ def catalog_stats(store: CatalogStore) -> dict:
         return {str(r["_id"]): r["n"] for r in sorted(rows, key=lambda r: str(r["_id"]))}
 
     last = store.builds.find_one({}, sort=[("started_at", -1)])
+    if last is not None:
+        last["status"] = effective_status(last)
     last_done = store.builds.find_one({"status": "done"}, sort=[("finished_at", -1)],
                                       projection={"failures": 0})
     return {

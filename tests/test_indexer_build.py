@@ -3,6 +3,7 @@ files, dimension conflicts, a SIGKILLed run resumed, and shards equal to one ful
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -17,13 +18,15 @@ import numpy as np
 import pytest
 from bson import ObjectId
 from bson.binary import Binary
-from conftest import REPO_ROOT, draw_item, free_port, write_catalog
+from conftest import CATALOG_CATEGORIES, REPO_ROOT, draw_item, free_port, write_catalog
 from PIL import Image
 
 from indexer.build import BuildConfig, build_index
-from indexer.catalog import discover
+from indexer.build_record import effective_status
+from indexer.catalog import discover, shard_of
 from indexer.connect import CatalogStore
-from indexer.errors import DimensionMismatchError
+from indexer.errors import DimensionMismatchError, IndexerError
+from indexer.stats import catalog_stats
 from indexer.vectors import from_binary
 from model import load_retriever
 from model.images import load_image
@@ -165,6 +168,70 @@ def test_other_dimension_is_refused_unless_replace(tmp_path, encoder, mongo_coll
     assert mongo_collection.count_documents({}) == mongo_collection.count_documents({"dim": 16})
 
 
+def test_prune_deletes_only_items_of_this_scope_whose_image_is_gone(tmp_path, encoder,
+                                                                   mongo_collection):
+    ids = write_catalog(tmp_path, 12)
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(tmp_path / "images"), encoder, store, quiet())
+    gone = ids[:6]
+    for item_id in gone:
+        (tmp_path / "images" / f"{item_id}.jpg").unlink()  # metadata rows stay: still pruned
+
+    without = build_index(discover(tmp_path / "images"), encoder, store, quiet())
+    assert without.pruned == 0 and mongo_collection.count_documents({}) == 12  # opt-in only
+
+    shard0 = discover(tmp_path / "images", shard=(0, 2))
+    in_shard0 = {i for i in gone if shard_of(i, 2) == 0}
+    assert 0 < len(in_shard0) < len(gone)  # the test needs both kinds
+    report = build_index(shard0, encoder, store, quiet(prune=True))
+    assert report.pruned == len(in_shard0)
+    assert {d["_id"] for d in mongo_collection.find()} == set(ids) - in_shard0
+
+    dresses = discover(tmp_path / "images", category="dress")
+    report = build_index(dresses, encoder, store, quiet(prune=True))
+    left = set(gone) - in_shard0
+    gone_dresses = {i for i in left if CATALOG_CATEGORIES[int(i[4:]) % 3] == "dress"}
+    assert 0 < len(gone_dresses) < len(left) and report.pruned == len(gone_dresses)
+    assert {d["_id"] for d in mongo_collection.find()} == set(ids) - in_shard0 - gone_dresses
+    record = store.builds.find_one({"_id": ObjectId(report.build_id)})
+    assert record["pruned"] == report.pruned and record["status"] == "done"
+
+
+def test_prune_refuses_an_empty_catalog(tmp_path, encoder, mongo_collection):
+    write_catalog(tmp_path, 3)
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(tmp_path / "images"), encoder, store, quiet())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IndexerError, match="no items"):
+        build_index(discover(tmp_path / "empty"), encoder, store, quiet(prune=True))
+    assert mongo_collection.count_documents({}) == 3
+
+
+class FailingEncoder(CountingEncoder):
+    def encode_target_tensors(self, x):
+        raise RuntimeError("out of memory (simulated)")
+
+
+def test_a_build_that_raises_is_recorded_as_failed_with_its_error(tmp_path, encoder,
+                                                                 mongo_collection):
+    write_catalog(tmp_path, 3)
+    store = CatalogStore.from_collection(mongo_collection)
+    with pytest.raises(RuntimeError):
+        build_index(discover(tmp_path / "images"), FailingEncoder(encoder), store, quiet())
+    record = store.builds.find_one()
+    assert record["status"] == "failed" and "out of memory" in record["error"]
+    assert catalog_stats(store)["last_build"]["status"] == "failed"
+
+
+def test_a_running_build_without_heartbeat_reads_as_stale():
+    now = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    fresh = {"status": "running", "heartbeat_at": now - dt.timedelta(minutes=1)}
+    old = {"status": "running", "heartbeat_at": (now - dt.timedelta(hours=1)).replace(tzinfo=None)}
+    assert effective_status(fresh, now) == "running"
+    assert effective_status(old, now) == "stale"
+    assert effective_status({**old, "status": "done"}, now) == "done"
+
+
 def _ids_and_vectors(collection) -> dict[str, np.ndarray]:
     return {d["_id"]: from_binary(d["embedding"]) for d in collection.find({}, {"embedding": 1})}
 
@@ -190,6 +257,8 @@ def test_build_killed_part_way_then_rerun_has_no_loss_and_no_duplicates(
     assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
     at_kill = mongo_collection.count_documents({})
     assert 0 < at_kill < len(ids)
+    builds = CatalogStore.from_collection(mongo_collection).builds
+    assert builds.find_one()["status"] == "running"  # nobody could record the kill
 
     r = run_cli(args, mongo_env)
     assert r.returncode == 0, r.stderr
@@ -197,6 +266,29 @@ def test_build_killed_part_way_then_rerun_has_no_loss_and_no_duplicates(
     assert report["skipped"] >= at_kill and report["embedded"] + report["skipped"] == len(ids)
     assert sorted(_ids_and_vectors(mongo_collection)) == ids
     assert mongo_collection.count_documents({}) == len(ids)
+    statuses = [b["status"] for b in builds.find(sort=[("started_at", 1)])]
+    assert statuses == ["killed", "done"]  # the re-run saw the dead process on this host
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_build_and_records_it_as_interrupted(tmp_path, tiny_checkpoint,
+                                                             mongo_env, mongo_collection):
+    write_catalog(tmp_path, 60, size=160)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "build", "--images", str(tmp_path / "images"),
+         "--checkpoint", str(tiny_checkpoint), "--batch", "2", "--workers", "0",
+         "--no-progress"], cwd=REPO_ROOT, env={**os.environ, **mongo_env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if mongo_collection.count_documents({}) >= 2:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.01)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    record = CatalogStore.from_collection(mongo_collection).builds.find_one()
+    assert record["status"] == "interrupted" and "SystemExit" in record["error"]
+    assert 0 < record["counts"]["embedded"] < 60
 
 
 @pytest.mark.slow
