@@ -8,6 +8,7 @@ a second ``run_app.sh`` only pings the database and counts documents before serv
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -46,6 +47,17 @@ def build_commands(
     return commands
 
 
+def checkpoint_fingerprint(checkpoint: Path) -> str:
+    """The fingerprint recorded in a checkpoint's config.json (read without importing torch)."""
+    try:
+        return str(json.loads((checkpoint / "config.json").read_text())["fingerprint"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise BootstrapError(
+            f"{checkpoint} is not a checkpoint (config.json with a fingerprint): {exc}. Pass "
+            "--checkpoint DIR (or set CHECKPOINT) to a checkpoint saved by `python -m model.train`."
+        ) from exc
+
+
 def prepare(seed: int, per_category: int, force_index: bool = False) -> None:
     """Start the database when it is the embedded default; index the catalog when empty."""
     settings = load_settings()
@@ -57,15 +69,23 @@ def prepare(seed: int, per_category: int, force_index: bool = False) -> None:
     print(f"[app] database: {mask_uri(settings.effective_uri)} "
           f"({settings.db_name}.{settings.collection_name})", flush=True)
     client = ensure_database(settings)  # starts SecantusDB only when MONGO_URI is the default
+    fingerprint = checkpoint_fingerprint(settings.checkpoint)
     try:
-        count = client[settings.db_name][settings.collection_name].estimated_document_count()
+        items = client[settings.db_name][settings.collection_name]
+        count = items.count_documents({"model": fingerprint})
+        others = items.estimated_document_count() - count if not count else 0
     finally:
         client.close()
     if count and not force_index:
         print(f"[app] catalog: {count} items already indexed; skipping the build", flush=True)
         return
-    print(f"[app] catalog is empty: building it from {settings.catalog_dir} "
-          f"with checkpoint {settings.checkpoint}", flush=True)
+    if others:  # e.g. the demo checkpoint was retrained: the vectors must be remade
+        print(f"[app] catalog: {others} items were indexed with another model; re-indexing "
+              f"{settings.catalog_dir} with checkpoint {settings.checkpoint} ({fingerprint})",
+              flush=True)
+    else:
+        print(f"[app] catalog is empty: building it from {settings.catalog_dir} "
+              f"with checkpoint {settings.checkpoint}", flush=True)
     for cmd in build_commands(settings.catalog_dir, settings.checkpoint, seed, per_category):
         shown = ["python", *cmd[1:]] if cmd[0] == sys.executable else cmd
         print("[app] $ " + " ".join(shown), flush=True)

@@ -1,13 +1,19 @@
 """Catalogs of any size made of real vectors: the demo catalog encoded with a checkpoint.
 
 Why replicate: the demo catalog has 2,400 items, the latency floors are about 100k and 1M.
-Copy r of item i is normalise(v_i + sigma * noise) (copy 0 is v_i itself), with sigma
-calibrated so a copy is as close to its original as real items are to their nearest real
-neighbour (calibrated_sigma). The larger catalogs thus keep the real vectors' geometry
-(clusters of garments, the model's score scale) instead of uniform random vectors, which make
-HNSW look better or worse than it is. Documents follow
-the DESIGN.md schema under the checkpoint's fingerprint, so CatalogSearch and the app load them
-exactly as an indexed catalog.
+Copy r of item i is normalise(v_i + noise) (copy 0 is v_i itself). The default noise
+("neighbour") is Gaussian with the second moment of the real nearest-neighbour differences
+v_j - v_nn(j): a copy differs from its original as real items differ from their nearest real
+neighbour, in size and in direction, so a larger catalog looks like a denser real one.
+
+Isotropic noise of the same size (``noise="isotropic"``, sigma from calibrated_sigma) is kept
+for comparison, but it builds a geometry no catalog has: in 256 dimensions every copy is then
+nearer its original than any sibling copy (by a factor sqrt(2), with almost no spread), so
+each original becomes the hub of a star of 417 points at 1M. HNSW's neighbour-selection
+heuristic keeps only the hub as a copy's neighbour and the hub keeps at most 2M links, so most
+copies become unreachable: recall@10 stalled at 0.56-0.62 for any efSearch in
+bench/latency.py. Documents follow the DESIGN.md schema under the checkpoint's fingerprint,
+so CatalogSearch and the app load them exactly as an indexed catalog.
 """
 
 from __future__ import annotations
@@ -76,13 +82,11 @@ def add_thumbnails(seed: SeedCatalog) -> None:
 
 
 def calibrated_sigma(vectors: np.ndarray) -> tuple[float, float]:
-    """(sigma, median nearest-neighbour cosine of the seed vectors).
+    """(sigma, median nearest-neighbour cosine of the seed vectors), for isotropic noise.
 
     A copy normalise(v + sigma * z) has cosine ~ 1 / sqrt(1 + D sigma^2) with its original;
     this sigma puts each copy as far from its original as a real item typically is from its
-    nearest real neighbour, so a replicated catalog looks like a denser real one rather than
-    417 indistinguishable copies of each garment (which would make HNSW look worse) or
-    unrelated points (which would make it look better).
+    nearest real neighbour.
     """
     sims = vectors @ vectors.T
     np.fill_diagonal(sims, -np.inf)
@@ -91,16 +95,36 @@ def calibrated_sigma(vectors: np.ndarray) -> tuple[float, float]:
     return float(np.sqrt((1 / nn_cos**2 - 1) / vectors.shape[1])), nn_cos
 
 
-def replicate(seed: SeedCatalog, n: int, sigma: float, rng_seed: int = 0
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """(source rows (n,), vectors (n, D)): copy r // len(seed) of item r % len(seed)."""
+NOISE_KINDS = ("neighbour", "isotropic")
+
+
+def neighbour_noise_basis(vectors: np.ndarray) -> np.ndarray:
+    """B (D, D) such that z @ B, z ~ N(0, I), has the second moment of v_j - v_nn(j)."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    diffs = vectors - vectors[sims.argmax(axis=1)]
+    _, s, vt = np.linalg.svd(diffs, full_matrices=False)
+    return (s[:, None] / np.sqrt(len(diffs)) * vt).astype(np.float32)
+
+
+def replicate(seed: SeedCatalog, n: int, noise: str = "neighbour", sigma: float | None = None,
+              rng_seed: int = 0, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """(source rows (n,), vectors (n, D)): copy r // len(seed) of item r % len(seed).
+
+    ``sigma`` (isotropic noise only) defaults to calibrated_sigma of the seed."""
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {NOISE_KINDS}, got {noise!r}")
+    d = seed.vectors.shape[1]
+    if noise == "neighbour":
+        basis = neighbour_noise_basis(seed.vectors)
+    else:
+        basis = np.eye(d, dtype=np.float32) * (sigma or calibrated_sigma(seed.vectors)[0])
     rows = np.arange(n) % len(seed)
-    copy = np.arange(n) // len(seed)
     rng = np.random.default_rng(rng_seed)
     vectors = seed.vectors[rows].copy()
-    noisy = copy > 0
-    vectors[noisy] += sigma * rng.standard_normal((int(noisy.sum()), vectors.shape[1]),
-                                                  dtype=np.float32)
+    for start in range(len(seed), n, chunk):  # copy 0 (the first len(seed) rows) stays exact
+        stop = min(n, start + chunk)
+        vectors[start:stop] += rng.standard_normal((stop - start, d), dtype=np.float32) @ basis
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return rows, vectors
 
@@ -110,11 +134,12 @@ def item_id(seed: SeedCatalog, row: int, copy: int) -> str:
 
 
 def populate(store: CatalogStore, seed: SeedCatalog, n: int, fingerprint: str,
-             sigma: float, thumbnails: bool = True, chunk: int = 5000) -> dict:
+             noise: str = "neighbour", sigma: float | None = None, thumbnails: bool = True,
+             chunk: int = 5000) -> dict:
     """Insert n documents (DESIGN.md schema) and a finished build record; returns timings."""
     if thumbnails:
         add_thumbnails(seed)
-    rows, vectors = replicate(seed, n, sigma)
+    rows, vectors = replicate(seed, n, noise, sigma)
     dim = vectors.shape[1]
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
@@ -143,5 +168,6 @@ def populate(store: CatalogStore, seed: SeedCatalog, n: int, fingerprint: str,
     cos = float((copies * seed.vectors[rows[len(seed):len(seed) + len(copies)]]).sum(1).mean()
                 ) if len(copies) else 1.0
     return {"n": n, "insert_s": seconds, "docs_per_s": n / seconds, "thumbnails": thumbnails,
-            "sigma": sigma, "mean_cos_copy_to_original": cos}
+            "noise": noise, "sigma": sigma if noise == "isotropic" else None,
+            "mean_cos_copy_to_original": cos}
 

@@ -4,7 +4,8 @@
         [--sizes 10000 100000 1000000]
 
 For each catalog size, real vectors (the demo catalog's targets encoded with the checkpoint,
-replicated with small noise beyond its 2,400 items: bench.catalog_vectors) are inserted into a
+replicated with noise shaped like real neighbour differences beyond its 2,400 items:
+bench.catalog_vectors, which also explains the ``--noise isotropic`` variant) are inserted into a
 fresh embedded SecantusDB and loaded through indexer.search.CatalogSearch, once as an exact
 (flat) index and once as HNSW. Each of Q real queries (demo val reference image + feedback) is
 then timed end to end on one thread, as the app runs it. Reports p50/p95 per stage and in
@@ -34,7 +35,7 @@ if __package__ in (None, ""):  # `python bench/latency.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS, machine_line, percentiles, table, temporary_server, write_results
-from bench.catalog_vectors import calibrated_sigma, encode_catalog, populate
+from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
 from indexer.connect import CatalogStore, connect
 from indexer.search import CatalogSearch, SearchConfig
 from model import load_retriever
@@ -67,8 +68,9 @@ class LatencyConfig:
     queries: int = 200  # timed queries per (size, index kind)
     top_k: int = 50  # searched
     fetch: int = 20  # documents fetched (with thumbnails when stored)
-    sigma: float | None = None  # per-dimension noise of the copies; None: calibrated to the
-    # seed's nearest-neighbour distance (bench.catalog_vectors.calibrated_sigma)
+    noise: str = "neighbour"  # how copies differ from their original (bench.catalog_vectors)
+    sigma: float | None = None  # isotropic noise only; None: calibrated to the seed's
+    # nearest-neighbour distance (bench.catalog_vectors.calibrated_sigma)
     thumbnails_up_to: int = 100_000  # larger catalogs are inserted without thumbnails
     kinds: list[str] = field(default_factory=lambda: ["flat", "flat-blas20", "hnsw"])
     ef_search: int = SearchConfig.hnsw_ef_search  # HNSW search breadth (the app's default)
@@ -145,13 +147,12 @@ def load(store: CatalogStore, fingerprint: str, config: SearchConfig
     return search, time.perf_counter() - t0
 
 
-def measure_size(retriever, client, seed, n: int, queries, sigma: float, cfg: LatencyConfig
-                 ) -> dict:
+def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig) -> dict:
     """Insert n documents, then time every index variant on the same queries."""
     store = CatalogStore.from_collection(client["bench_latency"][f"items_{n}"])
     store.items.drop()
     store.builds.drop()
-    out = {"insert": populate(store, seed, n, retriever.fingerprint, sigma,
+    out = {"insert": populate(store, seed, n, retriever.fingerprint, cfg.noise, cfg.sigma,
                               thumbnails=n <= cfg.thumbnails_up_to)}
     logger.info("%d docs inserted in %.1f s", n, out["insert"]["insert_s"])
     fp, exact_top = retriever.fingerprint, None
@@ -234,20 +235,18 @@ def run(cfg: LatencyConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     retriever = load_retriever(cfg.checkpoint)
     seed = encode_catalog(retriever, Path(cfg.catalog), cfg.cache_dir or None)
-    sigma, nn_cos = calibrated_sigma(seed.vectors)
-    if cfg.sigma is not None:
-        sigma = cfg.sigma
+    _, nn_cos = calibrated_sigma(seed.vectors)
     queries = query_set(cfg)
     logger.info("seed catalog %d items, %d queries", len(seed), len(queries))
     results = {}
     with temporary_server(cache_size="1G") as server:
         client = connect(server.uri, timeout_ms=LOAD_TIMEOUT_MS, directConnection=True)
         for n in cfg.sizes:
-            results[n] = measure_size(retriever, client, seed, n, queries, sigma, cfg)
+            results[n] = measure_size(retriever, client, seed, n, queries, cfg)
         client.close()
     return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
             "seed_items": len(seed), "queries": len(queries), "config": asdict(cfg),
-            "sigma": sigma, "seed_median_nn_cos": nn_cos,
+            "noise": cfg.noise, "seed_median_nn_cos": nn_cos,
             "results": {str(n): r for n, r in results.items()}}
 
 
@@ -292,8 +291,9 @@ def format_report(report: dict) -> str:
               f"{e['search_p50_ms']:.2f}", f"{e['search_p95_ms']:.2f}")
              for n, r in report["results"].items() for e in r.get("hnsw", {}).get("ef_sweep", [])]
     if sweep:
-        lines += ["", "HNSW (M=32, efConstruction 80) efSearch sweep on the loaded graph, "
-                  "recall@10 against exact search:",
+        lines += ["", f"HNSW (M={SearchConfig.hnsw_m}, efConstruction "
+                  f"{SearchConfig.hnsw_ef_construction}) efSearch sweep on the loaded graph, "
+                  f"recall@10 against exact search ({report['noise']} noise):",
                   table(sweep, ("vectors", "efSearch", "recall@10", "search p50 ms",
                                 "search p95 ms"))]
     lines.append("")
@@ -311,8 +311,11 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
     p.add_argument("--catalog", default=d.catalog)
     p.add_argument("--sizes", type=int, nargs="+", default=d.sizes)
     p.add_argument("--queries", type=int, default=d.queries)
+    p.add_argument("--noise", default=d.noise, choices=NOISE_KINDS,
+                   help="how replicated vectors differ from their original (see "
+                        "bench/catalog_vectors.py)")
     p.add_argument("--sigma", type=float, default=d.sigma,
-                   help="noise of the replicated vectors (default: calibrated)")
+                   help="isotropic noise per dimension (default: calibrated)")
     p.add_argument("--thumbnails-up-to", type=int, default=d.thumbnails_up_to)
     p.add_argument("--kinds", nargs="+", default=d.kinds, choices=list(KINDS))
     p.add_argument("--ef-search", type=int, default=d.ef_search)
@@ -323,7 +326,7 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
     p.add_argument("--out-dir", default=d.out_dir)
     a = p.parse_args(argv)
     return LatencyConfig(checkpoint=a.checkpoint, catalog=a.catalog, sizes=sorted(a.sizes),
-                         queries=a.queries, sigma=a.sigma, thumbnails_up_to=a.thumbnails_up_to,
+                         queries=a.queries, noise=a.noise, sigma=a.sigma, thumbnails_up_to=a.thumbnails_up_to,
                          kinds=a.kinds, ef_search=a.ef_search, ef_sweep=a.ef_sweep,
                          threads=a.threads,
                          build_threads=a.build_threads,

@@ -51,7 +51,7 @@ from bench._common import (
     temporary_server,
     write_results,
 )
-from bench.catalog_vectors import calibrated_sigma, encode_catalog, populate
+from bench.catalog_vectors import encode_catalog, populate
 from indexer.connect import CatalogStore, connect
 from model import ModelConfig, load_retriever
 from model.images import load_image
@@ -97,8 +97,7 @@ def cold_start(retriever, cfg: ThroughputConfig) -> dict:
             tempfile.TemporaryDirectory(prefix="bench-cold-") as data_dir:
         client = connect(server.uri, directConnection=True)
         store = CatalogStore.from_collection(client["bench_cold"]["items"])
-        insert = populate(store, seed, cfg.cold_vectors, retriever.fingerprint,
-                          calibrated_sigma(seed.vectors)[0])
+        insert = populate(store, seed, cfg.cold_vectors, retriever.fingerprint)
         client.close()
         env = {**os.environ, "MONGO_URI": f"{server.uri}/?directConnection=true",
                "DB_NAME": "bench_cold", "COLLECTION_NAME": "items",

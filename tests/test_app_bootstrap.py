@@ -79,6 +79,22 @@ def test_an_indexed_catalog_is_not_rebuilt(monkeypatch, mongo_env, mongo_collect
     assert "6 items already indexed; skipping the build" in capsys.readouterr().out
 
 
+def test_a_catalog_indexed_with_another_model_is_reindexed(monkeypatch, mongo_env,
+                                                          mongo_collection, tmp_path, capsys):
+    old, new = (build_retriever(ModelConfig.tiny(), seed=s) for s in (0, 1))
+    old.save(tmp_path / "old")
+    new.save(tmp_path / "new")
+    cat = make_small_catalog(tmp_path / "cat", colours=1)
+    index_small_catalog(cat, old, mongo_collection)
+    for key, value in {**mongo_env, "CHECKPOINT": str(tmp_path / "new"),
+                       "CATALOG_DIR": str(cat.root)}.items():
+        monkeypatch.setenv(key, value)
+    prepare(seed=0, per_category=5)
+    assert "6 items were indexed with another model; re-indexing" in capsys.readouterr().out
+    assert mongo_collection.count_documents({"model": new.fingerprint}) == 6
+    assert mongo_collection.count_documents({}) == 6
+
+
 def test_database_down_is_reported_with_its_uri(monkeypatch, tmp_path, capsys):
     import socket
 

@@ -37,10 +37,22 @@ def test_replicas_keep_the_seed_and_stay_close():
 
     from bench.catalog_vectors import SeedCatalog, replicate
 
-    v = np.eye(4, dtype=np.float32)
-    seed = SeedCatalog(list("abcd"), ["c"] * 4, [""] * 4, [{}] * 4, [None] * 4, v)
-    rows, out = replicate(seed, 10, sigma=0.01)
-    assert rows.tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
-    assert np.allclose(out[:4], v)
-    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
-    assert (out[4:] * v[rows[4:]]).sum(1).min() > 0.99
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((6, 4)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    seed = SeedCatalog(list("abcdef"), ["c"] * 6, [""] * 6, [{}] * 6, [None] * 6, v)
+    for noise, kwargs in (("isotropic", {"sigma": 0.01}), ("neighbour", {})):
+        rows, out = replicate(seed, 15, noise, **kwargs)
+        assert rows.tolist() == [0, 1, 2, 3, 4, 5] * 2 + [0, 1, 2]
+        assert np.allclose(out[:6], v)  # copy 0 is the real vector
+        assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+        assert not np.allclose(out[6:], v[rows[6:]])
+    # isotropic: tiny sigma keeps copies close; neighbour: as far as real nearest neighbours
+    _, iso = replicate(seed, 600, "isotropic", sigma=0.01)
+    assert (iso[6:] * v[np.arange(600)[6:] % 6]).sum(1).min() > 0.99
+    _, nb = replicate(seed, 6000, "neighbour")
+    sims = v @ v.T
+    np.fill_diagonal(sims, -np.inf)
+    nn_dist2 = np.mean(2 - 2 * sims.max(1))
+    copy_dist2 = np.mean(np.sum((nb[6:] - v[np.arange(6000)[6:] % 6]) ** 2, 1))
+    assert 0.5 * nn_dist2 < copy_dist2 < 1.2 * nn_dist2

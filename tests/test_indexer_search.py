@@ -14,7 +14,7 @@ from indexer.catalog import discover
 from indexer.connect import CatalogStore
 from indexer.errors import EmptyCatalogError, FingerprintMismatchError
 from indexer.search import CatalogSearch, SearchConfig
-from indexer.vectors import to_binary
+from indexer.vectors import from_binary, to_binary
 from model.images import load_image
 
 DIM = 24
@@ -95,6 +95,11 @@ def test_hnsw_on_request_has_high_recall(populated):
     hits = sum(len(set(i for i, _ in search.search(q, 10)) & set(brute_force(docs, q, 10)[0]))
                for q in queries)
     assert hits / (10 * len(queries)) >= 0.95
+    # the graph is built in a shuffled order: each returned id must carry its own score
+    vectors = {d["_id"]: from_binary(d["embedding"]) for d in docs}
+    for q in queries:
+        for item_id, score in search.search(q, 10):
+            assert score == pytest.approx(float(vectors[item_id] @ q), abs=1e-5)
 
 
 def test_auto_switches_to_hnsw_above_the_threshold(populated):
