@@ -326,11 +326,11 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
     p.add_argument("--out-dir", default=d.out_dir)
     a = p.parse_args(argv)
     return LatencyConfig(checkpoint=a.checkpoint, catalog=a.catalog, sizes=sorted(a.sizes),
-                         queries=a.queries, noise=a.noise, sigma=a.sigma, thumbnails_up_to=a.thumbnails_up_to,
-                         kinds=a.kinds, ef_search=a.ef_search, ef_sweep=a.ef_sweep,
-                         threads=a.threads,
-                         build_threads=a.build_threads,
-                         cache_dir=a.cache_dir, out_dir=a.out_dir)
+                         queries=a.queries, noise=a.noise, sigma=a.sigma,
+                         thumbnails_up_to=a.thumbnails_up_to, kinds=a.kinds,
+                         ef_search=a.ef_search, ef_sweep=a.ef_sweep, threads=a.threads,
+                         build_threads=a.build_threads, cache_dir=a.cache_dir,
+                         out_dir=a.out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
