@@ -86,3 +86,12 @@ def test_combiner_learns_a_colour_change():
     top1 = (q @ g.T).argmax(1)
     assert stats["steps"] > 0
     assert (top1 == data.tar).float().mean() > 0.8
+
+
+def test_a_shared_score_of_100_is_a_tie_not_a_win():
+    avg = {"FashionVLP": {"R@10": 100.0, "R@50": 100.0}, "combiner": {"R@10": 98.9, "R@50": 100.0},
+           "image only": {"R@10": 31.1, "R@50": 65.6}}
+    results = {"demo": {name: {"average": a} for name, a in avg.items()}}
+    assert accuracy.ceiling_ties(results) == [["demo", "combiner", "R@50"]]
+    gaps = accuracy.margins(results)["demo"]
+    assert gaps["combiner"]["R@50"] == 0 and gaps["combiner"]["R@10"] == pytest.approx(1.1)
