@@ -1,4 +1,5 @@
-"""Shared bench helpers: a throwaway embedded SecantusDB, result writing, small table printing.
+"""Shared bench helpers: a throwaway embedded SecantusDB, the common main(), result writing,
+small table printing.
 
 Every result file records the machine, the git commit and the date, and the load average at
 the time: on this shared 2-core CPU the load changes numbers by 2x, so a figure without the load
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,6 +90,21 @@ def machine_line() -> str:
             f"commit {m['commit']}, {m['date']}, load average "
             f"{' '.join(f'{x:.2f}' for x in m['load_average'])}"
             f"{'' if m['tcmalloc'] else ', WITHOUT tcmalloc (source scripts/env.sh)'}")
+
+
+def run_benchmark(name: str, argv: Sequence[str] | None, parse_args: Callable,
+                  run: Callable[..., dict]) -> tuple[object, dict, Path]:
+    """What every ``python -m bench.NAME`` main does: log, run timed, record the exact command
+    line (the README quotes it), write ``NAME.json``. Returns (config, report, path)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    cfg = parse_args(argv)
+    started = time.perf_counter()
+    report = run(cfg)
+    report["command"] = f"python -m bench.{name} " + shlex.join(argv)
+    report["seconds"] = time.perf_counter() - started
+    return cfg, report, write_results(name, report, cfg.out_dir)
 
 
 def write_results(name: str, payload: dict, out_dir: Path | str = RESULTS) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ import torch
 if __package__ in (None, ""):  # `python bench/accuracy.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import RESULTS, machine_line, table, write_results
+from bench._common import RESULTS, machine_line, run_benchmark, table
 from bench.baselines import (
     BASELINES,
     BaselineConfig,
@@ -162,7 +161,6 @@ def format_tables(results: dict, gaps: dict, sizes: dict) -> str:
 
 
 def run(cfg: AccuracyConfig) -> dict:
-    started = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     retriever = load_retriever(cfg.checkpoint)
     data, bank = load_data(cfg, retriever.encoder)
@@ -209,7 +207,7 @@ def run(cfg: AccuracyConfig) -> dict:
             "fashionvlp_beats_every_baseline_except_ties_at_ceiling": all(
                 v for by_b in beats.values() for v in by_b.values()),
             "baseline_training": training, "sizes": sizes, "max_val_queries": val_queries,
-            "train_triplets": len(train), "seconds": time.perf_counter() - started}
+            "train_triplets": len(train)}
 
 
 def _training_summary(meta: dict) -> dict:
@@ -257,13 +255,7 @@ def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    cfg = parse_args(argv)
-    report = run(cfg)
-    report["command"] = "python -m bench.accuracy " + shlex.join(argv)
-    path = write_results("accuracy", report, cfg.out_dir)
+    cfg, report, path = run_benchmark("accuracy", argv, parse_args, run)
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
           f"(fingerprint {report['fingerprint']}); baselines trained on "
           f"{report['train_triplets']} triplets of {len(cfg.datasets)} dataset(s) ("

@@ -19,7 +19,6 @@ import argparse
 import gc
 import logging
 import random
-import shlex
 import sys
 import textwrap
 import time
@@ -34,7 +33,7 @@ import torch
 if __package__ in (None, ""):  # `python bench/latency.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import RESULTS, machine_line, percentiles, table, temporary_server, write_results
+from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table, temporary_server
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
 from indexer.connect import CatalogStore, connect
 from indexer.search import CatalogSearch, SearchConfig
@@ -244,10 +243,12 @@ def run(cfg: LatencyConfig) -> dict:
         for n in cfg.sizes:
             results[n] = measure_size(retriever, client, seed, n, queries, cfg)
         client.close()
-    return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
-            "seed_items": len(seed), "queries": len(queries), "config": asdict(cfg),
-            "noise": cfg.noise, "seed_median_nn_cos": nn_cos,
-            "results": {str(n): r for n, r in results.items()}}
+    report = {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
+              "seed_items": len(seed), "queries": len(queries), "config": asdict(cfg),
+              "noise": cfg.noise, "seed_median_nn_cos": nn_cos,
+              "results": {str(n): r for n, r in results.items()}}
+    report["floors"] = floors(report)
+    return report
 
 
 def floors(report: dict) -> dict:
@@ -334,16 +335,7 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    cfg = parse_args(argv)
-    started = time.perf_counter()
-    report = run(cfg)
-    report["floors"] = floors(report)
-    report["command"] = "python -m bench.latency " + shlex.join(argv)
-    report["seconds"] = time.perf_counter() - started
-    path = write_results("latency", report, cfg.out_dir)
+    cfg, report, path = run_benchmark("latency", argv, parse_args, run)
     png = plot({int(n): r for n, r in report["results"].items()}, cfg.kinds,
                Path(cfg.out_dir) / "latency.png",
                f"{report['queries']} queries, 1 thread; {machine_line()}")

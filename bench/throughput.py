@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import random
-import shlex
 import statistics
 import subprocess
 import sys
@@ -47,9 +46,9 @@ from bench._common import (
     REPO_ROOT,
     RESULTS,
     machine_line,
+    run_benchmark,
     table,
     temporary_server,
-    write_results,
 )
 from bench.catalog_vectors import encode_catalog, populate
 from indexer.connect import CatalogStore, connect
@@ -334,15 +333,7 @@ def parse_args(argv: Sequence[str] | None) -> ThroughputConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    cfg = parse_args(argv)
-    started = time.perf_counter()
-    report = run(cfg)
-    report["command"] = "python -m bench.throughput " + shlex.join(argv)
-    report["seconds"] = time.perf_counter() - started
-    path = write_results("throughput", report, cfg.out_dir)
+    cfg, report, path = run_benchmark("throughput", argv, parse_args, run)
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint}; "
           f"total {math.ceil(report['seconds'])} s\n")
     print(format_report(report))
