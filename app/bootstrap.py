@@ -73,7 +73,7 @@ def prepare(seed: int, per_category: int, force_index: bool = False) -> None:
     try:
         items = client[settings.db_name][settings.collection_name]
         count = items.count_documents({"model": fingerprint})
-        others = items.estimated_document_count() - count if not count else 0
+        others = 0 if count else items.estimated_document_count()
     finally:
         client.close()
     if count and not force_index:
