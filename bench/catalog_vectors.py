@@ -11,9 +11,9 @@ for comparison, but it builds a geometry no catalog has: in 256 dimensions every
 nearer its original than any sibling copy (by a factor sqrt(2), with almost no spread), so
 each original becomes the hub of a star of 417 points at 1M. HNSW's neighbour-selection
 heuristic keeps only the hub as a copy's neighbour and the hub keeps at most 2M links, so most
-copies become unreachable: recall@10 stalled at 0.56-0.62 for any efSearch in
-bench/latency.py. Documents follow the DESIGN.md schema under the checkpoint's fingerprint,
-so CatalogSearch and the app load them exactly as an indexed catalog.
+copies become unreachable: recall@10 0.60-0.67 for efSearch 64-1024 at 1M
+(bench/results/isotropic/latency.json). Documents follow the DESIGN.md schema under the
+checkpoint's fingerprint, so CatalogSearch and the app load them exactly as an indexed catalog.
 """
 
 from __future__ import annotations
@@ -81,6 +81,13 @@ def add_thumbnails(seed: SeedCatalog) -> None:
                                 disable=len(seed) < 1000)]
 
 
+def nearest_neighbours(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, cosine) of each unit vector's nearest other vector."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    return sims.argmax(axis=1), sims.max(axis=1)
+
+
 def calibrated_sigma(vectors: np.ndarray) -> tuple[float, float]:
     """(sigma, median nearest-neighbour cosine of the seed vectors), for isotropic noise.
 
@@ -88,9 +95,7 @@ def calibrated_sigma(vectors: np.ndarray) -> tuple[float, float]:
     this sigma puts each copy as far from its original as a real item typically is from its
     nearest real neighbour.
     """
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    nn_cos = float(np.median(sims.max(axis=1)))
+    nn_cos = float(np.median(nearest_neighbours(vectors)[1]))
     nn_cos = min(max(nn_cos, 0.05), 0.9999)
     return float(np.sqrt((1 / nn_cos**2 - 1) / vectors.shape[1])), nn_cos
 
@@ -100,9 +105,7 @@ NOISE_KINDS = ("neighbour", "isotropic")
 
 def neighbour_noise_basis(vectors: np.ndarray) -> np.ndarray:
     """B (D, D) such that z @ B, z ~ N(0, I), has the second moment of v_j - v_nn(j)."""
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    diffs = vectors - vectors[sims.argmax(axis=1)]
+    diffs = vectors - vectors[nearest_neighbours(vectors)[0]]
     _, s, vt = np.linalg.svd(diffs, full_matrices=False)
     return (s[:, None] / np.sqrt(len(diffs)) * vt).astype(np.float32)
 

@@ -175,9 +175,9 @@ class CatalogSearch:
     def _make_hnsw(self, vectors: np.ndarray) -> faiss.Index:
         """HNSW graph built from the vectors in a shuffled order.
 
-        ``self.vectors`` is sorted by category, and HNSW assumes points arrive in random order:
-        inserting one category after another gave a worse graph (recall@10 0.56 against 0.62
-        shuffled, efSearch 2048, on the 1M isotropic-noise replica of bench/latency.py).
+        ``self.vectors`` is sorted by category, and HNSW's graph quality assumes points arrive
+        in no particular order; inserting one category after another gave a slightly worse
+        graph in a one-off FAISS experiment during development (not kept as a benchmark).
         ``_labels`` maps each graph label back to its position in ``self.vectors``."""
         index = faiss.IndexHNSWFlat(vectors.shape[1], self.config.hnsw_m,
                                     faiss.METRIC_INNER_PRODUCT)
