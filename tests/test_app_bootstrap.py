@@ -95,6 +95,16 @@ def test_a_catalog_indexed_with_another_model_is_reindexed(monkeypatch, mongo_en
     assert mongo_collection.count_documents({}) == 6
 
 
+def test_a_folder_that_is_not_a_checkpoint_is_reported(monkeypatch, mongo_env, tmp_path,
+                                                        capsys):
+    (tmp_path / "ckpt").mkdir()  # exists, but has no config.json
+    for key, value in {**mongo_env, "CHECKPOINT": str(tmp_path / "ckpt")}.items():
+        monkeypatch.setenv(key, value)
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert "is not a checkpoint (config.json with a fingerprint)" in err and "--checkpoint" in err
+
+
 def test_database_down_is_reported_with_its_uri(monkeypatch, tmp_path, capsys):
     import socket
 
