@@ -41,7 +41,14 @@ from bench.baselines import (
 )
 from bench.text_features import TextConfig, TextEmbedder
 from model import load_retriever
-from model.evaluate import evaluate_split, model_encoders, restrict_to_bank
+from model.evaluate import (
+    evaluate_kept,
+    evaluate_split,
+    evaluate_tags,
+    item_kinds,
+    model_encoders,
+    restrict_to_bank,
+)
 from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import extract_features
 
@@ -49,9 +56,19 @@ logger = logging.getLogger(__name__)
 
 MODEL = "FashionVLP"
 DEFAULT_DATASETS = ["data/demo_catalog:data/demo_catalog/images",
-                    "data/products:../shared/data/fashion-products/images"]
-METRICS = ("R@10", "R@50", "mean", "hit@10", "P@10")  # "mean" = (R@10+R@50)/2
-CEILING_METRICS = ("R@10", "R@50", "mean", "hit@10")  # percentages whose best value is 100
+                    "data/products:../shared/data/fashion-products/images",
+                    "data/hm:../shared/data/hm/images"]
+METRICS = ("R@10", "R@50", "mean", "hit@10", "P@10", "kept@10", "colourway R@10",
+           "colourway R@50", "attribute R@10", "attribute P@10")  # "mean" = (R@10+R@50)/2
+CEILING_METRICS = ("R@10", "R@50", "mean", "hit@10", "kept@10", "colourway R@10",
+                   "colourway R@50", "attribute R@10")  # percentages whose best value is 100
+# Queries grouped by their tags (the H&M triplets carry them): kind, then changed attribute.
+TAG_GROUPS = {"colourway": ["colourway"], "attribute": ["attribute"], "sleeve": ["sleeve"],
+              "neckline": ["neckline"], "length": ["length"],
+              "pattern/material": ["pattern", "material"], "fit/waist": ["fit", "waist"],
+              "closure": ["closure"]}
+# Reported per attribute, but not part of the verdict (small groups; the floors are above).
+DETAIL_METRICS = tuple(f"{g} {m}" for g in list(TAG_GROUPS)[2:] for m in ("R@10", "P@10"))
 
 
 @dataclass
@@ -90,6 +107,21 @@ class Data:
     spec: DatasetSpec
     train: FashionIQSplit
     val: FashionIQSplit
+    kinds: dict[str, str] = field(default_factory=dict)  # id -> product type (kept@10)
+
+
+def score(d: Data, encoders, max_queries: int | None) -> dict[str, dict]:
+    """One method on one dataset: the FashionIQ table, with kept@10 (all categories in one
+    gallery) and, where triplets carry tags, colourway / attribute-change metrics in
+    "average" beside the category means."""
+    results = evaluate_split(d.val, *encoders, max_queries)
+    extra = evaluate_kept(d.val, *encoders, d.kinds, 10, max_queries)
+    extra.pop("queries", None)
+    for group, m in evaluate_tags(d.val, *encoders, TAG_GROUPS, max_queries).items():
+        extra.update({f"{group} {k}": v for k, v in m.items()
+                      if k in ("R@10", "R@50", "P@10", "queries")})
+    results["average"].update(extra)
+    return results
 
 
 def load_data(cfg: AccuracyConfig, encoder):
@@ -97,8 +129,9 @@ def load_data(cfg: AccuracyConfig, encoder):
     data = []
     for text in cfg.datasets:
         spec = DatasetSpec.parse(text)
-        data.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"),
-                         load_fashioniq(spec.annotations, spec.images, "val")))
+        val = load_fashioniq(spec.annotations, spec.images, "val")
+        data.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"), val,
+                         item_kinds(spec.annotations, val)))
     paths = {}
     for d in data:
         paths.update(d.train.image_paths)
@@ -120,7 +153,8 @@ def margins(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str
     out = {}
     for dataset, by_method in results.items():
         ours = by_method[MODEL]["average"]
-        out[dataset] = {name: {k: ours[k] - m["average"][k] for k in METRICS if k in ours}
+        out[dataset] = {name: {k: ours[k] - m["average"][k] for k in METRICS + DETAIL_METRICS
+                               if k in ours and k in m["average"]}
                         for name, m in by_method.items() if name != MODEL}
     return out
 
@@ -138,26 +172,25 @@ def ceiling_ties(results: dict[str, dict[str, dict]]) -> list[list[str]]:
 
 
 def format_tables(results: dict, gaps: dict, sizes: dict) -> str:
+    """One table per dataset: a row per metric, a column per method, and the margin of
+    FashionVLP over the best baseline (a metric row reads across, however many there are)."""
     blocks = []
     for dataset, by_method in results.items():
-        keys = [k for k in METRICS if k in by_method[MODEL]["average"]]
-        header = ("method", *[("(R@10+R@50)/2" if k == "mean" else k) for k in keys])
-        rows = [(name, *[f"{m['average'][k]:.2f}" for k in keys])
-                for name, m in by_method.items()]
-        worst = {k: min(g[k] for g in gaps[dataset].values()) for k in keys} if gaps[
-            dataset] else {}
-        if worst:
-            rows.append(("margin over best baseline", *[f"{worst[k]:+.2f}" for k in keys]))
+        ours = by_method[MODEL]["average"]
+        keys = [k for k in METRICS + DETAIL_METRICS if k in ours]
+        header = ("metric", *by_method, "margin")
+        rows = []
+        for k in keys:
+            gap = [g[k] for g in gaps[dataset].values() if k in g]
+            rows.append(("(R@10+R@50)/2" if k == "mean" else k,
+                         *[f"{m['average'][k]:.2f}" if k in m["average"] else "-"
+                           for m in by_method.values()],
+                         f"{min(gap):+.2f}" if gap else ""))
         blocks.append(f"{dataset} val: {sizes[dataset]['queries']} queries, "
-                      f"{sizes[dataset]['categories']} categories (average over categories)\n"
+                      f"{sizes[dataset]['categories']} categories (R/P/hit: mean over "
+                      "categories; kept@10 and tagged groups: over queries)\n"
                       + table(rows, header))
-    lines = ["FashionVLP minus each baseline (percentage points):"]
-    for dataset, by_base in gaps.items():
-        for name, g in by_base.items():
-            cells = ", ".join(f"{('(R@10+R@50)/2' if k == 'mean' else k)} {v:+.2f}"
-                              for k, v in g.items())
-            lines.append(f"  {dataset:<14} vs {name:<12} {cells}")
-    return "\n\n".join(blocks) + "\n\n" + "\n".join(lines)
+    return "\n\n".join(blocks)
 
 
 def run(cfg: AccuracyConfig) -> dict:
@@ -169,7 +202,7 @@ def run(cfg: AccuracyConfig) -> dict:
     t0 = time.perf_counter()
     encoders = model_encoders(retriever, bank)
     for d in data:
-        results[d.spec.name][MODEL] = evaluate_split(d.val, *encoders, cfg.max_queries)
+        results[d.spec.name][MODEL] = score(d, encoders, cfg.max_queries)
     logger.info("FashionVLP evaluated in %.0f s", time.perf_counter() - t0)
 
     images = pooled_image_features(bank)
@@ -187,12 +220,12 @@ def run(cfg: AccuracyConfig) -> dict:
         training[name] = stats
         enc = baseline_encoders(model, rows, images, embed)
         for d in data:
-            results[d.spec.name][name] = evaluate_split(d.val, *enc, cfg.max_queries)
+            results[d.spec.name][name] = score(d, enc, cfg.max_queries)
         logger.info("%s: %s", name, {d: results[d][name]["average"] for d in results})
 
     gaps = margins(results)
     ties = ceiling_ties(results)
-    beats = {d: {b: all(v > 0 or [d, b, k] in ties for k, v in g.items())
+    beats = {d: {b: all(v > 0 or [d, b, k] in ties for k, v in g.items() if k in METRICS)
                  for b, g in by_b.items()} for d, by_b in gaps.items()}
     sizes = {d.spec.name: {"queries": int(sum(m.get("queries", 0) for c, m in
                                               results[d.spec.name][MODEL].items()

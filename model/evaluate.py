@@ -9,6 +9,7 @@ baseline in bench/ go through the same gallery construction, captions and recall
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import logging
@@ -19,7 +20,7 @@ import numpy as np
 
 from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import FeatureBank, extract_features
-from model.metrics import retrieval_metrics, summarise
+from model.metrics import retrieval_metrics, summarise, top_k
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,64 @@ def evaluate_split(split: FashionIQSplit, encode_queries: QueryEncoder,
         results["average"] = summarise({c: {k: v for k, v in m.items() if k != "queries"}
                                         for c, m in results.items()})
     return results
+
+
+def evaluate_tags(split: FashionIQSplit, encode_queries: QueryEncoder,
+                  encode_gallery: GalleryEncoder, groups: dict[str, Sequence[str]],
+                  max_queries: int | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of the queries tagged with any of ``groups[name]`` (e.g. "colourway", or the
+    changed attributes "pattern", "material"), pooled over categories (query-weighted: a tag
+    can be rare in one category), with each category's full gallery as usual."""
+    out: dict[str, dict[str, float]] = {}
+    for name, tags in groups.items():
+        subset = dataclasses.replace(split, triplets=[t for t in split.triplets
+                                                      if set(tags) & set(t.tags)])
+        per_category = evaluate_split(subset, encode_queries, encode_gallery, max_queries)
+        per_category.pop("average", None)
+        n = sum(m["queries"] for m in per_category.values())
+        if n:
+            keys = sorted({k for m in per_category.values() for k in m} - {"queries"})
+            out[name] = {k: sum(m[k] * m["queries"] for m in per_category.values()) / n
+                         for k in keys} | {"queries": n}
+    return out
+
+
+def evaluate_kept(split: FashionIQSplit, encode_queries: QueryEncoder,
+                  encode_gallery: GalleryEncoder, kinds: dict[str, str], k: int = 10,
+                  max_queries: int | None = None) -> dict[str, float]:
+    """kept@k: the share (%) of the top k that has the reference's kind, when every category's
+    gallery is searched at once; the reference itself is left out of its own ranking."""
+    gallery_ids = list(dict.fromkeys(i for ids in split.gallery.values() for i in ids))
+    triplets = split.triplets
+    if max_queries:  # the first max_queries of each category, as evaluate_split does
+        triplets = [t for c in split.categories
+                    for t in [x for x in split.triplets if x.category == c][:max_queries]]
+    triplets = [t for t in triplets if t.candidate in kinds]
+    if not triplets or not gallery_ids:
+        return {}
+    gallery = encode_gallery(gallery_ids)
+    queries = encode_queries([t.candidate for t in triplets],
+                             [eval_caption(t.captions) for t in triplets])
+    ranked = top_k(queries, gallery, k + 1)
+    gallery_kinds = np.array([kinds.get(i, "") for i in gallery_ids], dtype=object)
+    kept = []
+    for t, row in zip(triplets, ranked, strict=True):
+        row = [r for r in row if gallery_ids[r] != t.candidate][:k]
+        kept.append(float(np.mean(gallery_kinds[row] == kinds[t.candidate])))
+    return {f"kept@{k}": 100.0 * float(np.mean(kept)), "queries": len(triplets)}
+
+
+def item_kinds(annotations: Path | str, split: FashionIQSplit) -> dict[str, str]:
+    """id -> garment kind for kept@k: the ``product_type`` column of the dataset's
+    metadata.csv where it has one (H&M), else the item's category (demo catalog, products)."""
+    kinds = {i: c for c, ids in split.gallery.items() for i in ids}
+    metadata = Path(annotations) / "metadata.csv"
+    if metadata.is_file():
+        with open(metadata, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if "product_type" in (reader.fieldnames or ()):
+                kinds.update({r["id"]: r["product_type"] for r in reader if r["id"] in kinds})
+    return kinds
 
 
 def restrict_to_bank(split: FashionIQSplit, bank: FeatureBank) -> FashionIQSplit:

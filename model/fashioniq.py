@@ -12,7 +12,8 @@ Layouts (``annotations`` is a folder; ``images`` may be a different folder):
 * flat (the seed's form): ``{split}.json``, one list of ``{candidate, target, captions
   [, category][, relevant]}``; the gallery is every id the triplets mention.
 
-Entries may carry ``"relevant": [ids]``, all gallery items that satisfy the target's attributes.
+Entries may carry ``"relevant": [ids]``, all gallery items that satisfy the target's attributes,
+and ``"tags": [str]`` (the H&M triplets: kind, then the changed attributes) for benchmarks.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Triplet:
     captions: list[str]
     category: str
     relevant: list[str] | None = None  # all gallery ids that satisfy the target's attributes
+    tags: tuple[str, ...] = ()  # optional labels (kind, changed attributes) for benchmarks
 
 
 @dataclass
@@ -273,6 +275,7 @@ def load_fashioniq(
                 relevant=None
                 if relevant is None
                 else [str(r) for r in relevant if str(r) not in missing],
+                tags=tuple(str(x) for x in e.get("tags", ())),
             )
         )
     result = FashionIQSplit(

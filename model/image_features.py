@@ -54,6 +54,7 @@ def foreground_boxes(pixels: torch.Tensor, threshold: float = 0.1, margin: float
     background = border.median(dim=2).values[:, :, None, None]
     mask = (pixels - background).abs().amax(dim=1) > threshold  # (N, S, S)
     boxes = torch.tensor([[0.0, 0.0, s, s]]).repeat(n, 1)
+    mask = mask.cpu()
     for i in range(n):
         ys = mask[i].any(dim=1).nonzero()
         xs = mask[i].any(dim=0).nonzero()
@@ -105,6 +106,7 @@ class ImageEncoder(nn.Module):
         grid = self.net(x).float().contiguous()  # (N, C, g, g)
         boxes = foreground_boxes(x * self.std + self.mean)
         rois = torch.cat([torch.arange(len(x), dtype=torch.float32)[:, None], boxes], dim=1)
+        rois = rois.to(grid.device)
         crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
                          spatial_scale=grid.shape[-1] / x.shape[-1], sampling_ratio=2,
                          aligned=True)  # (N, C, cg, cg)

@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.config import ModelConfig
+from model.device import autocast, resolve_device
 from model.image_features import ImageEncoder, preprocess_image
 from model.network import FashionVLP
 from model.pretrained import backbone_spec, load_text_model, text_model_is_pretrained
@@ -46,6 +47,14 @@ class Retriever:
         self.tokenizer = tokenizer
         self.meta = meta or {}
         self._fingerprint: str | None = None
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Retriever:
+        """Move the image encoder and the blocks ('auto' picks CUDA when present)."""
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.encoder.to(self.device)
+        self.net.to(self.device)
+        return self
 
     # ------------------------------------------------------------------ identity
     @property
@@ -73,9 +82,9 @@ class Retriever:
         """Everything a checkpoint must store, in the configured storage dtype."""
         dtype = getattr(torch, self.cfg.save_dtype)
         frozen = self.frozen_keys()
-        state = {f"net.{k}": v for k, v in self.net.state_dict().items() if k not in frozen}
+        state = {f"net.{k}": v.cpu() for k, v in self.net.state_dict().items() if k not in frozen}
         if not backbone_spec(self.cfg.backbone).pretrained:
-            state.update({f"encoder.{k}": v for k, v in self.encoder.net.state_dict().items()})
+            state.update({f"encoder.{k}": v.cpu() for k, v in self.encoder.net.state_dict().items()})
         return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach()
                 for k, v in state.items()}
 
@@ -106,16 +115,21 @@ class Retriever:
     def encode_reference_features(self, whole: torch.Tensor, crop: torch.Tensor,
                                   texts: Sequence[str]) -> torch.Tensor:
         self.net.eval()
-        return self.net.encode_reference(whole, crop, **self.tokenize(texts))
+        text = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
+        with autocast(self.device):
+            out = self.net.encode_reference(whole.to(self.device), crop.to(self.device), **text)
+        return out.float().cpu()
 
     @torch.inference_mode()
     def encode_target_features(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
         self.net.eval()
-        return self.net.encode_target(whole, crop)
+        with autocast(self.device):
+            out = self.net.encode_target(whole.to(self.device), crop.to(self.device))
+        return out.float().cpu()
 
     def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray:
         """(N, 3, S, S) preprocessed batch -> (N, D) float32, L2-normalised."""
-        whole, crop = self.encoder(x)
+        whole, crop = self.encoder(x.to(self.device))
         return self.encode_target_features(whole, crop).float().numpy()
 
     def encode_targets(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -131,7 +145,7 @@ class Retriever:
         out = []
         for i in range(0, len(images), batch_size):
             x = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
-            whole, crop = self.encoder(x)
+            whole, crop = self.encoder(x.to(self.device))
             out.append(self.encode_reference_features(whole, crop, texts[i:i + batch_size])
                        .float().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
@@ -175,8 +189,9 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     return Retriever(cfg, encoder, net, tokenizer)
 
 
-def load_retriever(path: str | Path) -> Retriever:
-    """Load a checkpoint directory (or its config.json / weights file)."""
+def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
+    """Load a checkpoint directory (or its config.json / weights file) onto ``device``
+    ('cpu', 'cuda' or 'auto': CUDA when a GPU is present)."""
     path = Path(path)
     directory = path.parent if path.is_file() else path
     config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -212,4 +227,4 @@ def load_retriever(path: str | Path) -> Retriever:
         retriever.encoder.net.load_state_dict(encoder_state, strict=True)
     retriever.meta = record.get("meta", {})
     retriever._fingerprint = record["fingerprint"]
-    return retriever
+    return retriever.to(device)

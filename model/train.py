@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from model.config import ModelConfig
+from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
 from model.fashioniq import FashionIQSplit, load_fashioniq, train_caption
 from model.feature_cache import FeatureBank, extract_features
@@ -56,6 +58,11 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # cap (for quick runs); default: one pass over the data
     flip: bool = True  # random horizontal flips of the cached grids
     resume: bool = True
+    mixed_share: float = 0.5  # share of batches mixing every category of a dataset
+    dataset_weights: list[float] | None = None  # batch share per dataset (default: by size)
+    init_from: str | None = None  # start from this checkpoint's weights (fine-tuning)
+    holdout: float = 0.1  # val share of a lone flat annotation file (by reference image)
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -70,9 +77,47 @@ def load_datasets(cfg: TrainConfig) -> list[Dataset]:
     if len(cfg.annotations) != len(cfg.images):
         raise ValueError(f"{len(cfg.annotations)} annotation roots but {len(cfg.images)} image "
                          "folders: give one image folder per annotation root")
-    return [Dataset(Path(a).name, load_fashioniq(a, i, "train", cfg.categories),
-                    load_fashioniq(a, i, "val", cfg.categories))
-            for a, i in zip(cfg.annotations, cfg.images, strict=True)]
+    out = []
+    for a, i in zip(cfg.annotations, cfg.images, strict=True):
+        path = Path(a)
+        if path.is_file():  # the seed's form: one flat JSON file of training triplets
+            out.append(_flat_file_dataset(path, i, cfg))
+        else:
+            out.append(Dataset(path.name, load_fashioniq(a, i, "train", cfg.categories),
+                               load_fashioniq(a, i, "val", cfg.categories)))
+    return out
+
+
+def _flat_file_dataset(path: Path, images: str, cfg: TrainConfig) -> Dataset:
+    """Train on a flat annotation file; never select checkpoints on its own triplets.
+
+    Validation uses the sibling ``val.json`` when there is one; otherwise a fixed share of the
+    triplets, chosen by a hash of the reference image (so no reference is on both sides), is
+    held out and logged.
+    """
+    train = load_fashioniq(path, images, "train", cfg.categories)
+    sibling = path.with_name("val.json")
+    if sibling.is_file() and sibling.resolve() != path.resolve():
+        logger.info("%s: validating on the sibling %s", path, sibling)
+        return Dataset(path.stem, train, load_fashioniq(sibling, images, "val", cfg.categories))
+    held = {t.candidate for t in train.triplets if _hash_share(t.candidate) < cfg.holdout}
+    val_triplets = [t for t in train.triplets if t.candidate in held]
+    train_triplets = [t for t in train.triplets if t.candidate not in held]
+    logger.warning("%s has no sibling val.json: holding out %d of %d triplets (%.0f%% of "
+                   "reference images, fixed by a hash of the image id) for validation",
+                   path, len(val_triplets), len(train.triplets), 100 * cfg.holdout)
+    if not val_triplets or not train_triplets:
+        raise ValueError(f"{path}: too few triplets to hold out a validation share; add a "
+                         "val.json beside it")
+    val_ids = {i for t in val_triplets for i in (t.candidate, t.target)}
+    gallery = {c: [i for i in ids if i in val_ids] for c, ids in train.gallery.items()}
+    val = dataclasses.replace(train, split="val", triplets=val_triplets,
+                              gallery={c: ids for c, ids in gallery.items() if ids})
+    return Dataset(path.stem, dataclasses.replace(train, triplets=train_triplets), val)
+
+
+def _hash_share(image_id: str) -> float:
+    return int(hashlib.sha256(f"holdout-{image_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def flip_grid(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -84,38 +129,60 @@ def flip_grid(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class TripletBatches:
-    """Shuffled batches of (reference features, caption, target features) from a FeatureBank.
+    """Batches of (reference features, caption, target features) drawn from a FeatureBank.
 
-    Each batch comes from one (dataset, category) group, so its in-batch negatives are garments
-    of the same kind -- the ones retrieval has to tell apart in that category's gallery.
+    Two kinds of batch, so the model learns both fine distinctions and the garment kind:
+
+    * a *group* batch comes from one (dataset, category) group: its in-batch negatives are
+      garments of the same kind, the ones a category's gallery has to tell apart;
+    * a *mixed* batch (a ``mixed_share`` of all batches) draws every triplet from any
+      category of the datasets: negatives of other kinds teach the model to keep the
+      reference's kind when a shopper searches all categories at once.
+
+    Each batch first picks a dataset with probability ``dataset_weights`` (default: in
+    proportion to its triplets), so a small, important dataset is not drowned out. Batches
+    are a deterministic function of (seed, epoch), so a resumed run draws what it would have.
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
-                 batch_size: int, flip: bool, seed: int):
+                 batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
+                 dataset_weights: Sequence[float] | None = None):
         self.retriever, self.bank, self.flip = retriever, bank, flip
         self.groups: dict[tuple[str, str], list] = {}
         for d in datasets:
             for t in d.train.triplets:
                 self.groups.setdefault((d.name, t.category), []).append(t)
         self.triplets = [t for group in self.groups.values() for t in group]
-        self.batch_size = batch_size
+        self.names = list(dict.fromkeys(name for name, _ in self.groups))
+        sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
+                          for name in self.names], dtype=float)
+        weights = sizes if dataset_weights is None else np.asarray(dataset_weights, float)
+        if len(weights) != len(self.names):
+            raise ValueError(f"{len(weights)} dataset weights for {len(self.names)} datasets "
+                             f"with training triplets ({', '.join(self.names)})")
+        self.weights = weights / weights.sum()
+        self.batch_size, self.mixed_share, self.seed = batch_size, mixed_share, seed
         self.rng = random.Random(seed)
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
 
     def __len__(self) -> int:
-        return sum(len(g) // self.batch_size for g in self.groups.values())
+        """Batches in one pass over the training triplets."""
+        return len(self.triplets) // self.batch_size
+
+    def draw(self, rng: random.Random) -> list:
+        """The triplets of one batch (without repeats inside the batch)."""
+        name = rng.choices(self.names, weights=self.weights)[0]
+        groups = [g for (n, _), g in self.groups.items() if n == name]
+        if rng.random() < self.mixed_share:
+            pool = [t for g in groups for t in g]
+        else:
+            pool = rng.choices(groups, weights=[len(g) for g in groups])[0]
+        return rng.sample(pool, min(self.batch_size, len(pool)))
 
     def epoch(self, epoch: int):
-        shuffler = random.Random(f"{self.rng.random()}-{epoch}")
-        batches = []
-        for group in self.groups.values():
-            order = list(group)
-            shuffler.shuffle(order)
-            batches += [order[i:i + self.batch_size]
-                        for i in range(0, len(order) - self.batch_size + 1, self.batch_size)]
-        shuffler.shuffle(batches)
-        for triplets in batches:
-            yield self.batch(triplets)
+        rng = random.Random(f"{self.seed}-{epoch}")
+        while True:
+            yield self.batch(self.draw(rng))
 
     def batch(self, triplets) -> dict[str, torch.Tensor]:
         return self.assemble(triplets, *self.bank.lookup([t.candidate for t in triplets]),
@@ -181,11 +248,19 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         last = self.out / "last"
         self.resuming = cfg.resume and (last / "train_state.pt").is_file()
-        self.retriever = load_retriever(last) if self.resuming else build_retriever(
-            cfg.model, cfg.seed)
-        if self.resuming and self.retriever.cfg != cfg.model:
+        if self.resuming:
+            self.retriever = load_retriever(last)
+        elif cfg.init_from:
+            self.retriever = load_retriever(cfg.init_from)
+            self.retriever.meta = {"init_from": {"checkpoint": cfg.init_from,
+                                                 "fingerprint": self.retriever.fingerprint}}
+            logger.info("fine-tuning %s (fingerprint %s)", cfg.init_from,
+                        self.retriever.fingerprint)
+        else:
+            self.retriever = build_retriever(cfg.model, cfg.seed)
+        if (self.resuming or cfg.init_from) and self.retriever.cfg != cfg.model:
             logger.warning("resuming with the architecture stored in %s, not the one asked for",
-                           last)
+                           last if self.resuming else cfg.init_from)
         self.datasets = load_datasets(cfg)
         paths = {}
         for d in self.datasets:
@@ -197,11 +272,13 @@ class Trainer:
             d.train, d.val = restrict_to_bank(d.train, self.bank), restrict_to_bank(d.val,
                                                                                      self.bank)
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
-                                      cfg.flip, cfg.seed)
+                                      cfg.flip, cfg.seed, cfg.mixed_share, cfg.dataset_weights)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
-        self.loss = BatchClassificationLoss(self.retriever.cfg.init_logit_scale)
+        self.device = resolve_device(cfg.device)
+        self.retriever.to(self.device)
+        self.loss = BatchClassificationLoss(self.retriever.cfg.init_logit_scale).to(self.device)
         self.retriever.set_trainable()
         self.optimizer = make_optimizer(self.retriever, self.loss, cfg)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
@@ -212,7 +289,7 @@ class Trainer:
             self._load_state(last / "train_state.pt")
 
     def _load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.loss.load_state_dict(state["loss"])
@@ -221,8 +298,10 @@ class Trainer:
 
     def step(self, batch: dict[str, torch.Tensor]) -> float:
         """One optimisation step; returns the batch loss."""
-        f_ref, f_tar = self.retriever.net(batch)
-        loss = self.loss(f_ref, f_tar, batch["target_ids"])
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with autocast(self.device):
+            f_ref, f_tar = self.retriever.net(batch)
+        loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
@@ -302,6 +381,14 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--max-val-queries", type=int, default=defaults.max_val_queries)
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--mixed-share", type=float, default=defaults.mixed_share,
+                   help="share of batches that mix every category of a dataset")
+    p.add_argument("--dataset-weights", help="comma-separated batch share per dataset "
+                   "(default: in proportion to its training triplets)")
+    p.add_argument("--init-from", help="fine-tune from this checkpoint's weights")
+    p.add_argument("--holdout", type=float, default=defaults.holdout,
+                   help="val share of a flat annotation file without a sibling val.json")
+    p.add_argument("--device", default=defaults.device, choices=DEVICE_CHOICES)
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
     p.add_argument("--backbone", default=mdefaults.backbone)
     p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
@@ -320,7 +407,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         text_lr=a.text_lr, weight_decay=a.weight_decay, seed=a.seed, out=a.out,
         cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
-        model=model)
+        mixed_share=a.mixed_share, init_from=a.init_from, holdout=a.holdout, device=a.device,
+        dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
+        if a.dataset_weights else None, model=model)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
