@@ -48,3 +48,33 @@ def test_summary_is_the_unweighted_category_mean():
     avg = summarise({"dress": {"R@10": 20.0, "R@50": 40.0}, "shirt": {"R@10": 30.0,
                                                                      "R@50": 60.0}})
     assert avg == {"R@10": 25.0, "R@50": 50.0, "mean": 37.5}
+
+
+def test_kept_and_tag_groups_over_one_gallery():
+    """kept@k counts the reference's kind in its top k, the reference itself left out; tag
+    groups pool the queries that carry any of their tags."""
+    import numpy as np
+
+    from model.evaluate import evaluate_kept, evaluate_tags
+    from model.fashioniq import FashionIQSplit, Triplet
+
+    vec = {"a1": [1, 0], "a2": [0.9, 0.1], "b1": [0, 1], "b2": [0.1, 0.9]}
+    kinds = {"a1": "dress", "a2": "dress", "b1": "shirt", "b2": "shirt"}
+    split = FashionIQSplit("val", [
+        Triplet("a1", "a2", ["is the same"], "x", ["a2"], ("colourway", "colour")),
+        Triplet("b1", "b2", ["is the same"], "y", ["b2"], ("attribute", "sleeve")),
+    ], {"x": ["a1", "a2"], "y": ["b1", "b2"]}, {})
+
+    def unit(ids):
+        v = np.array([vec[i] for i in ids], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    queries = lambda refs, texts: unit(refs)  # noqa: E731 -- the reference image alone
+    kept = evaluate_kept(split, queries, unit, kinds, k=1)
+    assert kept == {"kept@1": 100.0, "queries": 2}
+    swapped = {"a1": "dress", "a2": "shirt", "b1": "shirt", "b2": "dress"}
+    assert evaluate_kept(split, queries, unit, swapped, k=1)["kept@1"] == 0.0
+    groups = evaluate_tags(split, queries, unit, {"colourway": ["colourway"],
+                                                  "sleeve": ["sleeve"], "hood": ["hood"]})
+    assert set(groups) == {"colourway", "sleeve"}
+    assert groups["colourway"]["queries"] == 1 and groups["colourway"]["R@10"] == 100.0

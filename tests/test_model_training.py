@@ -127,3 +127,70 @@ def test_unreadable_image_is_reported_and_skipped_by_the_cache(tmp_path):
     bad.write_bytes(good.read_bytes()[:100])
     bank = extract_features(r.encoder, {"good": good, "bad": bad}, None, workers=0)
     assert list(bank.index) == ["good"] and "bad" in bank.failed
+
+
+def _two_category_data(root):
+    """The tiny dataset with its triplets split into two categories by shape."""
+    data = write_tiny_dataset(root)
+    for split in ("train", "val"):
+        entries = json.loads((data / f"{split}.json").read_text())
+        for e in entries:
+            e["category"] = "round" if e["candidate"].startswith("circle") else "angular"
+        (data / f"{split}.json").write_text(json.dumps(entries))
+    return data
+
+
+def test_mixed_batches_mix_categories_and_group_batches_do_not(tmp_path):
+    data = _two_category_data(tmp_path / "d")
+    for share, expect_mixed in ((0.0, False), (1.0, True)):
+        trainer = Trainer(tiny_train_config(data, tmp_path / f"run{share}", mixed_share=share,
+                                            batch_size=16))
+        rng = __import__("random").Random(0)
+        cats = [{t.category for t in trainer.batches.draw(rng)} for _ in range(20)]
+        assert any(len(c) == 2 for c in cats) == expect_mixed
+        assert all(len(trainer.batches.draw(rng)) == 16 for _ in range(5))
+
+
+def test_dataset_weights_must_match_the_datasets(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="dataset weights"):
+        Trainer(tiny_train_config(tiny_data, tmp_path, dataset_weights=[0.5, 0.5]))
+
+
+def test_flat_file_validates_on_its_sibling_or_a_held_out_share(tiny_data, tmp_path):
+    # The seed's command names one flat file; with val.json beside it, that is the val split.
+    t = Trainer(tiny_train_config(tiny_data, tmp_path / "a",
+                                  annotations=[str(tiny_data / "train.json")]))
+    (d,) = t.datasets
+    assert {x.candidate for x in d.val.triplets}.isdisjoint({x.candidate for x in d.train.triplets})
+    assert len(d.val.triplets) == len(json.loads((tiny_data / "val.json").read_text()))
+    # Alone, a fixed share of reference images is held out: never selected on its own triplets.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "train.json").write_text((tiny_data / "train.json").read_text())
+    t = Trainer(tiny_train_config(tiny_data, tmp_path / "b", annotations=[str(alone / "train.json")],
+                                  holdout=0.3))
+    (d,) = t.datasets
+    train_refs = {x.candidate for x in d.train.triplets}
+    val_refs = {x.candidate for x in d.val.triplets}
+    assert val_refs and train_refs and train_refs.isdisjoint(val_refs)
+    assert all(x.target in d.val.gallery[x.category] for x in d.val.triplets)
+
+
+def test_init_from_fine_tunes_a_checkpoint(tiny_data, tmp_path):
+    start = build_retriever(ModelConfig.tiny(), seed=3)
+    start.save(tmp_path / "start")
+    t = Trainer(tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start")))
+    assert t.retriever.fingerprint == load_retriever(tmp_path / "start").fingerprint
+    assert t.retriever.meta["init_from"]["checkpoint"] == str(tmp_path / "start")
+
+
+def test_device_choice():
+    from model.device import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
