@@ -22,7 +22,6 @@ exactly as model.train does, so neither side gets a selection advantage.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from tqdm import tqdm
 
 from model.fashioniq import Triplet, train_caption
 from model.feature_cache import FeatureBank
-from model.loss import BatchClassificationLoss
+from model.loss import BatchClassificationLoss, make_loss
+from model.optim import adamw, warmup_cosine_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -273,23 +273,6 @@ def triplet_tensors(triplets: Sequence[Triplet], image_rows: dict[str, int],
 # ------------------------------------------------------------------------------- training
 
 
-def make_optimizer(model: Baseline, loss: BatchClassificationLoss, cfg: BaselineConfig
-                   ) -> torch.optim.Optimizer:
-    """AdamW without decay on biases and the temperature (as model.train.make_optimizer)."""
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay + list(loss.parameters()),
-                               "weight_decay": 0.0}], lr=cfg.lr)
-
-
-def lr_factor(step: int, total: int, warmup: float) -> float:
-    warm = max(1, int(total * warmup))
-    if step < warm:
-        return (step + 1) / warm
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-
 def _step_loss(model: Baseline, loss_fn: BatchClassificationLoss, data: TripletTensors,
                idx: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Batch loss of triplets ``idx``, each with one of its four caption variants at random."""
@@ -316,11 +299,13 @@ def train_baseline(model: Baseline, data: TripletTensors, cfg: BaselineConfig,
     rng = np.random.default_rng(cfg.seed)
     model.fit_inputs(data.images[torch.unique(torch.cat([data.ref, data.tar]))],
                      data.text_table)
-    loss_fn = BatchClassificationLoss()
-    optimizer = make_optimizer(model, loss_fn, cfg)
+    loss_fn = make_loss()
+    optimizer = adamw(model.named_parameters(), cfg.lr, cfg.weight_decay,
+                      extra=loss_fn.parameters())
     epochs = cfg.epochs or DEFAULT_EPOCHS.get(model.name, 8)
     steps_per_epoch = max(1, len(data) // cfg.batch_size)
     total = epochs * steps_per_epoch
+    scheduler = warmup_cosine_schedule(optimizer, total, cfg.warmup)
     started, step = time.perf_counter(), 0
     scores: list[float] = []
     best_state = None
@@ -332,11 +317,10 @@ def train_baseline(model: Baseline, data: TripletTensors, cfg: BaselineConfig,
                       unit="batch", leave=False, disable=steps_per_epoch < 50):
             loss = _step_loss(model, loss_fn, data,
                               order[b * cfg.batch_size:(b + 1) * cfg.batch_size], rng)
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(step, total, cfg.warmup)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             losses.append(loss.item())
             step += 1
         model.eval()

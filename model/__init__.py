@@ -10,13 +10,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["CheckpointError", "ModelConfig", "Retriever", "build_retriever", "load_retriever"]
-_HOME = {"ModelConfig": "model.config", "CheckpointError": "model.retriever",
+_HOME = {"ModelConfig": "model.config", "CheckpointError": "model.checkpoint",
          "Retriever": "model.retriever", "build_retriever": "model.retriever",
          "load_retriever": "model.retriever"}
 
 if TYPE_CHECKING:
+    from model.checkpoint import CheckpointError
     from model.config import ModelConfig
-    from model.retriever import CheckpointError, Retriever, build_retriever, load_retriever
+    from model.retriever import Retriever, build_retriever, load_retriever
 
 
 def __getattr__(name: str) -> Any:

@@ -27,18 +27,15 @@ def border_colour(image: Image.Image) -> tuple[int, int, int]:
 
 
 def preprocess_image(image: Image.Image, cfg: ModelConfig) -> torch.Tensor:
-    """Pad to square with the background colour (keeps the garment's shape), resize, normalise.
+    """Pad to square with the background colour (keeps the garment's shape) and resize.
 
-    Returns (3, S, S) float32. Cheap and pure, so DataLoader workers can call it.
+    Returns (3, S, S) float32 pixels in [0, 1]: the encoder finds the garment box on these and
+    normalises them once for the backbone. Cheap and pure, so DataLoader workers can call it.
     """
-    spec = backbone_spec(cfg.backbone)
     square = ImageOps.pad(image.convert("RGB"), (cfg.image_size, cfg.image_size),
                           method=Image.Resampling.BICUBIC, color=border_colour(image))
     x = torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8)
-    x = x.view(cfg.image_size, cfg.image_size, 3).permute(2, 0, 1).float().div_(255)
-    mean = torch.tensor(spec.mean).view(3, 1, 1)
-    std = torch.tensor(spec.std).view(3, 1, 1)
-    return (x - mean) / std
+    return x.view(cfg.image_size, cfg.image_size, 3).permute(2, 0, 1).float().div_(255)
 
 
 def foreground_boxes(pixels: torch.Tensor, threshold: float = 0.1, margin: float = 0.04
@@ -101,10 +98,11 @@ class ImageEncoder(nn.Module):
                 f"{digest.hexdigest()[:12]}")
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.contiguous(memory_format=torch.channels_last)
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) pixels in [0, 1] (from preprocess_image) -> (whole, crop) tokens."""
+        x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         grid = self.net(x).float().contiguous()  # (N, C, g, g)
-        boxes = foreground_boxes(x * self.std + self.mean)
+        boxes = foreground_boxes(pixels)
         rois = torch.cat([torch.arange(len(x), dtype=torch.float32)[:, None], boxes], dim=1)
         rois = rois.to(grid.device)
         crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,

@@ -1,4 +1,5 @@
-"""Batch-based classification loss (FashionVLP / CLIP4Cir style)."""
+"""Batch-based classification loss (FashionVLP / CLIP4Cir style) and the factory that builds it
+for the trainer and the baselines alike."""
 
 from __future__ import annotations
 
@@ -35,3 +36,8 @@ class BatchClassificationLoss(nn.Module):
                 target_ids: torch.Tensor | None = None) -> torch.Tensor:
         logits = self.get_logits(f_ref, f_tar, target_ids)
         return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
+def make_loss(cfg=None, max_scale: float = 100.0) -> BatchClassificationLoss:
+    """The training loss; ``cfg`` (a ModelConfig) sets the initial temperature, default 10."""
+    return BatchClassificationLoss(getattr(cfg, "init_logit_scale", 10.0), max_scale)

@@ -1,15 +1,12 @@
-"""The public face of the model: build, save, load, and encode queries and targets.
+"""The public face of the model: build or load a Retriever, and encode queries and targets.
 
-A checkpoint is a directory: `config.json` (architecture + fingerprint + training metadata)
-and `weights.safetensors` holding only what the pretrained packages do not provide. Loading
-re-creates the pretrained parts from their packages and refuses anything that does not fit
-exactly, so a broken checkpoint can never become a silently random model.
+Loading re-creates the pretrained parts from their packages and fills in the checkpoint's
+weights (`model.checkpoint` owns the file format and its checks), refusing anything that does
+not fit exactly, so a broken checkpoint can never become a silently random model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
+from model.checkpoint import (
+    CheckpointError,
+    check_fits,
+    fingerprint,
+    read_checkpoint,
+    write_checkpoint,
+)
 from model.config import ModelConfig
 from model.device import autocast, resolve_device
 from model.image_features import ImageEncoder, preprocess_image
@@ -28,12 +31,7 @@ from model.pretrained import backbone_spec, load_text_model, text_model_is_pretr
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete, or does not fit the architecture it names."""
+__all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever"]
 
 
 class Retriever:
@@ -65,7 +63,7 @@ class Retriever:
     def fingerprint(self) -> str:
         """Hash of the architecture and every weight not shipped by a package."""
         if self._fingerprint is None:
-            self._fingerprint = _fingerprint(self.cfg, self.trained_state())
+            self._fingerprint = fingerprint(self.cfg, self.trained_state())
         return self._fingerprint
 
     def frozen_keys(self) -> set[str]:
@@ -84,7 +82,8 @@ class Retriever:
         frozen = self.frozen_keys()
         state = {f"net.{k}": v.cpu() for k, v in self.net.state_dict().items() if k not in frozen}
         if not backbone_spec(self.cfg.backbone).pretrained:
-            state.update({f"encoder.{k}": v.cpu() for k, v in self.encoder.net.state_dict().items()})
+            encoder = self.encoder.net.state_dict()
+            state.update({f"encoder.{k}": v.cpu() for k, v in encoder.items()})
         return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach()
                 for k, v in state.items()}
 
@@ -155,25 +154,9 @@ class Retriever:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.trained_state().items()}
         self.meta = {**self.meta, **(meta or {})}
-        tmp = directory / (WEIGHTS_FILE + ".tmp")
-        save_file(state, str(tmp))
-        tmp.replace(directory / WEIGHTS_FILE)
-        record = {"model": self.cfg.to_dict(), "fingerprint": _fingerprint(self.cfg, state),
-                  "meta": self.meta}
-        (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
-        return directory
-
-
-def _fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    for name in sorted(state):
-        digest.update(name.encode())
-        digest.update(state[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+        write_checkpoint(directory, self.cfg, self.trained_state(), self.meta)
+        return Path(directory)
 
 
 def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
@@ -192,32 +175,9 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
 def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
     """Load a checkpoint directory (or its config.json / weights file) onto ``device``
     ('cpu', 'cuda' or 'auto': CUDA when a GPU is present)."""
-    path = Path(path)
-    directory = path.parent if path.is_file() else path
-    config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not config_file.is_file() or not weights_file.is_file():
-        raise CheckpointError(
-            f"no checkpoint at {directory}: expected {CONFIG_FILE} and {WEIGHTS_FILE}. Train one "
-            "with `bash train.sh ...` or use the committed demo checkpoint checkpoints/demo")
-    try:
-        record = json.loads(config_file.read_text())
-        cfg = ModelConfig.from_dict(record["model"])
-        state = load_file(str(weights_file))
-    except (ValueError, KeyError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {directory} is unreadable: {exc}") from exc
+    cfg, state, record = read_checkpoint(path)
     retriever = build_retriever(cfg)
-    expected = retriever.trained_state()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        raise CheckpointError(
-            f"checkpoint {directory} does not fit its architecture: {len(missing)} missing "
-            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(wrong)} with wrong shapes (e.g. {wrong[:3]})")
-    if _fingerprint(cfg, state) != record.get("fingerprint"):
-        raise CheckpointError(f"checkpoint {directory}: weights do not match the fingerprint "
-                              "in config.json (file corrupted or edited)")
+    check_fits(path, retriever.trained_state(), state, record)
     net_state = {k[4:]: v.float() if v.is_floating_point() else v
                  for k, v in state.items() if k.startswith("net.")}
     retriever.net.load_state_dict(net_state, strict=False)

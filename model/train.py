@@ -33,7 +33,8 @@ from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
 from model.fashioniq import FashionIQSplit, load_fashioniq, train_caption
 from model.feature_cache import FeatureBank, extract_features
-from model.loss import BatchClassificationLoss
+from model.loss import make_loss
+from model.optim import adamw, warmup_cosine_schedule
 from model.retriever import Retriever, build_retriever, load_retriever
 
 logger = logging.getLogger(__name__)
@@ -202,33 +203,6 @@ class TripletBatches:
                 "target_ids": torch.tensor([self.target_codes[t.target] for t in triplets])}
 
 
-def make_optimizer(retriever: Retriever, loss: BatchClassificationLoss, cfg: TrainConfig
-                   ) -> torch.optim.Optimizer:
-    """AdamW; the pretrained text layers learn 10x slower; no decay on norms and biases."""
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, param in retriever.net.named_parameters():
-        if param.requires_grad:
-            key = (name.startswith("reference.text."), param.ndim < 2)
-            groups.setdefault(key, []).append(param)
-    param_groups = [{"params": params, "lr": cfg.text_lr if is_text else cfg.lr,
-                     "weight_decay": 0.0 if no_decay else cfg.weight_decay}
-                    for (is_text, no_decay), params in sorted(groups.items())]
-    param_groups.append({"params": list(loss.parameters()), "lr": cfg.lr, "weight_decay": 0.0})
-    return torch.optim.AdamW(param_groups)
-
-
-def warmup_cosine(total_steps: int, warmup: float):
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_steps - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
 def validate(retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
              max_queries: int | None) -> tuple[float, dict]:
     """Score = mean over datasets of (R@10+R@50)/2 on their val splits."""
@@ -278,12 +252,14 @@ class Trainer:
                              f"batch ({cfg.batch_size}): lower --batch-size")
         self.device = resolve_device(cfg.device)
         self.retriever.to(self.device)
-        self.loss = BatchClassificationLoss(self.retriever.cfg.init_logit_scale).to(self.device)
+        self.loss = make_loss(self.retriever.cfg).to(self.device)
         self.retriever.set_trainable()
-        self.optimizer = make_optimizer(self.retriever, self.loss, cfg)
+        self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
+                               extra=self.loss.parameters(), slow_prefix="reference.text.",
+                               slow_lr=cfg.text_lr)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(self.steps_per_epoch * cfg.epochs, cfg.warmup))
+        self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
+                                                cfg.warmup)
         self.epoch, self.best = 0, -1.0
         if self.resuming:
             self._load_state(last / "train_state.pt")

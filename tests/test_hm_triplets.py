@@ -21,20 +21,17 @@ HM = Path(os.environ.get("HM_DIR", Path(__file__).resolve().parents[2] / "shared
 COLUMNS = ["article_id", "product_code", "prod_name", "product_type_name", "product_group_name",
            "graphical_appearance_name", "colour_group_name", "detail_desc"]
 # (product type, group, appearance, description) per product code; colours come per article.
+FULL, LOWER, UPPER = "Garment Full body", "Garment Lower body", "Garment Upper body"
 DESIGNS = [
-    ("Dress", "Garment Full body", "Solid", "Short dress in jersey with a V-neck and long sleeves."),
-    ("Dress", "Garment Full body", "Solid", "Short dress in jersey with a V-neck and short sleeves."),
-    ("Dress", "Garment Full body", "Stripe", "Short dress in jersey with a V-neck and long sleeves."),
-    ("Dress", "Garment Full body", "Solid", "Calf-length dress in satin with a collar and long "
-                                            "sleeves."),
-    ("Trousers", "Garment Lower body", "Solid", "Jeans in denim with a high waist and skinny legs."),
-    ("Trousers", "Garment Lower body", "Solid", "Jeans in denim with a regular waist and skinny "
-                                                "legs."),
-    ("Trousers", "Garment Lower body", "Solid", "Jeans in denim with a high waist and wide legs."),
-    ("T-shirt", "Garment Upper body", "Solid", "T-shirt in cotton jersey with short sleeves and a "
-                                               "round neck."),
-    ("T-shirt", "Garment Upper body", "Solid", "T-shirt in cotton jersey with long sleeves and a "
-                                               "round neck."),
+    ("Dress", FULL, "Solid", "Short dress in jersey with a V-neck and long sleeves."),
+    ("Dress", FULL, "Solid", "Short dress in jersey with a V-neck and short sleeves."),
+    ("Dress", FULL, "Stripe", "Short dress in jersey with a V-neck and long sleeves."),
+    ("Dress", FULL, "Solid", "Calf-length dress in satin with a collar and long sleeves."),
+    ("Trousers", LOWER, "Solid", "Jeans in denim with a high waist and skinny legs."),
+    ("Trousers", LOWER, "Solid", "Jeans in denim with a regular waist and skinny legs."),
+    ("Trousers", LOWER, "Solid", "Jeans in denim with a high waist and wide legs."),
+    ("T-shirt", UPPER, "Solid", "T-shirt in cotton jersey with short sleeves and a round neck."),
+    ("T-shirt", UPPER, "Solid", "T-shirt in cotton jersey with long sleeves and a round neck."),
     ("Earring", "Accessories", "Solid", "Metal earrings."),
 ]
 COLOURS = ["Black", "White", "Dark Blue", "Light Pink"]

@@ -167,8 +167,8 @@ def test_flat_file_validates_on_its_sibling_or_a_held_out_share(tiny_data, tmp_p
     alone = tmp_path / "alone"
     alone.mkdir()
     (alone / "train.json").write_text((tiny_data / "train.json").read_text())
-    t = Trainer(tiny_train_config(tiny_data, tmp_path / "b", annotations=[str(alone / "train.json")],
-                                  holdout=0.3))
+    t = Trainer(tiny_train_config(tiny_data, tmp_path / "b", holdout=0.3,
+                                  annotations=[str(alone / "train.json")]))
     (d,) = t.datasets
     train_refs = {x.candidate for x in d.train.triplets}
     val_refs = {x.candidate for x in d.val.triplets}
