@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.device import DEVICE_CHOICES
 from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import FeatureBank, extract_features
 from model.metrics import retrieval_metrics, summarise, top_k
@@ -170,12 +171,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", default="data/feature_cache",
                         help="backbone feature cache ('' to disable)")
     parser.add_argument("--max-queries", type=int, help="per category (for quick checks)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                        help="auto: CUDA when a GPU is present (bf16 autocast), else the CPU")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from model import load_retriever
 
-    retriever = load_retriever(args.checkpoint)
+    retriever = load_retriever(args.checkpoint, device=args.device)
     images = Path(args.images) if args.images else Path(args.data) / "images"
     split = load_fashioniq(args.data, images, args.split, args.categories)
     bank = extract_features(retriever.encoder, split.image_paths, args.cache_dir or None)
