@@ -196,6 +196,7 @@ class Article:
     product_type: str
     title: str
     attributes: dict[str, str]  # parsed, only the ones the data names
+    description: str = ""  # colour, name and H&M's detail_desc (grounding text)
 
     @property
     def split(self) -> str:
@@ -239,9 +240,11 @@ def read_articles(data: Path) -> list[Article]:
             category = CATEGORIES.get(row.get("product_group_name", ""))
             if category is None or row["article_id"] not in on_disk:
                 continue
+            desc = " ".join(row.get("detail_desc", "").split())
             out.append(Article(row["article_id"], row["product_code"], category,
                                row["product_type_name"], row["prod_name"],
-                               parse_attributes(row)))
+                               parse_attributes(row),
+                               f"{row.get('colour_group_name', '')} {row['prod_name']}. {desc}"))
     return out
 
 
@@ -381,10 +384,10 @@ def build_hm_triplets(cfg: HMTripletsConfig) -> dict:
 def _write_metadata(path: Path, articles: Sequence[Article]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["id", "category", "product_type", "title", *ATTRIBUTES])
+        w.writerow(["id", "category", "product_type", "title", *ATTRIBUTES, "description"])
         for a in articles:
             w.writerow([a.id, a.category, a.product_type, a.title,
-                        *(a.attributes.get(k, "") for k in ATTRIBUTES)])
+                        *(a.attributes.get(k, "") for k in ATTRIBUTES), a.description])
 
 
 def format_stats(stats: dict) -> str:

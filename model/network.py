@@ -94,20 +94,31 @@ class ReferenceBlock(nn.Module):
             parts.append(tokens[name] + tokens[f"{name}_pos"] + self.type_embed.weight[kind])
         return self.dropout(self.image_norm(torch.cat(parts, dim=1)))  # (B, G+Tc+K, H)
 
-    def forward(self, tokens: dict[str, torch.Tensor], input_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
-        text = self.text.embeddings(input_ids=input_ids,
+    def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.text.embeddings(input_ids=input_ids,
                                     token_type_ids=torch.zeros_like(input_ids))  # (B, T, H)
-        image = self.image_sequence(tokens)
-        hidden = torch.cat([text, image], dim=1)
-        keep = torch.cat([attention_mask.bool(),
-                          attention_mask.new_ones(image.shape[:2], dtype=torch.bool)], dim=1)
+
+    def fuse(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The transformer over a token sequence (padding masked out) -> [CLS] + mean -> head."""
         additive = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
         additive = additive.masked_fill(~keep, torch.finfo(hidden.dtype).min)[:, None, None, :]
         out = self.text.encoder(hidden, attention_mask=additive).last_hidden_state  # (B, L, H)
         weights = keep.to(out.dtype)[:, :, None]
         pooled = (out * weights).sum(dim=1) / weights.sum(dim=1)
         return self.head(torch.cat([out[:, 0], pooled], dim=-1))  # [CLS] + mean -> (B, D)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Text alone through the same transformer and head: an item description in the query
+        space, for the auxiliary image <-> words grounding loss (model.train --grounding)."""
+        return self.fuse(self.embed_text(input_ids), attention_mask.bool())
+
+    def forward(self, tokens: dict[str, torch.Tensor], input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> torch.Tensor:
+        image = self.image_sequence(tokens)
+        hidden = torch.cat([self.embed_text(input_ids), image], dim=1)
+        keep = torch.cat([attention_mask.bool(),
+                          attention_mask.new_ones(image.shape[:2], dtype=torch.bool)], dim=1)
+        return self.fuse(hidden, keep)
 
 
 class TargetBlock(nn.Module):
@@ -157,6 +168,9 @@ class FashionVLP(nn.Module):
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.target(self.tokens(whole, crop)), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.reference.encode_text(input_ids, attention_mask), dim=-1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         f_ref = self.encode_reference(batch["ref_whole"], batch["ref_crop"], batch["input_ids"],

@@ -12,6 +12,7 @@ state, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import hashlib
 import json
@@ -64,6 +65,7 @@ class TrainConfig:
     init_from: str | None = None  # start from this checkpoint's weights (fine-tuning)
     holdout: float = 0.1  # val share of a lone flat annotation file (by reference image)
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
+    grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -203,6 +205,23 @@ class TripletBatches:
                 "target_ids": torch.tensor([self.target_codes[t.target] for t in triplets])}
 
 
+def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]:
+    """id -> words describing the item (metadata.csv's ``description``, else its ``title``) for
+    the training images of every annotation root that has a metadata.csv."""
+    out: dict[str, str] = {}
+    for root in annotations:
+        metadata = Path(root) / "metadata.csv"
+        if not metadata.is_file():
+            continue
+        with open(metadata, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            column = next((c for c in ("description", "title") if c in (reader.fieldnames or ())),
+                          None)
+            if column:
+                out.update({r["id"]: r[column] for r in reader if r["id"] in ids and r[column]})
+    return out
+
+
 def validate(retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
              max_queries: int | None) -> tuple[float, dict]:
     """Score = mean over datasets of (R@10+R@50)/2 on their val splits."""
@@ -260,6 +279,14 @@ class Trainer:
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)
+        self.grounding: list[tuple[str, str]] = []
+        if cfg.grounding > 0:
+            train_ids = {i for d in self.datasets for t in d.train.triplets
+                         for i in (t.candidate, t.target)}
+            self.grounding = sorted(grounding_texts(cfg.annotations, train_ids).items())
+            logger.info("grounding loss (weight %.2f) over %d described training images",
+                        cfg.grounding, len(self.grounding))
+        self.grounding_rng = random.Random(f"grounding-{cfg.seed}")
         self.epoch, self.best = 0, -1.0
         if self.resuming:
             self._load_state(last / "train_state.pt")
@@ -278,12 +305,30 @@ class Trainer:
         with autocast(self.device):
             f_ref, f_tar = self.retriever.net(batch)
         loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"])
+        if self.grounding:
+            loss = loss + self.cfg.grounding * self.grounding_loss()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
         self.optimizer.step()
         self.scheduler.step()
         return loss.item()
+
+    def grounding_loss(self) -> torch.Tensor:
+        """Image <-> its own description, both ways: ties image tokens to the words shoppers
+        use (sleeves, necklines, materials), through the same text transformer as f_ref."""
+        pairs = self.grounding_rng.sample(self.grounding,
+                                          min(self.cfg.batch_size, len(self.grounding)))
+        whole, crop = self.bank.lookup([i for i, _ in pairs])
+        texts = [t for _, t in pairs]
+        codes = {t: k for k, t in enumerate(texts)}  # one text twice: not a negative
+        same = torch.tensor([codes[t] for t in texts], device=self.device)
+        tokens = {k: v.to(self.device) for k, v in self.retriever.tokenize(texts).items()}
+        with autocast(self.device):
+            f_img = self.retriever.net.encode_target(whole.to(self.device), crop.to(self.device))
+            f_txt = self.retriever.net.encode_text(**tokens)
+        f_img, f_txt = f_img.float(), f_txt.float()
+        return 0.5 * (self.loss(f_txt, f_img, same) + self.loss(f_img, f_txt, same))
 
     def train_epoch(self) -> dict[str, float]:
         self.retriever.net.train()
@@ -365,6 +410,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--holdout", type=float, default=defaults.holdout,
                    help="val share of a flat annotation file without a sibling val.json")
     p.add_argument("--device", default=defaults.device, choices=DEVICE_CHOICES)
+    p.add_argument("--grounding", type=float, default=defaults.grounding,
+                   help="weight of an auxiliary image <-> description loss (0: off)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
     p.add_argument("--backbone", default=mdefaults.backbone)
     p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
@@ -383,7 +430,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         text_lr=a.text_lr, weight_decay=a.weight_decay, seed=a.seed, out=a.out,
         cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
-        mixed_share=a.mixed_share, init_from=a.init_from, holdout=a.holdout, device=a.device,
+        mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
+        holdout=a.holdout, device=a.device,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

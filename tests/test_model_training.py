@@ -194,3 +194,27 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_grounding_loss_ties_images_to_their_descriptions(tmp_path):
+    data = write_tiny_dataset(tmp_path / "d")
+    with open(data / "metadata.csv", "w", encoding="utf-8") as f:
+        f.write("id,category,title,description\n")
+        for p in sorted((data / "images").glob("*.png")):
+            shape, colour, _ = p.stem.split("_")
+            f.write(f"{p.stem},shapes,{p.stem},a {colour} {shape}\n")
+    trainer = Trainer(tiny_train_config(data, tmp_path / "run", grounding=0.5, text_lr=1e-3))
+    assert trainer.grounding and all(t.startswith("a ") for _, t in trainer.grounding)
+    import random
+
+    def loss_on_the_same_pairs() -> float:
+        trainer.retriever.net.eval()
+        trainer.grounding_rng = random.Random(1)
+        with torch.no_grad():
+            return trainer.grounding_loss().item()
+
+    first = loss_on_the_same_pairs()
+    trainer.retriever.net.train()
+    for _ in range(15):
+        trainer.step(trainer.batches.batch(trainer.batches.triplets[:8]))
+    assert loss_on_the_same_pairs() < first
