@@ -368,7 +368,7 @@ def build_hm_triplets(cfg: HMTripletsConfig) -> dict:
                        [a.id for a in articles if a.split == split and a.category == category])
             for e in rows:
                 split_stats["kinds"][e["tags"][0]] += 1
-                split_stats["changes"][len(e["tags"]) - 1] += 1
+                split_stats["changes"][str(len(e["tags"]) - 1)] += 1  # str: JSON keys
                 for a in e["tags"][1:]:
                     split_stats["attributes"][f"{e['tags'][0]}:{a}"] += 1
         if split == "val":
@@ -403,7 +403,7 @@ def format_stats(stats: dict) -> str:
                 str(stats["splits"][s]["attributes"].get(k, 0)) for s in SPLITS) + " |")
     for n in (1, 2):
         lines.append(f"| changes named: {n} | " + " | ".join(
-            str(stats["splits"][s]["changes"].get(n, 0)) for s in SPLITS) + " |")
+            str(stats["splits"][s]["changes"].get(str(n), 0)) for s in SPLITS) + " |")
     return "\n".join(lines)
 
 
