@@ -39,7 +39,7 @@ def build_commands(
                 f"{catalog} exists but has no metadata.csv; point --catalog at a folder with "
                 "images/ and metadata.csv, or at an empty/new folder to generate the demo catalog"
             )
-        commands.append([python, "-m", "model.demo_catalog", "--out", str(catalog),
+        commands.append([python, "-m", "dataprep.demo_catalog", "--out", str(catalog),
                          "--seed", str(seed), "--per-category", str(per_category)])
     commands.append([python, "-m", "indexer", "build", "--images", str(catalog / "images"),
                      "--metadata", str(catalog / "metadata.csv"),

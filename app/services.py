@@ -184,7 +184,7 @@ def build_hint(settings: Settings) -> str:
     return (
         "Build it with `bash run_app.sh` (it generates and indexes the demo catalog when the "
         "collection is empty), or by hand:\n\n"
-        f"    python -m model.demo_catalog --out {cat} --seed 0 --per-category 200\n"
+        f"    python -m dataprep.demo_catalog --out {cat} --seed 0 --per-category 200\n"
         f"    python -m indexer build --images {cat}/images --metadata {cat}/metadata.csv "
         f"--checkpoint {settings.checkpoint}"
     )

@@ -26,8 +26,8 @@ from app import services  # noqa: E402
 from app.feedback import MAX_FEEDBACK_CHARS  # noqa: E402
 from app.history import History, HistoryError, ResultItem, Turn  # noqa: E402
 from app.pipeline import reference_from_document, reference_from_upload, run_query  # noqa: E402
+from imaging import ImageLoadError  # noqa: E402
 from indexer.errors import IndexerError  # noqa: E402
-from model.images import ImageLoadError  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -40,9 +40,9 @@ from bench.baselines import (
     triplet_tensors,
 )
 from bench.text_features import TextConfig, TextEmbedder
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq
 from model import load_retriever
 from model.evaluate import evaluate_split, model_encoders, restrict_to_bank
-from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import extract_features
 
 logger = logging.getLogger(__name__)

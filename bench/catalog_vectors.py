@@ -28,12 +28,11 @@ import numpy as np
 from bson import ObjectId
 from tqdm import tqdm
 
+from imaging import load_image, make_thumbnail
 from indexer.catalog import discover
 from indexer.connect import CatalogStore
-from indexer.pipeline import make_thumbnail
 from indexer.vectors import to_binary
 from model.feature_cache import extract_features
-from model.images import load_image
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,12 @@ if __package__ in (None, ""):  # `python bench/index_throughput.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import REPO_ROOT, table, temporary_server, write_results
+from imaging import load_image, make_thumbnail
 from indexer.build import BuildConfig, build_index
 from indexer.catalog import discover
 from indexer.connect import CatalogStore, connect
-from indexer.pipeline import make_thumbnail
 from indexer.vectors import to_binary
 from model import ModelConfig, build_retriever, load_retriever
-from model.images import load_image
 
 
 def make_images(folder: Path, n: int, size: int) -> list[Path]:

@@ -35,11 +35,11 @@ if __package__ in (None, ""):  # `python bench/latency.py`
 
 from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table, temporary_server
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
+from dataprep import eval_caption, load_fashioniq
+from imaging import load_image
 from indexer.connect import CatalogStore, connect
 from indexer.search import CatalogSearch, SearchConfig
 from model import load_retriever
-from model.fashioniq import eval_caption, load_fashioniq
-from model.images import load_image
 
 logger = logging.getLogger(__name__)
 

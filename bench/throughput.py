@@ -51,9 +51,9 @@ from bench._common import (
     temporary_server,
 )
 from bench.catalog_vectors import encode_catalog, populate
+from imaging import load_image
 from indexer.connect import CatalogStore, connect
 from model import ModelConfig, load_retriever
-from model.images import load_image
 from model.train import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)

@@ -24,13 +24,12 @@ from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
 from tqdm import tqdm
 
+from imaging import file_sha256
 from indexer.build_record import BuildRecord, mark_dead_builds, utc_now
 from indexer.catalog import Catalog, CatalogItem
 from indexer.connect import CatalogStore
 from indexer.errors import DimensionMismatchError, IndexerError
-from indexer.pipeline import batches
 from indexer.vectors import to_binary
-from model.images import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +193,8 @@ def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: Bu
 def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder,
                      store: CatalogStore, config: BuildConfig, report: BuildReport,
                      record: BuildRecord) -> None:
-    loader = batches([it.image_path for it, _ in todo], encoder.preprocess, config.batch_size,
-                     config.workers)
+    loader = decode_batches([it.image_path for it, _ in todo], encoder.preprocess,
+                            config.batch_size, config.workers)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
     for batch in loader:
         for pos, reason in batch.failed:

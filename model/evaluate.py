@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import FeatureBank, extract_features
 from model.metrics import retrieval_metrics, summarise
 

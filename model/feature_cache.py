@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from imaging import ImageLoadError, file_sha256, load_image
 from model.image_features import ImageEncoder, preprocess_image
-from model.images import ImageLoadError, file_sha256, load_image
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dataprep import FashionIQSplit, load_fashioniq, train_caption
 from model.config import ModelConfig
 from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
-from model.fashioniq import FashionIQSplit, load_fashioniq, train_caption
 from model.feature_cache import FeatureBank, extract_features
 from model.loss import BatchClassificationLoss
 from model.retriever import Retriever, build_retriever, load_retriever

@@ -16,6 +16,7 @@ from app.pipeline import (
     run_query,
 )
 from app.testing import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
+from imaging import ImageLoadError
 from indexer.connect import CatalogStore
 from indexer.errors import (
     DatabaseUnavailableError,
@@ -26,7 +27,6 @@ from indexer.errors import (
 from indexer.search import CatalogSearch
 from indexer.settings import load_settings
 from model import ModelConfig, build_retriever
-from model.images import ImageLoadError
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from bson.binary import Binary
 from conftest import CATALOG_CATEGORIES, REPO_ROOT, draw_item, free_port, write_catalog
 from PIL import Image
 
+from imaging import load_image
 from indexer.build import BuildConfig, build_index
 from indexer.build_record import effective_status
 from indexer.catalog import discover, shard_of
@@ -29,7 +30,6 @@ from indexer.errors import DimensionMismatchError, IndexerError
 from indexer.stats import catalog_stats
 from indexer.vectors import from_binary
 from model import load_retriever
-from model.images import load_image
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from bson import ObjectId
 
+from imaging import load_image
 from indexer.build import BuildConfig, build_index
 from indexer.catalog import discover
 from indexer.connect import CatalogStore
 from indexer.errors import EmptyCatalogError, FingerprintMismatchError
 from indexer.search import CatalogSearch, SearchConfig
 from indexer.vectors import from_binary, to_binary
-from model.images import load_image
 
 DIM = 24
 CATS = ("dress", "shirt", "toptee")
