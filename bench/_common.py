@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the repo, on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-from indexer.embedded_db import EmbeddedConfig, EmbeddedServer  # noqa: E402
+from indexer import EmbeddedConfig, EmbeddedServer  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results"
 

@@ -28,10 +28,15 @@ if __package__ in (None, ""):  # `python bench/index_throughput.py`
 
 from bench._common import REPO_ROOT, table, temporary_server, write_results
 from imaging import load_image, make_thumbnail
-from indexer.build import BuildConfig, build_index
-from indexer.catalog import discover
-from indexer.connect import CatalogStore, connect
-from indexer.vectors import to_binary
+from indexer import (
+    BuildConfig,
+    CatalogStore,
+    build_index,
+    connect,
+    discover,
+    item_document,
+    item_metadata,
+)
 from model import ModelConfig, build_retriever, load_retriever
 
 
@@ -83,10 +88,9 @@ def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
             client = connect(server.uri, directConnection=True)
             vec = retriever.encode_target_tensors(sample)
             thumb = make_thumbnail(load_image(paths[0]))
-            docs = [{"_id": f"w{i}", "category": "c", "title": "t", "attributes": {},
-                     "image_path": str(paths[0]), "sha256": "0" * 64, "thumbnail": thumb,
-                     "embedding": to_binary(vec[i % len(vec)]), "model": "m", "dim": vec.shape[1]}
-                    for i in range(n)]
+            meta = item_metadata("c", "t", {}, paths[0])
+            docs = [item_document(f"w{i}", meta, sha256="0" * 64, vector=vec[i % len(vec)],
+                                  fingerprint="m", thumbnail=thumb) for i in range(n)]
             wcoll = client["bench"]["writes"]
             write_s = timed(lambda: [wcoll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
                                                        for d in docs[i:i + batch]])

@@ -37,8 +37,7 @@ from bench._common import RESULTS, machine_line, percentiles, run_benchmark, tab
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
 from dataprep import eval_caption, load_fashioniq
 from imaging import load_image
-from indexer.connect import CatalogStore, connect
-from indexer.search import CatalogSearch, SearchConfig
+from indexer import CatalogSearch, CatalogStore, SearchConfig, connect
 from model import load_retriever
 
 logger = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ def ef_sweep(search: CatalogSearch, qvecs: np.ndarray, exact_top, cfg: LatencyCo
     Sets the loaded index's efSearch directly (what SearchConfig.hnsw_ef_search sets at load),
     so one graph build serves every value; restores it afterwards.
     """
-    hnsw = search._index.hnsw  # noqa: SLF001 -- white-box bench: avoids a rebuild per value
+    hnsw = search.faiss_index.hnsw  # white-box bench: avoids a rebuild per value
     default, out = hnsw.efSearch, []
     for ef in cfg.ef_sweep:
         hnsw.efSearch = ef

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from indexer.errors import IndexerError
-from indexer.settings import load_settings
+from project_settings import load_settings
 
 log = logging.getLogger("indexer")
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _build(args, settings) -> int:
     from indexer.catalog import discover, parse_shard
-    from indexer.connect import CatalogStore, mask_uri
+    from indexer.db.store import CatalogStore, mask_uri
 
     shard = parse_shard(args.shard) if args.shard else None
     images = args.images or settings.catalog_dir
@@ -121,7 +121,7 @@ def _build(args, settings) -> int:
 
 
 def _stats(args, settings) -> int:
-    from indexer.connect import CatalogStore
+    from indexer.db.store import CatalogStore
     from indexer.stats import catalog_stats
 
     stats = catalog_stats(CatalogStore.open(settings))
@@ -146,7 +146,7 @@ def _stats(args, settings) -> int:
 
 
 def _drop(args, settings) -> int:
-    from indexer.connect import CatalogStore
+    from indexer.db.store import CatalogStore
     from indexer.stats import drop_catalog
 
     store = CatalogStore.open(settings)

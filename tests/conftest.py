@@ -15,7 +15,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from indexer.embedded_db import EmbeddedConfig, EmbeddedServer
+from indexer import EmbeddedConfig, EmbeddedServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.bootstrap import BootstrapError, build_commands, main, prepare
-from app.testing import index_small_catalog, make_small_catalog
 from model import ModelConfig, build_retriever
+from tests.app_catalog import index_small_catalog, make_small_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 

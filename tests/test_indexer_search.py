@@ -10,12 +10,18 @@ import pytest
 from bson import ObjectId
 
 from imaging import load_image
-from indexer.build import BuildConfig, build_index
-from indexer.catalog import discover
-from indexer.connect import CatalogStore
-from indexer.errors import EmptyCatalogError, FingerprintMismatchError
-from indexer.search import CatalogSearch, SearchConfig
-from indexer.vectors import from_binary, to_binary
+from indexer import (
+    BuildConfig,
+    CatalogSearch,
+    CatalogStore,
+    EmptyCatalogError,
+    FingerprintMismatchError,
+    SearchConfig,
+    build_index,
+    discover,
+    from_binary,
+    to_binary,
+)
 
 DIM = 24
 CATS = ("dress", "shirt", "toptee")

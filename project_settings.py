@@ -1,5 +1,8 @@
 """Project settings: one frozen dataclass loaded on demand from the environment and ``.env``.
 
+Shared by the indexer, the app and the benchmarks (repository root, checkpoint, catalog folder,
+database), so it lives beside them rather than inside any one of them.
+
 Why a function and not module-level constants: tests, the CLI and the app each need to load
 settings with different environments, and nothing should read ``os.environ`` as a side effect
 of an import. Precedence: process environment, then ``.env`` (python-dotenv), then defaults
@@ -16,9 +19,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from indexer.errors import SettingsError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_EMBEDDED_HOST = "127.0.0.1"
 DEFAULT_EMBEDDED_PORT = 27017
 DEFAULT_DB_NAME = "fashionvlp"
@@ -36,6 +37,10 @@ VARIABLES: dict[str, str] = {
 }
 
 _DB_NAME_FORBIDDEN = re.compile(r'[/\\. "$*<>:|?\x00]')
+
+
+class SettingsError(ValueError):
+    """A configuration value (environment or .env) is malformed; the message names it."""
 
 
 @dataclass(frozen=True)
