@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,9 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-if __package__ in (None, ""):  # `python bench/accuracy.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS, machine_line, run_benchmark, table
 from bench.baselines import (

@@ -1,6 +1,6 @@
 """End-to-end indexing throughput (images/s) vs the model's own forward throughput.
 
-    source scripts/env.sh && .venv/bin/python bench/index_throughput.py [--n 512] [--size 256]
+    source scripts/env.sh && .venv/bin/python -m bench.index_throughput [--n 512] [--size 256]
 
 Generates N product-like JPEGs of SIZE px, then measures on this CPU: the frozen backbone's
 forward alone, the full target encoder (backbone + target block) on preprocessed tensors, and
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +21,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from pymongo import ReplaceOne
-
-if __package__ in (None, ""):  # `python bench/index_throughput.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import REPO_ROOT, table, temporary_server, write_results
 from imaging import load_image, make_thumbnail

@@ -19,7 +19,6 @@ import argparse
 import gc
 import logging
 import random
-import sys
 import textwrap
 import time
 from collections.abc import Sequence
@@ -29,9 +28,6 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-
-if __package__ in (None, ""):  # `python bench/latency.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table, temporary_server
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate

@@ -1,7 +1,7 @@
 """Time to load N catalog vectors from MongoDB into FAISS (what the app pays at start-up and
 after each new build), and the query latency that follows.
 
-    source scripts/env.sh && .venv/bin/python bench/load_vectors.py [--n 100000] [--dim 256]
+    source scripts/env.sh && .venv/bin/python -m bench.load_vectors [--n 100000] [--dim 256]
 
 Inserts N documents of the DESIGN.md schema (256-d BSON binary vector, ~4 KB thumbnail,
 metadata) into a fresh embedded SecantusDB (or --uri), then times ``CatalogSearch`` loading
@@ -13,16 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
-
-if __package__ in (None, ""):  # `python bench/load_vectors.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import table, temporary_server, write_results
 from indexer import (

@@ -38,9 +38,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-if __package__ in (None, ""):  # `python bench/throughput.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench import index_throughput
 from bench._common import (
     REPO_ROOT,
