@@ -48,7 +48,7 @@ BLAS_THRESHOLD = {"flat": SearchConfig.blas_threshold, "flat-blas20": 20}
 KINDS = ("flat", "flat-blas20", "hnsw")
 # Client timeouts while loading. SecantusDB materialises a query's whole result before its first
 # batch: 1M documents took ~56 s (and ~6 GB of server memory) before the first 5000 arrived. With
-# the project's 5 s connect/monitor timeout (indexer.connect) the client declared the server
+# the project's 5 s connect/monitor timeout (indexer.db.store) the client declared the server
 # dead meanwhile and cancelled the load ("operation cancelled"), so the bench allows 10 minutes.
 LOAD_TIMEOUT_MS = 600_000
 LABELS = {"flat": "exact", "flat-blas20": "exact, BLAS threshold 20 (before)", "hnsw": "HNSW"}

@@ -1,7 +1,7 @@
 """Shared fixtures: a real embedded SecantusDB for the whole session, fresh collections per test.
 
 Nothing is mocked: the server is the same binary the project runs by default, on a free port
-with its data in a temporary folder, started through indexer.embedded_db (so every test run
+with its data in a temporary folder, started through indexer.db.embedded (so every test run
 also exercises the lifecycle code).
 """
 
