@@ -101,6 +101,18 @@ def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+DOORS = ("indexer", "dataprep", "imaging")  # packages whose callers import from __init__ only
+
+
+def test_other_packages_import_indexer_dataprep_and_imaging_through_their_door():
+    graph = import_graph()
+    through_side_doors = sorted(
+        f"{src} -> {dst}" for src, targets in graph.items() for dst in targets
+        if dst.partition(".")[0] in DOORS and "." in dst
+        and src.partition(".")[0] != dst.partition(".")[0])
+    assert through_side_doors == []
+
+
 def _edits_sys_path(node: ast.AST) -> bool:
     def is_sys_path(n: ast.AST) -> bool:
         return (isinstance(n, ast.Attribute) and n.attr == "path"

@@ -17,8 +17,13 @@ import time
 import numpy as np
 import pytest
 
-from indexer import CatalogSearch, CatalogStore, item_document, item_metadata
-from indexer.documents import record_finished_build
+from indexer import (
+    CatalogSearch,
+    CatalogStore,
+    item_document,
+    item_metadata,
+    record_finished_build,
+)
 
 DIM = 8
 N_X, N_Y, Y_DRESSES = 200, 100, 10  # load X: all dresses; load Y: 10 dresses, the rest shirts
