@@ -53,7 +53,8 @@ if "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s
   exit 1
 fi
 
-"$PY" -m streamlit run app/streamlit_app.py \
+# `streamlit run` puts app/ on sys.path, not the repository root that holds the packages.
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m streamlit run app/streamlit_app.py \
   --server.address "$ADDRESS" --server.port "$PORT" --server.headless true \
   --server.fileWatcherType none --server.maxUploadSize 64 \
   --browser.gatherUsageStats false --client.toolbarMode minimal --theme.base light &

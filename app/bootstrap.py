@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from indexer.connect import ensure_database, mask_uri
-from indexer.errors import IndexerError
-from indexer.settings import load_settings
+from indexer import IndexerError, ensure_database, mask_uri
+from project_settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def build_commands(
                 f"{catalog} exists but has no metadata.csv; point --catalog at a folder with "
                 "images/ and metadata.csv, or at an empty/new folder to generate the demo catalog"
             )
-        commands.append([python, "-m", "model.demo_catalog", "--out", str(catalog),
+        commands.append([python, "-m", "dataprep.demo_catalog", "--out", str(catalog),
                          "--seed", str(seed), "--per-category", str(per_category)])
     commands.append([python, "-m", "indexer", "build", "--images", str(catalog / "images"),
                      "--metadata", str(catalog / "metadata.csv"),
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         prepare(args.seed, args.per_category, force_index=args.reindex)
-    except (BootstrapError, IndexerError) as exc:
+    except (BootstrapError, IndexerError, SettingsError) as exc:
         print(f"[app] error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -7,7 +7,6 @@ Nothing here touches Streamlit.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from PIL import Image
 
 from app.feedback import MAX_FEEDBACK_CHARS, normalize_feedback
 from app.history import Reference, ResultItem, Turn
-from model.images import ImageLoadError, load_image
+from imaging import ImageLoadError, load_image, make_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +41,6 @@ class CatalogIndex(Protocol):
     def fetch(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
 
 
-def make_thumbnail(image: Image.Image, px: int = THUMBNAIL_PX) -> bytes:
-    """JPEG thumbnail of ``image`` (kept in the session instead of the full upload)."""
-    thumb = image.convert("RGB")
-    thumb.thumbnail((px, px))
-    buf = io.BytesIO()
-    thumb.save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
-
-
 def reference_from_upload(data: bytes, name: str, *, max_bytes: int | None = None) -> Reference:
     """Validate and decode an uploaded file; raises ImageLoadError with a message for the page."""
     kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
@@ -60,7 +50,7 @@ def reference_from_upload(data: bytes, name: str, *, max_bytes: int | None = Non
         key=Reference.upload_key(data),
         label=name or "uploaded image",
         image=image,
-        thumbnail=make_thumbnail(image),
+        thumbnail=make_thumbnail(image, THUMBNAIL_PX),
     )
 
 
@@ -110,7 +100,7 @@ def reference_from_document(
         key=item_id,
         label=str(doc.get("title") or item_id),
         image=image,
-        thumbnail=thumbnail or make_thumbnail(image),
+        thumbnail=thumbnail or make_thumbnail(image, THUMBNAIL_PX),
     )
 
 

@@ -2,32 +2,29 @@
 
 Layout only. The model and the FAISS index are cached resources (loaded once per process);
 the query pipeline, feedback rules and the chain of turns live in app.pipeline, app.feedback
-and app.history, and every failure is worded by app.services.describe_problem.
+and app.history, settings in app.settings, and every failure is worded by app.messages.
 
-Run with ``bash run_app.sh`` (or ``streamlit run app/streamlit_app.py`` with the database up).
+Run with ``bash run_app.sh`` (or, from the repository root with the database up,
+``PYTHONPATH=. streamlit run app/streamlit_app.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import sys
 from pathlib import Path
 
-# `streamlit run` puts app/ on sys.path, not the repository root that holds model/ and indexer/.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pymongo.errors
+import streamlit as st
 
-import pymongo.errors  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from app import services  # noqa: E402
-from app.feedback import MAX_FEEDBACK_CHARS  # noqa: E402
-from app.history import History, HistoryError, ResultItem, Turn  # noqa: E402
-from app.pipeline import reference_from_document, reference_from_upload, run_query  # noqa: E402
-from indexer.errors import IndexerError  # noqa: E402
-from model.images import ImageLoadError  # noqa: E402
+from app import messages, resources
+from app.feedback import MAX_FEEDBACK_CHARS
+from app.history import History, HistoryError, ResultItem, Turn
+from app.pipeline import reference_from_document, reference_from_upload, run_query
+from app.settings import MAX_TOP_K, AppConfig, load_app_config
+from imaging import ImageLoadError
+from indexer import IndexerError
+from project_settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +36,14 @@ UPLOAD_HARD_LIMIT_MB = 64  # Streamlit's own refusal; our clearer limit (APP_MAX
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)...")
-def get_retriever(checkpoint: str, threads: int):
-    return services.load_model(Path(checkpoint), threads)
+def get_retriever(checkpoint: str, threads: int, device: str = "auto"):
+    return resources.load_model(Path(checkpoint), threads, device)
 
 
 @st.cache_resource(show_spinner="Loading the catalog index (once per server)...")
-def get_index(index_key: str, fingerprint: str, _config: services.AppConfig):
+def get_index(index_key: str, fingerprint: str, _config: AppConfig):
     """One FAISS index per (database, collection, model); ``_config`` is not part of the key."""
-    return services.open_index(_config.settings, fingerprint)
+    return resources.open_index(_config.settings, fingerprint)
 
 
 def configure_logging() -> None:
@@ -77,33 +74,34 @@ def problem_ui(message: str, retry_key: str = "retry") -> None:
     st.stop()
 
 
-def load_parts(config: services.AppConfig):
+def load_parts(config: AppConfig):
     """The cached retriever and index, or a clear message and st.stop()."""
     try:
-        retriever = get_retriever(str(config.checkpoint), config.torch_threads)
+        retriever = get_retriever(str(config.checkpoint), config.torch_threads,
+                                  config.settings.device)
     except Exception as exc:  # any load failure is reported, never a traceback
         log.exception("loading the checkpoint failed")
-        problem_ui(services.describe_checkpoint_problem(exc, config.checkpoint))
+        problem_ui(messages.describe_checkpoint_problem(exc, config.checkpoint))
     try:
         index = get_index(config.index_key, retriever.fingerprint, config)
         if index.refresh():  # a rebuild finished since the index was loaded
             log.info("catalog index reloaded after a new build")
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
-        problem_ui(services.describe_problem(exc, config.settings))
+        problem_ui(messages.describe_problem(exc, config.settings))
     return retriever, index
 
 
-def sidebar_ui(index, retriever, config: services.AppConfig) -> tuple[int, str | None]:
+def sidebar_ui(index, retriever, config: AppConfig) -> tuple[int, str | None]:
     """Catalog facts and the search options; returns (top-k, category or None)."""
     with st.sidebar:
         st.header("Catalog")
         st.metric("Items", f"{index.size:,}")
         st.caption(f"Model fingerprint `{retriever.fingerprint}`  \n"
-                   f"Index built {services.build_time(index.last_build)}")
+                   f"Index built {messages.build_time(index.last_build)}")
         st.caption(f"Checkpoint `{config.checkpoint}`")
         st.divider()
         st.header("Search options")
-        k = st.slider("Results (top-K)", 1, services.MAX_TOP_K, config.default_k, key="top_k")
+        k = st.slider("Results (top-K)", 1, MAX_TOP_K, config.default_k, key="top_k")
         options = [ALL_CATEGORIES, *sorted(index.categories)]
         category = st.selectbox("Category", options, key="category",
                                 format_func=lambda c: c if c == ALL_CATEGORIES
@@ -111,10 +109,10 @@ def sidebar_ui(index, retriever, config: services.AppConfig) -> tuple[int, str |
     return int(k), (None if category == ALL_CATEGORIES else category)
 
 
-def on_random(index, config: services.AppConfig, category: str | None) -> None:
+def on_random(index, config: AppConfig, category: str | None) -> None:
     """Callback: start a new chain from a random catalog item (of the chosen category)."""
     try:
-        item_id = services.random_item_id(index, category, random.Random())
+        item_id = index.random_id(category, random.Random())
         if item_id is None:
             st.session_state["notice"] = ("warning", "No catalog item in that category.")
             return
@@ -123,10 +121,10 @@ def on_random(index, config: services.AppConfig, category: str | None) -> None:
         st.session_state["upload_error"] = None
         st.session_state["feedback"] = ""
     except (ImageLoadError, IndexerError, pymongo.errors.PyMongoError, IndexError) as exc:
-        st.session_state["notice"] = ("error", services.describe_problem(exc, config.settings))
+        st.session_state["notice"] = ("error", messages.describe_problem(exc, config.settings))
 
 
-def on_refine(index, config: services.AppConfig, item_id: str) -> None:
+def on_refine(index, config: AppConfig, item_id: str) -> None:
     """Callback: the chosen result becomes the next reference; the feedback box empties."""
     history: History = st.session_state["history"]
     try:
@@ -138,7 +136,7 @@ def on_refine(index, config: services.AppConfig, item_id: str) -> None:
     except (HistoryError, ImageLoadError) as exc:
         st.session_state["notice"] = ("error", f"Cannot refine from this item: {exc}")
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
-        st.session_state["notice"] = ("error", services.describe_problem(exc, config.settings))
+        st.session_state["notice"] = ("error", messages.describe_problem(exc, config.settings))
 
 
 def on_go_back(index: int) -> None:
@@ -150,7 +148,7 @@ def on_go_back(index: int) -> None:
         st.session_state["notice"] = ("warning", str(exc))
 
 
-def take_upload(uploaded, config: services.AppConfig) -> None:
+def take_upload(uploaded, config: AppConfig) -> None:
     """Start a new chain from a new upload; a bad file leaves the session as it was."""
     if uploaded is None or uploaded.file_id == st.session_state["upload_seen"]:
         return
@@ -174,7 +172,7 @@ def take_upload(uploaded, config: services.AppConfig) -> None:
     st.session_state["feedback"] = ""
 
 
-def reference_ui(index, config: services.AppConfig, category: str | None) -> None:
+def reference_ui(index, config: AppConfig, category: str | None) -> None:
     """Upload or random pick, and the current reference."""
     st.subheader("1. Reference")
     uploaded = st.file_uploader(
@@ -209,14 +207,14 @@ def query_ui(enabled: bool) -> tuple[str, bool]:
     return text or "", submitted
 
 
-def search(retriever, index, config: services.AppConfig, raw: str, k: int,
+def search(retriever, index, config: AppConfig, raw: str, k: int,
            category: str | None) -> None:
     """Run one query from the current reference and record it; errors become messages."""
     history: History = st.session_state["history"]
     try:
         turn = run_query(retriever, index, history.reference, raw, k=k, category=category)
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
-        st.error(services.describe_problem(exc, config.settings))
+        st.error(messages.describe_problem(exc, config.settings))
         return
     history.record(turn)
 
@@ -225,7 +223,7 @@ def describe_attributes(item: ResultItem) -> str:
     return " · ".join(f"{k}: {v}" for k, v in item.attributes.items() if v not in (None, ""))
 
 
-def results_ui(turn: Turn, index, config: services.AppConfig) -> None:
+def results_ui(turn: Turn, index, config: AppConfig) -> None:
     """Grid of thumbnails with title, category, attributes, score and 'Refine from this'."""
     for note in turn.notes:
         st.info(note)
@@ -293,9 +291,9 @@ def main() -> None:
     st.title("Like this, but...")
     st.caption("Show a garment, say what to change, and find it in the catalog.")
     try:
-        config = services.load_app_config()
-    except IndexerError as exc:
-        problem_ui(services.describe_problem(exc, None))
+        config = load_app_config()
+    except (IndexerError, SettingsError) as exc:
+        problem_ui(messages.describe_problem(exc, None))
     retriever, index = load_parts(config)
     k, category = sidebar_ui(index, retriever, config)
     notice_ui()

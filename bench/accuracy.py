@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,9 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-if __package__ in (None, ""):  # `python bench/accuracy.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS, machine_line, run_benchmark, table
 from bench.baselines import (
@@ -40,6 +36,7 @@ from bench.baselines import (
     triplet_tensors,
 )
 from bench.text_features import TextConfig, TextEmbedder
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq
 from model import load_retriever
 from model.evaluate import (
     evaluate_kept,
@@ -49,7 +46,6 @@ from model.evaluate import (
     model_encoders,
     restrict_to_bank,
 )
-from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import extract_features
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from model.fashioniq import Triplet, train_caption
+from dataprep import Triplet, train_caption
 from model.feature_cache import FeatureBank
 from model.loss import BatchClassificationLoss, make_loss
 from model.optim import adamw, warmup_cosine_schedule

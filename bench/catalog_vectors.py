@@ -25,15 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bson import ObjectId
 from tqdm import tqdm
 
-from indexer.catalog import discover
-from indexer.connect import CatalogStore
-from indexer.pipeline import make_thumbnail
-from indexer.vectors import to_binary
+from imaging import load_image, make_thumbnail
+from indexer import CatalogStore, discover, item_document, item_metadata, record_finished_build
 from model.feature_cache import extract_features
-from model.images import load_image
 
 logger = logging.getLogger(__name__)
 
@@ -152,21 +148,16 @@ def populate(store: CatalogStore, seed: SeedCatalog, n: int, fingerprint: str,
         docs = []
         for k in range(start, min(n, start + chunk)):
             r = int(rows[k])
-            doc = {"_id": item_id(seed, r, k // len(seed)), "category": seed.categories[r],
-                   "title": seed.titles[r], "attributes": seed.attributes[r],
-                   "image_path": str(seed.image_paths[r]), "sha256": "",
-                   "embedding": to_binary(vectors[k]), "model": fingerprint, "dim": dim,
-                   "indexed_at": now}
-            if thumbnails:
-                doc["thumbnail"] = seed.thumbnails[r]
-            docs.append(doc)
+            meta = item_metadata(seed.categories[r], seed.titles[r], seed.attributes[r],
+                                 seed.image_paths[r])
+            docs.append(item_document(item_id(seed, r, k // len(seed)), meta, sha256="",
+                                      vector=vectors[k], fingerprint=fingerprint,
+                                      thumbnail=seed.thumbnails[r] if thumbnails else None,
+                                      indexed_at=now))
         store.items.insert_many(docs, ordered=False)
     seconds = time.perf_counter() - t0
-    store.builds.insert_one({"_id": ObjectId(), "status": "done", "fingerprint": fingerprint,
-                             "dim": dim, "started_at": started,
-                             "finished_at": dt.datetime.now(dt.UTC),
-                             "total_for_fingerprint": n, "note": "bench replica catalog"})
-    store.builds.create_index([("status", 1), ("finished_at", -1)])
+    record_finished_build(store, fingerprint, dim, n, started_at=started,
+                          note="bench replica catalog")
     copies = vectors[len(seed):min(n, 2 * len(seed))]
     cos = float((copies * seed.vectors[rows[len(seed):len(seed) + len(copies)]]).sum(1).mean()
                 ) if len(copies) else 1.0

@@ -3,7 +3,7 @@
     python -m bench.cold_start_child --image PATH --feedback TEXT   (settings from the env)
 
 Exactly what the Streamlit page does before its first answer (app/streamlit_app.py:
-get_retriever -> services.load_model, get_index -> services.open_index, then
+get_retriever -> resources.load_model, get_index -> resources.open_index, then
 pipeline.run_query on an uploaded reference), minus the browser. Prints one JSON line of
 wall-clock timestamps (time.time(), comparable with the parent's spawn time).
 """
@@ -16,11 +16,7 @@ PROCESS_MAIN = time.time()  # interpreter up, before any heavy import
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -35,14 +31,15 @@ def main(argv: list[str] | None = None) -> dict:
         import streamlit  # noqa: F401
 
         marks["streamlit_imported"] = time.time()
-    from app import services
+    from app import resources
     from app.pipeline import reference_from_upload, run_query
+    from app.settings import load_app_config
 
-    config = services.load_app_config()
+    config = load_app_config()
     marks["app_imported"] = time.time()
-    retriever = services.load_model(config.checkpoint)  # includes the app's warm-up query
+    retriever = resources.load_model(config.checkpoint)  # includes the app's warm-up query
     marks["model_loaded"] = time.time()
-    index = services.open_index(config.settings, retriever.fingerprint)
+    index = resources.open_index(config.settings, retriever.fingerprint)
     marks["index_loaded"] = time.time()
     reference = reference_from_upload(Path(a.image).read_bytes(), Path(a.image).name,
                                       max_bytes=config.max_upload_bytes)

@@ -1,6 +1,6 @@
 """End-to-end indexing throughput (images/s) vs the model's own forward throughput.
 
-    source scripts/env.sh && .venv/bin/python bench/index_throughput.py [--n 512] [--size 256]
+    source scripts/env.sh && .venv/bin/python -m bench.index_throughput [--n 512] [--size 256]
 
 Generates N product-like JPEGs of SIZE px, then measures on this CPU: the frozen backbone's
 forward alone, the full target encoder (backbone + target block) on preprocessed tensors, and
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,17 +22,18 @@ import torch
 from PIL import Image, ImageDraw
 from pymongo import ReplaceOne
 
-if __package__ in (None, ""):  # `python bench/index_throughput.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench._common import REPO_ROOT, table, temporary_server, write_results
-from indexer.build import BuildConfig, build_index
-from indexer.catalog import discover
-from indexer.connect import CatalogStore, connect
-from indexer.pipeline import make_thumbnail
-from indexer.vectors import to_binary
+from imaging import load_image, make_thumbnail
+from indexer import (
+    BuildConfig,
+    CatalogStore,
+    build_index,
+    connect,
+    discover,
+    item_document,
+    item_metadata,
+)
 from model import ModelConfig, build_retriever, load_retriever
-from model.images import load_image
 
 
 def make_images(folder: Path, n: int, size: int) -> list[Path]:
@@ -84,10 +84,9 @@ def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
             client = connect(server.uri, directConnection=True)
             vec = retriever.encode_target_tensors(sample)
             thumb = make_thumbnail(load_image(paths[0]))
-            docs = [{"_id": f"w{i}", "category": "c", "title": "t", "attributes": {},
-                     "image_path": str(paths[0]), "sha256": "0" * 64, "thumbnail": thumb,
-                     "embedding": to_binary(vec[i % len(vec)]), "model": "m", "dim": vec.shape[1]}
-                    for i in range(n)]
+            meta = item_metadata("c", "t", {}, paths[0])
+            docs = [item_document(f"w{i}", meta, sha256="0" * 64, vector=vec[i % len(vec)],
+                                  fingerprint="m", thumbnail=thumb) for i in range(n)]
             wcoll = client["bench"]["writes"]
             write_s = timed(lambda: [wcoll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
                                                        for d in docs[i:i + batch]])

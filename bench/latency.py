@@ -19,7 +19,6 @@ import argparse
 import gc
 import logging
 import random
-import sys
 import textwrap
 import time
 from collections.abc import Sequence
@@ -30,16 +29,12 @@ import faiss
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # `python bench/latency.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table, temporary_server
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
-from indexer.connect import CatalogStore, connect
-from indexer.search import CatalogSearch, SearchConfig
+from dataprep import eval_caption, load_fashioniq
+from imaging import load_image
+from indexer import CatalogSearch, CatalogStore, SearchConfig, connect
 from model import load_retriever
-from model.fashioniq import eval_caption, load_fashioniq
-from model.images import load_image
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +48,7 @@ BLAS_THRESHOLD = {"flat": SearchConfig.blas_threshold, "flat-blas20": 20}
 KINDS = ("flat", "flat-blas20", "hnsw")
 # Client timeouts while loading. SecantusDB materialises a query's whole result before its first
 # batch: 1M documents took ~56 s (and ~6 GB of server memory) before the first 5000 arrived. With
-# the project's 5 s connect/monitor timeout (indexer.connect) the client declared the server
+# the project's 5 s connect/monitor timeout (indexer.db.store) the client declared the server
 # dead meanwhile and cancelled the load ("operation cancelled"), so the bench allows 10 minutes.
 LOAD_TIMEOUT_MS = 600_000
 LABELS = {"flat": "exact", "flat-blas20": "exact, BLAS threshold 20 (before)", "hnsw": "HNSW"}
@@ -124,7 +119,7 @@ def ef_sweep(search: CatalogSearch, qvecs: np.ndarray, exact_top, cfg: LatencyCo
     Sets the loaded index's efSearch directly (what SearchConfig.hnsw_ef_search sets at load),
     so one graph build serves every value; restores it afterwards.
     """
-    hnsw = search._index.hnsw  # noqa: SLF001 -- white-box bench: avoids a rebuild per value
+    hnsw = search.faiss_index.hnsw  # white-box bench: avoids a rebuild per value
     default, out = hnsw.efSearch, []
     for ef in cfg.ef_sweep:
         hnsw.efSearch = ef

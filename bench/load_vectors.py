@@ -1,7 +1,7 @@
 """Time to load N catalog vectors from MongoDB into FAISS (what the app pays at start-up and
 after each new build), and the query latency that follows.
 
-    source scripts/env.sh && .venv/bin/python bench/load_vectors.py [--n 100000] [--dim 256]
+    source scripts/env.sh && .venv/bin/python -m bench.load_vectors [--n 100000] [--dim 256]
 
 Inserts N documents of the DESIGN.md schema (256-d BSON binary vector, ~4 KB thumbnail,
 metadata) into a fresh embedded SecantusDB (or --uri), then times ``CatalogSearch`` loading
@@ -11,25 +11,24 @@ them (flat and HNSW). Prints a table and writes bench/results/load_vectors.json.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
-from bson import ObjectId
 from tqdm import tqdm
 
-if __package__ in (None, ""):  # `python bench/load_vectors.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench._common import table, temporary_server, write_results
-from indexer.connect import CatalogStore, connect
-from indexer.search import CatalogSearch, SearchConfig
-from indexer.vectors import to_binary
+from indexer import (
+    CatalogSearch,
+    CatalogStore,
+    SearchConfig,
+    connect,
+    item_document,
+    item_metadata,
+    record_finished_build,
+)
 
 CATS = ("dress", "shirt", "toptee")
 
@@ -42,14 +41,12 @@ def populate(store: CatalogStore, n: int, dim: int, chunk: int = 2000) -> float:
         v = rng.standard_normal((min(chunk, n - start), dim)).astype(np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         store.items.insert_many([
-            {"_id": f"p{start + i:07d}", "category": CATS[(start + i) % 3],
-             "title": f"product {start + i}", "attributes": {"colour": "red"},
-             "image_path": f"/catalog/p{start + i}.jpg", "sha256": "0" * 64, "thumbnail": thumb,
-             "embedding": to_binary(vec), "model": "bench", "dim": dim,
-             "indexed_at": dt.datetime.now(dt.UTC)} for i, vec in enumerate(v)], ordered=False)
-    now = dt.datetime.now(dt.UTC)
-    store.builds.insert_one({"_id": ObjectId(), "status": "done", "fingerprint": "bench",
-                             "dim": dim, "started_at": now, "finished_at": now})
+            item_document(f"p{start + i:07d}",
+                          item_metadata(CATS[(start + i) % 3], f"product {start + i}",
+                                        {"colour": "red"}, f"/catalog/p{start + i}.jpg"),
+                          sha256="0" * 64, vector=vec, fingerprint="bench", thumbnail=thumb)
+            for i, vec in enumerate(v)], ordered=False)
+    record_finished_build(store, "bench", dim, n)
     return time.perf_counter() - t0
 
 

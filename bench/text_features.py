@@ -1,7 +1,7 @@
 """Frozen sentence embeddings of feedback text for the baselines (mean-pooled MiniLM).
 
 Why a cache: the baselines train on ~60k distinct caption strings (the four training variants
-of every triplet, as model.fashioniq.train_caption draws them); embedding them is a minute of
+of every triplet, as dataprep.train_caption draws them); embedding them is a minute of
 CPU, so each distinct string is embedded once and kept on disk beside the image features.
 """
 

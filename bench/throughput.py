@@ -6,8 +6,8 @@
    indexer.build.build_index end to end (decode workers, model, thumbnails, upserts into a
    fresh embedded SecantusDB), next to the frozen backbone's raw forward images/s.
 2. App cold start with a 100k-vector catalog (demo vectors replicated, bench.catalog_vectors):
-   a fresh Python process runs the app's own path (bench.cold_start_child: app.services
-   .load_model -> app.services.open_index -> app.pipeline.run_query) and we time process start
+   a fresh Python process runs the app's own path (bench.cold_start_child: app.resources
+   .load_model -> app.resources.open_index -> app.pipeline.run_query) and we time process start
    -> checkpoint loaded -> vectors in FAISS -> first answer. Repeated; the OS file cache is
    warm after the first run, as it is for any restart.
 3. Training time per epoch with and without the feature cache: a fixed number of
@@ -38,9 +38,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-if __package__ in (None, ""):  # `python bench/throughput.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench import index_throughput
 from bench._common import (
     REPO_ROOT,
@@ -51,9 +48,9 @@ from bench._common import (
     temporary_server,
 )
 from bench.catalog_vectors import encode_catalog, populate
-from indexer.connect import CatalogStore, connect
+from imaging import load_image
+from indexer import CatalogStore, connect
 from model import ModelConfig, load_retriever
-from model.images import load_image
 from model.train import TrainConfig, Trainer
 
 logger = logging.getLogger(__name__)

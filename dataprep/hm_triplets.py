@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.fashioniq import write_json
+from dataprep.layout import write_json, write_metadata, write_split
 
 logger = logging.getLogger(__name__)
 
@@ -355,17 +355,15 @@ def build_hm_triplets(cfg: HMTripletsConfig) -> dict:
     cat = Catalog(articles)
     entries = colourway_entries(cat, cfg, rng) + attribute_entries(cat, cfg, rng)
     out = cfg.out
-    (out / "captions").mkdir(parents=True, exist_ok=True)
-    (out / "image_splits").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     stats: dict = {"articles": len(articles), "splits": {}}
     for split in SPLITS:
         split_stats: dict = {"articles": sum(a.split == split for a in articles),
                              "kinds": Counter(), "attributes": Counter(), "changes": Counter()}
         for category in sorted(set(CATEGORIES.values())):
             rows = [e for s, e in entries if s == split and e["category"] == category]
-            write_json(out / "captions" / f"cap.{category}.{split}.json", rows)
-            write_json(out / "image_splits" / f"split.{category}.{split}.json",
-                       [a.id for a in articles if a.split == split and a.category == category])
+            gallery = [a.id for a in articles if a.split == split and a.category == category]
+            write_split(out, category, split, rows, gallery)
             for e in rows:
                 split_stats["kinds"][e["tags"][0]] += 1
                 split_stats["changes"][str(len(e["tags"]) - 1)] += 1  # str: JSON keys
@@ -376,18 +374,12 @@ def build_hm_triplets(cfg: HMTripletsConfig) -> dict:
             split_stats["relevant_median"] = float(np.median(sizes)) if sizes else 0.0
         stats["splits"][split] = {k: dict(v) if isinstance(v, Counter) else v
                                   for k, v in split_stats.items()}
-    _write_metadata(out / "metadata.csv", articles)
+    write_metadata(out / "metadata.csv", ["product_type", *ATTRIBUTES, "description"],
+                   ((a.id, a.category, a.title,
+                     [a.product_type, *(a.attributes.get(k, "") for k in ATTRIBUTES),
+                      a.description]) for a in articles))
     write_json(out / "stats.json", stats, indent=2)
     return stats
-
-
-def _write_metadata(path: Path, articles: Sequence[Article]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "category", "product_type", "title", *ATTRIBUTES, "description"])
-        for a in articles:
-            w.writerow([a.id, a.category, a.product_type, a.title,
-                        *(a.attributes.get(k, "") for k in ATTRIBUTES), a.description])
 
 
 def format_stats(stats: dict) -> str:
@@ -411,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m dataprep.hm_triplets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, type=Path, help="the hm folder (articles.csv, images/)")
+    p.add_argument("--data", required=True, type=Path,
+                   help="the hm folder (articles.csv, images/)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)

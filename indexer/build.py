@@ -10,7 +10,6 @@ document.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
@@ -24,13 +23,17 @@ from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
 from tqdm import tqdm
 
-from indexer.build_record import BuildRecord, mark_dead_builds, utc_now
+from imaging import decode_batches, file_sha256
 from indexer.catalog import Catalog, CatalogItem
-from indexer.connect import CatalogStore
+from indexer.db.store import CatalogStore
+from indexer.documents import (
+    BuildRecord,
+    item_document,
+    item_metadata,
+    mark_dead_builds,
+    utc_now,
+)
 from indexer.errors import DimensionMismatchError, IndexerError
-from indexer.pipeline import batches
-from indexer.vectors import to_binary
-from model.images import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,12 @@ class BuildReport:
         return {k: getattr(self, k) for k in
                 ("seen", "embedded", "skipped", "metadata_updated", "failed")}
 
+    def summary(self) -> dict:
+        """What the build record keeps of this report when the build ends."""
+        return {"seconds": round(self.seconds, 3), "counts": self.counts(),
+                "failures": self.failures, "replaced_other_dim": self.replaced_other_dim,
+                "pruned": self.pruned, "total_for_fingerprint": self.total_for_fingerprint}
+
 
 def check_dimension(store: CatalogStore, dim: int, replace: bool) -> int:
     """Refuse (or with replace, delete) stored vectors whose dimension differs from ``dim``."""
@@ -134,11 +143,11 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         report.seconds = time.monotonic() - t0
-        record.finish(status, report, error=f"{type(exc).__name__}: {exc}")
+        record.finish(status, report.summary(), error=f"{type(exc).__name__}: {exc}")
         raise
     report.seconds = time.monotonic() - t0
     report.total_for_fingerprint = store.items.count_documents({"model": fp})
-    record.finish("done", report)
+    record.finish("done", report.summary())
     return report
 
 
@@ -194,8 +203,8 @@ def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: Bu
 def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder,
                      store: CatalogStore, config: BuildConfig, report: BuildReport,
                      record: BuildRecord) -> None:
-    loader = batches([it.image_path for it, _ in todo], encoder.preprocess, config.batch_size,
-                     config.workers)
+    loader = decode_batches([it.image_path for it, _ in todo], encoder.preprocess,
+                            config.batch_size, config.workers)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
     for batch in loader:
         for pos, reason in batch.failed:
@@ -205,26 +214,21 @@ def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder
             vectors = encoder.encode_target_tensors(batch.tensors)
             now = utc_now()
             ops = [ReplaceOne({"_id": todo[pos][0].id},
-                              _document(todo[pos][0], todo[pos][1], thumb, vec, encoder, now),
+                              item_document(todo[pos][0].id, _metadata(todo[pos][0]),
+                                            sha256=todo[pos][1], vector=vec,
+                                            fingerprint=encoder.fingerprint, thumbnail=thumb,
+                                            indexed_at=now),
                               upsert=True)
                    for pos, thumb, vec in zip(batch.ok, batch.thumbnails, vectors, strict=True)]
             store.items.bulk_write(ops, ordered=False)
             report.embedded += len(ops)
-        record.heartbeat(report)
+        record.heartbeat(report.counts())
         bar.update(len(batch.ok) + len(batch.failed))
     bar.close()
 
 
-def _document(item: CatalogItem, digest: str, thumbnail: bytes, vector: np.ndarray,
-              encoder: TargetEncoder, now: dt.datetime) -> dict:
-    return {"_id": item.id, **_metadata(item), "sha256": digest, "thumbnail": thumbnail,
-            "embedding": to_binary(vector), "model": encoder.fingerprint,
-            "dim": int(encoder.dim), "indexed_at": now}
-
-
 def _metadata(item: CatalogItem) -> dict:
-    return {"category": item.category, "title": item.title, "attributes": dict(item.attributes),
-            "image_path": str(item.image_path.resolve())}
+    return item_metadata(item.category, item.title, item.attributes, item.image_path.resolve())
 
 
 def _safe_hash(path) -> str | Exception:

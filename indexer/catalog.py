@@ -8,7 +8,8 @@ Metadata sources (``--metadata``, repeatable):
   column except id/title becomes an attribute.
 - FashionIQ ``image_splits/split.{category}.{split}.json`` files (a JSON list of ASINs), or a
   folder holding them; the category comes from the file name.
-Images are matched by file stem (``{id}.jpg|png|...`` anywhere under the images folder).
+Images are matched by id (``dataprep.image_id``: ``{id}.jpg|png|...`` anywhere under the images
+folder, found by ``dataprep.scan_images``).
 Without metadata every image file is an item (id = file stem, category = ``category`` or
 "uncategorized").
 """
@@ -24,9 +25,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dataprep import scan_images
+
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 DEFAULT_CATEGORY = "uncategorized"
 _SPLIT_FILE = re.compile(r"^split\.(?P<cat>[^.]+)\.(?P<split>[^.]+)\.json$")
 
@@ -83,20 +85,12 @@ def shard_of(item_id: str, n: int) -> int:
     return int.from_bytes(hashlib.sha1(item_id.encode()).digest()[:8], "big") % n
 
 
-def scan_images(root: Path) -> tuple[dict[str, Path], list[tuple[str, str, str]], int]:
-    """Map file stem -> path for every image-extension file under root (sorted, so stable)."""
-    by_stem: dict[str, Path] = {}
-    problems: list[tuple[str, str, str]] = []
-    ignored = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            ignored += 1
-            continue
-        if path.stem in by_stem:
-            problems.append((path.stem, str(path), f"duplicate id: also {by_stem[path.stem]}"))
-            continue
-        by_stem[path.stem] = path
-    return by_stem, problems, ignored
+def scan_catalog_images(root: Path) -> tuple[dict[str, Path], list[tuple[str, str, str]], int]:
+    """id -> path for every image file under root, duplicates as problems, ignored-file count."""
+    scan = scan_images(root)
+    problems = [(item_id, str(dropped), f"duplicate id: also {kept}")
+                for item_id, dropped, kept in scan.duplicates]
+    return scan.by_id, problems, scan.ignored
 
 
 def read_metadata(paths: Sequence[Path], category_column: str | None = None) -> list[MetadataRow]:
@@ -177,7 +171,7 @@ def discover(
     """Build the list of items to index (filtered by category and shard)."""
     if not images.is_dir():
         raise ValueError(f"--images {images} is not a folder")
-    by_stem, problems, ignored = scan_images(images)
+    by_stem, problems, ignored = scan_catalog_images(images)
     if not metadata:
         # generated catalogs: DIR/metadata.csv beside DIR/images/
         candidates = [images / "metadata.csv"]

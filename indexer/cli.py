@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from indexer.errors import IndexerError
-from indexer.settings import load_settings
+from project_settings import load_settings
 
 log = logging.getLogger("indexer")
 
@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", type=Path, default=None,
                    help="retriever checkpoint directory (default: CHECKPOINT, checkpoints/demo)")
     b.add_argument("--batch", type=int, default=32, help="images per forward pass and write")
+    b.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="where the model runs (default: DEVICE from the environment, else "
+                   "auto: CUDA when a GPU is present)")
     b.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="image-decoding worker processes (0 = main process)")
     b.add_argument("--shard", default=None, help="i/n: index only shard i of n (0-based), "
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _build(args, settings) -> int:
     from indexer.catalog import discover, parse_shard
-    from indexer.connect import CatalogStore, mask_uri
+    from indexer.db.store import CatalogStore, mask_uri
 
     shard = parse_shard(args.shard) if args.shard else None
     images = args.images or settings.catalog_dir
@@ -87,7 +90,7 @@ def _build(args, settings) -> int:
     from model import load_retriever
 
     try:
-        encoder = load_retriever(checkpoint)
+        encoder = load_retriever(checkpoint, device=args.device or settings.device)
     except Exception as exc:  # CheckpointError and friends: say which checkpoint
         print(f"error: cannot load checkpoint {checkpoint}: {exc}", file=sys.stderr)
         return 2
@@ -121,7 +124,7 @@ def _build(args, settings) -> int:
 
 
 def _stats(args, settings) -> int:
-    from indexer.connect import CatalogStore
+    from indexer.db.store import CatalogStore
     from indexer.stats import catalog_stats
 
     stats = catalog_stats(CatalogStore.open(settings))
@@ -146,7 +149,7 @@ def _stats(args, settings) -> int:
 
 
 def _drop(args, settings) -> int:
-    from indexer.connect import CatalogStore
+    from indexer.db.store import CatalogStore
     from indexer.stats import drop_catalog
 
     store = CatalogStore.open(settings)

@@ -1,8 +1,9 @@
-"""Typed errors of the indexer and search layer.
+"""Typed errors of the indexer and search layer (a malformed setting is
+:class:`project_settings.SettingsError`).
 
 Every error carries a message written for the person at the keyboard: what is wrong and what
 to do next. The app shows ``str(err)`` as-is, so messages never contain credentials (URIs are
-masked with :func:`indexer.connect.mask_uri` before they get here).
+masked with :func:`indexer.db.store.mask_uri` before they get here).
 """
 
 from __future__ import annotations
@@ -10,10 +11,6 @@ from __future__ import annotations
 
 class IndexerError(RuntimeError):
     """Base class: every failure the indexer reports on purpose."""
-
-
-class SettingsError(IndexerError, ValueError):
-    """A configuration value (environment or .env) is malformed; the message names it."""
 
 
 class DatabaseUnavailableError(IndexerError):

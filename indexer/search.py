@@ -5,11 +5,19 @@ not per query; a query then costs one FAISS search plus one ``$in`` query for th
 Vectors are kept sorted by category so a category filter is a contiguous id range: exact
 search with an ``IDSelectorRange`` (flat index) or an exact scan of that slice (HNSW index,
 where filtered graph search would lose recall on small categories).
+
+Thread safety: the app shares one instance between every browser session (threads), and a
+rebuild replaces everything at once. All loaded state lives in one immutable :class:`_Loaded`
+snapshot; every read takes the current snapshot under ``_lock`` and uses only that snapshot,
+and ``refresh`` builds the new snapshot aside and swaps it in under the lock. So a search or a
+random pick never pairs the ids of one load with the ranges or the FAISS index of another.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
 from dataclasses import dataclass
 
@@ -17,14 +25,15 @@ import faiss
 import numpy as np
 import pymongo.errors
 
-from indexer.connect import CatalogStore
+from indexer.db.store import CatalogStore
+from indexer.documents import latest_finished_build
 from indexer.errors import (
     DatabaseUnavailableError,
     EmptyCatalogError,
     FingerprintMismatchError,
 )
-from indexer.settings import Settings
 from indexer.vectors import stack_binaries
+from project_settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,27 @@ class SearchConfig:
     blas_threshold: int = 128_000
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """One load of the catalog: never changed after it is made, replaced whole by refresh."""
+
+    ids: np.ndarray  # (N,) item ids, sorted by category
+    vectors: np.ndarray  # (N, D) float32, same order
+    ranges: dict[str, tuple[int, int]]  # category -> [lo, hi) slice of ids
+    index: faiss.Index | None
+    labels: np.ndarray | None  # HNSW label -> position (None: identity)
+    build: dict | None  # the build record this load corresponds to
+    seconds: float = 0.0
+
+    @property
+    def index_kind(self) -> str:
+        return "hnsw" if isinstance(self.index, faiss.IndexHNSWFlat) else "flat"
+
+
+_NOTHING_LOADED = _Loaded(np.empty(0, dtype=object), np.zeros((0, 0), np.float32), {}, None,
+                          None, None)
+
+
 class CatalogSearch:
     """Top-K search over the vectors of one fingerprint, with optional category filter."""
 
@@ -58,13 +88,9 @@ class CatalogSearch:
         self.config = config
         faiss.cvar.distance_compute_blas_threshold = config.blas_threshold
         faiss.omp_set_num_threads(config.threads)
-        self.ids: np.ndarray = np.empty(0, dtype=object)
-        self.vectors = np.zeros((0, 0), np.float32)
-        self.ranges: dict[str, tuple[int, int]] = {}
-        self.last_build: dict | None = None
-        self.load_seconds = 0.0
-        self._index: faiss.Index | None = None
-        self._labels: np.ndarray | None = None  # HNSW label -> position (None: identity)
+        self._lock = threading.Lock()  # guards reading and swapping self._state
+        self._reloading = threading.Lock()  # one reload from the database at a time
+        self._state = _NOTHING_LOADED
         self.refresh(force=True)
 
     @classmethod
@@ -72,54 +98,87 @@ class CatalogSearch:
                       config: SearchConfig = SearchConfig()) -> CatalogSearch:
         return cls(CatalogStore.open(settings), fingerprint, config)
 
-    # ---- properties -----------------------------------------------------------------------
+    def _snapshot(self) -> _Loaded:
+        with self._lock:
+            return self._state
+
+    # ---- properties (each reads one consistent snapshot) ----------------------------------
+    @property
+    def ids(self) -> np.ndarray:
+        return self._snapshot().ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._snapshot().vectors
+
+    @property
+    def ranges(self) -> dict[str, tuple[int, int]]:
+        return self._snapshot().ranges
+
+    @property
+    def last_build(self) -> dict | None:
+        """The builds document the index was loaded at."""
+        return self._snapshot().build
+
+    @property
+    def load_seconds(self) -> float:
+        return self._snapshot().seconds
+
+    @property
+    def faiss_index(self) -> faiss.Index | None:
+        return self._snapshot().index
+
     @property
     def size(self) -> int:
-        return len(self.ids)
+        return len(self._snapshot().ids)
 
     @property
     def dim(self) -> int:
-        return self.vectors.shape[1]
+        return self._snapshot().vectors.shape[1]
 
     @property
     def categories(self) -> dict[str, int]:
         """Category -> number of indexed items (sorted by name)."""
-        return {c: hi - lo for c, (lo, hi) in self.ranges.items()}
+        return {c: hi - lo for c, (lo, hi) in self._snapshot().ranges.items()}
 
     @property
     def index_kind(self) -> str:
-        return "hnsw" if isinstance(self._index, faiss.IndexHNSWFlat) else "flat"
+        return self._snapshot().index_kind
 
     # ---- loading --------------------------------------------------------------------------
     def _latest_build(self) -> dict | None:
         try:
-            return self.store.builds.find_one({"status": "done"}, sort=[("finished_at", -1)],
-                                              projection={"failures": 0})
+            return latest_finished_build(self.store)
         except pymongo.errors.PyMongoError as exc:
             raise DatabaseUnavailableError(f"cannot read the builds collection: {exc}") from exc
 
     def is_stale(self) -> bool:
         """True when a build finished (or the catalog was dropped) since the last load."""
         latest = self._latest_build()
-        return (latest or {}).get("_id") != (self.last_build or {}).get("_id")
+        return (latest or {}).get("_id") != (self._snapshot().build or {}).get("_id")
 
     def refresh(self, force: bool = False) -> bool:
-        """Reload vectors when stale (or forced); True when it reloaded."""
-        if not force and not self.is_stale():
-            return False
-        build = self._latest_build()
-        t0 = time.monotonic()
-        ids, cats, vectors = self._load_vectors()
-        order = np.argsort(cats, kind="stable")
-        self.ids, cats, self.vectors = ids[order], cats[order], vectors[order]
-        names, starts, counts = np.unique(cats, return_index=True, return_counts=True)
-        self.ranges = {str(n): (int(s), int(s + c)) for n, s, c in zip(names, starts, counts,
-                                                                       strict=True)}
-        self._index = self._make_index(self.vectors)
-        self.last_build = build
-        self.load_seconds = time.monotonic() - t0
-        log.info("loaded %d vectors (dim %d, %s) of model %s in %.2f s", self.size, self.dim,
-                 self.index_kind, self.fingerprint, self.load_seconds)
+        """Reload vectors when stale (or forced); True when it reloaded.
+
+        The new state is loaded while searches go on against the old one, then swapped in at
+        once."""
+        with self._reloading:
+            if not force and not self.is_stale():
+                return False
+            build = self._latest_build()
+            t0 = time.monotonic()
+            ids, cats, vectors = self._load_vectors()
+            order = np.argsort(cats, kind="stable")
+            ids, cats, vectors = ids[order], cats[order], vectors[order]
+            names, starts, counts = np.unique(cats, return_index=True, return_counts=True)
+            ranges = {str(n): (int(s), int(s + c)) for n, s, c in zip(names, starts, counts,
+                                                                      strict=True)}
+            index, labels = self._make_index(vectors)
+            state = _Loaded(ids, vectors, ranges, index, labels, build, time.monotonic() - t0)
+            with self._lock:
+                self._state = state
+        log.info("loaded %d vectors (dim %d, %s) of model %s in %.2f s", len(ids),
+                 vectors.shape[1], state.index_kind, self.fingerprint, state.seconds)
         return True
 
     def _load_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,7 +217,8 @@ class CatalogSearch:
             f"The catalog {where} is empty: nothing is indexed yet. Run "
             "`python -m indexer build --images DIR` (see README, Indexing).")
 
-    def _make_index(self, vectors: np.ndarray) -> faiss.Index:
+    def _make_index(self, vectors: np.ndarray) -> tuple[faiss.Index, np.ndarray | None]:
+        """The FAISS index of ``vectors`` and its label -> position map (None: identity)."""
         kind = self.config.index
         if kind == "auto":
             kind = "hnsw" if len(vectors) >= self.config.hnsw_threshold else "flat"
@@ -168,25 +228,24 @@ class CatalogSearch:
             return self._make_hnsw(vectors)
         else:
             raise ValueError(f"SearchConfig.index must be auto, flat or hnsw, got {kind!r}")
-        self._labels = None
         index.add(vectors)
-        return index
+        return index, None
 
-    def _make_hnsw(self, vectors: np.ndarray) -> faiss.Index:
+    def _make_hnsw(self, vectors: np.ndarray) -> tuple[faiss.Index, np.ndarray]:
         """HNSW graph built from the vectors in a shuffled order.
 
-        ``self.vectors`` is sorted by category, and HNSW's graph quality assumes points arrive
+        ``vectors`` are sorted by category, and HNSW's graph quality assumes points arrive
         in no particular order; inserting one category after another gave a slightly worse
         graph in a one-off FAISS experiment during development (not kept as a benchmark).
-        ``_labels`` maps each graph label back to its position in ``self.vectors``."""
+        The returned labels map each graph label back to its position in ``vectors``."""
         index = faiss.IndexHNSWFlat(vectors.shape[1], self.config.hnsw_m,
                                     faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.config.hnsw_ef_construction
         index.hnsw.efSearch = self.config.hnsw_ef_search
-        self._labels = np.random.default_rng(0).permutation(len(vectors))
+        labels = np.random.default_rng(0).permutation(len(vectors))
         for i in range(0, len(vectors), HNSW_ADD_CHUNK):  # chunks: no second full copy
-            index.add(vectors[self._labels[i:i + HNSW_ADD_CHUNK]])
-        return index
+            index.add(vectors[labels[i:i + HNSW_ADD_CHUNK]])
+        return index, labels
 
     # ---- querying -------------------------------------------------------------------------
     def search(self, query_vec: np.ndarray, k: int = 10,
@@ -200,31 +259,42 @@ class CatalogSearch:
     def search_batch(self, queries: np.ndarray, k: int = 10,
                      category: str | None = None) -> list[list[tuple[str, float]]]:
         """Top-k for each row of an (N, D) query matrix."""
+        state = self._snapshot()
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1] != self.dim:
+        dim, size = state.vectors.shape[1], len(state.ids)
+        if q.ndim != 2 or q.shape[1] != dim:
             raise FingerprintMismatchError(
-                f"query vectors have shape {q.shape}, the catalog holds {self.dim}-dimensional "
+                f"query vectors have shape {q.shape}, the catalog holds {dim}-dimensional "
                 "vectors: the query model is not the one the catalog was indexed with")
-        lo, hi = 0, self.size
+        lo, hi = 0, size
         if category is not None:
-            if category not in self.ranges:
+            if category not in state.ranges:
                 return [[] for _ in range(len(q))]
-            lo, hi = self.ranges[category]
+            lo, hi = state.ranges[category]
         k = min(k, hi - lo)
         if k <= 0:
             return [[] for _ in range(len(q))]
-        if (lo, hi) == (0, self.size):
-            scores, idx = self._index.search(q, k)
-            if self._labels is not None:  # HNSW labels are insertion positions
-                idx = np.where(idx >= 0, self._labels[np.maximum(idx, 0)], -1)
-        elif self.index_kind == "flat":
+        if (lo, hi) == (0, size):
+            scores, idx = state.index.search(q, k)
+            if state.labels is not None:  # HNSW labels are insertion positions
+                idx = np.where(idx >= 0, state.labels[np.maximum(idx, 0)], -1)
+        elif state.index_kind == "flat":
             params = faiss.SearchParameters(sel=faiss.IDSelectorRange(lo, hi))
-            scores, idx = self._index.search(q, k, params=params)
+            scores, idx = state.index.search(q, k, params=params)
         else:
-            scores, idx = faiss.knn(q, self.vectors[lo:hi], k, metric=faiss.METRIC_INNER_PRODUCT)
+            scores, idx = faiss.knn(q, state.vectors[lo:hi], k,
+                                    metric=faiss.METRIC_INNER_PRODUCT)
             idx = idx + lo
-        return [[(str(self.ids[j]), float(s)) for j, s in zip(row_i, row_s, strict=True)
+        return [[(str(state.ids[j]), float(s)) for j, s in zip(row_i, row_s, strict=True)
                  if j >= 0] for row_i, row_s in zip(idx, scores, strict=True)]
+
+    def random_id(self, category: str | None = None,
+                  rng: random.Random | None = None) -> str | None:
+        """A random loaded item (of ``category`` when given) without a database query; None
+        when there is none. Ids are sorted by category, so a category pick is a slice."""
+        state, rng = self._snapshot(), rng or random.Random()
+        lo, hi = (0, len(state.ids)) if category is None else state.ranges.get(category, (0, 0))
+        return str(state.ids[rng.randrange(lo, hi)]) if hi > lo else None
 
     def fetch(self, ids: list[str], include_thumbnail: bool = True) -> list[dict]:
         """Documents for ``ids`` in one query, in the same order, without the embedding."""

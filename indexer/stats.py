@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from indexer.build_record import effective_status
-from indexer.connect import CatalogStore
+from indexer.db.store import CatalogStore
+from indexer.documents import effective_status, latest_build, latest_finished_build
 
 
 def catalog_stats(store: CatalogStore) -> dict:
@@ -12,11 +12,10 @@ def catalog_stats(store: CatalogStore) -> dict:
         rows = store.items.aggregate([{"$group": {"_id": f"${field}", "n": {"$sum": 1}}}])
         return {str(r["_id"]): r["n"] for r in sorted(rows, key=lambda r: str(r["_id"]))}
 
-    last = store.builds.find_one({}, sort=[("started_at", -1)])
+    last = latest_build(store)
     if last is not None:
         last["status"] = effective_status(last)
-    last_done = store.builds.find_one({"status": "done"}, sort=[("finished_at", -1)],
-                                      projection={"failures": 0})
+    last_done = latest_finished_build(store)
     return {
         "collection": store.items.full_name,
         "total": store.items.estimated_document_count(),

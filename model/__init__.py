@@ -1,7 +1,7 @@
 """FashionVLP composed image retrieval: public API (see ../shared/DESIGN.md).
 
-The exports are resolved lazily, so torch-free submodules (`model.images`,
-`model.fashioniq`, `model.demo_catalog`, ...) do not pay PyTorch's import time.
+The exports are resolved lazily, so torch-free submodules (`model.config`,
+`model.pretrained`, ...) do not pay PyTorch's import time.
 """
 
 from __future__ import annotations

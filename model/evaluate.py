@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq
 from model.device import DEVICE_CHOICES
-from model.fashioniq import FashionIQSplit, eval_caption, load_fashioniq
 from model.feature_cache import FeatureBank, extract_features
 from model.metrics import retrieval_metrics, summarise, top_k
 

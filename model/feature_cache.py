@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from imaging import decode_batches, file_sha256
 from model.image_features import ImageEncoder, preprocess_image
-from model.images import ImageLoadError, file_sha256, load_image
 
 logger = logging.getLogger(__name__)
 
@@ -62,27 +62,6 @@ class FeatureBank:
         return self.whole[rows].float(), self.crop[rows].float()
 
 
-class _ImageFiles(Dataset):
-    def __init__(self, paths: Sequence[Path], cfg):
-        self.paths, self.cfg = paths, cfg
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        try:
-            return i, preprocess_image(load_image(self.paths[i]), self.cfg), ""
-        except ImageLoadError as exc:
-            return i, None, str(exc)
-
-
-def _collate(items):
-    good = [(i, x) for i, x, _ in items if x is not None]
-    errors = [(i, err) for i, x, err in items if x is None]
-    xs = torch.stack([x for _, x in good]) if good else None
-    return [i for i, _ in good], xs, errors
-
-
 def extract_features(encoder: ImageEncoder, image_paths: Mapping[str, Path],
                      cache_dir: str | Path | None, batch_size: int = 32, workers: int = 1,
                      ) -> FeatureBank:
@@ -97,14 +76,17 @@ def extract_features(encoder: ImageEncoder, image_paths: Mapping[str, Path],
     if todo:
         logger.info("computing backbone features for %d of %d images (%d cached)", len(todo),
                     len(ids), len(ids) - len(todo))
-        loader = DataLoader(_ImageFiles([image_paths[ids[k]] for k in todo], encoder.cfg),
-                            batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+        loader = decode_batches([image_paths[ids[k]] for k in todo],
+                                partial(preprocess_image, cfg=encoder.cfg), batch_size, workers,
+                                thumbnails=False)
         with tqdm(total=len(todo), desc="backbone features", unit="img") as bar:
-            for positions, x, errors in loader:
+            for batch in loader:
+                positions, x, errors = batch.ok, batch.tensors, batch.failed
                 for p, err in errors:
                     failed[ids[todo[p]]] = err
                 if x is not None:
-                    whole, crop = encoder(x)
+                    whole, crop = encoder(x.to(encoder.mean.device))
+                    whole, crop = whole.cpu(), crop.cpu()
                     both = torch.cat([whole, crop], dim=1).half().numpy()
                     for p, arr in zip(positions, both, strict=True):
                         k = todo[p]

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dataprep import FashionIQSplit, load_fashioniq, train_caption
 from model.config import ModelConfig
 from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
-from model.fashioniq import FashionIQSplit, load_fashioniq, train_caption
 from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule

@@ -1,7 +1,7 @@
 """Shared fixtures: a real embedded SecantusDB for the whole session, fresh collections per test.
 
 Nothing is mocked: the server is the same binary the project runs by default, on a free port
-with its data in a temporary folder, started through indexer.embedded_db (so every test run
+with its data in a temporary folder, started through indexer.db.embedded (so every test run
 also exercises the lifecycle code).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from indexer.embedded_db import EmbeddedConfig, EmbeddedServer
+from indexer import EmbeddedConfig, EmbeddedServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,21 +93,18 @@ def draw_item(path: Path, category: str, colour: str, seed: int, size: int = 256
 
 def write_catalog(root: Path, n: int, size: int = 256) -> list[str]:
     """Generated catalog in the project layout: root/images/*.jpg + root/metadata.csv."""
-    import csv
+    from dataprep import write_metadata
 
     (root / "images").mkdir(parents=True, exist_ok=True)
     colours = list(CATALOG_COLOURS)
-    ids = []
-    with open(root / "metadata.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "category", "title", "colour", "stripes"])
-        for i in range(n):
-            cat, colour = CATALOG_CATEGORIES[i % 3], colours[(i // 3) % len(colours)]
-            item_id = f"item{i:04d}"
-            draw_item(root / "images" / f"{item_id}.jpg", cat, colour, i, size)
-            w.writerow([item_id, cat, f"{colour} {cat} #{i}", colour, str(i % 5)])
-            ids.append(item_id)
-    return ids
+    rows = []
+    for i in range(n):
+        cat, colour = CATALOG_CATEGORIES[i % 3], colours[(i // 3) % len(colours)]
+        item_id = f"item{i:04d}"
+        draw_item(root / "images" / f"{item_id}.jpg", cat, colour, i, size)
+        rows.append((item_id, cat, f"{colour} {cat} #{i}", (colour, str(i % 5))))
+    write_metadata(root / "metadata.csv", ("colour", "stripes"), rows)
+    return [row[0] for row in rows]
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.bootstrap import BootstrapError, build_commands, main, prepare
-from app.testing import index_small_catalog, make_small_catalog
 from model import ModelConfig, build_retriever
+from tests.app_catalog import index_small_catalog, make_small_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def test_run_app_rejects_bad_arguments_before_doing_anything(args, message):
 
 def test_missing_catalog_is_generated_then_indexed(tmp_path):
     cmds = build_commands(tmp_path / "new", Path("ckpt"), seed=3, per_category=7, python="py")
-    assert cmds[0][:3] == ["py", "-m", "model.demo_catalog"]
+    assert cmds[0][:3] == ["py", "-m", "dataprep.demo_catalog"]
     assert cmds[0][cmds[0].index("--seed") + 1] == "3"
     assert cmds[0][cmds[0].index("--per-category") + 1] == "7"
     assert cmds[1][:4] == ["py", "-m", "indexer", "build"]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import draw_garment, make_small_catalog
 from model import ModelConfig, build_retriever
+from tests.app_catalog import draw_garment, make_small_catalog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ if not Path("/usr/bin/chromium").exists():
     pytest.skip("Debian chromium is not installed (run_tests.sh installs it)",
                 allow_module_level=True)
 
-from app import browser  # noqa: E402  (needs playwright)
+from tests import browser  # noqa: E402  (needs playwright)
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 300  # first start indexes the catalog (PyTorch import included)

@@ -8,25 +8,25 @@ import uuid
 import numpy as np
 import pytest
 
-from app import services
+from app import messages, resources
 from app.history import Reference
 from app.pipeline import (
     reference_from_document,
     reference_from_upload,
     run_query,
 )
-from app.testing import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
-from indexer.connect import CatalogStore
-from indexer.errors import (
+from app.settings import load_app_config
+from imaging import ImageLoadError
+from indexer import (
+    CatalogSearch,
+    CatalogStore,
     DatabaseUnavailableError,
     EmptyCatalogError,
     FingerprintMismatchError,
-    SettingsError,
 )
-from indexer.search import CatalogSearch
-from indexer.settings import load_settings
 from model import ModelConfig, build_retriever
-from model.images import ImageLoadError
+from project_settings import SettingsError, load_settings
+from tests.app_catalog import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +141,8 @@ def test_upload_over_the_byte_limit_is_refused():
 def test_open_index_reports_an_empty_catalog(mongo_env, retriever):
     settings = load_settings(mongo_env, env_file="/nonexistent")
     with pytest.raises(EmptyCatalogError):
-        services.open_index(settings, retriever.fingerprint)
-    msg = services.describe_problem(EmptyCatalogError("empty"), settings)
+        resources.open_index(settings, retriever.fingerprint)
+    msg = messages.describe_problem(EmptyCatalogError("empty"), settings)
     assert "python -m indexer build" in msg and settings.collection_name in msg
 
 
@@ -151,8 +151,8 @@ def test_open_index_reports_a_checkpoint_that_does_not_match(indexed, mongo_env)
     settings = load_settings(env, env_file="/nonexistent")
     other = build_retriever(ModelConfig.tiny(), seed=1)
     with pytest.raises(FingerprintMismatchError) as err:
-        services.open_index(settings, other.fingerprint)
-    msg = services.describe_problem(err.value, settings)
+        resources.open_index(settings, other.fingerprint)
+    msg = messages.describe_problem(err.value, settings)
     assert "re-index" in msg.lower() and "--checkpoint" in msg
 
 
@@ -162,8 +162,8 @@ def test_open_index_reports_a_database_that_is_down():
         uri = f"mongodb://127.0.0.1:{s.getsockname()[1]}"
     settings = load_settings({"MONGO_URI": uri}, env_file="/nonexistent")
     with pytest.raises(DatabaseUnavailableError) as err:
-        services.open_index(settings, "abc")
-    msg = services.describe_problem(err.value, settings)
+        resources.open_index(settings, "abc")
+    msg = messages.describe_problem(err.value, settings)
     assert uri in msg and "python -m indexer.db start" in msg
 
 
@@ -171,16 +171,16 @@ def test_random_item_respects_the_category(index):
     import random
 
     rng = random.Random(0)
-    picks = {services.random_item_id(index, "toptee", rng) for _ in range(20)}
+    picks = {index.random_id("toptee", rng) for _ in range(20)}
     assert picks and all(p.startswith("toptee-") for p in picks)
-    assert services.random_item_id(index, "no-such-category", rng) is None
+    assert index.random_id("no-such-category", rng) is None
 
 
 def test_app_config_reads_upload_limit_and_top_k(mongo_env):
-    cfg = services.load_app_config({**mongo_env, "APP_MAX_UPLOAD_MB": "2", "APP_TOP_K": "7"})
+    cfg = load_app_config({**mongo_env, "APP_MAX_UPLOAD_MB": "2", "APP_TOP_K": "7"})
     assert cfg.max_upload_bytes == 2 * 2**20 and cfg.default_k == 7
     with pytest.raises(SettingsError, match="APP_TOP_K"):
-        services.load_app_config({**mongo_env, "APP_TOP_K": "many"})
+        load_app_config({**mongo_env, "APP_TOP_K": "many"})
 
 
 def test_query_vector_is_unit_length(retriever):
@@ -194,7 +194,7 @@ def test_a_new_build_is_picked_up_without_restarting(mongo_env, mongo_collection
     first = make_small_catalog(tmp_path / "a", colours=1)  # 6 items
     index_small_catalog(first, retriever, mongo_collection)
     settings = load_settings(mongo_env, env_file="/nonexistent")
-    index = services.open_index(settings, retriever.fingerprint)
+    index = resources.open_index(settings, retriever.fingerprint)
     assert index.size == 6 and not index.refresh()  # nothing new: no reload
     bigger = make_small_catalog(tmp_path / "b", colours=3)  # 18 items, 6 of them the same ids
     index_small_catalog(bigger, retriever, mongo_collection)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.testing import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
 from model import ModelConfig, build_retriever
+from tests.app_catalog import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
 
 SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 60  # first run loads the model; later runs take well under a second
@@ -248,7 +248,7 @@ def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
 def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
                                                             retriever):
     """Stop the server under a live session: the page says so; restarting it resumes."""
-    from indexer.embedded_db import EmbeddedConfig, EmbeddedServer
+    from indexer import EmbeddedConfig, EmbeddedServer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -286,11 +286,11 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
 def test_model_and_index_load_once_per_process_not_per_run_or_session(app_env, monkeypatch):
     import streamlit as st
 
-    from app import services
+    from app import resources
 
     st.cache_resource.clear()  # whatever earlier tests loaded
     calls = {"model": 0, "index": 0}
-    real_model, real_index = services.load_model, services.open_index
+    real_model, real_index = resources.load_model, resources.open_index
 
     def counting_model(*args, **kwargs):
         calls["model"] += 1
@@ -300,8 +300,8 @@ def test_model_and_index_load_once_per_process_not_per_run_or_session(app_env, m
         calls["index"] += 1
         return real_index(*args, **kwargs)
 
-    monkeypatch.setattr(services, "load_model", counting_model)
-    monkeypatch.setattr(services, "open_index", counting_index)
+    monkeypatch.setattr(resources, "load_model", counting_model)
+    monkeypatch.setattr(resources, "open_index", counting_index)
     for _ in range(2):  # two shopper sessions, several runs each
         at = search(uploaded(new_app().run(), garment_jpeg()), "red")
         at = search(at, "blue")

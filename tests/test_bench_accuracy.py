@@ -18,7 +18,7 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
-from model.fashioniq import Triplet
+from dataprep import Triplet
 from tests.tiny_dataset import write_tiny_dataset
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench import latency
-from indexer.search import SearchConfig
+from indexer import SearchConfig
 from tests.tiny_dataset import write_tiny_dataset
 
 

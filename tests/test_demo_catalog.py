@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import demo_catalog as dc
-from model.fashioniq import load_fashioniq
-from model.images import load_image
+from dataprep import demo_catalog as dc
+from dataprep import load_fashioniq
+from imaging import load_image
 
 PER_CATEGORY = 24
 

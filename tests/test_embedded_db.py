@@ -14,10 +14,16 @@ import pymongo
 import pytest
 from conftest import REPO_ROOT, free_port
 
-from indexer.connect import ensure_database, mask_uri
-from indexer.embedded_db import EmbeddedConfig, EmbeddedServer, port_open
-from indexer.errors import DatabaseUnavailableError, PortInUseError
-from indexer.settings import load_settings
+from indexer import (
+    DatabaseUnavailableError,
+    EmbeddedConfig,
+    EmbeddedServer,
+    PortInUseError,
+    ensure_database,
+    mask_uri,
+    port_open,
+)
+from project_settings import load_settings
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.fashioniq import Triplet, eval_caption, load_fashioniq, train_caption
+from dataprep import Triplet, eval_caption, load_fashioniq, train_caption
 
 
 def _write_image(path: Path, color=(10, 120, 200)) -> None:
@@ -63,7 +63,7 @@ def official(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_official_layout_reads_triplets_and_galleries(official, caplog) -> None:
     ann, img = official
-    with caplog.at_level(logging.WARNING, logger="model.fashioniq"):
+    with caplog.at_level(logging.WARNING, logger="dataprep.fashioniq"):
         ds = load_fashioniq(ann, img, "val")
     assert sorted(ds.gallery) == ["dress", "shirt"]
     assert ds.gallery["dress"] == ["d1", "d2", "d3"]
@@ -97,7 +97,7 @@ def test_official_layout_category_selection(official) -> None:
 
 def test_no_warning_when_everything_is_present(official, caplog) -> None:
     ann, img = official
-    with caplog.at_level(logging.WARNING, logger="model.fashioniq"):
+    with caplog.at_level(logging.WARNING, logger="dataprep.fashioniq"):
         ds = load_fashioniq(ann, img, "val", categories=["shirt"])
     assert not ds.missing
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -131,7 +131,7 @@ def test_flat_layout(tmp_path: Path, caplog) -> None:
             {"candidate": "e", "target": "a", "captions": ["x", "y"], "relevant": ["a", "d"]},
         ],
     )
-    with caplog.at_level(logging.WARNING, logger="model.fashioniq"):
+    with caplog.at_level(logging.WARNING, logger="dataprep.fashioniq"):
         ds = load_fashioniq(tmp_path, img, "val")
     assert [(t.candidate, t.target, t.category) for t in ds.triplets] == [
         ("a", "b", "all"),

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from dataprep import hm_triplets as hm
-from model.fashioniq import load_fashioniq
+from dataprep import load_fashioniq
 
 HM = Path(os.environ.get("HM_DIR", Path(__file__).resolve().parents[2] / "shared/data/hm"))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from model.images import MAX_IMAGE_PIXELS, ImageLoadError, load_image
+from imaging import MAX_IMAGE_PIXELS, ImageLoadError, load_image
 
 
 def _jpeg_bytes(size=(40, 30), color=(200, 10, 10), exif=None) -> bytes:

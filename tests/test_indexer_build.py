@@ -21,15 +21,20 @@ from bson.binary import Binary
 from conftest import CATALOG_CATEGORIES, REPO_ROOT, draw_item, free_port, write_catalog
 from PIL import Image
 
-from indexer.build import BuildConfig, build_index
-from indexer.build_record import effective_status
-from indexer.catalog import discover, shard_of
-from indexer.connect import CatalogStore
-from indexer.errors import DimensionMismatchError, IndexerError
-from indexer.stats import catalog_stats
-from indexer.vectors import from_binary
+from imaging import load_image
+from indexer import (
+    BuildConfig,
+    CatalogStore,
+    DimensionMismatchError,
+    IndexerError,
+    build_index,
+    catalog_stats,
+    discover,
+    effective_status,
+    from_binary,
+    shard_of,
+)
 from model import load_retriever
-from model.images import load_image
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from indexer.catalog import DEFAULT_CATEGORY, discover, parse_shard, shard_of
+from indexer import DEFAULT_CATEGORY, discover, parse_shard, shard_of
 
 
 def touch_images(folder, ids):

@@ -9,13 +9,19 @@ import numpy as np
 import pytest
 from bson import ObjectId
 
-from indexer.build import BuildConfig, build_index
-from indexer.catalog import discover
-from indexer.connect import CatalogStore
-from indexer.errors import EmptyCatalogError, FingerprintMismatchError
-from indexer.search import CatalogSearch, SearchConfig
-from indexer.vectors import from_binary, to_binary
-from model.images import load_image
+from imaging import load_image
+from indexer import (
+    BuildConfig,
+    CatalogSearch,
+    CatalogStore,
+    EmptyCatalogError,
+    FingerprintMismatchError,
+    SearchConfig,
+    build_index,
+    discover,
+    from_binary,
+    to_binary,
+)
 
 DIM = 24
 CATS = ("dress", "shirt", "toptee")

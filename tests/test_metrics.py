@@ -55,8 +55,8 @@ def test_kept_and_tag_groups_over_one_gallery():
     groups pool the queries that carry any of their tags."""
     import numpy as np
 
+    from dataprep import FashionIQSplit, Triplet
     from model.evaluate import evaluate_kept, evaluate_tags
-    from model.fashioniq import FashionIQSplit, Triplet
 
     vec = {"a1": [1, 0], "a2": [0.9, 0.1], "b1": [0, 1], "b2": [0.1, 0.9]}
     kinds = {"a1": "dress", "a2": "dress", "b1": "shirt", "b2": "shirt"}

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from dataprep import load_fashioniq
 from model import ModelConfig, build_retriever, load_retriever
 from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
-from model.fashioniq import load_fashioniq
 from model.feature_cache import extract_features
 from model.train import TrainConfig, Trainer, flip_grid
 from model.train import main as train_main

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from model import product_triplets as pt
-from model.fashioniq import load_fashioniq
+from dataprep import load_fashioniq
+from dataprep import product_triplets as pt
 
 DATA = Path(
     os.environ.get(

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import SettingsError
-from indexer.settings import REPO_ROOT, Settings, load_settings
+from project_settings import REPO_ROOT, Settings, SettingsError, load_settings
 
 
 def load(env: dict[str, str], tmp_path: Path, dotenv: str | None = None) -> Settings:

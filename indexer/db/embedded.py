@@ -26,7 +26,7 @@ import pymongo
 import pymongo.errors
 
 from indexer.errors import EmbeddedDBError, PortInUseError
-from indexer.settings import Settings
+from project_settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ def ping(uri: str, timeout_ms: int = 1000, **client_kwargs) -> bool:
         client.close()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """True when ``pid`` is a live (non-zombie) process; reaps it if it is our dead child."""
+    if not pid or pid <= 0:
+        return False
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
@@ -155,7 +157,7 @@ class EmbeddedServer:
                                     f"on {self.config.host}:{self.config.port} (not started "
                                     "by this project)")
             return ServerStatus("stopped", uri, None, "not running")
-        if pid <= 0 or not _pid_alive(pid) or not _is_our_server(pid, self.config.port):
+        if pid <= 0 or not pid_alive(pid) or not _is_our_server(pid, self.config.port):
             return ServerStatus("stale", uri, pid,
                                 f"stale PID file {self.pid_file}: process {pid} is not a running "
                                 "SecantusDB server (it was killed or the machine restarted)")
@@ -280,7 +282,7 @@ class EmbeddedServer:
             return "already gone"
         deadline = time.monotonic() + self.config.stop_timeout_s
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return "SIGTERM"
             time.sleep(0.05)
         log.warning("SecantusDB pid %d ignored SIGTERM for %.0f s; sending SIGKILL", pid,
@@ -289,7 +291,7 @@ class EmbeddedServer:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        while _pid_alive(pid):
+        while pid_alive(pid):
             time.sleep(0.05)
         return "SIGKILL"
 

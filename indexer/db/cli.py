@@ -1,4 +1,4 @@
-"""CLI for the embedded database: ``python -m indexer.db start|stop|status``.
+"""The embedded database's command line: ``python -m indexer.db start|stop|status``.
 
 Why a CLI: the app and the indexer start the server on demand, but a developer wants to see
 whether it runs, where its files are, and to stop it before deleting ``data/``.
@@ -10,10 +10,10 @@ import argparse
 import logging
 import sys
 
-from indexer.connect import mask_uri
-from indexer.embedded_db import EmbeddedServer, ping
+from indexer.db.embedded import EmbeddedServer, ping
+from indexer.db.store import mask_uri
 from indexer.errors import IndexerError
-from indexer.settings import load_settings
+from project_settings import SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{st.state}: {st.message}\n  uri: {st.uri}\n  data: {server.storage}\n"
               f"  log: {server.log_file}")
         return 0 if st.state == "running" else 3
-    except IndexerError as exc:
+    except (IndexerError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

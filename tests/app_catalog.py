@@ -1,18 +1,18 @@
-"""Small real catalogs for the app's tests and smoke checks (no mocks, seconds to build).
+"""Small real catalogs for the app's tests (no mocks, seconds to build).
 
-Why in app/ and not in tests/: the AppTest logic tests, the browser end-to-end test and a
-manual smoke run all need the same tiny catalog (images on disk, metadata.csv, documents
-indexed with a real tiny checkpoint), and tests/conftest.py belongs to the indexer.
+The AppTest logic tests, the browser end-to-end test and the bootstrap tests all need the same
+tiny catalog: images on disk, metadata.csv, documents indexed with a real tiny checkpoint.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from dataprep import write_metadata
 
 COLOURS = {
     "red": (200, 30, 40), "navy": (20, 30, 90), "green": (40, 150, 60), "yellow": (230, 200, 40),
@@ -66,13 +66,9 @@ def make_small_catalog(root: Path, colours: int = 8) -> SmallCatalog:
                 item_id = f"{category}-{name}-{sleeve}"
                 draw_garment(category, rgb, long_sleeves).save(cat.images / f"{item_id}.jpg",
                                                                quality=90)
-                rows.append({"id": item_id, "category": category,
-                             "title": f"{name.title()} {sleeve}-sleeved {category}",
-                             "color": name, "sleeve": sleeve})
-    with cat.metadata.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["id", "category", "title", "color", "sleeve"])
-        writer.writeheader()
-        writer.writerows(rows)
+                rows.append((item_id, category, f"{name.title()} {sleeve}-sleeved {category}",
+                             (name, sleeve)))
+    write_metadata(cat.metadata, ("color", "sleeve"), rows)
     return cat
 
 
@@ -84,9 +80,7 @@ def jpeg_bytes(image: Image.Image) -> bytes:
 
 def index_small_catalog(catalog: SmallCatalog, retriever, collection) -> int:
     """Index ``catalog`` into the pymongo ``collection`` with the real indexer; returns count."""
-    from indexer.build import BuildConfig, build_index
-    from indexer.catalog import discover
-    from indexer.connect import CatalogStore
+    from indexer import BuildConfig, CatalogStore, build_index, discover
 
     items = discover(catalog.images, [catalog.metadata])
     store = CatalogStore.from_collection(collection)

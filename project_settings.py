@@ -1,5 +1,8 @@
 """Project settings: one frozen dataclass loaded on demand from the environment and ``.env``.
 
+Shared by the indexer, the app and the benchmarks (repository root, checkpoint, catalog folder,
+database), so it lives beside them rather than inside any one of them.
+
 Why a function and not module-level constants: tests, the CLI and the app each need to load
 settings with different environments, and nothing should read ``os.environ`` as a side effect
 of an import. Precedence: process environment, then ``.env`` (python-dotenv), then defaults
@@ -16,9 +19,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from indexer.errors import SettingsError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_EMBEDDED_HOST = "127.0.0.1"
 DEFAULT_EMBEDDED_PORT = 27017
 DEFAULT_DB_NAME = "fashionvlp"
@@ -33,9 +34,15 @@ VARIABLES: dict[str, str] = {
     "CHECKPOINT": "retriever checkpoint directory used by the indexer and the app",
     "CATALOG_DIR": "catalog folder (images + metadata.csv) indexed by default",
     "EMBEDDED_DB_PORT": "port of the embedded SecantusDB server",
+    "DEVICE": "where the indexer and the app run the model: auto (CUDA when present), cpu, cuda",
 }
+DEVICES = ("auto", "cpu", "cuda")
 
 _DB_NAME_FORBIDDEN = re.compile(r'[/\\. "$*<>:|?\x00]')
+
+
+class SettingsError(ValueError):
+    """A configuration value (environment or .env) is malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Settings:
     catalog_dir: Path = REPO_ROOT / "data" / "demo_catalog"
     embedded_port: int = DEFAULT_EMBEDDED_PORT
     embedded_host: str = DEFAULT_EMBEDDED_HOST
+    device: str = "auto"
 
     @property
     def embedded_uri(self) -> str:
@@ -110,7 +118,14 @@ def load_settings(
             "CATALOG_DIR", raw.get("CATALOG_DIR"), REPO_ROOT / "data" / "demo_catalog"
         ),
         embedded_port=_port(raw.get("EMBEDDED_DB_PORT")),
+        device=_device(raw.get("DEVICE", "auto")),
     )
+
+
+def _device(value: str) -> str:
+    if value not in DEVICES and not re.fullmatch(r"cuda:\d+", value):
+        raise SettingsError(f"DEVICE={value!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+    return value
 
 
 def _mongo_uri(value: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Connecting to the catalog database: a real MongoDB from MONGO_URI, or the embedded server.
+"""The catalog database layer: connecting (MONGO_URI or the embedded server) and the store.
 
 Why here and not in each caller: the app, the indexer CLI and the benchmarks must agree on
 when the embedded server is started, on failing fast (seconds, not pymongo's 30 s default)
@@ -15,9 +15,9 @@ import pymongo
 import pymongo.errors
 from pymongo.collection import Collection
 
-from indexer.embedded_db import EmbeddedServer, ping, port_open
+from indexer.db.embedded import EmbeddedServer, ping, port_open
 from indexer.errors import DatabaseUnavailableError, PortInUseError
-from indexer.settings import Settings
+from project_settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ Images stay where they are: OUT holds ``captions/``, ``image_splits/``, ``metada
 ``stats.json``; pass ``DATA/images`` as the images folder. The train/val split is fixed per item
 (a hash of its id, independent of the seed); the seed only changes which pairs are drawn.
 
-    python -m model.product_triplets --data ../shared/data/fashion-products --out DIR [--seed S]
+    python -m dataprep.product_triplets --data ../shared/data/fashion-products --out DIR [--seed S]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import argparse
 import csv
 import hashlib
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.fashioniq import write_json
+from dataprep.layout import scan_images, write_json, write_metadata, write_split
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +71,7 @@ SIMILAR_COLOURS = (
 )
 KIND_WEIGHTS = {"colour": 0.4, "type": 0.25, "pattern": 0.2, "colour+pattern": 0.15}
 SPLITS = ("train", "val")
+METADATA_ATTRIBUTES = ("gender", "type", "colour", "pattern")  # metadata.csv columns after title
 
 
 @dataclass
@@ -120,8 +120,7 @@ def read_products(data: Path, limit: int | None = None) -> tuple[list[Product], 
         raise FileNotFoundError(
             f"{str(csv_path)!r} not found; pass --data the fashion-products folder"
         )
-    with os.scandir(data / "images") as entries:
-        on_disk = {e.name[:-4] for e in entries if e.name.endswith(".jpg")}
+    on_disk = scan_images(data / "images", recursive=False, extensions=(".jpg",)).by_id
     dropped: dict[str, int] = defaultdict(int)
     products = []
     with csv_path.open(encoding="utf-8", newline="") as f:
@@ -332,8 +331,7 @@ def build_product_triplets(cfg: ProductTripletsConfig) -> dict:
     """Write annotations, metadata.csv and stats.json under cfg.out; returns the stats."""
     products, dropped = read_products(cfg.data, cfg.limit)
     out = Path(cfg.out)
-    (out / "captions").mkdir(parents=True, exist_ok=True)
-    (out / "image_splits").mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     split = {p.id: split_of(p.id, cfg.val_fraction) for p in products}
     stats: dict = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
@@ -368,10 +366,7 @@ def build_product_triplets(cfg: ProductTripletsConfig) -> dict:
                     entry["relevant"] = by_key[tgt.key]
                 entries.append(entry)
                 kinds[kind] += 1
-            write_json(out / "captions" / f"cap.{family}.{name}.json", entries)
-            write_json(
-                out / "image_splits" / f"split.{family}.{name}.json", [p.id for p in members]
-            )
+            write_split(out, family, name, entries, [p.id for p in members])
             fam_stats[name] = {
                 "images": len(members),
                 "triplets": len(entries),
@@ -381,22 +376,16 @@ def build_product_triplets(cfg: ProductTripletsConfig) -> dict:
                 sizes = [len(e["relevant"]) for e in entries]
                 fam_stats[name]["relevant_median"] = float(np.median(sizes))
         stats["families"][family] = fam_stats
-    _write_metadata(out / "metadata.csv", products)
+    write_metadata(out / "metadata.csv", METADATA_ATTRIBUTES,
+                   ((p.id, p.family, p.title, (p.gender, p.type, p.colour, p.pattern))
+                    for p in products))
     write_json(out / "stats.json", stats, indent=2)
     return stats
 
 
-def _write_metadata(path: Path, products: Sequence[Product]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "category", "title", "gender", "type", "colour", "pattern"])
-        for p in products:
-            writer.writerow([p.id, p.family, p.title, p.gender, p.type, p.colour, p.pattern])
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m model.product_triplets", description=__doc__.split("\n\n")[0]
+        prog="python -m dataprep.product_triplets", description=__doc__.split("\n\n")[0]
     )
     d = ProductTripletsConfig(data=Path("."), out=Path("."))
     p.add_argument("--data", type=Path, required=True, help="fashion-products folder")

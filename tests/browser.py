@@ -1,5 +1,5 @@
 """Driving the running app in headless Chromium (Playwright): for the end-to-end test and for
-the README screenshot (``python -m app.browser --url ... --image ... --out ...``).
+the README screenshot (``python -m tests.browser --url ... --image ... --out ...``).
 
 Why shared: both must perform the same shopper actions and wait for the same signals, and the
 waits encode how the page works (a search is finished when its "N results for" caption shows).

@@ -1,4 +1,4 @@
-"""Robust image loading shared by training, the indexer and the app.
+"""Robust image loading shared by data preparation, training, the indexer and the app.
 
 Every image that enters the system (catalog photos, shopper uploads, dataset files) goes through
 :func:`load_image`, so bad input fails the same way everywhere: one :class:`ImageLoadError` whose

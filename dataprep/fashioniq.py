@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from typing import Literal, Protocol
 
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
+
+from dataprep.layout import scan_images
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +73,6 @@ class FashionIQSplit:
         return list(self.gallery)
 
 
-def write_json(path: Path, data, indent: int | None = None) -> None:
-    """Annotation files are written one way everywhere (UTF-8, trailing newline)."""
-    path.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
-
-
 def eval_caption(captions: Sequence[str]) -> str:
     """The evaluation query text, exactly as CLIP4Cir/SPRC build it (numbers stay comparable)."""
     if not captions:
@@ -108,20 +104,7 @@ def train_caption(captions: Sequence[str], rng: _Rng) -> str:
 
 def _index_images(images: Path) -> dict[str, Path]:
     """id -> path of every image in ``images`` (one directory listing, not a stat per id)."""
-    if not images.is_dir():
-        raise FileNotFoundError(f"image folder {str(images)!r} does not exist; check the path.")
-    rank = {suffix: i for i, suffix in enumerate(IMAGE_SUFFIXES)}
-    found: dict[str, Path] = {}
-    with os.scandir(images) as entries:
-        for entry in entries:
-            stem, suffix = os.path.splitext(entry.name)
-            suffix = suffix.lower()
-            if suffix not in rank:
-                continue
-            current = found.get(stem)
-            if current is None or rank[suffix] < rank[current.suffix.lower()]:
-                found[stem] = Path(entry.path)
-    return found
+    return scan_images(images, recursive=False, extensions=IMAGE_SUFFIXES).by_id
 
 
 def _is_readable(path: Path, check: ImageCheck) -> bool:
