@@ -349,12 +349,13 @@ class Trainer:
     def save(self, metrics: dict) -> None:
         meta = {"epoch": self.epoch, "metrics": metrics, "train": dataclasses.asdict(self.cfg)}
         last = self.out / "last"
+        improved = metrics["score"] >= self.best
+        self.best = max(self.best, metrics["score"])  # before the state: a resume knows it
         self.retriever.save(last, meta)
         torch.save({"optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(), "loss": self.loss.state_dict(),
                     "epoch": self.epoch, "best": self.best}, last / "train_state.pt")
-        if metrics["score"] >= self.best:
-            self.best = metrics["score"]
+        if improved:
             best = self.out / "best"
             tmp = self.out / "best.tmp"
             shutil.rmtree(tmp, ignore_errors=True)

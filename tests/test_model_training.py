@@ -83,6 +83,11 @@ def test_train_cli_writes_best_and_last_and_resumes(tiny_data, tmp_path, capsys)
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
     assert load_retriever(run / "last").meta["epoch"] == 3
+    # The resumed run knew the best score so far: best/ holds the best of all three epochs.
+    scores = [json.loads(x)["score"] for x in lines]
+    assert load_retriever(run / "best").meta["metrics"]["score"] == max(scores)
+    state = torch.load(run / "last" / "train_state.pt", weights_only=True)
+    assert state["best"] == max(scores)
 
 
 def test_evaluate_cli_prints_table_and_writes_json(tiny_data, tmp_path, capsys):
