@@ -189,6 +189,30 @@ def format_tables(results: dict, gaps: dict, sizes: dict) -> str:
     return "\n\n".join(blocks)
 
 
+def run_baselines(cfg: AccuracyConfig, data: list[Data], bank, meta: dict,
+                  results: dict[str, dict[str, dict]]) -> tuple[dict, int]:
+    """Train every baseline on all datasets' train splits and score it into ``results``;
+    returns (training stats per baseline, number of training triplets)."""
+    images = pooled_image_features(bank)
+    rows = bank.index
+    embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
+    embed.prepare(eval_caption(t.captions) for d in data for t in d.val.triplets)
+    val_queries = cfg.max_val_queries or meta.get("train", {}).get(
+        "max_val_queries") or 1000  # what the checkpoint's own epoch selection used
+    train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
+    training = {}
+    for name in cfg.baselines:
+        model = build_baseline(name, images.shape[1], embed.dim, cfg.baseline)
+        stats = train_baseline(model, train, cfg.baseline, lambda m: val_score(
+            data, baseline_encoders(m, rows, images, embed), val_queries))
+        training[name] = stats | {"max_val_queries": val_queries}
+        enc = baseline_encoders(model, rows, images, embed)
+        for d in data:
+            results[d.spec.name][name] = score(d, enc, cfg.max_queries)
+        logger.info("%s: %s", name, {d: results[d][name]["average"] for d in results})
+    return training, len(train)
+
+
 def run(cfg: AccuracyConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     retriever = load_retriever(cfg.checkpoint)
@@ -201,23 +225,8 @@ def run(cfg: AccuracyConfig) -> dict:
         results[d.spec.name][MODEL] = score(d, encoders, cfg.max_queries)
     logger.info("FashionVLP evaluated in %.0f s", time.perf_counter() - t0)
 
-    images = pooled_image_features(bank)
-    rows = bank.index
-    embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
-    embed.prepare(eval_caption(t.captions) for d in data for t in d.val.triplets)
-    val_queries = cfg.max_val_queries or retriever.meta.get("train", {}).get(
-        "max_val_queries") or 1000  # what the checkpoint's own epoch selection used
-    train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
-    training = {}
-    for name in cfg.baselines:
-        model = build_baseline(name, images.shape[1], embed.dim, cfg.baseline)
-        stats = train_baseline(model, train, cfg.baseline, lambda m: val_score(
-            data, baseline_encoders(m, rows, images, embed), val_queries))
-        training[name] = stats
-        enc = baseline_encoders(model, rows, images, embed)
-        for d in data:
-            results[d.spec.name][name] = score(d, enc, cfg.max_queries)
-        logger.info("%s: %s", name, {d: results[d][name]["average"] for d in results})
+    training, train_triplets = (run_baselines(cfg, data, bank, retriever.meta, results)
+                                if cfg.baselines else ({}, 0))
 
     gaps = margins(results)
     ties = ceiling_ties(results)
@@ -235,8 +244,7 @@ def run(cfg: AccuracyConfig) -> dict:
                 v for by_b in beats.values() for v in by_b.values()),
             "fashionvlp_beats_every_baseline_except_ties_at_ceiling": all(
                 v for by_b in beats.values() for v in by_b.values()),
-            "baseline_training": training, "sizes": sizes, "max_val_queries": val_queries,
-            "train_triplets": len(train)}
+            "baseline_training": training, "sizes": sizes, "train_triplets": train_triplets}
 
 
 def _training_summary(meta: dict) -> dict:
