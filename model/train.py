@@ -143,8 +143,8 @@ class TripletBatches:
       reference's kind when a shopper searches all categories at once.
 
     Each batch first picks a dataset with probability ``dataset_weights`` (default: in
-    proportion to its triplets), so a small, important dataset is not drowned out. Batches
-    are a deterministic function of (seed, epoch), so a resumed run draws what it would have.
+    proportion to its triplets), so a small, important dataset is not drowned out. Which
+    triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
