@@ -272,8 +272,20 @@ class EmbeddedServer:
                 return ServerStatus("stopped", st.uri, st.pid, f"{st.message}; removed it")
             assert st.pid is not None
             how = self._terminate(st.pid)
+            self._wait_port_closed()
             self.pid_file.unlink(missing_ok=True)
             return ServerStatus("stopped", st.uri, st.pid, f"stopped pid {st.pid} ({how})")
+
+    def _wait_port_closed(self) -> None:
+        """The process can be gone a moment before the kernel stops accepting on its port (seen
+        under load): a restart right after stop() must not find the port still answering."""
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        while port_open(self.config.host, self.config.port, timeout=0.2):
+            if time.monotonic() > deadline:
+                log.warning("port %d still accepts connections %.0f s after SecantusDB stopped",
+                            self.config.port, self.config.stop_timeout_s)
+                return
+            time.sleep(0.05)
 
     def _terminate(self, pid: int) -> str:
         try:
