@@ -1,0 +1,62 @@
+"""Normalise the shopper's feedback text before it reaches the model.
+
+Why the app caps the text itself although the tokenizer truncates too: the tokenizer cuts
+silently at a token count, so the shopper would never learn that the end of a long message was
+ignored. Cutting at a character limit here lets the page say so.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+MAX_FEEDBACK_CHARS = 300  # about 60 words; far beyond the model's token budget already
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Feedback as the model will see it, plus what the page should tell the shopper."""
+
+    text: str  # cleaned, possibly truncated; "" means "retrieve by image alone"
+    original_length: int  # characters after cleaning, before truncation
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)  # messages for the page, in order
+
+    @property
+    def empty(self) -> bool:
+        return self.text == ""
+
+
+def normalize_feedback(raw: str | None, max_chars: int = MAX_FEEDBACK_CHARS) -> Feedback:
+    """Clean ``raw`` (NFC, control characters to spaces, whitespace collapsed) and cap its length.
+
+    Truncation prefers the last word boundary inside the limit so the model never sees half a
+    word ("navy with long sle"), unless that would drop more than a fifth of the allowed text.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be positive, got {max_chars}")
+    text = unicodedata.normalize("NFC", raw or "")
+    # Control characters (newlines, tabs, NUL) become spaces; lone surrogates cannot be encoded.
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    if not text:
+        return Feedback(
+            text="",
+            original_length=0,
+            notes=["No feedback given: results are retrieved by the image alone."],
+        )
+    if len(text) <= max_chars:
+        return Feedback(text=text, original_length=len(text))
+    cut = text[:max_chars]
+    space = cut.rfind(" ")
+    if space >= max_chars * 0.8:
+        cut = cut[:space]
+    cut = cut.rstrip(" ,;:-")
+    note = (
+        f"Feedback is {len(text)} characters long; only the first {len(cut)} were used "
+        f"(limit {max_chars}). Put the most important change first."
+    )
+    return Feedback(text=cut, original_length=len(text), truncated=True, notes=[note])

@@ -1,0 +1,161 @@
+"""The query pipeline the page calls: reference image + feedback -> ranked catalog items.
+
+Plain Python with the encoder and the search passed in (the CLIP4Cir lesson: the UI, the tests
+and any benchmark share one path), so tests hand it a tiny real model and a real database.
+Nothing here touches Streamlit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from app.feedback import MAX_FEEDBACK_CHARS, normalize_feedback
+from app.history import Reference, ResultItem, Turn
+from imaging import ImageLoadError, load_image, make_thumbnail
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_PX = 256  # side of the JPEG kept for uploads in the history strip
+
+
+class QueryEncoder(Protocol):
+    """What the pipeline needs from ``model.Retriever``."""
+
+    def encode_query(self, image: Image.Image, text: str) -> np.ndarray: ...
+
+
+class CatalogIndex(Protocol):
+    """What the pipeline needs from the indexer's search class."""
+
+    def search(
+        self, query_vec: np.ndarray, k: int, category: str | None = None
+    ) -> list[tuple[str, float]]: ...
+
+    def fetch(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+def reference_from_upload(data: bytes, name: str, *, max_bytes: int | None = None) -> Reference:
+    """Validate and decode an uploaded file; raises ImageLoadError with a message for the page."""
+    kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
+    image = load_image(data, **kwargs)
+    return Reference(
+        kind="upload",
+        key=Reference.upload_key(data),
+        label=name or "uploaded image",
+        image=image,
+        thumbnail=make_thumbnail(image, THUMBNAIL_PX),
+    )
+
+
+def resolve_image_path(raw: str | None, search_dirs: Sequence[Path] = ()) -> Path | None:
+    """Find a document's image file: as stored, else relative to each of ``search_dirs``."""
+    if not raw:
+        return None
+    path = Path(raw)
+    if path.is_file():
+        return path
+    if not path.is_absolute():
+        for base in search_dirs:
+            if (base / path).is_file():
+                return base / path
+    return None
+
+
+def reference_from_document(
+    doc: Mapping[str, Any], search_dirs: Sequence[Path] = ()
+) -> Reference:
+    """Turn a catalog document into a reference: the full image, else its thumbnail.
+
+    Why the fallback: the catalog folder may have moved or been deleted since indexing; the
+    stored thumbnail still gives the model a (smaller) picture of the garment.
+    """
+    item_id = str(doc["_id"])
+    thumbnail = bytes(doc["thumbnail"]) if doc.get("thumbnail") else None
+    image: Image.Image | None = None
+    path = resolve_image_path(doc.get("image_path"), search_dirs)
+    if path is not None:
+        try:
+            image = load_image(path)
+        except ImageLoadError as err:
+            log.warning("catalog image of %s unreadable (%s); using its thumbnail", item_id, err)
+    elif doc.get("image_path"):
+        log.warning("catalog image %s of %s is missing; using its thumbnail",
+                    doc.get("image_path"), item_id)
+    if image is None and thumbnail is not None:
+        image = load_image(thumbnail)
+    if image is None:
+        raise ImageLoadError(
+            f"catalog item {item_id} has neither a readable image file nor a thumbnail; "
+            "re-index the catalog with `python -m indexer build`"
+        )
+    return Reference(
+        kind="catalog",
+        key=item_id,
+        label=str(doc.get("title") or item_id),
+        image=image,
+        thumbnail=thumbnail or make_thumbnail(image, THUMBNAIL_PX),
+    )
+
+
+def result_from_document(doc: Mapping[str, Any], score: float) -> ResultItem:
+    return ResultItem(
+        item_id=str(doc["_id"]),
+        score=float(score),
+        title=str(doc.get("title") or doc["_id"]),
+        category=str(doc.get("category") or ""),
+        attributes=dict(doc.get("attributes") or {}),
+        thumbnail=bytes(doc["thumbnail"]) if doc.get("thumbnail") else None,
+        image_path=doc.get("image_path"),
+    )
+
+
+def run_query(
+    encoder: QueryEncoder,
+    index: CatalogIndex,
+    reference: Reference,
+    raw_feedback: str | None,
+    *,
+    k: int,
+    category: str | None = None,
+    max_chars: int = MAX_FEEDBACK_CHARS,
+) -> Turn:
+    """Encode (reference, feedback), search the in-memory index, fetch the top-k documents.
+
+    A catalog reference is left out of its own results: the shopper asked for something
+    *different* from it, and with weak feedback it would otherwise always rank first.
+    """
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    feedback = normalize_feedback(raw_feedback, max_chars)
+    t0 = time.perf_counter()
+    query = encoder.encode_query(reference.image, feedback.text)
+    t1 = time.perf_counter()
+    exclude = reference.key if reference.kind == "catalog" else None
+    hits = index.search(query, k + (exclude is not None), category)
+    hits = [(i, s) for i, s in hits if i != exclude][:k]
+    t2 = time.perf_counter()
+    docs = {str(d["_id"]): d for d in index.fetch([i for i, _ in hits])}
+    t3 = time.perf_counter()
+    results = [result_from_document(docs[i], s) for i, s in hits if i in docs]
+    notes = list(feedback.notes)
+    if len(results) < len(hits):
+        notes.append(f"{len(hits) - len(results)} result(s) vanished from the database since "
+                     "the index was loaded; reload the page to refresh the index.")
+    log.info("query k=%d category=%s: encode %.0f ms, search %.1f ms, fetch %.0f ms",
+             k, category, 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+    return Turn(
+        reference=reference,
+        feedback=feedback.text,
+        results=results,
+        notes=notes,
+        k=k,
+        category=category,
+        latency_ms=1e3 * (t3 - t0),
+    )

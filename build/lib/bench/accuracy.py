@@ -1,0 +1,340 @@
+"""Accuracy: the trained FashionVLP against four baselines over the same frozen encoders.
+
+    source scripts/env.sh && .venv/bin/python -m bench.accuracy --checkpoint checkpoints/demo
+
+On each dataset's val split (FashionIQ protocol: per category, gallery = that category's val
+images, query text = eval_caption) it reports R@10 and R@50 of the exact target and, where val
+entries carry "relevant" lists (the real-photo triplets), hit@10 and P@10 of attribute matches.
+Every method -- the model and each baseline -- is scored by the one shared path,
+model.evaluate.evaluate_split, with its own two encoding functions. Baselines are trained here
+on the train splits of all datasets together (as the demo checkpoint is), for a fixed number
+of epochs each (bench.baselines.DEFAULT_EPOCHS: about 1-2.5 minutes each on one thread).
+Prints the tables and the margins of FashionVLP over every baseline, and writes
+bench/results/accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench._common import RESULTS, machine_line, run_benchmark, table
+from bench.baselines import (
+    BASELINES,
+    BaselineConfig,
+    baseline_encoders,
+    build_baseline,
+    pooled_image_features,
+    train_baseline,
+    triplet_tensors,
+)
+from bench.text_features import TextConfig, TextEmbedder
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq
+from model import load_retriever
+from model.evaluate import (
+    evaluate_kept,
+    evaluate_split,
+    evaluate_tags,
+    item_kinds,
+    model_encoders,
+    restrict_to_bank,
+)
+from model.feature_cache import extract_features
+
+logger = logging.getLogger(__name__)
+
+MODEL = "FashionVLP"
+DEFAULT_DATASETS = ["data/demo_catalog:data/demo_catalog/images",
+                    "data/products:../shared/data/fashion-products/images",
+                    "data/hm:../shared/data/hm/images"]
+METRICS = ("R@10", "R@50", "mean", "hit@10", "P@10", "kept@10", "colourway R@10",
+           "colourway R@50", "attribute R@10", "attribute P@10")  # "mean" = (R@10+R@50)/2
+CEILING_METRICS = ("R@10", "R@50", "mean", "hit@10", "kept@10", "colourway R@10",
+                   "colourway R@50", "attribute R@10")  # percentages whose best value is 100
+# Queries grouped by their tags (the H&M triplets carry them): kind, then changed attribute.
+TAG_GROUPS = {"colourway": ["colourway"], "attribute": ["attribute"], "sleeve": ["sleeve"],
+              "neckline": ["neckline"], "length": ["length"],
+              "pattern/material": ["pattern", "material"], "fit/waist": ["fit", "waist"],
+              "closure": ["closure"]}
+# Reported per attribute, but not part of the verdict (small groups; the floors are above).
+DETAIL_METRICS = tuple(f"{g} {m}" for g in list(TAG_GROUPS)[2:] for m in ("R@10", "P@10"))
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    annotations: Path
+    images: Path
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        """'ANNOTATIONS[:IMAGES]'; images default to ANNOTATIONS/images."""
+        annotations, _, images = text.partition(":")
+        root = Path(annotations)
+        return cls(root.name, root, Path(images) if images else root / "images")
+
+
+@dataclass
+class AccuracyConfig:
+    checkpoint: str = "checkpoints/demo"
+    datasets: list[str] = field(default_factory=lambda: list(DEFAULT_DATASETS))
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    cache_dir: str = "data/feature_cache"  # backbone + text feature cache ('' disables)
+    text_model: str = "all-MiniLM-L6-v2"  # frozen sentence encoder of the baselines
+    max_queries: int | None = None  # per category, for quick checks (default: all)
+    max_val_queries: int | None = None  # per category, for baseline epoch selection; default:
+    # the value the checkpoint's training recorded (model.train validates on that many)
+    workers: int = 1  # image decoding processes when features are not cached yet
+    threads: int = 1  # torch threads: with 2 on this shared 2-core CPU, any other busy
+    # process made baseline training 5-10x slower (OpenMP threads wait on each other)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    out_dir: str = str(RESULTS)
+
+
+@dataclass
+class Data:
+    spec: DatasetSpec
+    train: FashionIQSplit
+    val: FashionIQSplit
+    kinds: dict[str, str] = field(default_factory=dict)  # id -> product type (kept@10)
+
+
+def remembered(encoders):
+    """The (queries, gallery) encoders with every vector computed once: kept@10 and the tag
+    groups rank the same queries and gallery items again, and a query costs a transformer pass."""
+    encode_queries, encode_gallery = encoders
+    seen_queries: dict[tuple[str, str], np.ndarray] = {}
+    seen_items: dict[str, np.ndarray] = {}
+
+    def queries(refs, texts):
+        new = list(dict.fromkeys(k for k in zip(refs, texts, strict=True)
+                                 if k not in seen_queries))
+        if new:
+            vectors = encode_queries([r for r, _ in new], [t for _, t in new])
+            seen_queries.update(zip(new, vectors, strict=True))
+        return np.stack([seen_queries[k] for k in zip(refs, texts, strict=True)])
+
+    def gallery(ids):
+        new = [i for i in dict.fromkeys(ids) if i not in seen_items]
+        if new:
+            seen_items.update(zip(new, encode_gallery(new), strict=True))
+        return np.stack([seen_items[i] for i in ids])
+
+    return queries, gallery
+
+
+def score(d: Data, encoders, max_queries: int | None) -> dict[str, dict]:
+    """One method on one dataset: the FashionIQ table, with kept@10 (all categories in one
+    gallery) and, where triplets carry tags, colourway / attribute-change metrics in
+    "average" beside the category means."""
+    encoders = remembered(encoders)
+    results = evaluate_split(d.val, *encoders, max_queries)
+    extra = evaluate_kept(d.val, *encoders, d.kinds, 10, max_queries)
+    extra.pop("queries", None)
+    for group, m in evaluate_tags(d.val, *encoders, TAG_GROUPS, max_queries).items():
+        extra.update({f"{group} {k}": v for k, v in m.items()
+                      if k in ("R@10", "R@50", "P@10", "queries")})
+    results["average"].update(extra)
+    return results
+
+
+def load_data(cfg: AccuracyConfig, encoder):
+    """Both splits of every dataset and one feature bank over all their images."""
+    data = []
+    for text in cfg.datasets:
+        spec = DatasetSpec.parse(text)
+        val = load_fashioniq(spec.annotations, spec.images, "val")
+        data.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"), val,
+                         item_kinds(spec.annotations, val)))
+    paths = {}
+    for d in data:
+        paths.update(d.train.image_paths)
+        paths.update(d.val.image_paths)
+    bank = extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers)
+    for d in data:
+        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
+    return data, bank
+
+
+def val_score(data: list[Data], encoders, max_queries: int | None) -> float:
+    """model.train.validate's score: mean over datasets of (R@10+R@50)/2."""
+    return float(np.mean([evaluate_split(d.val, *encoders, max_queries)["average"]["mean"]
+                          for d in data]))
+
+
+def margins(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
+    """dataset -> baseline -> metric -> FashionVLP minus baseline (percentage points)."""
+    out = {}
+    for dataset, by_method in results.items():
+        ours = by_method[MODEL]["average"]
+        out[dataset] = {name: {k: ours[k] - m["average"][k] for k in METRICS + DETAIL_METRICS
+                               if k in ours and k in m["average"]}
+                        for name, m in by_method.items() if name != MODEL}
+    return out
+
+
+def ceiling_ties(results: dict[str, dict[str, dict]]) -> list[list[str]]:
+    """[dataset, baseline, metric] where FashionVLP and the baseline both score 100: no
+    method can beat another there, so such a metric is reported as a tie, not as a win."""
+    out = []
+    for dataset, by_method in results.items():
+        ours = by_method[MODEL]["average"]
+        for name, m in by_method.items():
+            out += [[dataset, name, k] for k in CEILING_METRICS if k in ours and name != MODEL
+                    and min(ours[k], m["average"][k]) >= 100 - 1e-9]
+    return out
+
+
+def format_tables(results: dict, gaps: dict, sizes: dict) -> str:
+    """One table per dataset: a row per metric, a column per method, and the margin of
+    FashionVLP over the best baseline (a metric row reads across, however many there are)."""
+    blocks = []
+    for dataset, by_method in results.items():
+        ours = by_method[MODEL]["average"]
+        keys = [k for k in METRICS + DETAIL_METRICS if k in ours]
+        header = ("metric", *by_method, "margin")
+        rows = []
+        for k in keys:
+            gap = [g[k] for g in gaps[dataset].values() if k in g]
+            rows.append(("(R@10+R@50)/2" if k == "mean" else k,
+                         *[f"{m['average'][k]:.2f}" if k in m["average"] else "-"
+                           for m in by_method.values()],
+                         f"{min(gap):+.2f}" if gap else ""))
+        blocks.append(f"{dataset} val: {sizes[dataset]['queries']} queries, "
+                      f"{sizes[dataset]['categories']} categories (R/P/hit: mean over "
+                      "categories; kept@10 and tagged groups: over queries)\n"
+                      + table(rows, header))
+    return "\n\n".join(blocks)
+
+
+def run_baselines(cfg: AccuracyConfig, data: list[Data], bank, meta: dict,
+                  results: dict[str, dict[str, dict]]) -> tuple[dict, int]:
+    """Train every baseline on all datasets' train splits and score it into ``results``;
+    returns (training stats per baseline, number of training triplets)."""
+    images = pooled_image_features(bank)
+    rows = bank.index
+    embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
+    embed.prepare(eval_caption(t.captions) for d in data for t in d.val.triplets)
+    val_queries = cfg.max_val_queries or meta.get("train", {}).get(
+        "max_val_queries") or 1000  # what the checkpoint's own epoch selection used
+    train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
+    training = {}
+    for name in cfg.baselines:
+        model = build_baseline(name, images.shape[1], embed.dim, cfg.baseline)
+        stats = train_baseline(model, train, cfg.baseline, lambda m: val_score(
+            data, baseline_encoders(m, rows, images, embed), val_queries))
+        training[name] = stats | {"max_val_queries": val_queries}
+        enc = baseline_encoders(model, rows, images, embed)
+        for d in data:
+            results[d.spec.name][name] = score(d, enc, cfg.max_queries)
+        logger.info("%s: %s", name, {d: results[d][name]["average"] for d in results})
+    return training, len(train)
+
+
+def run(cfg: AccuracyConfig) -> dict:
+    torch.set_num_threads(cfg.threads)
+    retriever = load_retriever(cfg.checkpoint)
+    data, bank = load_data(cfg, retriever.encoder)
+    results: dict[str, dict[str, dict]] = {d.spec.name: {} for d in data}
+
+    t0 = time.perf_counter()
+    encoders = model_encoders(retriever, bank)
+    for d in data:
+        results[d.spec.name][MODEL] = score(d, encoders, cfg.max_queries)
+    logger.info("FashionVLP evaluated in %.0f s", time.perf_counter() - t0)
+
+    training, train_triplets = (run_baselines(cfg, data, bank, retriever.meta, results)
+                                if cfg.baselines else ({}, 0))
+
+    gaps = margins(results)
+    ties = ceiling_ties(results)
+    beats = {d: {b: all(v > 0 or [d, b, k] in ties for k, v in g.items() if k in METRICS)
+                 for b, g in by_b.items()} for d, by_b in gaps.items()}
+    sizes = {d.spec.name: {"queries": int(sum(m.get("queries", 0) for c, m in
+                                              results[d.spec.name][MODEL].items()
+                                              if c != "average")),
+                           "categories": len(d.val.categories)} for d in data}
+    return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
+            "checkpoint_training": _training_summary(retriever.meta),
+            "config": asdict(cfg), "results": results, "margins": gaps,
+            "fashionvlp_beats": beats, "ties_at_ceiling": ties,
+            "fashionvlp_beats_every_baseline_on_every_metric": not ties and all(
+                v for by_b in beats.values() for v in by_b.values()),
+            "fashionvlp_beats_every_baseline_except_ties_at_ceiling": all(
+                v for by_b in beats.values() for v in by_b.values()),
+            "baseline_training": training, "sizes": sizes, "train_triplets": train_triplets}
+
+
+def _training_summary(meta: dict) -> dict:
+    """What the checkpoint was trained on and for how long (from its config.json)."""
+    train = meta.get("train") or {}
+    epochs, steps = meta.get("epoch"), train.get("steps_per_epoch")
+    return {"datasets": train.get("annotations"), "epochs": epochs,
+            "steps_per_epoch": steps, "batch_size": train.get("batch_size"),
+            "triplets_seen": epochs * steps * train["batch_size"]
+            if epochs and steps and train.get("batch_size") else None}
+
+
+def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
+    d, b = AccuracyConfig(), BaselineConfig()
+    p = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=d.checkpoint)
+    p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN[:IMAGES]",
+                   help="annotation roots (FashionIQ layout) with their image folders")
+    p.add_argument("--baselines", nargs="*", default=d.baselines, choices=list(BASELINES))
+    p.add_argument("--cache-dir", default=d.cache_dir)
+    p.add_argument("--text-model", default=d.text_model)
+    p.add_argument("--max-queries", type=int, help="per category (quick checks)")
+    p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--epochs", type=int, default=b.epochs,
+                   help="epochs of every trained baseline (default: bench.baselines."
+                   "DEFAULT_EPOCHS, about 1-2.5 minutes each)")
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--batch-size", type=int, default=b.batch_size)
+    p.add_argument("--lr", type=float, default=b.lr)
+    p.add_argument("--embed-dim", type=int, default=b.embed_dim)
+    p.add_argument("--no-val-selection", action="store_true",
+                   help="keep the last epoch instead of the best on val")
+    p.add_argument("--out-dir", default=d.out_dir)
+    a = p.parse_args(argv)
+    baseline = BaselineConfig(epochs=a.epochs,
+                              batch_size=a.batch_size, lr=a.lr, embed_dim=a.embed_dim,
+                              select_on_val=not a.no_val_selection)
+    return AccuracyConfig(checkpoint=a.checkpoint, datasets=a.datasets, baselines=a.baselines,
+                          cache_dir=a.cache_dir, text_model=a.text_model,
+                          max_queries=a.max_queries, max_val_queries=a.max_val_queries,
+                          workers=a.workers, threads=a.threads, baseline=baseline,
+                          out_dir=a.out_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    cfg, report, path = run_benchmark("accuracy", argv, parse_args, run)
+    print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
+          f"(fingerprint {report['fingerprint']}); baselines trained on "
+          f"{report['train_triplets']} triplets of {len(cfg.datasets)} dataset(s) ("
+          + ", ".join(f"{n} {t['epochs']} epochs {t['seconds']:.0f} s"
+                      for n, t in report["baseline_training"].items() if t["trainable"])
+          + f"); {cfg.threads} torch thread(s); total {report['seconds']:.0f} s\n")
+    print(format_tables(report["results"], report["margins"], report["sizes"]))
+    verdict = report["fashionvlp_beats_every_baseline_on_every_metric"]
+    print(f"\nFashionVLP beats every baseline on every metric: {'yes' if verdict else 'NO'}")
+    if report["ties_at_ceiling"]:
+        ties = ", ".join(f"{d} {k} with {b}" for d, b, k in report["ties_at_ceiling"])
+        rest = report["fashionvlp_beats_every_baseline_except_ties_at_ceiling"]
+        print(f"ties at 100 (no margin possible): {ties}; every other metric beaten: "
+              f"{'yes' if rest else 'NO'}")
+    print(f"wrote {path}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

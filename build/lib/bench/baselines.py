@@ -1,0 +1,370 @@
+"""Baselines for composed retrieval over the same frozen encoders as FashionVLP.
+
+Every baseline sees exactly what the model sees before its trainable blocks: the frozen
+EfficientNet-Lite0 features of the reference and target images (pooled to one global vector:
+the mean over the 7x7 grid of the final 1280-channel map) and the frozen MiniLM sentence
+embedding of the feedback (mean over real tokens). They differ only in how they combine them:
+
+- image only: the reference's pooled feature against the targets' (no training, text ignored);
+- text only: feedback embedding -> MLP, target feature -> linear map, cosine between them;
+- late fusion: normalised sum of a projected reference feature and a projected feedback
+  embedding, against a projected target feature (the CLIP4Cir "sum" baseline with learned
+  projections, since these encoders do not share a space);
+- combiner: CLIP4Cir's Combiner (Baldrati et al. 2022) over the projected image and text
+  features, with its learned mixing scalar; the target side is the same linear map as the
+  reference image's, so the residual image term lives in the target space.
+
+Trained ones use FashionVLP's loss (model.loss.BatchClassificationLoss) on the same training
+triplets, AdamW with warm-up and cosine decay, and keep the epoch with the best validation score
+exactly as model.train does, so neither side gets a selection advantage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from dataprep import Triplet, train_caption
+from model.feature_cache import FeatureBank
+from model.loss import BatchClassificationLoss, make_loss
+from model.optim import adamw, warmup_cosine_schedule
+
+logger = logging.getLogger(__name__)
+
+IMAGE_CHANNELS = 1280  # channels [:1280] of the cached tokens: EfficientNet-Lite0's final map
+
+
+# Epochs per trained baseline: each takes about 1-2.5 minutes on one thread of this CPU with
+# the 47.6k demo+products triplets, and validation showed each had plateaued by then (text
+# only: best epoch ~12 of 16; late fusion: ~6 of 16; combiner: 5-7 of 8).
+DEFAULT_EPOCHS = {"text only": 12, "late fusion": 8, "combiner": 8}
+
+
+@dataclass
+class BaselineConfig:
+    embed_dim: int = 512  # size of the shared query/target space
+    proj_dim: int = 512  # combiner: width of its text and image projection layers
+    hidden_dim: int = 1024  # combiner: width of the combiner and mixing-scalar layers
+    text_hidden: int = 1024  # text-only / late fusion: hidden width of the text MLP
+    dropout: float = 0.5  # CLIP4Cir's combiner dropout; 0.1 for the projections
+    batch_size: int = 256  # tried 512 with lr 2e-3: the same within 0.1 points
+    lr: float = 1e-3  # tried 3e-4: 0.3-1.3 points worse at the same epochs
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # fraction of steps
+    epochs: int | None = None  # None: DEFAULT_EPOCHS of the baseline
+    select_on_val: bool = True  # keep the best epoch by validation score, as model.train does
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------- features
+
+
+def pooled_image_features(bank: FeatureBank, channels: int = IMAGE_CHANNELS,
+                          chunk: int = 2048) -> torch.Tensor:
+    """(N, C) float32 global image features: mean over grid tokens of the final map."""
+    c = min(channels, bank.whole.shape[-1])
+    out = [bank.whole[i:i + chunk, :, :c].float().mean(dim=1)
+           for i in range(0, len(bank.whole), chunk)]
+    return torch.cat(out) if out else torch.zeros(0, c)
+
+
+class _FixedDraw:
+    """An rng whose random() always returns one value: picks one train_caption variant."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+def caption_variants(captions: Sequence[str]) -> list[str]:
+    """The four texts train_caption draws from (c1 and c2, c2 and c1, c1, c2), in that order."""
+    return [train_caption(captions, _FixedDraw((k + 0.5) / 4)) for k in range(4)]
+
+
+# ------------------------------------------------------------------------------- models
+
+
+class Standardize(nn.Module):
+    """Per-dimension centring and scaling fitted on the training features (buffers, not trained)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, x: torch.Tensor) -> None:
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(x.std(0).clamp(min=1e-4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, d_out))
+
+
+class Baseline(nn.Module):
+    """Query and target encoders over (pooled image feature, sentence embedding)."""
+
+    name = "baseline"
+    trainable = True
+
+    def __init__(self, image_dim: int, text_dim: int):
+        super().__init__()
+        self.image_norm = Standardize(image_dim)
+        self.text_norm = Standardize(text_dim)
+
+    def fit_inputs(self, images: torch.Tensor, texts: torch.Tensor) -> None:
+        self.image_norm.fit(images)
+        self.text_norm.fit(texts)
+
+    def encode_query(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode_target(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ImageOnly(Baseline):
+    """The reference image's own global feature; the feedback is ignored."""
+
+    name = "image only"
+    trainable = False
+
+    def encode_query(self, image, text):
+        return F.normalize(image, dim=-1)
+
+    def encode_target(self, image):
+        return F.normalize(image, dim=-1)
+
+
+class TextOnly(Baseline):
+    """Feedback embedding -> MLP vs target feature -> linear map; the reference is ignored."""
+
+    name = "text only"
+
+    def __init__(self, image_dim: int, text_dim: int, cfg: BaselineConfig):
+        super().__init__(image_dim, text_dim)
+        self.text = mlp(text_dim, cfg.text_hidden, cfg.embed_dim, 0.1)
+        self.target = nn.Linear(image_dim, cfg.embed_dim)
+
+    def encode_query(self, image, text):
+        return F.normalize(self.text(self.text_norm(text)), dim=-1)
+
+    def encode_target(self, image):
+        return F.normalize(self.target(self.image_norm(image)), dim=-1)
+
+
+class LateFusion(Baseline):
+    """normalise(normalise(P_ref image) + normalise(P_txt text)) vs normalise(P_tar target)."""
+
+    name = "late fusion"
+
+    def __init__(self, image_dim: int, text_dim: int, cfg: BaselineConfig):
+        super().__init__(image_dim, text_dim)
+        self.reference = nn.Linear(image_dim, cfg.embed_dim)
+        self.text = mlp(text_dim, cfg.text_hidden, cfg.embed_dim, 0.1)
+        self.target = nn.Linear(image_dim, cfg.embed_dim)
+
+    def encode_query(self, image, text):
+        img = F.normalize(self.reference(self.image_norm(image)), dim=-1)
+        txt = F.normalize(self.text(self.text_norm(text)), dim=-1)
+        return F.normalize(img + txt, dim=-1)
+
+    def encode_target(self, image):
+        return F.normalize(self.target(self.image_norm(image)), dim=-1)
+
+
+class Combiner(Baseline):
+    """CLIP4Cir's Combiner over linearly projected image and text features.
+
+    As in CLIP4Cir: ReLU projections with dropout, a combiner layer over their concatenation,
+    and a learned scalar lambda mixing in the (unprojected) features as a residual:
+    out = W(combined) + lambda * text + (1 - lambda) * image. The target is the same linear
+    image map as the reference's, so the residual image term is already a target-space vector.
+    """
+
+    name = "combiner"
+
+    def __init__(self, image_dim: int, text_dim: int, cfg: BaselineConfig):
+        super().__init__(image_dim, text_dim)
+        d, p, h = cfg.embed_dim, cfg.proj_dim, cfg.hidden_dim
+        self.image_in = nn.Linear(image_dim, d)  # shared with the target side
+        self.text_in = nn.Linear(text_dim, d)
+        self.text_projection = nn.Linear(d, p)
+        self.image_projection = nn.Linear(d, p)
+        self.combiner_layer = nn.Linear(2 * p, h)
+        self.output_layer = nn.Linear(h, d)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.dynamic_scalar = nn.Sequential(nn.Linear(2 * p, h), nn.ReLU(),
+                                            nn.Dropout(cfg.dropout), nn.Linear(h, 1),
+                                            nn.Sigmoid())
+
+    def encode_query(self, image, text):
+        img = self.image_in(self.image_norm(image))  # (B, d)
+        txt = self.text_in(self.text_norm(text))  # (B, d)
+        raw = torch.cat([self.dropout(F.relu(self.text_projection(txt))),
+                         self.dropout(F.relu(self.image_projection(img)))], dim=-1)  # (B, 2p)
+        combined = self.dropout(F.relu(self.combiner_layer(raw)))  # (B, h)
+        lam = self.dynamic_scalar(raw)  # (B, 1)
+        out = self.output_layer(combined) + lam * txt + (1 - lam) * img
+        return F.normalize(out, dim=-1)
+
+    def encode_target(self, image):
+        return F.normalize(self.image_in(self.image_norm(image)), dim=-1)
+
+
+BASELINES: dict[str, Callable[..., Baseline]] = {
+    "image only": lambda i, t, cfg: ImageOnly(i, t),
+    "text only": TextOnly,
+    "late fusion": LateFusion,
+    "combiner": Combiner,
+}
+
+
+def build_baseline(name: str, image_dim: int, text_dim: int, cfg: BaselineConfig) -> Baseline:
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
+    return BASELINES[name](image_dim, text_dim, cfg)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+@dataclass
+class TripletTensors:
+    """Training triplets as row indices into the pooled image matrix and the text table."""
+
+    ref: torch.Tensor  # (T,) rows of the reference images
+    tar: torch.Tensor  # (T,) rows of the target images
+    texts: torch.Tensor  # (T, 4) rows of the four caption variants in `text_table`
+    images: torch.Tensor  # (N, C) pooled image features
+    text_table: torch.Tensor  # (S, H) sentence embeddings
+
+    def __len__(self) -> int:
+        return len(self.ref)
+
+
+def triplet_tensors(triplets: Sequence[Triplet], image_rows: dict[str, int],
+                    images: torch.Tensor, embed: Callable[[Sequence[str]], torch.Tensor]
+                    ) -> TripletTensors:
+    variants = [caption_variants(t.captions) for t in triplets]
+    sentences = sorted({s for v in variants for s in v})
+    row = {s: k for k, s in enumerate(sentences)}
+    return TripletTensors(
+        ref=torch.tensor([image_rows[t.candidate] for t in triplets]),
+        tar=torch.tensor([image_rows[t.target] for t in triplets]),
+        texts=torch.tensor([[row[s] for s in v] for v in variants]),
+        images=images, text_table=embed(sentences))
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _step_loss(model: Baseline, loss_fn: BatchClassificationLoss, data: TripletTensors,
+               idx: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Batch loss of triplets ``idx``, each with one of its four caption variants at random."""
+    variant = torch.from_numpy(rng.integers(0, 4, len(idx)))
+    tar_rows = data.tar[idx]
+    f_ref = model.encode_query(data.images[data.ref[idx]], data.text_table[data.texts[idx,
+                                                                                      variant]])
+    f_tar = model.encode_target(data.images[tar_rows])
+    return loss_fn(f_ref, f_tar, tar_rows)  # the same target image twice is not a negative
+
+
+def train_baseline(model: Baseline, data: TripletTensors, cfg: BaselineConfig,
+                   score: Callable[[Baseline], float] | None = None) -> dict:
+    """Train a fixed number of epochs; returns what was done (epochs, seconds, val scores).
+
+    A fixed epoch count rather than a wall-clock budget: on this shared CPU the same budget
+    bought 1 epoch under load and 8 when idle, which made the baselines' numbers depend on
+    what else was running.
+    """
+    stats = {"name": model.name, "trainable": model.trainable}
+    if not model.trainable:
+        return stats
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model.fit_inputs(data.images[torch.unique(torch.cat([data.ref, data.tar]))],
+                     data.text_table)
+    loss_fn = make_loss()
+    optimizer = adamw(model.named_parameters(), cfg.lr, cfg.weight_decay,
+                      extra=loss_fn.parameters())
+    epochs = cfg.epochs or DEFAULT_EPOCHS.get(model.name, 8)
+    steps_per_epoch = max(1, len(data) // cfg.batch_size)
+    total = epochs * steps_per_epoch
+    scheduler = warmup_cosine_schedule(optimizer, total, cfg.warmup)
+    started, step = time.perf_counter(), 0
+    scores: list[float] = []
+    best_state = None
+    for epoch in range(epochs):
+        model.train()
+        order = torch.from_numpy(rng.permutation(len(data)))
+        losses = []
+        for b in tqdm(range(steps_per_epoch), desc=f"{model.name} {epoch + 1}/{epochs}",
+                      unit="batch", leave=False, disable=steps_per_epoch < 50):
+            loss = _step_loss(model, loss_fn, data,
+                              order[b * cfg.batch_size:(b + 1) * cfg.batch_size], rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            step += 1
+        model.eval()
+        if score is not None and cfg.select_on_val:
+            scores.append(score(model))
+            if scores[-1] >= max(scores):
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        logger.info("%s epoch %d/%d: loss %.4f%s", model.name, epoch + 1, epochs,
+                    float(np.mean(losses)), f", val score {scores[-1]:.2f}" if scores else "")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    stats.update(epochs=epochs, steps=step, steps_per_epoch=steps_per_epoch,
+                 seconds=round(time.perf_counter() - started, 1),
+                 batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                 val_scores=[round(s, 2) for s in scores],
+                 kept_epoch=int(np.argmax(scores)) + 1 if scores else epochs,
+                 final_loss=float(np.mean(losses)),
+                 temperature=round(float(loss_fn.log_scale.detach().exp()), 2),
+                 parameters=sum(p.numel() for p in model.parameters()))
+    return stats
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+
+def baseline_encoders(model: Baseline, image_rows: dict[str, int], images: torch.Tensor,
+                      embed: Callable[[Sequence[str]], torch.Tensor], batch_size: int = 1024):
+    """(encode_queries, encode_gallery) for model.evaluate.evaluate_split."""
+
+    @torch.inference_mode()
+    def queries(ref_ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        model.eval()
+        out = []
+        for i in range(0, len(ref_ids), batch_size):
+            rows = torch.tensor([image_rows[r] for r in ref_ids[i:i + batch_size]])
+            out.append(model.encode_query(images[rows], embed(texts[i:i + batch_size])))
+        return torch.cat(out).numpy()
+
+    @torch.inference_mode()
+    def gallery(ids: Sequence[str]) -> np.ndarray:
+        model.eval()
+        rows = torch.tensor([image_rows[i] for i in ids])
+        return torch.cat([model.encode_target(images[rows[i:i + batch_size]])
+                          for i in range(0, len(rows), batch_size)]).numpy()
+
+    return queries, gallery

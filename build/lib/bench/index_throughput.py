@@ -1,0 +1,160 @@
+"""End-to-end indexing throughput (images/s) vs the model's own forward throughput.
+
+    source scripts/env.sh && .venv/bin/python -m bench.index_throughput [--n 512] [--size 256]
+
+Generates N product-like JPEGs of SIZE px, then measures on this CPU: the frozen backbone's
+forward alone, the full target encoder (backbone + target block) on preprocessed tensors, and
+``build_index`` end to end (decode in DataLoader workers, embed, thumbnail, upsert into a fresh
+embedded SecantusDB). Prints a table and writes bench/results/index_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from pymongo import ReplaceOne
+
+from bench._common import REPO_ROOT, table, temporary_server, write_results
+from imaging import load_image, make_thumbnail
+from indexer import (
+    BuildConfig,
+    CatalogStore,
+    build_index,
+    connect,
+    discover,
+    item_document,
+    item_metadata,
+)
+from model import ModelConfig, build_retriever, load_retriever
+
+
+def make_images(folder: Path, n: int, size: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        img = Image.new("RGB", (size, size), (245, 245, 245))
+        d = ImageDraw.Draw(img)
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        w, top = size * rng.uniform(0.2, 0.35), size * rng.uniform(0.08, 0.2)
+        d.polygon([(size / 2 - w / 2, top), (size / 2 + w / 2, top), (size / 2 + w, size * 0.92),
+                   (size / 2 - w, size * 0.92)], fill=colour)
+        d.rectangle([size / 2 - w, top, size / 2 + w, top + size / 8], fill=colour)
+        path = folder / f"img{i:05d}.jpg"
+        img.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def timed(fn, repeat: int = 1) -> float:
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
+            workers: tuple[int, ...] = (2, 1)) -> dict:
+    """Images/s of each stage and of build_index end to end (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
+        paths = make_images(Path(tmp), n, size)
+        sample = torch.stack([retriever.preprocess(load_image(p)) for p in paths[:batch]])
+        backbone = retriever.encoder.net
+        x = sample.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            backbone(x)  # warm-up
+            backbone_s = timed(lambda: backbone(x), 3)
+        retriever.encode_target_tensors(sample)
+        encode_s = timed(lambda: retriever.encode_target_tensors(sample), 3)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in a DataLoader worker
+        decode_s = timed(lambda: [(retriever.preprocess(im := load_image(p)), make_thumbnail(im))
+                                  for p in paths[:64]])
+        torch.set_num_threads(threads)
+
+        runs = []
+        with temporary_server() as server:
+            client = connect(server.uri, directConnection=True)
+            vec = retriever.encode_target_tensors(sample)
+            thumb = make_thumbnail(load_image(paths[0]))
+            meta = item_metadata("c", "t", {}, paths[0])
+            docs = [item_document(f"w{i}", meta, sha256="0" * 64, vector=vec[i % len(vec)],
+                                  fingerprint="m", thumbnail=thumb) for i in range(n)]
+            wcoll = client["bench"]["writes"]
+            write_s = timed(lambda: [wcoll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+                                                       for d in docs[i:i + batch]])
+                                     for i in range(0, len(docs), batch)])
+            for w in workers:
+                coll = client["bench"][f"items_w{w}"]
+                store = CatalogStore.from_collection(coll)
+                cfg = BuildConfig(batch_size=batch, workers=w, progress=False)
+                report = build_index(discover(Path(tmp)), retriever, store, cfg)
+                rerun = build_index(discover(Path(tmp)), retriever, store, cfg)
+                runs.append({"workers": w, "images_per_s": report.images_per_s,
+                             "seconds": report.seconds, "embedded": report.embedded,
+                             "rerun_seconds": rerun.seconds, "rerun_embedded": rerun.embedded})
+            client.close()
+    return {"n": n, "size": size, "batch": batch, "model": retriever.fingerprint,
+            "backbone_images_per_s": batch / backbone_s,
+            "target_encoder_images_per_s": batch / encode_s,
+            "decode_images_per_s": 64 / decode_s, "db_upsert_images_per_s": n / write_s,
+            "load_average_1m": os.getloadavg()[0], "builds": runs}
+
+
+def rows_of(result: dict) -> list[tuple]:
+    batch = result["batch"]
+    rows = [(f"backbone forward only (batch {batch})", f"{result['backbone_images_per_s']:.1f}",
+             "frozen CNN alone"),
+            ("target encoder (backbone + target block)",
+             f"{result['target_encoder_images_per_s']:.1f}", "model ceiling"),
+            ("decode+preprocess+thumbnail, 1 worker", f"{result['decode_images_per_s']:.1f}",
+             "1 torch thread"),
+            ("MongoDB upsert only (SecantusDB)", f"{result['db_upsert_images_per_s']:.1f}",
+             f"bulk_write of {batch} docs")]
+    for r in result["builds"]:
+        rows.append((f"build_index end to end, {r['workers']} decode workers",
+                     f"{r['images_per_s']:.1f}",
+                     f"{r['seconds']:.1f} s; re-run (nothing to embed) {r['rerun_seconds']:.2f} s"))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--n", type=int, default=512)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, nargs="+", default=[2, 1])
+    p.add_argument("--checkpoint", type=Path, default=REPO_ROOT / "checkpoints" / "demo",
+                   help="falls back to a freshly built default model when absent")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    t0 = time.perf_counter()
+    if (args.checkpoint / "config.json").is_file():
+        retriever, source = load_retriever(args.checkpoint), str(args.checkpoint)
+    else:
+        retriever, source = build_retriever(ModelConfig(), seed=0), "build_retriever(ModelConfig())"
+    load_s = time.perf_counter() - t0
+    result = measure(retriever, args.n, args.size, args.batch, tuple(args.workers))
+    print(f"\n{args.n} images of {args.size} px, model {retriever.fingerprint} ({source}), "
+          f"loaded in {load_s:.1f} s, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print(table(rows_of(result), ("stage", "images/s", "note")))
+    best = max(r["images_per_s"] for r in result["builds"])
+    enc = result["target_encoder_images_per_s"]
+    print(f"\nend-to-end / target-encoder ceiling: {best / enc:.0%}; floor 60 img/s: "
+          f"{'met' if best >= 60 else 'NOT met'}")
+    out = write_results("index_throughput", {**result, "model_source": source,
+                                             "model_load_s": load_s})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Index a catalog: embed every image that is new or changed and upsert it into MongoDB.
+
+Idempotent and resumable by construction: ``_id`` is the item id, each batch is written with
+upserts as soon as it is embedded, and an item whose stored ``sha256`` (of the file bytes) and
+``model`` (retriever fingerprint) match is skipped before any decoding. A run killed at any
+point therefore leaves only complete documents, and the next run embeds just the remainder.
+Shards (``--shard i/n``) partition ids by a stable hash, so n workers never touch the same
+document.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from bson import ObjectId
+from pymongo import ReplaceOne, UpdateOne
+from tqdm import tqdm
+
+from imaging import decode_batches, file_sha256
+from indexer.catalog import Catalog, CatalogItem
+from indexer.db.store import CatalogStore
+from indexer.documents import (
+    BuildRecord,
+    item_document,
+    item_metadata,
+    mark_dead_builds,
+    utc_now,
+)
+from indexer.errors import DimensionMismatchError, IndexerError
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDED_FAILURES = 1000  # failures listed in the build record (all are counted)
+LOOKUP_CHUNK = 2000  # ids per $in query when looking up what is already stored
+
+
+class TargetEncoder(Protocol):
+    """What the indexer needs from a retriever (model.Retriever satisfies it)."""
+
+    fingerprint: str
+    dim: int
+
+    def preprocess(self, image): ...
+
+    def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    batch_size: int = 32  # images per model forward and per bulk write
+    workers: int = 2  # DataLoader decode processes (0 = decode in the main process)
+    replace: bool = False  # delete vectors of another dimension instead of refusing
+    prune: bool = False  # delete stored items (of this category/shard) whose image is gone
+    hash_threads: int = 4  # threads hashing files (I/O bound)
+    progress: bool = True  # tqdm bar
+    description: dict = field(default_factory=dict)  # extra fields for the build record
+
+
+@dataclass
+class BuildReport:
+    build_id: str
+    fingerprint: str
+    dim: int
+    seen: int = 0
+    embedded: int = 0
+    skipped: int = 0  # already stored with the same content hash and fingerprint
+    metadata_updated: int = 0  # same image, changed title/category/attributes
+    failed: int = 0
+    failures: list[dict] = field(default_factory=list)
+    replaced_other_dim: int = 0
+    pruned: int = 0
+    seconds: float = 0.0
+    total_for_fingerprint: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in
+                ("seen", "embedded", "skipped", "metadata_updated", "failed")}
+
+    def summary(self) -> dict:
+        """What the build record keeps of this report when the build ends."""
+        return {"seconds": round(self.seconds, 3), "counts": self.counts(),
+                "failures": self.failures, "replaced_other_dim": self.replaced_other_dim,
+                "pruned": self.pruned, "total_for_fingerprint": self.total_for_fingerprint}
+
+
+def check_dimension(store: CatalogStore, dim: int, replace: bool) -> int:
+    """Refuse (or with replace, delete) stored vectors whose dimension differs from ``dim``."""
+    other = {"dim": {"$exists": True, "$ne": dim}}
+    n = store.items.count_documents(other)
+    if not n:
+        return 0
+    sample = store.items.find_one(other, {"dim": 1, "model": 1})
+    if not replace:
+        raise DimensionMismatchError(
+            f"{store.items.full_name} already holds {n} vectors of dimension {sample['dim']} "
+            f"(model {sample['model']}), but this checkpoint makes {dim}-dimensional vectors. "
+            "Re-run with --replace to delete those documents and re-index them, or set "
+            "COLLECTION_NAME to index into another collection."
+        )
+    log.warning("--replace: deleting %d documents with vectors of dimension != %d", n, dim)
+    return store.items.delete_many(other).deleted_count
+
+
+def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
+                config: BuildConfig = BuildConfig()) -> BuildReport:
+    """Embed and upsert every new or changed item of ``catalog``; record the build.
+
+    The build record says "running" with a heartbeat while it works, then "done", "failed"
+    (an exception, recorded with its message) or "interrupted" (Ctrl-C or SIGTERM), so that
+    ``indexer stats`` can tell a finished build from one that was killed."""
+    t0 = time.monotonic()
+    fp, dim = encoder.fingerprint, int(encoder.dim)
+    report = BuildReport(build_id=str(ObjectId()), fingerprint=fp, dim=dim,
+                         seen=len(catalog.items))
+    report.replaced_other_dim = check_dimension(store, dim, config.replace)
+    for item_id, path, reason in catalog.problems:
+        _fail(report, item_id, path, reason)
+    mark_dead_builds(store)
+    record = BuildRecord(store, report.build_id)
+    record.start({"fingerprint": fp, "dim": dim, "collection": store.items.full_name,
+                  **config.description})
+    try:
+        todo, updates = _plan(catalog.items, store, fp, config, report)
+        if updates:
+            store.items.bulk_write(updates, ordered=False)
+        log.info("%d items: %d to embed, %d unchanged, %d metadata-only updates, %d failed",
+                 report.seen, len(todo), report.skipped, report.metadata_updated, report.failed)
+        if todo:
+            _embed_and_write(todo, encoder, store, config, report, record)
+        if config.prune:
+            report.pruned = prune_missing(catalog, store)
+    except BaseException as exc:
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        report.seconds = time.monotonic() - t0
+        record.finish(status, report.summary(), error=f"{type(exc).__name__}: {exc}")
+        raise
+    report.seconds = time.monotonic() - t0
+    report.total_for_fingerprint = store.items.count_documents({"model": fp})
+    record.finish("done", report.summary())
+    return report
+
+
+def prune_missing(catalog: Catalog, store: CatalogStore) -> int:
+    """Delete stored items of this run's scope (category, shard) whose image file is gone.
+
+    Refuses an empty catalog: pointing --images at the wrong folder must not wipe the index."""
+    if not catalog.items:
+        raise IndexerError("--prune refused: the catalog has no items (wrong --images?)")
+    keep = catalog.present_ids()
+    gone = [doc["_id"] for doc in store.items.find({}, {"_id": 1, "category": 1})
+            if doc["_id"] not in keep and catalog.in_scope(doc["_id"], doc.get("category"))]
+    deleted = 0
+    for i in range(0, len(gone), LOOKUP_CHUNK):
+        deleted += store.items.delete_many({"_id": {"$in": gone[i:i + LOOKUP_CHUNK]}}).deleted_count
+    if deleted:
+        log.info("--prune: deleted %d items whose image is no longer in the catalog", deleted)
+    return deleted
+
+
+def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: BuildConfig,
+          report: BuildReport) -> tuple[list[tuple[CatalogItem, str]], list[UpdateOne]]:
+    """Hash files and compare with what is stored: (to embed with hash, metadata updates)."""
+    with ThreadPoolExecutor(config.hash_threads) as pool:
+        hashes = list(tqdm(pool.map(_safe_hash, [it.image_path for it in items]),
+                           total=len(items), desc="hashing", unit="img",
+                           disable=not config.progress or len(items) < 5000))
+    stored: dict[str, dict] = {}
+    fields = {"sha256": 1, "model": 1, "category": 1, "title": 1, "attributes": 1,
+              "image_path": 1}
+    ids = [it.id for it in items]
+    for i in range(0, len(ids), LOOKUP_CHUNK):
+        for doc in store.items.find({"_id": {"$in": ids[i:i + LOOKUP_CHUNK]}}, fields):
+            stored[doc["_id"]] = doc
+    todo, updates = [], []
+    for item, digest in zip(items, hashes, strict=True):
+        if isinstance(digest, Exception):
+            _fail(report, item.id, str(item.image_path), f"{type(digest).__name__}: {digest}")
+            continue
+        doc = stored.get(item.id)
+        if doc is None or doc.get("sha256") != digest or doc.get("model") != fp:
+            todo.append((item, digest))
+            continue
+        meta = _metadata(item)
+        if any(doc.get(k) != v for k, v in meta.items()):
+            updates.append(UpdateOne({"_id": item.id}, {"$set": meta}))
+            report.metadata_updated += 1
+        else:
+            report.skipped += 1
+    return todo, updates
+
+
+def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder,
+                     store: CatalogStore, config: BuildConfig, report: BuildReport,
+                     record: BuildRecord) -> None:
+    loader = decode_batches([it.image_path for it, _ in todo], encoder.preprocess,
+                            config.batch_size, config.workers)
+    bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
+    for batch in loader:
+        for pos, reason in batch.failed:
+            item = todo[pos][0]
+            _fail(report, item.id, str(item.image_path), reason)
+        if batch.ok:
+            vectors = encoder.encode_target_tensors(batch.tensors)
+            now = utc_now()
+            ops = [ReplaceOne({"_id": todo[pos][0].id},
+                              item_document(todo[pos][0].id, _metadata(todo[pos][0]),
+                                            sha256=todo[pos][1], vector=vec,
+                                            fingerprint=encoder.fingerprint, thumbnail=thumb,
+                                            indexed_at=now),
+                              upsert=True)
+                   for pos, thumb, vec in zip(batch.ok, batch.thumbnails, vectors, strict=True)]
+            store.items.bulk_write(ops, ordered=False)
+            report.embedded += len(ops)
+        record.heartbeat(report.counts())
+        bar.update(len(batch.ok) + len(batch.failed))
+    bar.close()
+
+
+def _metadata(item: CatalogItem) -> dict:
+    return item_metadata(item.category, item.title, item.attributes, item.image_path.resolve())
+
+
+def _safe_hash(path) -> str | Exception:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        return exc
+
+
+def _fail(report: BuildReport, item_id: str, path: str, reason: str) -> None:
+    report.failed += 1
+    if len(report.failures) < MAX_RECORDED_FAILURES:
+        report.failures.append({"id": item_id, "path": path, "error": reason})
+    log.debug("skipped %s (%s): %s", item_id, path, reason)
+
+
+def report_dict(report: BuildReport) -> dict:
+    return {**asdict(report), "images_per_s": round(report.images_per_s, 1)}

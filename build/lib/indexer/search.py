@@ -1,0 +1,307 @@
+"""Catalog search for the app: every vector of one model fingerprint, loaded once into FAISS.
+
+Why load everything and rebuild only on a new build: the catalog changes when the indexer runs,
+not per query; a query then costs one FAISS search plus one ``$in`` query for the documents.
+Vectors are kept sorted by category so a category filter is a contiguous id range: exact
+search with an ``IDSelectorRange`` (flat index) or an exact scan of that slice (HNSW index,
+where filtered graph search would lose recall on small categories).
+
+Thread safety: the app shares one instance between every browser session (threads), and a
+rebuild replaces everything at once. All loaded state lives in one immutable :class:`_Loaded`
+snapshot; every read takes the current snapshot under ``_lock`` and uses only that snapshot,
+and ``refresh`` builds the new snapshot aside and swaps it in under the lock. So a search or a
+random pick never pairs the ids of one load with the ranges or the FAISS index of another.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import pymongo.errors
+
+from indexer.db.store import CatalogStore
+from indexer.documents import latest_finished_build
+from indexer.errors import (
+    DatabaseUnavailableError,
+    EmptyCatalogError,
+    FingerprintMismatchError,
+)
+from indexer.vectors import stack_binaries
+from project_settings import Settings
+
+log = logging.getLogger(__name__)
+
+HNSW_ADD_CHUNK = 100_000  # vectors per HNSW add call
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    index: str = "auto"  # auto | flat | hnsw
+    hnsw_threshold: int = 500_000  # auto: HNSW from this many vectors (flat ~5 ms/query here)
+    hnsw_m: int = 32  # HNSW graph degree
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 512  # higher = better recall, slower (~0.5 ms per query at 1M here)
+    load_batch: int = 5000  # documents per cursor batch when loading vectors
+    threads: int = 1  # FAISS OpenMP threads: on the shared 2-core CPU one thread answered a
+    # single 20k flat query in 2.3 ms, two threads in 49 ms (spinning against other processes)
+    # FAISS switches from its SIMD scan to BLAS from this many queries. FAISS's own default
+    # keeps single queries (the app's case) on the scan: 4.5 ms p50 at 100k vectors here, vs
+    # 18.5 ms with a threshold of 20 (bench/latency.py "flat-seq" vs "flat" rows); large
+    # offline batches may set 20 (DESIGN.md measured batch-100 search 2-4x faster with it).
+    blas_threshold: int = 128_000
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One load of the catalog: never changed after it is made, replaced whole by refresh."""
+
+    ids: np.ndarray  # (N,) item ids, sorted by category
+    vectors: np.ndarray  # (N, D) float32, same order
+    ranges: dict[str, tuple[int, int]]  # category -> [lo, hi) slice of ids
+    index: faiss.Index | None
+    labels: np.ndarray | None  # HNSW label -> position (None: identity)
+    build: dict | None  # the build record this load corresponds to
+    seconds: float = 0.0
+
+    @property
+    def index_kind(self) -> str:
+        return "hnsw" if isinstance(self.index, faiss.IndexHNSWFlat) else "flat"
+
+
+_NOTHING_LOADED = _Loaded(np.empty(0, dtype=object), np.zeros((0, 0), np.float32), {}, None,
+                          None, None)
+
+
+class CatalogSearch:
+    """Top-K search over the vectors of one fingerprint, with optional category filter."""
+
+    def __init__(self, store: CatalogStore, fingerprint: str,
+                 config: SearchConfig = SearchConfig()):
+        self.store = store
+        self.fingerprint = fingerprint
+        self.config = config
+        faiss.cvar.distance_compute_blas_threshold = config.blas_threshold
+        faiss.omp_set_num_threads(config.threads)
+        self._lock = threading.Lock()  # guards reading and swapping self._state
+        self._reloading = threading.Lock()  # one reload from the database at a time
+        self._state = _NOTHING_LOADED
+        self.refresh(force=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, fingerprint: str,
+                      config: SearchConfig = SearchConfig()) -> CatalogSearch:
+        return cls(CatalogStore.open(settings), fingerprint, config)
+
+    def _snapshot(self) -> _Loaded:
+        with self._lock:
+            return self._state
+
+    # ---- properties (each reads one consistent snapshot) ----------------------------------
+    @property
+    def ids(self) -> np.ndarray:
+        return self._snapshot().ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._snapshot().vectors
+
+    @property
+    def ranges(self) -> dict[str, tuple[int, int]]:
+        return self._snapshot().ranges
+
+    @property
+    def last_build(self) -> dict | None:
+        """The builds document the index was loaded at."""
+        return self._snapshot().build
+
+    @property
+    def load_seconds(self) -> float:
+        return self._snapshot().seconds
+
+    @property
+    def faiss_index(self) -> faiss.Index | None:
+        return self._snapshot().index
+
+    @property
+    def size(self) -> int:
+        return len(self._snapshot().ids)
+
+    @property
+    def dim(self) -> int:
+        return self._snapshot().vectors.shape[1]
+
+    @property
+    def categories(self) -> dict[str, int]:
+        """Category -> number of indexed items (sorted by name)."""
+        return {c: hi - lo for c, (lo, hi) in self._snapshot().ranges.items()}
+
+    @property
+    def index_kind(self) -> str:
+        return self._snapshot().index_kind
+
+    # ---- loading --------------------------------------------------------------------------
+    def _latest_build(self) -> dict | None:
+        try:
+            return latest_finished_build(self.store)
+        except pymongo.errors.PyMongoError as exc:
+            raise DatabaseUnavailableError(f"cannot read the builds collection: {exc}") from exc
+
+    def is_stale(self) -> bool:
+        """True when a build finished (or the catalog was dropped) since the last load."""
+        latest = self._latest_build()
+        return (latest or {}).get("_id") != (self._snapshot().build or {}).get("_id")
+
+    def refresh(self, force: bool = False) -> bool:
+        """Reload vectors when stale (or forced); True when it reloaded.
+
+        The new state is loaded while searches go on against the old one, then swapped in at
+        once."""
+        with self._reloading:
+            if not force and not self.is_stale():
+                return False
+            build = self._latest_build()
+            t0 = time.monotonic()
+            ids, cats, vectors = self._load_vectors()
+            order = np.argsort(cats, kind="stable")
+            ids, cats, vectors = ids[order], cats[order], vectors[order]
+            names, starts, counts = np.unique(cats, return_index=True, return_counts=True)
+            ranges = {str(n): (int(s), int(s + c)) for n, s, c in zip(names, starts, counts,
+                                                                      strict=True)}
+            index, labels = self._make_index(vectors)
+            state = _Loaded(ids, vectors, ranges, index, labels, build, time.monotonic() - t0)
+            with self._lock:
+                self._state = state
+        log.info("loaded %d vectors (dim %d, %s) of model %s in %.2f s", len(ids),
+                 vectors.shape[1], state.index_kind, self.fingerprint, state.seconds)
+        return True
+
+    def _load_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        items = self.store.items
+        try:
+            first = items.find_one({"model": self.fingerprint}, {"dim": 1})
+            if first is None:
+                self._raise_empty()
+            dim = int(first["dim"])
+            cursor = items.find({"model": self.fingerprint},
+                                {"_id": 1, "category": 1, "embedding": 1},
+                                batch_size=self.config.load_batch)
+            ids, cats, blobs = [], [], []
+            for doc in cursor:
+                ids.append(doc["_id"])
+                cats.append(doc.get("category") or "")
+                blobs.append(doc["embedding"])
+        except pymongo.errors.PyMongoError as exc:
+            raise DatabaseUnavailableError(
+                f"cannot load vectors from {items.full_name}: {exc}") from exc
+        vectors = np.ascontiguousarray(stack_binaries(blobs, dim))
+        return np.array(ids, dtype=object), np.array(cats, dtype=str), vectors
+
+    def _raise_empty(self) -> None:
+        others = list(self.store.items.aggregate([
+            {"$group": {"_id": "$model", "n": {"$sum": 1}}}, {"$sort": {"n": -1}}]))
+        where = self.store.items.full_name
+        if others:
+            listed = ", ".join(f"{o['_id']} ({o['n']} items)" for o in others[:5])
+            raise FingerprintMismatchError(
+                f"The catalog {where} was indexed with another model: {listed}; the loaded "
+                f"checkpoint has fingerprint {self.fingerprint}. Re-index with "
+                "`python -m indexer build --images DIR --checkpoint <this checkpoint>` or load "
+                "the checkpoint the catalog was built with.")
+        raise EmptyCatalogError(
+            f"The catalog {where} is empty: nothing is indexed yet. Run "
+            "`python -m indexer build --images DIR` (see README, Indexing).")
+
+    def _make_index(self, vectors: np.ndarray) -> tuple[faiss.Index, np.ndarray | None]:
+        """The FAISS index of ``vectors`` and its label -> position map (None: identity)."""
+        kind = self.config.index
+        if kind == "auto":
+            kind = "hnsw" if len(vectors) >= self.config.hnsw_threshold else "flat"
+        if kind == "flat":
+            index = faiss.IndexFlatIP(vectors.shape[1])
+        elif kind == "hnsw":
+            return self._make_hnsw(vectors)
+        else:
+            raise ValueError(f"SearchConfig.index must be auto, flat or hnsw, got {kind!r}")
+        index.add(vectors)
+        return index, None
+
+    def _make_hnsw(self, vectors: np.ndarray) -> tuple[faiss.Index, np.ndarray]:
+        """HNSW graph built from the vectors in a shuffled order.
+
+        ``vectors`` are sorted by category, and HNSW's graph quality assumes points arrive
+        in no particular order; inserting one category after another gave a slightly worse
+        graph in a one-off FAISS experiment during development (not kept as a benchmark).
+        The returned labels map each graph label back to its position in ``vectors``."""
+        index = faiss.IndexHNSWFlat(vectors.shape[1], self.config.hnsw_m,
+                                    faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.config.hnsw_ef_construction
+        index.hnsw.efSearch = self.config.hnsw_ef_search
+        labels = np.random.default_rng(0).permutation(len(vectors))
+        for i in range(0, len(vectors), HNSW_ADD_CHUNK):  # chunks: no second full copy
+            index.add(vectors[labels[i:i + HNSW_ADD_CHUNK]])
+        return index, labels
+
+    # ---- querying -------------------------------------------------------------------------
+    def search(self, query_vec: np.ndarray, k: int = 10,
+               category: str | None = None) -> list[tuple[str, float]]:
+        """Top-k (id, inner-product score) for one (D,) query, best first."""
+        q = np.asarray(query_vec, dtype=np.float32)
+        if q.ndim != 1:
+            raise ValueError(f"search takes one (D,) vector; use search_batch for {q.shape}")
+        return self.search_batch(q[None, :], k, category)[0]
+
+    def search_batch(self, queries: np.ndarray, k: int = 10,
+                     category: str | None = None) -> list[list[tuple[str, float]]]:
+        """Top-k for each row of an (N, D) query matrix."""
+        state = self._snapshot()
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        dim, size = state.vectors.shape[1], len(state.ids)
+        if q.ndim != 2 or q.shape[1] != dim:
+            raise FingerprintMismatchError(
+                f"query vectors have shape {q.shape}, the catalog holds {dim}-dimensional "
+                "vectors: the query model is not the one the catalog was indexed with")
+        lo, hi = 0, size
+        if category is not None:
+            if category not in state.ranges:
+                return [[] for _ in range(len(q))]
+            lo, hi = state.ranges[category]
+        k = min(k, hi - lo)
+        if k <= 0:
+            return [[] for _ in range(len(q))]
+        if (lo, hi) == (0, size):
+            scores, idx = state.index.search(q, k)
+            if state.labels is not None:  # HNSW labels are insertion positions
+                idx = np.where(idx >= 0, state.labels[np.maximum(idx, 0)], -1)
+        elif state.index_kind == "flat":
+            params = faiss.SearchParameters(sel=faiss.IDSelectorRange(lo, hi))
+            scores, idx = state.index.search(q, k, params=params)
+        else:
+            scores, idx = faiss.knn(q, state.vectors[lo:hi], k,
+                                    metric=faiss.METRIC_INNER_PRODUCT)
+            idx = idx + lo
+        return [[(str(state.ids[j]), float(s)) for j, s in zip(row_i, row_s, strict=True)
+                 if j >= 0] for row_i, row_s in zip(idx, scores, strict=True)]
+
+    def random_id(self, category: str | None = None,
+                  rng: random.Random | None = None) -> str | None:
+        """A random loaded item (of ``category`` when given) without a database query; None
+        when there is none. Ids are sorted by category, so a category pick is a slice."""
+        state, rng = self._snapshot(), rng or random.Random()
+        lo, hi = (0, len(state.ids)) if category is None else state.ranges.get(category, (0, 0))
+        return str(state.ids[rng.randrange(lo, hi)]) if hi > lo else None
+
+    def fetch(self, ids: list[str], include_thumbnail: bool = True) -> list[dict]:
+        """Documents for ``ids`` in one query, in the same order, without the embedding."""
+        projection = {"embedding": 0} if include_thumbnail else {"embedding": 0, "thumbnail": 0}
+        try:
+            docs = {d["_id"]: d for d in self.store.items.find({"_id": {"$in": list(ids)}},
+                                                               projection)}
+        except pymongo.errors.PyMongoError as exc:
+            raise DatabaseUnavailableError(f"cannot fetch catalog documents: {exc}") from exc
+        return [docs[i] for i in ids if i in docs]

@@ -1,0 +1,87 @@
+"""The checkpoint on disk: `config.json` + `weights.safetensors`, its fingerprint and checks.
+
+Only file format and integrity live here; `model.retriever` turns a checkpoint into a working
+model. A checkpoint holds what the pretrained packages do not provide, so it stays small, and a
+fingerprint over the architecture and those weights identifies it (it is stored with every
+catalog vector, so vectors of another model are never mixed into one index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from model.config import ModelConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, or does not fit the architecture it names."""
+
+
+def fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
+    """Hash of the architecture and every stored weight (16 hex digits)."""
+    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def write_checkpoint(directory: str | Path, cfg: ModelConfig, state: dict[str, torch.Tensor],
+                     meta: dict[str, Any]) -> str:
+    """Write weights first (atomically), then the config that names their fingerprint."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in state.items()}
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(directory / WEIGHTS_FILE)
+    digest = fingerprint(cfg, state)
+    record = {"model": cfg.to_dict(), "fingerprint": digest, "meta": meta}
+    (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return digest
+
+
+def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict]:
+    """(architecture, stored weights, the whole config.json record) of a checkpoint directory
+    (or its config.json / weights file); refuses a missing or unreadable one."""
+    path = Path(path)
+    directory = path.parent if path.is_file() else path
+    config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_file.is_file() or not weights_file.is_file():
+        raise CheckpointError(
+            f"no checkpoint at {directory}: expected {CONFIG_FILE} and {WEIGHTS_FILE}. Train one "
+            "with `bash train.sh ...` or use the committed demo checkpoint checkpoints/demo")
+    try:
+        record = json.loads(config_file.read_text())
+        cfg = ModelConfig.from_dict(record["model"])
+        state = load_file(str(weights_file))
+    except (ValueError, KeyError, OSError) as exc:
+        raise CheckpointError(f"checkpoint {directory} is unreadable: {exc}") from exc
+    return cfg, state, record
+
+
+def check_fits(directory: str | Path, expected: dict[str, torch.Tensor],
+               state: dict[str, torch.Tensor], record: dict) -> None:
+    """Every expected weight present with its shape, nothing else (never a half-random
+    model), and the weights are the ones the config's fingerprint names (never edited)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"checkpoint {directory} does not fit its architecture: {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(wrong)} with wrong shapes (e.g. {wrong[:3]})")
+    cfg = ModelConfig.from_dict(record["model"])
+    if fingerprint(cfg, state) != record.get("fingerprint"):
+        raise CheckpointError(f"checkpoint {directory}: weights do not match the fingerprint "
+                              "in config.json (file corrupted or edited)")

@@ -1,0 +1,60 @@
+"""Architecture configuration: plain data, stored in every checkpoint's config.json.
+
+The config names *which* pretrained parts to use (registry names in `model.pretrained`), never
+their weights, so a checkpoint stays small and a user with internet can point the same
+architecture at another backbone or text model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "efficientnet_lite0"  # registry name (model/pretrained.py) of the frozen CNN
+    backbone_weights: str | None = None  # optional local weights file (e.g. a ResNet-50 .pth)
+    image_size: int = 224  # square input side; grid = image_size / 32 (7x7 at 224)
+    text_model: str = "all-MiniLM-L6-v2"  # registry name, local HF folder, or cached hub name
+    text_layers: int | None = 4  # keep the first N layers of the text model (None: all)
+    max_text_tokens: int = 40  # feedback longer than this is truncated by the tokenizer
+    embed_dim: int = 256  # size of f_ref / f_tar
+    crop_grid: int = 3  # garment-region tokens: crop_grid x crop_grid RoI-pooled cells
+    num_landmarks: int = 8  # learned landmark queries (stand-in for a landmark detector)
+    attn_heads: int = 4  # heads of the small attention modules outside the text transformer
+    fusion_layers: int = 1  # contextual-fusion transformer layers in the target block
+    dropout: float = 0.1
+    train_text_layers: int = 4  # top-N text layers fine-tuned; lower ones stay as shipped
+    save_dtype: str = "float16"  # dtype of stored weights ("float32" for bit-exact round trips)
+    init_logit_scale: float = 10.0  # initial inverse temperature of the batch loss
+
+    @classmethod
+    def tiny(cls) -> ModelConfig:
+        """A small, randomly initialised model for tests: real code paths, seconds to build."""
+        return cls(
+            backbone="tiny_cnn",
+            image_size=96,
+            text_model="tiny-bert",
+            text_layers=None,
+            max_text_tokens=24,
+            embed_dim=32,
+            crop_grid=2,
+            num_landmarks=3,
+            attn_heads=2,
+            train_text_layers=2,
+            save_dtype="float32",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; is this checkpoint "
+                             "from a newer version of the project?")
+        return cls(**data)

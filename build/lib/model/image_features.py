@@ -1,0 +1,111 @@
+"""Frozen-backbone image features: the part of the network that never trains.
+
+Everything here is deterministic given the backbone, so its outputs are cached on disk
+(`model.feature_cache`) and training epochs never run the CNN again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from PIL import Image, ImageOps
+from torch import nn
+from torchvision.ops import roi_align
+
+from model.config import ModelConfig
+from model.pretrained import backbone_spec
+
+
+def border_colour(image: Image.Image) -> tuple[int, int, int]:
+    """Median colour of the outermost pixels: the studio background of a product photo."""
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    pixels = [rgb.getpixel((x, y)) for x in range(0, w, max(1, w // 16)) for y in (0, h - 1)]
+    pixels += [rgb.getpixel((x, y)) for y in range(0, h, max(1, h // 16)) for x in (0, w - 1)]
+    return tuple(sorted(p[c] for p in pixels)[len(pixels) // 2] for c in range(3))
+
+
+def preprocess_image(image: Image.Image, cfg: ModelConfig) -> torch.Tensor:
+    """Pad to square with the background colour (keeps the garment's shape) and resize.
+
+    Returns (3, S, S) float32 pixels in [0, 1]: the encoder finds the garment box on these and
+    normalises them once for the backbone. Cheap and pure, so DataLoader workers can call it.
+    """
+    square = ImageOps.pad(image.convert("RGB"), (cfg.image_size, cfg.image_size),
+                          method=Image.Resampling.BICUBIC, color=border_colour(image))
+    x = torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8)
+    return x.view(cfg.image_size, cfg.image_size, 3).permute(2, 0, 1).float().div_(255)
+
+
+def foreground_boxes(pixels: torch.Tensor, threshold: float = 0.1, margin: float = 0.04
+                     ) -> torch.Tensor:
+    """Garment box per image from pixels that differ from the border colour.
+
+    pixels: (N, 3, S, S) in [0, 1]. Returns (N, 4) x1, y1, x2, y2 in pixels; the whole image
+    when nothing stands out (or the box would be tiny), so the crop is never empty.
+    """
+    n, _, s, _ = pixels.shape
+    border = torch.cat([pixels[:, :, 0], pixels[:, :, -1], pixels[:, :, :, 0],
+                        pixels[:, :, :, -1]], dim=2)  # (N, 3, 4S)
+    background = border.median(dim=2).values[:, :, None, None]
+    mask = (pixels - background).abs().amax(dim=1) > threshold  # (N, S, S)
+    boxes = torch.tensor([[0.0, 0.0, s, s]]).repeat(n, 1)
+    mask = mask.cpu()
+    for i in range(n):
+        ys = mask[i].any(dim=1).nonzero()
+        xs = mask[i].any(dim=0).nonzero()
+        if len(ys) == 0 or len(xs) == 0:
+            continue
+        x1, x2 = xs[0].item(), xs[-1].item() + 1
+        y1, y2 = ys[0].item(), ys[-1].item() + 1
+        if (x2 - x1) * (y2 - y1) < (s * s) / 16:
+            continue
+        pad = margin * s
+        boxes[i] = torch.tensor([max(0, x1 - pad), max(0, y1 - pad), min(s, x2 + pad),
+                                 min(s, y2 + pad)])
+    return boxes
+
+
+class ImageEncoder(nn.Module):
+    """Frozen CNN -> (whole-image grid tokens, garment-crop tokens), both (N, T, C)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.spec = backbone_spec(cfg.backbone)
+        self.net = self.spec.build(cfg.backbone_weights)
+        self.channels = self.net.out_channels
+        self.grid = cfg.image_size // 32
+        self.requires_grad_(False)
+        self.eval()
+        self.to(memory_format=torch.channels_last)
+        self.register_buffer("mean", torch.tensor(self.spec.mean).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(self.spec.std).view(1, 3, 1, 1), False)
+
+    def train(self, mode: bool = True) -> ImageEncoder:
+        """Always stays in eval mode: batch-norm statistics are part of the frozen weights."""
+        return super().train(False)
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies what produced a feature: backbone, input size, crop grid, weights."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.net.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return (f"{self.cfg.backbone}-{self.cfg.image_size}px-crop{self.cfg.crop_grid}-"
+                f"{digest.hexdigest()[:12]}")
+
+    @torch.no_grad()
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) pixels in [0, 1] (from preprocess_image) -> (whole, crop) tokens."""
+        x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        grid = self.net(x).float().contiguous()  # (N, C, g, g)
+        boxes = foreground_boxes(pixels)
+        rois = torch.cat([torch.arange(len(x), dtype=torch.float32)[:, None], boxes], dim=1)
+        rois = rois.to(grid.device)
+        crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
+                         spatial_scale=grid.shape[-1] / x.shape[-1], sampling_ratio=2,
+                         aligned=True)  # (N, C, cg, cg)
+        return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)

@@ -1,0 +1,179 @@
+"""FashionVLP's trainable blocks, built up from the smallest part to the whole.
+
+Input to everything here is cached backbone features (whole grid + garment crop tokens), so the
+same code runs at training time (features from disk) and at query time (features from the CNN).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import ModelConfig
+
+WHOLE, CROP, LANDMARK = 0, 1, 2  # image token types
+
+
+class GridPosition(nn.Module):
+    """Factorised 2-D position embedding (row + column) for a side x side grid."""
+
+    def __init__(self, side: int, dim: int):
+        super().__init__()
+        self.side = side
+        self.rows = nn.Parameter(torch.randn(side, dim) * 0.02)
+        self.cols = nn.Parameter(torch.randn(side, dim) * 0.02)
+
+    def forward(self) -> torch.Tensor:
+        return (self.rows[:, None] + self.cols[None, :]).reshape(self.side * self.side, -1)
+
+
+class AttentionPool(nn.Module):
+    """Learned queries attending over a token set; returns pooled tokens and attention weights."""
+
+    def __init__(self, num_queries: int, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, tokens: torch.Tensor, keys: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        q = self.queries.expand(tokens.shape[0], -1, -1)  # (B, Q, H)
+        out, weights = self.attn(q, tokens if keys is None else keys, tokens)
+        return self.norm(out + q), weights  # (B, Q, H), (B, Q, T)
+
+
+class ImageTokens(nn.Module):
+    """Project backbone features to the hidden size and derive landmark tokens.
+
+    f_whole: one token per grid cell; f_crop: RoI-pooled garment cells; f_lm: K learned queries
+    attending over the grid -- the documented stand-in for the paper's landmark detector. Each
+    landmark's 2-D position is its attention-weighted average of grid positions.
+    """
+
+    def __init__(self, cfg: ModelConfig, channels: int, grid: int, hidden: int):
+        super().__init__()
+        self.proj = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, hidden), nn.GELU(),
+                                  nn.Linear(hidden, hidden))
+        self.whole_pos = GridPosition(grid, hidden)
+        self.crop_pos = GridPosition(cfg.crop_grid, hidden)
+        self.landmarks = AttentionPool(cfg.num_landmarks, hidden, cfg.attn_heads, cfg.dropout)
+
+    def forward(self, whole: torch.Tensor, crop: torch.Tensor) -> dict[str, torch.Tensor]:
+        w = self.proj(whole.float())  # (B, G, H)
+        c = self.proj(crop.float())  # (B, Tc, H)
+        whole_pos = self.whole_pos()  # (G, H)
+        lm, attn = self.landmarks(w, keys=w + whole_pos)  # (B, K, H), (B, K, G)
+        return {"whole": w, "crop": c, "landmark": lm, "whole_pos": whole_pos.expand_as(w),
+                "crop_pos": self.crop_pos().expand_as(c), "landmark_pos": attn @ whole_pos}
+
+
+class ReferenceBlock(nn.Module):
+    """BERT-style fusion of feedback text and reference-image tokens -> f_ref.
+
+    Text goes through the pretrained word + 1-D position embeddings; image tokens get their own
+    type and 2-D position embeddings (text positions are never reused for them). Padding text
+    positions are masked out of attention. The output is [CLS] together with the mean of all
+    unmasked outputs: MiniLM was trained with mean pooling and its [CLS] alone is nearly the
+    same vector for every input, which stalled training at chance level.
+    """
+
+    def __init__(self, cfg: ModelConfig, text_model: nn.Module):
+        super().__init__()
+        self.text = text_model
+        hidden = text_model.config.hidden_size
+        self.type_embed = nn.Embedding(3, hidden)
+        self.image_norm = nn.LayerNorm(hidden, eps=text_model.config.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * hidden, cfg.embed_dim)
+
+    def image_sequence(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        for kind, name in ((WHOLE, "whole"), (CROP, "crop"), (LANDMARK, "landmark")):
+            parts.append(tokens[name] + tokens[f"{name}_pos"] + self.type_embed.weight[kind])
+        return self.dropout(self.image_norm(torch.cat(parts, dim=1)))  # (B, G+Tc+K, H)
+
+    def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.text.embeddings(input_ids=input_ids,
+                                    token_type_ids=torch.zeros_like(input_ids))  # (B, T, H)
+
+    def fuse(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The transformer over a token sequence (padding masked out) -> [CLS] + mean -> head."""
+        additive = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
+        additive = additive.masked_fill(~keep, torch.finfo(hidden.dtype).min)[:, None, None, :]
+        out = self.text.encoder(hidden, attention_mask=additive).last_hidden_state  # (B, L, H)
+        weights = keep.to(out.dtype)[:, :, None]
+        pooled = (out * weights).sum(dim=1) / weights.sum(dim=1)
+        return self.head(torch.cat([out[:, 0], pooled], dim=-1))  # [CLS] + mean -> (B, D)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Text alone through the same transformer and head: an item description in the query
+        space, for the auxiliary image <-> words grounding loss (model.train --grounding)."""
+        return self.fuse(self.embed_text(input_ids), attention_mask.bool())
+
+    def forward(self, tokens: dict[str, torch.Tensor], input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> torch.Tensor:
+        image = self.image_sequence(tokens)
+        hidden = torch.cat([self.embed_text(input_ids), image], dim=1)
+        keep = torch.cat([attention_mask.bool(),
+                          attention_mask.new_ones(image.shape[:2], dtype=torch.bool)], dim=1)
+        return self.fuse(hidden, keep)
+
+
+class TargetBlock(nn.Module):
+    """Target-image encoder -> f_tar.
+
+    Positional attention pools the whole and crop grids (with 2-D positions), landmark attention
+    pools the landmark tokens, and a small transformer fuses these with the global feature
+    (contextual attention) before the projection.
+    """
+
+    def __init__(self, cfg: ModelConfig, hidden: int):
+        super().__init__()
+        self.whole_pool = AttentionPool(1, hidden, cfg.attn_heads, cfg.dropout)
+        self.crop_pool = AttentionPool(1, hidden, cfg.attn_heads, cfg.dropout)
+        self.landmark_pool = AttentionPool(1, hidden, cfg.attn_heads, cfg.dropout)
+        self.part_embed = nn.Parameter(torch.randn(4, hidden) * 0.02)
+        layer = nn.TransformerEncoderLayer(hidden, cfg.attn_heads, 2 * hidden, cfg.dropout,
+                                           batch_first=True, norm_first=True)
+        self.fusion = nn.TransformerEncoder(layer, cfg.fusion_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, cfg.embed_dim)
+
+    def forward(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        whole, _ = self.whole_pool(tokens["whole"] + tokens["whole_pos"])
+        crop, _ = self.crop_pool(tokens["crop"] + tokens["crop_pos"])
+        lm, _ = self.landmark_pool(tokens["landmark"] + tokens["landmark_pos"])
+        glob = tokens["whole"].mean(dim=1, keepdim=True)
+        parts = torch.cat([glob, whole, crop, lm], dim=1) + self.part_embed  # (B, 4, H)
+        fused = self.fusion(parts)
+        return self.head(self.norm(fused.mean(dim=1)))  # (B, D)
+
+
+class FashionVLP(nn.Module):
+    """The trainable network: shared image tokens, reference block and target block."""
+
+    def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int):
+        super().__init__()
+        hidden = text_model.config.hidden_size
+        self.tokens = ImageTokens(cfg, channels, grid, hidden)
+        self.reference = ReferenceBlock(cfg, text_model)
+        self.target = TargetBlock(cfg, hidden)
+
+    def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
+                         attention_mask: torch.Tensor) -> torch.Tensor:
+        f_ref = self.reference(self.tokens(whole, crop), input_ids, attention_mask)
+        return F.normalize(f_ref, dim=-1)
+
+    def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.target(self.tokens(whole, crop)), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.reference.encode_text(input_ids, attention_mask), dim=-1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        f_ref = self.encode_reference(batch["ref_whole"], batch["ref_crop"], batch["input_ids"],
+                                      batch["attention_mask"])
+        f_tar = self.encode_target(batch["tar_whole"], batch["tar_crop"])
+        return f_ref, f_tar

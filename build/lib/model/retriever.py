@@ -1,0 +1,190 @@
+"""The public face of the model: build or load a Retriever, and encode queries and targets.
+
+Loading re-creates the pretrained parts from their packages and fills in the checkpoint's
+weights (`model.checkpoint` owns the file format and its checks), refusing anything that does
+not fit exactly, so a broken checkpoint can never become a silently random model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model.checkpoint import (
+    CheckpointError,
+    check_fits,
+    fingerprint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from model.config import ModelConfig
+from model.device import autocast, resolve_device
+from model.image_features import ImageEncoder, preprocess_image
+from model.network import FashionVLP
+from model.pretrained import backbone_spec, load_text_model, text_model_is_pretrained
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever"]
+
+
+class Retriever:
+    """FashionVLP ready for inference: f_ref for (image, text), f_tar for catalog images."""
+
+    def __init__(self, cfg: ModelConfig, encoder: ImageEncoder, net: FashionVLP, tokenizer,
+                 meta: dict[str, Any] | None = None):
+        self.cfg = cfg
+        self.encoder = encoder
+        self.net = net.eval()
+        self.tokenizer = tokenizer
+        self.meta = meta or {}
+        self._fingerprint: str | None = None
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Retriever:
+        """Move the image encoder and the blocks ('auto' picks CUDA when present)."""
+        self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.encoder.to(self.device)
+        self.net.to(self.device)
+        return self
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def dim(self) -> int:
+        return self.cfg.embed_dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the architecture and every weight not shipped by a package."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.cfg, self.trained_state())
+        return self._fingerprint
+
+    def frozen_keys(self) -> set[str]:
+        """Parameter names that come unchanged from the pretrained packages."""
+        if not text_model_is_pretrained(self.cfg.text_model):
+            return set()
+        layers = len(self.net.reference.text.encoder.layer)
+        frozen_layers = range(layers - min(self.cfg.train_text_layers, layers))
+        prefixes = ["reference.text.embeddings."]
+        prefixes += [f"reference.text.encoder.layer.{i}." for i in frozen_layers]
+        return {k for k in self.net.state_dict() if k.startswith(tuple(prefixes))}
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint must store, in the configured storage dtype."""
+        dtype = getattr(torch, self.cfg.save_dtype)
+        frozen = self.frozen_keys()
+        state = {f"net.{k}": v.cpu() for k, v in self.net.state_dict().items() if k not in frozen}
+        if not backbone_spec(self.cfg.backbone).pretrained:
+            encoder = self.encoder.net.state_dict()
+            state.update({f"encoder.{k}": v.cpu() for k, v in encoder.items()})
+        return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach()
+                for k, v in state.items()}
+
+    def set_trainable(self) -> list[torch.nn.Parameter]:
+        """Freeze the pretrained lower text layers; return the parameters to optimise."""
+        frozen = self.frozen_keys()
+        for name, param in self.net.named_parameters():
+            param.requires_grad_(name not in frozen)
+        self._fingerprint = None
+        return [p for p in self.net.parameters() if p.requires_grad]
+
+    def invalidate_fingerprint(self) -> None:
+        """Call after the weights changed (training), so the fingerprint is recomputed."""
+        self._fingerprint = None
+
+    # ------------------------------------------------------------------ inputs
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """PIL image -> (3, S, S) tensor; safe to run in DataLoader workers."""
+        return preprocess_image(image, self.cfg)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True,
+                             max_length=self.cfg.max_text_tokens, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    # ------------------------------------------------------------------ encoding
+    @torch.inference_mode()
+    def encode_reference_features(self, whole: torch.Tensor, crop: torch.Tensor,
+                                  texts: Sequence[str]) -> torch.Tensor:
+        self.net.eval()
+        text = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
+        with autocast(self.device):
+            out = self.net.encode_reference(whole.to(self.device), crop.to(self.device), **text)
+        return out.float().cpu()
+
+    @torch.inference_mode()
+    def encode_target_features(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        with autocast(self.device):
+            out = self.net.encode_target(whole.to(self.device), crop.to(self.device))
+        return out.float().cpu()
+
+    def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray:
+        """(N, 3, S, S) preprocessed batch -> (N, D) float32, L2-normalised."""
+        whole, crop = self.encoder(x.to(self.device))
+        return self.encode_target_features(whole, crop).float().numpy()
+
+    def encode_targets(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        out = [self.encode_target_tensors(torch.stack([self.preprocess(im) for im in
+                                                       images[i:i + batch_size]]))
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_queries(self, images: Sequence[Image.Image], texts: Sequence[str],
+                       batch_size: int = 32) -> np.ndarray:
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts")
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
+            whole, crop = self.encoder(x.to(self.device))
+            out.append(self.encode_reference_features(whole, crop, texts[i:i + batch_size])
+                       .float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_query(self, image: Image.Image, text: str) -> np.ndarray:
+        return self.encode_queries([image], [text])[0]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        self.meta = {**self.meta, **(meta or {})}
+        write_checkpoint(directory, self.cfg, self.trained_state(), self.meta)
+        return Path(directory)
+
+
+def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
+    """A freshly initialised model (pretrained parts from their packages, the rest random)."""
+    cfg = cfg or ModelConfig()
+    torch.manual_seed(seed)
+    text_model, tokenizer = load_text_model(cfg.text_model)
+    if cfg.text_layers is not None:  # a shallower fusion transformer: CPU training cost
+        text_model.encoder.layer = text_model.encoder.layer[:cfg.text_layers]
+        text_model.config.num_hidden_layers = len(text_model.encoder.layer)
+    encoder = ImageEncoder(cfg)
+    net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid)
+    return Retriever(cfg, encoder, net, tokenizer)
+
+
+def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
+    """Load a checkpoint directory (or its config.json / weights file) onto ``device``
+    ('cpu', 'cuda' or 'auto': CUDA when a GPU is present)."""
+    cfg, state, record = read_checkpoint(path)
+    retriever = build_retriever(cfg)
+    check_fits(path, retriever.trained_state(), state, record)
+    net_state = {k[4:]: v.float() if v.is_floating_point() else v
+                 for k, v in state.items() if k.startswith("net.")}
+    retriever.net.load_state_dict(net_state, strict=False)
+    encoder_state = {k[8:]: v.float() if v.is_floating_point() else v
+                     for k, v in state.items() if k.startswith("encoder.")}
+    if encoder_state:
+        retriever.encoder.net.load_state_dict(encoder_state, strict=True)
+    retriever.meta = record.get("meta", {})
+    retriever._fingerprint = record["fingerprint"]
+    return retriever.to(device)

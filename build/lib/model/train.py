@@ -1,0 +1,448 @@
+"""Train FashionVLP on FashionIQ-format triplets with cached backbone features.
+
+    python -m model.train --annotations A[,A2] --images I[,I2] --batch-size 64 --epochs 10
+    bash train.sh ANNOTATIONS IMAGES BATCH EPOCHS [flags]
+
+Several datasets can be trained together (comma-separated, paired by position). Every epoch
+is validated with the FashionIQ protocol on each dataset's val split; the best checkpoint (mean
+of (R@10+R@50)/2 over datasets) is kept in OUT/best, the latest in OUT/last with the optimiser
+state, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dataprep import FashionIQSplit, load_fashioniq, train_caption
+from model.config import ModelConfig
+from model.device import DEVICE_CHOICES, autocast, resolve_device
+from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
+from model.feature_cache import FeatureBank, extract_features
+from model.loss import make_loss
+from model.optim import adamw, warmup_cosine_schedule
+from model.retriever import Retriever, build_retriever, load_retriever
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    annotations: list[str]  # FashionIQ-format annotation roots
+    images: list[str]  # matching image folders
+    batch_size: int = 64
+    epochs: int = 10
+    categories: list[str] | None = None  # default: every category present
+    lr: float = 3e-4  # new layers (image tokens, target block, heads)
+    text_lr: float = 3e-5  # fine-tuned pretrained text layers
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # fraction of all steps spent warming up
+    seed: int = 0
+    out: str = "checkpoints/run"
+    cache_dir: str = "data/feature_cache"
+    workers: int = 2  # image decoding processes for feature extraction
+    max_val_queries: int | None = 1000  # per category, to keep per-epoch validation short
+    steps_per_epoch: int | None = None  # cap (for quick runs); default: one pass over the data
+    flip: bool = True  # random horizontal flips of the cached grids
+    resume: bool = True
+    mixed_share: float = 0.5  # share of batches mixing every category of a dataset
+    dataset_weights: list[float] | None = None  # batch share per dataset (default: by size)
+    init_from: str | None = None  # start from this checkpoint's weights (fine-tuning)
+    holdout: float = 0.1  # val share of a lone flat annotation file (by reference image)
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
+    grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: FashionIQSplit
+    val: FashionIQSplit
+
+
+def load_datasets(cfg: TrainConfig) -> list[Dataset]:
+    if len(cfg.annotations) != len(cfg.images):
+        raise ValueError(f"{len(cfg.annotations)} annotation roots but {len(cfg.images)} image "
+                         "folders: give one image folder per annotation root")
+    out = []
+    for a, i in zip(cfg.annotations, cfg.images, strict=True):
+        path = Path(a)
+        if path.is_file():  # the seed's form: one flat JSON file of training triplets
+            out.append(_flat_file_dataset(path, i, cfg))
+        else:
+            out.append(Dataset(path.name, load_fashioniq(a, i, "train", cfg.categories),
+                               load_fashioniq(a, i, "val", cfg.categories)))
+    return out
+
+
+def _flat_file_dataset(path: Path, images: str, cfg: TrainConfig) -> Dataset:
+    """Train on a flat annotation file; never select checkpoints on its own triplets.
+
+    Validation uses the sibling ``val.json`` when there is one; otherwise a fixed share of the
+    triplets, chosen by a hash of the reference image (so no reference is on both sides), is
+    held out and logged.
+    """
+    train = load_fashioniq(path, images, "train", cfg.categories)
+    sibling = path.with_name("val.json")
+    if sibling.is_file() and sibling.resolve() != path.resolve():
+        logger.info("%s: validating on the sibling %s", path, sibling)
+        return Dataset(path.stem, train, load_fashioniq(sibling, images, "val", cfg.categories))
+    held = {t.candidate for t in train.triplets if _hash_share(t.candidate) < cfg.holdout}
+    val_triplets = [t for t in train.triplets if t.candidate in held]
+    train_triplets = [t for t in train.triplets if t.candidate not in held]
+    logger.warning("%s has no sibling val.json: holding out %d of %d triplets (%.0f%% of "
+                   "reference images, fixed by a hash of the image id) for validation",
+                   path, len(val_triplets), len(train.triplets), 100 * cfg.holdout)
+    if not val_triplets or not train_triplets:
+        raise ValueError(f"{path}: too few triplets to hold out a validation share; add a "
+                         "val.json beside it")
+    val_ids = {i for t in val_triplets for i in (t.candidate, t.target)}
+    gallery = {c: [i for i in ids if i in val_ids] for c, ids in train.gallery.items()}
+    val = dataclasses.replace(train, split="val", triplets=val_triplets,
+                              gallery={c: ids for c, ids in gallery.items() if ids})
+    return Dataset(path.stem, dataclasses.replace(train, triplets=train_triplets), val)
+
+
+def _hash_share(image_id: str) -> float:
+    return int(hashlib.sha256(f"holdout-{image_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def flip_grid(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror (B, side*side, C) grid tokens left-right where mask is True."""
+    b, n, c = tokens.shape
+    side = math.isqrt(n)
+    grid = tokens.view(b, side, side, c)
+    return torch.where(mask[:, None, None, None], grid.flip(2), grid).view(b, n, c)
+
+
+class TripletBatches:
+    """Batches of (reference features, caption, target features) drawn from a FeatureBank.
+
+    Two kinds of batch, so the model learns both fine distinctions and the garment kind:
+
+    * a *group* batch comes from one (dataset, category) group: its in-batch negatives are
+      garments of the same kind, the ones a category's gallery has to tell apart;
+    * a *mixed* batch (a ``mixed_share`` of all batches) draws every triplet from any
+      category of the datasets: negatives of other kinds teach the model to keep the
+      reference's kind when a shopper searches all categories at once.
+
+    Each batch first picks a dataset with probability ``dataset_weights`` (default: in
+    proportion to its triplets), so a small, important dataset is not drowned out. Which
+    triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
+    """
+
+    def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
+                 batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
+                 dataset_weights: Sequence[float] | None = None):
+        self.retriever, self.bank, self.flip = retriever, bank, flip
+        self.groups: dict[tuple[str, str], list] = {}
+        for d in datasets:
+            for t in d.train.triplets:
+                self.groups.setdefault((d.name, t.category), []).append(t)
+        self.triplets = [t for group in self.groups.values() for t in group]
+        self.names = list(dict.fromkeys(name for name, _ in self.groups))
+        sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
+                          for name in self.names], dtype=float)
+        weights = sizes if dataset_weights is None else np.asarray(dataset_weights, float)
+        if len(weights) != len(self.names):
+            raise ValueError(f"{len(weights)} dataset weights for {len(self.names)} datasets "
+                             f"with training triplets ({', '.join(self.names)})")
+        self.weights = weights / weights.sum()
+        self.batch_size, self.mixed_share, self.seed = batch_size, mixed_share, seed
+        self.rng = random.Random(seed)
+        self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
+
+    def __len__(self) -> int:
+        """Batches in one pass over the training triplets."""
+        return len(self.triplets) // self.batch_size
+
+    def draw(self, rng: random.Random) -> list:
+        """The triplets of one batch (without repeats inside the batch)."""
+        name = rng.choices(self.names, weights=self.weights)[0]
+        groups = [g for (n, _), g in self.groups.items() if n == name]
+        if rng.random() < self.mixed_share:
+            pool = [t for g in groups for t in g]
+        else:
+            pool = rng.choices(groups, weights=[len(g) for g in groups])[0]
+        return rng.sample(pool, min(self.batch_size, len(pool)))
+
+    def epoch(self, epoch: int):
+        rng = random.Random(f"{self.seed}-{epoch}")
+        while True:
+            yield self.batch(self.draw(rng))
+
+    def batch(self, triplets) -> dict[str, torch.Tensor]:
+        return self.assemble(triplets, *self.bank.lookup([t.candidate for t in triplets]),
+                             *self.bank.lookup([t.target for t in triplets]))
+
+    def assemble(self, triplets, ref_whole: torch.Tensor, ref_crop: torch.Tensor,
+                 tar_whole: torch.Tensor, tar_crop: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A training batch from backbone features (cached or just computed) and captions."""
+        if self.flip:
+            for whole, crop in ((ref_whole, ref_crop), (tar_whole, tar_crop)):
+                mask = torch.rand(len(triplets)) < 0.5
+                whole.copy_(flip_grid(whole, mask))
+                crop.copy_(flip_grid(crop, mask))
+        text = self.retriever.tokenize([train_caption(t.captions, self.rng) for t in triplets])
+        return {"ref_whole": ref_whole, "ref_crop": ref_crop, "tar_whole": tar_whole,
+                "tar_crop": tar_crop, **text,
+                "target_ids": torch.tensor([self.target_codes[t.target] for t in triplets])}
+
+
+def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]:
+    """id -> words describing the item (metadata.csv's ``description``, else its ``title``) for
+    the training images of every annotation root that has a metadata.csv."""
+    out: dict[str, str] = {}
+    for root in annotations:
+        metadata = Path(root) / "metadata.csv"
+        if not metadata.is_file():
+            continue
+        with open(metadata, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            column = next((c for c in ("description", "title") if c in (reader.fieldnames or ())),
+                          None)
+            if column:
+                out.update({r["id"]: r[column] for r in reader if r["id"] in ids and r[column]})
+    return out
+
+
+def validate(retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
+             max_queries: int | None) -> tuple[float, dict]:
+    """Score = mean over datasets of (R@10+R@50)/2 on their val splits."""
+    report, scores = {}, []
+    for d in datasets:
+        results = evaluate_split(d.val, *model_encoders(retriever, bank), max_queries)
+        report[d.name] = results
+        scores.append(results["average"]["mean"])
+        logger.info("val %s\n%s", d.name, format_table(results))
+    return float(np.mean(scores)), report
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        torch.manual_seed(cfg.seed)
+        last = self.out / "last"
+        self.resuming = cfg.resume and (last / "train_state.pt").is_file()
+        if self.resuming:
+            self.retriever = load_retriever(last)
+        elif cfg.init_from:
+            self.retriever = load_retriever(cfg.init_from)
+            self.retriever.meta = {"init_from": {"checkpoint": cfg.init_from,
+                                                 "fingerprint": self.retriever.fingerprint}}
+            logger.info("fine-tuning %s (fingerprint %s)", cfg.init_from,
+                        self.retriever.fingerprint)
+        else:
+            self.retriever = build_retriever(cfg.model, cfg.seed)
+        if (self.resuming or cfg.init_from) and self.retriever.cfg != cfg.model:
+            logger.warning("resuming with the architecture stored in %s, not the one asked for",
+                           last if self.resuming else cfg.init_from)
+        self.datasets = load_datasets(cfg)
+        paths = {}
+        for d in self.datasets:
+            paths.update(d.train.image_paths)
+            paths.update(d.val.image_paths)
+        self.bank = extract_features(self.retriever.encoder, paths, cfg.cache_dir or None,
+                                     workers=cfg.workers)
+        for d in self.datasets:
+            d.train, d.val = restrict_to_bank(d.train, self.bank), restrict_to_bank(d.val,
+                                                                                     self.bank)
+        self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
+                                      cfg.flip, cfg.seed, cfg.mixed_share, cfg.dataset_weights)
+        if len(self.batches) == 0:
+            raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
+                             f"batch ({cfg.batch_size}): lower --batch-size")
+        self.device = resolve_device(cfg.device)
+        self.retriever.to(self.device)
+        self.loss = make_loss(self.retriever.cfg).to(self.device)
+        self.retriever.set_trainable()
+        self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
+                               extra=self.loss.parameters(), slow_prefix="reference.text.",
+                               slow_lr=cfg.text_lr)
+        self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
+        self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
+                                                cfg.warmup)
+        self.grounding: list[tuple[str, str]] = []
+        if cfg.grounding > 0:
+            train_ids = {i for d in self.datasets for t in d.train.triplets
+                         for i in (t.candidate, t.target)}
+            self.grounding = sorted(grounding_texts(cfg.annotations, train_ids).items())
+            logger.info("grounding loss (weight %.2f) over %d described training images",
+                        cfg.grounding, len(self.grounding))
+        self.grounding_rng = random.Random(f"grounding-{cfg.seed}")
+        self.epoch, self.best = 0, -1.0
+        if self.resuming:
+            self._load_state(last / "train_state.pt")
+
+    def _load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loss.load_state_dict(state["loss"])
+        self.epoch, self.best = state["epoch"], state["best"]
+        logger.info("resumed from %s after epoch %d (best %.2f)", path, self.epoch, self.best)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimisation step; returns the batch loss."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with autocast(self.device):
+            f_ref, f_tar = self.retriever.net(batch)
+        loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"])
+        if self.grounding:
+            loss = loss + self.cfg.grounding * self.grounding_loss()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def grounding_loss(self) -> torch.Tensor:
+        """Image <-> its own description, both ways: ties image tokens to the words shoppers
+        use (sleeves, necklines, materials), through the same text transformer as f_ref."""
+        pairs = self.grounding_rng.sample(self.grounding,
+                                          min(self.cfg.batch_size, len(self.grounding)))
+        whole, crop = self.bank.lookup([i for i, _ in pairs])
+        texts = [t for _, t in pairs]
+        codes = {t: k for k, t in enumerate(texts)}  # one text twice: not a negative
+        same = torch.tensor([codes[t] for t in texts], device=self.device)
+        tokens = {k: v.to(self.device) for k, v in self.retriever.tokenize(texts).items()}
+        with autocast(self.device):
+            f_img = self.retriever.net.encode_target(whole.to(self.device), crop.to(self.device))
+            f_txt = self.retriever.net.encode_text(**tokens)
+        f_img, f_txt = f_img.float(), f_txt.float()
+        return 0.5 * (self.loss(f_txt, f_img, same) + self.loss(f_img, f_txt, same))
+
+    def train_epoch(self) -> dict[str, float]:
+        self.retriever.net.train()
+        started, losses = time.perf_counter(), []
+        batches = self.batches.epoch(self.epoch)
+        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+                   unit="batch")
+        for _ in bar:
+            losses.append(self.step(next(batches)))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
+                            scale=f"{self.loss.log_scale.exp().item():.1f}")
+        self.retriever.net.eval()
+        self.retriever.invalidate_fingerprint()
+        seconds = time.perf_counter() - started
+        return {"loss": float(np.mean(losses)), "seconds": seconds,
+                "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
+
+    def save(self, metrics: dict) -> None:
+        meta = {"epoch": self.epoch, "metrics": metrics, "train": dataclasses.asdict(self.cfg)}
+        last = self.out / "last"
+        improved = metrics["score"] >= self.best
+        self.best = max(self.best, metrics["score"])  # before the state: a resume knows it
+        self.retriever.save(last, meta)
+        torch.save({"optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(), "loss": self.loss.state_dict(),
+                    "epoch": self.epoch, "best": self.best}, last / "train_state.pt")
+        if improved:
+            best = self.out / "best"
+            tmp = self.out / "best.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.retriever.save(tmp, meta)
+            shutil.rmtree(best, ignore_errors=True)
+            tmp.rename(best)
+            logger.info("new best %.2f -> %s", self.best, best)
+
+    def fit(self) -> float:
+        self.out.mkdir(parents=True, exist_ok=True)
+        config = json.dumps(dataclasses.asdict(self.cfg), indent=2)
+        (self.out / "train_config.json").write_text(config)
+        while self.epoch < self.cfg.epochs:
+            stats = self.train_epoch()
+            self.epoch += 1
+            score, report = validate(self.retriever, self.bank, self.datasets,
+                                     self.cfg.max_val_queries)
+            metrics = {"epoch": self.epoch, "score": score, **stats, "val": report}
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            logger.info("epoch %d: loss %.4f, %.0f s (%.0f triplets/s), val score %.2f",
+                        self.epoch, stats["loss"], stats["seconds"],
+                        stats["triplets_per_second"], score)
+            self.save(metrics)
+        return self.best
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    defaults = TrainConfig(annotations=[], images=[])
+    mdefaults = ModelConfig()
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--annotations", required=True, help="comma-separated annotation roots")
+    p.add_argument("--images", required=True, help="comma-separated image folders (paired)")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--categories", nargs="*")
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--text-lr", type=float, default=defaults.text_lr)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--out", default=defaults.out)
+    p.add_argument("--cache-dir", default=defaults.cache_dir)
+    p.add_argument("--workers", type=int, default=defaults.workers)
+    p.add_argument("--max-val-queries", type=int, default=defaults.max_val_queries)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--mixed-share", type=float, default=defaults.mixed_share,
+                   help="share of batches that mix every category of a dataset")
+    p.add_argument("--dataset-weights", help="comma-separated batch share per dataset "
+                   "(default: in proportion to its training triplets)")
+    p.add_argument("--init-from", help="fine-tune from this checkpoint's weights")
+    p.add_argument("--holdout", type=float, default=defaults.holdout,
+                   help="val share of a flat annotation file without a sibling val.json")
+    p.add_argument("--device", default=defaults.device, choices=DEVICE_CHOICES)
+    p.add_argument("--grounding", type=float, default=defaults.grounding,
+                   help="weight of an auxiliary image <-> description loss (0: off)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
+    p.add_argument("--backbone", default=mdefaults.backbone)
+    p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
+    p.add_argument("--text-model", default=mdefaults.text_model)
+    p.add_argument("--text-layers", type=int, default=mdefaults.text_layers,
+                   help="first N text-model layers to keep (0: all)")
+    p.add_argument("--train-text-layers", type=int, default=mdefaults.train_text_layers)
+    p.add_argument("--tiny", action="store_true", help="tiny random model (smoke tests)")
+    a = p.parse_args(argv)
+    model = ModelConfig.tiny() if a.tiny else ModelConfig(
+        backbone=a.backbone, backbone_weights=a.backbone_weights, text_model=a.text_model,
+        text_layers=a.text_layers or None, train_text_layers=a.train_text_layers)
+    return TrainConfig(
+        annotations=a.annotations.split(","), images=a.images.split(","),
+        batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
+        text_lr=a.text_lr, weight_decay=a.weight_decay, seed=a.seed, out=a.out,
+        cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
+        steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
+        mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
+        holdout=a.holdout, device=a.device,
+        dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
+        if a.dataset_weights else None, model=model)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = parse_args(argv)
+    best = Trainer(cfg).fit()
+    print(f"best validation score (mean of (R@10+R@50)/2): {best:.2f} -> {cfg.out}/best")
+
+
+if __name__ == "__main__":
+    main()

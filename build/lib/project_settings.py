@@ -1,0 +1,180 @@
+"""Project settings: one frozen dataclass loaded on demand from the environment and ``.env``.
+
+Shared by the indexer, the app and the benchmarks (repository root, checkpoint, catalog folder,
+database), so it lives beside them rather than inside any one of them.
+
+Why a function and not module-level constants: tests, the CLI and the app each need to load
+settings with different environments, and nothing should read ``os.environ`` as a side effect
+of an import. Precedence: process environment, then ``.env`` (python-dotenv), then defaults
+that work with no ``.env`` at all (the embedded database under ``data/``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_EMBEDDED_HOST = "127.0.0.1"
+DEFAULT_EMBEDDED_PORT = 27017
+DEFAULT_DB_NAME = "fashionvlp"
+DEFAULT_COLLECTION_NAME = "catalog"
+
+# Every variable the project reads, with its meaning (used by docs and error messages).
+VARIABLES: dict[str, str] = {
+    "MONGO_URI": "MongoDB connection string; unset = embedded SecantusDB on 127.0.0.1",
+    "DB_NAME": "database name",
+    "COLLECTION_NAME": "catalog collection name (builds are recorded in <name>_builds)",
+    "DATA_DIR": "project data folder (embedded database, caches)",
+    "CHECKPOINT": "retriever checkpoint directory used by the indexer and the app",
+    "CATALOG_DIR": "catalog folder (images + metadata.csv) indexed by default",
+    "EMBEDDED_DB_PORT": "port of the embedded SecantusDB server",
+    "DEVICE": "where the indexer and the app run the model: auto (CUDA when present), cpu, cuda",
+}
+DEVICES = ("auto", "cpu", "cuda")
+
+_DB_NAME_FORBIDDEN = re.compile(r'[/\\. "$*<>:|?\x00]')
+
+
+class SettingsError(ValueError):
+    """A configuration value (environment or .env) is malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; paths are absolute."""
+
+    mongo_uri: str | None  # None: use the embedded server at embedded_uri
+    db_name: str = DEFAULT_DB_NAME
+    collection_name: str = DEFAULT_COLLECTION_NAME
+    data_dir: Path = REPO_ROOT / "data"
+    checkpoint: Path = REPO_ROOT / "checkpoints" / "demo"
+    catalog_dir: Path = REPO_ROOT / "data" / "demo_catalog"
+    embedded_port: int = DEFAULT_EMBEDDED_PORT
+    embedded_host: str = DEFAULT_EMBEDDED_HOST
+    device: str = "auto"
+
+    @property
+    def embedded_uri(self) -> str:
+        """URI of the embedded server (what ``mongo_uri`` means when it is unset)."""
+        return f"mongodb://{self.embedded_host}:{self.embedded_port}"
+
+    @property
+    def effective_uri(self) -> str:
+        """The URI clients connect to: MONGO_URI when set, else the embedded server."""
+        return self.mongo_uri or self.embedded_uri
+
+    @property
+    def uses_default_local_address(self) -> bool:
+        """True when MONGO_URI is unset or names the embedded server's own address.
+
+        Only then may the project start SecantusDB itself; any other URI is a real MongoDB
+        that we connect to and never try to manage.
+        """
+        if self.mongo_uri is None:
+            return True
+        uri = self.mongo_uri.rstrip("/")
+        port = self.embedded_port
+        return uri in {f"mongodb://127.0.0.1:{port}", f"mongodb://localhost:{port}"} or (
+            port == DEFAULT_EMBEDDED_PORT and uri in {"mongodb://127.0.0.1", "mongodb://localhost"}
+        )
+
+    @property
+    def builds_collection_name(self) -> str:
+        return f"{self.collection_name}_builds"
+
+    @property
+    def embedded_dir(self) -> Path:
+        """Folder holding the embedded server's storage, PID file and log."""
+        return self.data_dir / "secantus"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, env_file: str | Path | None = None
+) -> Settings:
+    """Load settings: ``env`` (default ``os.environ``) wins over ``env_file`` (default ``.env``
+    at the repo root, ignored when absent). Empty values count as unset.
+
+    Raises SettingsError naming the variable when a value is malformed.
+    """
+    env = os.environ if env is None else env
+    path = Path(env_file) if env_file is not None else REPO_ROOT / ".env"
+    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    merged = {**file_values, **{k: v for k, v in env.items() if k in VARIABLES}}
+    raw = {k: v.strip() for k, v in merged.items() if k in VARIABLES and v.strip() != ""}
+
+    return Settings(
+        mongo_uri=_mongo_uri(raw.get("MONGO_URI")),
+        db_name=_db_name(raw.get("DB_NAME", DEFAULT_DB_NAME)),
+        collection_name=_collection_name(raw.get("COLLECTION_NAME", DEFAULT_COLLECTION_NAME)),
+        data_dir=_path("DATA_DIR", raw.get("DATA_DIR"), REPO_ROOT / "data"),
+        checkpoint=_path("CHECKPOINT", raw.get("CHECKPOINT"), REPO_ROOT / "checkpoints" / "demo"),
+        catalog_dir=_path(
+            "CATALOG_DIR", raw.get("CATALOG_DIR"), REPO_ROOT / "data" / "demo_catalog"
+        ),
+        embedded_port=_port(raw.get("EMBEDDED_DB_PORT")),
+        device=_device(raw.get("DEVICE", "auto")),
+    )
+
+
+def _device(value: str) -> str:
+    if value not in DEVICES and not re.fullmatch(r"cuda:\d+", value):
+        raise SettingsError(f"DEVICE={value!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
+    return value
+
+
+def _mongo_uri(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("mongodb://", "mongodb+srv://")):
+        raise SettingsError(
+            f"MONGO_URI must start with mongodb:// or mongodb+srv:// (got {value[:12]!r}...); "
+            "unset it to use the embedded database"
+        )
+    if not value.split("://", 1)[1].strip("/"):
+        raise SettingsError("MONGO_URI has no host; example: mongodb://127.0.0.1:27017")
+    return value
+
+
+def _db_name(value: str) -> str:
+    if len(value) > 63 or _DB_NAME_FORBIDDEN.search(value):
+        raise SettingsError(
+            f"DB_NAME {value!r} is not a valid MongoDB database name "
+            '(at most 63 characters, none of / \\ . " $ * < > : | ? or spaces)'
+        )
+    return value
+
+
+def _collection_name(value: str) -> str:
+    if "$" in value or "\x00" in value or value.startswith("system.") or len(value) > 200:
+        raise SettingsError(
+            f"COLLECTION_NAME {value!r} is not a valid MongoDB collection name "
+            "(no '$', must not start with 'system.')"
+        )
+    return value
+
+
+def _port(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_EMBEDDED_PORT
+    try:
+        port = int(value)
+    except ValueError:
+        raise SettingsError(f"EMBEDDED_DB_PORT must be an integer port, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"EMBEDDED_DB_PORT must be between 1 and 65535, got {port}")
+    return port
+
+
+def _path(name: str, value: str | None, default: Path) -> Path:
+    if value is None:
+        return default
+    if "\x00" in value:
+        raise SettingsError(f"{name} contains a NUL byte")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (REPO_ROOT / path).resolve()
