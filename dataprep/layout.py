@@ -91,6 +91,18 @@ def write_split(out: Path, category: str, split: str, entries: list[dict],
     write_json(out / "image_splits" / f"split.{category}.{split}.json", list(gallery))
 
 
+def read_metadata_column(root: str | Path, columns: Sequence[str]) -> dict[str, str]:
+    """id -> value of the first of ``columns`` that the dataset's ``metadata.csv`` has; empty
+    when the folder has no metadata.csv or none of those columns."""
+    path = Path(root) / "metadata.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        column = next((c for c in columns if c in (reader.fieldnames or ())), None)
+        return {r["id"]: r[column] for r in reader} if column else {}
+
+
 def write_metadata(path: Path, attributes: Sequence[str],
                    rows: Iterable[tuple[str, str, str, Sequence[str]]]) -> None:
     """``metadata.csv``: ``id,category,title,<attributes>``, one row per (id, category, title,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from indexer.errors import IndexerError
-from project_settings import load_settings
+from project_settings import DEVICES, load_settings
 
 log = logging.getLogger("indexer")
 
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", type=Path, default=None,
                    help="retriever checkpoint directory (default: CHECKPOINT, checkpoints/demo)")
     b.add_argument("--batch", type=int, default=32, help="images per forward pass and write")
-    b.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+    b.add_argument("--device", default=None, choices=DEVICES,
                    help="where the model runs (default: DEVICE from the environment, else "
                    "auto: CUDA when a GPU is present)")
     b.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),

@@ -9,7 +9,6 @@ baseline in bench/ go through the same gallery construction, captions and recall
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataprep import FashionIQSplit, eval_caption, load_fashioniq
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq, read_metadata_column
 from model.device import DEVICE_CHOICES
 from model.feature_cache import FeatureBank, extract_features
 from model.metrics import retrieval_metrics, summarise, top_k
@@ -106,12 +105,8 @@ def item_kinds(annotations: Path | str, split: FashionIQSplit) -> dict[str, str]
     """id -> garment kind for kept@k: the ``product_type`` column of the dataset's
     metadata.csv where it has one (H&M), else the item's category (demo catalog, products)."""
     kinds = {i: c for c, ids in split.gallery.items() for i in ids}
-    metadata = Path(annotations) / "metadata.csv"
-    if metadata.is_file():
-        with open(metadata, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if "product_type" in (reader.fieldnames or ()):
-                kinds.update({r["id"]: r["product_type"] for r in reader if r["id"] in kinds})
+    types = read_metadata_column(annotations, ("product_type",))
+    kinds.update({i: t for i, t in types.items() if i in kinds})
     return kinds
 
 

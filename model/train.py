@@ -12,7 +12,6 @@ state, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import hashlib
 import json
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dataprep import FashionIQSplit, load_fashioniq, train_caption
+from dataprep import FashionIQSplit, load_fashioniq, read_metadata_column, train_caption
 from model.config import ModelConfig
 from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
@@ -210,15 +209,8 @@ def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]
     the training images of every annotation root that has a metadata.csv."""
     out: dict[str, str] = {}
     for root in annotations:
-        metadata = Path(root) / "metadata.csv"
-        if not metadata.is_file():
-            continue
-        with open(metadata, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            column = next((c for c in ("description", "title") if c in (reader.fieldnames or ())),
-                          None)
-            if column:
-                out.update({r["id"]: r[column] for r in reader if r["id"] in ids and r[column]})
+        texts = read_metadata_column(root, ("description", "title"))
+        out.update({i: t for i, t in texts.items() if i in ids and t})
     return out
 
 
