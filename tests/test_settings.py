@@ -67,11 +67,18 @@ def test_relative_paths_resolve_under_repo_root(tmp_path):
         ("COLLECTION_NAME", "a$b"),
         ("EMBEDDED_DB_PORT", "abc"),
         ("EMBEDDED_DB_PORT", "70000"),
+        ("DEVICE", "tpu"),
+        ("DEVICE", "cuda:x"),
     ],
 )
 def test_malformed_values_raise_an_error_naming_the_variable(tmp_path, var, value):
     with pytest.raises(SettingsError, match=var):
         load({var: value}, tmp_path)
+
+
+def test_device_defaults_to_auto_and_accepts_a_gpu_index(tmp_path):
+    assert load({}, tmp_path).device == "auto"
+    assert load({"DEVICE": "cuda:1"}, tmp_path).device == "cuda:1"
 
 
 def test_malformed_value_in_dotenv_is_reported_too(tmp_path):
