@@ -28,7 +28,10 @@ class CheckpointError(RuntimeError):
 
 def fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
     """Hash of the architecture and every stored weight (16 hex digits)."""
-    digest = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    arch = cfg.to_dict()
+    if not arch["global_path"]:  # fields added later hash only when used: old ids stay valid
+        del arch["global_path"]
+    digest = hashlib.sha256(json.dumps(arch, sort_keys=True).encode())
     for name in sorted(state):
         digest.update(name.encode())
         digest.update(state[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())

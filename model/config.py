@@ -29,6 +29,7 @@ class ModelConfig:
     train_text_layers: int = 4  # top-N text layers fine-tuned; lower ones stay as shipped
     save_dtype: str = "float16"  # dtype of stored weights ("float32" for bit-exact round trips)
     init_logit_scale: float = 10.0  # initial inverse temperature of the batch loss
+    global_path: bool = True  # residual pooled-feature term on both sides (GlobalPath)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
@@ -52,6 +53,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        # Checkpoints from before the global path was added were trained without one.
+        data = {"global_path": False, **data}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

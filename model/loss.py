@@ -33,9 +33,32 @@ class BatchClassificationLoss(nn.Module):
         return logits
 
     def forward(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
-                target_ids: torch.Tensor | None = None) -> torch.Tensor:
+                target_ids: torch.Tensor | None = None,
+                kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
+                kind_weight: float = 0.0) -> torch.Tensor:
+        """Cross-entropy over the batch; with ``kinds`` (garment-kind codes of each query's
+        reference and of each target) plus ``kind_weight`` times `kind_loss`."""
         logits = self.get_logits(f_ref, f_tar, target_ids)
-        return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+        loss = F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+        if kinds is not None and kind_weight > 0:
+            loss = loss + kind_weight * kind_loss(logits, *kinds)
+        return loss
+
+
+def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Tensor
+              ) -> torch.Tensor:
+    """-log of the probability mass a query puts on targets of its reference's garment kind
+    (its own target always counts as one).
+
+    Why: the batch cross-entropy only asks that the exact target comes first; it says nothing
+    about the rest of the ranking, so a shopper's top 10 could fill with red items of any kind
+    after "is red". This term ranks every same-kind target above every other-kind one as a
+    group, which is what kept@10 measures, without competing with the exact target.
+    """
+    same = ref_kinds[:, None] == tar_kinds[None, :]
+    same |= torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+    log_p = logits.log_softmax(dim=-1)
+    return -log_p.masked_fill(~same, float("-inf")).logsumexp(dim=-1).mean()
 
 
 def make_loss(cfg=None, max_scale: float = 100.0) -> BatchClassificationLoss:

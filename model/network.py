@@ -151,8 +151,31 @@ class TargetBlock(nn.Module):
         return self.head(self.norm(fused.mean(dim=1)))  # (B, D)
 
 
+class GlobalPath(nn.Module):
+    """The mean-pooled backbone feature, linearly mapped into the embedding space and added to
+    both f_ref and f_tar.
+
+    Why: a pooled CNN feature already clusters garments by kind and identifies the same
+    garment in another colour; the token blocks then only have to model what the words change
+    (CLIP4Cir's combiner keeps the image feature as a residual for the same reason). One map
+    serves both sides, so the reference's term is already a target-space vector. Zero-initialised:
+    a checkpoint trained without it fine-tunes from exactly its old outputs.
+    """
+
+    def __init__(self, channels: int, embed_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.proj = nn.Linear(channels, embed_dim)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, whole: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.norm(whole.float().mean(dim=1)))  # (B, D)
+
+
 class FashionVLP(nn.Module):
-    """The trainable network: shared image tokens, reference block and target block."""
+    """The trainable network: shared image tokens, reference block and target block, and the
+    optional shared global path (``cfg.global_path``)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int):
         super().__init__()
@@ -160,14 +183,20 @@ class FashionVLP(nn.Module):
         self.tokens = ImageTokens(cfg, channels, grid, hidden)
         self.reference = ReferenceBlock(cfg, text_model)
         self.target = TargetBlock(cfg, hidden)
+        self.global_path = GlobalPath(channels, cfg.embed_dim) if cfg.global_path else None
+
+    def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+        if self.global_path is not None:
+            out = out + self.global_path(whole).to(out.dtype)
+        return F.normalize(out, dim=-1)
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor) -> torch.Tensor:
         f_ref = self.reference(self.tokens(whole, crop), input_ids, attention_mask)
-        return F.normalize(f_ref, dim=-1)
+        return self._with_global(f_ref, whole)
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.target(self.tokens(whole, crop)), dim=-1)
+        return self._with_global(self.target(self.tokens(whole, crop)), whole)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.reference.encode_text(input_ids, attention_mask), dim=-1)

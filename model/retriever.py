@@ -7,6 +7,7 @@ not fit exactly, so a broken checkpoint can never become a silently random model
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,8 @@ from model.pretrained import backbone_spec, load_text_model, text_model_is_pretr
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever"]
+__all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever",
+           "with_global_path"]
 
 
 class Retriever:
@@ -170,6 +172,20 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     encoder = ImageEncoder(cfg)
     net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid)
     return Retriever(cfg, encoder, net, tokenizer)
+
+
+def with_global_path(retriever: Retriever) -> Retriever:
+    """The same trained weights in the architecture with the zero-initialised global path, so
+    a checkpoint from before it fine-tunes from exactly its own encodings."""
+    if retriever.cfg.global_path:
+        return retriever
+    grown = build_retriever(dataclasses.replace(retriever.cfg, global_path=True))
+    missing, unexpected = grown.net.load_state_dict(retriever.net.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("global_path.") for k in missing):
+        raise CheckpointError(f"cannot add a global path: missing {missing}, unexpected "
+                              f"{unexpected}")
+    grown.meta = dict(retriever.meta)
+    return grown.to(retriever.device)
 
 
 def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:

@@ -31,11 +31,17 @@ from tqdm import tqdm
 from dataprep import FashionIQSplit, load_fashioniq, read_metadata_column, train_caption
 from model.config import ModelConfig
 from model.device import DEVICE_CHOICES, autocast, resolve_device
-from model.evaluate import evaluate_split, format_table, model_encoders, restrict_to_bank
+from model.evaluate import (
+    evaluate_split,
+    format_table,
+    item_kinds,
+    model_encoders,
+    restrict_to_bank,
+)
 from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
-from model.retriever import Retriever, build_retriever, load_retriever
+from model.retriever import Retriever, build_retriever, load_retriever, with_global_path
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ class TrainConfig:
     holdout: float = 0.1  # val share of a lone flat annotation file (by reference image)
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
+    kind_weight: float = 0.5  # weight of the keep-the-garment-kind loss (model.loss.kind_loss)
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -73,6 +80,7 @@ class Dataset:
     name: str
     train: FashionIQSplit
     val: FashionIQSplit
+    root: str = ""  # the annotation root (folder or flat file) it was read from
 
 
 def load_datasets(cfg: TrainConfig) -> list[Dataset]:
@@ -86,7 +94,7 @@ def load_datasets(cfg: TrainConfig) -> list[Dataset]:
             out.append(_flat_file_dataset(path, i, cfg))
         else:
             out.append(Dataset(path.name, load_fashioniq(a, i, "train", cfg.categories),
-                               load_fashioniq(a, i, "val", cfg.categories)))
+                               load_fashioniq(a, i, "val", cfg.categories), a))
     return out
 
 
@@ -101,7 +109,8 @@ def _flat_file_dataset(path: Path, images: str, cfg: TrainConfig) -> Dataset:
     sibling = path.with_name("val.json")
     if sibling.is_file() and sibling.resolve() != path.resolve():
         logger.info("%s: validating on the sibling %s", path, sibling)
-        return Dataset(path.stem, train, load_fashioniq(sibling, images, "val", cfg.categories))
+        return Dataset(path.stem, train, load_fashioniq(sibling, images, "val", cfg.categories),
+                       str(path))
     held = {t.candidate for t in train.triplets if _hash_share(t.candidate) < cfg.holdout}
     val_triplets = [t for t in train.triplets if t.candidate in held]
     train_triplets = [t for t in train.triplets if t.candidate not in held]
@@ -115,7 +124,8 @@ def _flat_file_dataset(path: Path, images: str, cfg: TrainConfig) -> Dataset:
     gallery = {c: [i for i in ids if i in val_ids] for c, ids in train.gallery.items()}
     val = dataclasses.replace(train, split="val", triplets=val_triplets,
                               gallery={c: ids for c, ids in gallery.items() if ids})
-    return Dataset(path.stem, dataclasses.replace(train, triplets=train_triplets), val)
+    return Dataset(path.stem, dataclasses.replace(train, triplets=train_triplets), val,
+                   str(path))
 
 
 def _hash_share(image_id: str) -> float:
@@ -144,6 +154,8 @@ class TripletBatches:
     Each batch first picks a dataset with probability ``dataset_weights`` (default: in
     proportion to its triplets), so a small, important dataset is not drowned out. Which
     triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
+    Every batch carries the garment-kind code of each reference and target (product type
+    where the dataset's metadata has one, else the category) for `model.loss.kind_loss`.
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
@@ -166,6 +178,14 @@ class TripletBatches:
         self.batch_size, self.mixed_share, self.seed = batch_size, mixed_share, seed
         self.rng = random.Random(seed)
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
+        self.kind_codes: dict[str, int] = {}  # image id -> code of (dataset, garment kind)
+        codes: dict[tuple[str, str], int] = {}
+        for d in datasets:
+            named = item_kinds(d.root, d.train) if d.root else {}
+            for t in d.train.triplets:
+                for i in (t.candidate, t.target):
+                    kind = (d.name, named.get(i, t.category))
+                    self.kind_codes[i] = codes.setdefault(kind, len(codes))
 
     def __len__(self) -> int:
         """Batches in one pass over the training triplets."""
@@ -201,7 +221,9 @@ class TripletBatches:
         text = self.retriever.tokenize([train_caption(t.captions, self.rng) for t in triplets])
         return {"ref_whole": ref_whole, "ref_crop": ref_crop, "tar_whole": tar_whole,
                 "tar_crop": tar_crop, **text,
-                "target_ids": torch.tensor([self.target_codes[t.target] for t in triplets])}
+                "target_ids": torch.tensor([self.target_codes[t.target] for t in triplets]),
+                "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
+                "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets])}
 
 
 def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]:
@@ -237,6 +259,9 @@ class Trainer:
             self.retriever = load_retriever(last)
         elif cfg.init_from:
             self.retriever = load_retriever(cfg.init_from)
+            if cfg.model.global_path and not self.retriever.cfg.global_path:
+                logger.info("adding the zero-initialised global path to %s", cfg.init_from)
+                self.retriever = with_global_path(self.retriever)
             self.retriever.meta = {"init_from": {"checkpoint": cfg.init_from,
                                                  "fingerprint": self.retriever.fingerprint}}
             logger.info("fine-tuning %s (fingerprint %s)", cfg.init_from,
@@ -296,7 +321,8 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with autocast(self.device):
             f_ref, f_tar = self.retriever.net(batch)
-        loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"])
+        loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"],
+                         (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight)
         if self.grounding:
             loss = loss + self.cfg.grounding * self.grounding_loss()
         self.optimizer.zero_grad(set_to_none=True)
@@ -405,6 +431,10 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--device", default=defaults.device, choices=DEVICE_CHOICES)
     p.add_argument("--grounding", type=float, default=defaults.grounding,
                    help="weight of an auxiliary image <-> description loss (0: off)")
+    p.add_argument("--kind-weight", type=float, default=defaults.kind_weight,
+                   help="weight of the loss that ranks the reference's garment kind first")
+    p.add_argument("--no-global-path", action="store_true",
+                   help="no residual pooled-feature term (the architecture before it)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
     p.add_argument("--backbone", default=mdefaults.backbone)
     p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
@@ -417,6 +447,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     model = ModelConfig.tiny() if a.tiny else ModelConfig(
         backbone=a.backbone, backbone_weights=a.backbone_weights, text_model=a.text_model,
         text_layers=a.text_layers or None, train_text_layers=a.train_text_layers)
+    model.global_path = not a.no_global_path
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
@@ -424,7 +455,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
-        holdout=a.holdout, device=a.device,
+        holdout=a.holdout, device=a.device, kind_weight=a.kind_weight,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from PIL import Image
 
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
-from model.loss import BatchClassificationLoss
+from model.loss import BatchClassificationLoss, kind_loss
+from model.retriever import with_global_path
 from tests.tiny_dataset import draw
 
 
@@ -128,6 +130,57 @@ def test_incomplete_or_edited_checkpoint_is_refused(tiny, tmp_path):
     save_file(state, str(weights))
     with pytest.raises(CheckpointError, match="fingerprint"):
         load_retriever(tmp_path / "ck")
+
+
+def test_kind_loss_ranks_the_reference_kind_above_other_kinds():
+    # Query 0's reference is kind 0; targets 0 and 1 are kind 0, targets 2 and 3 kind 1.
+    ref_kinds, tar_kinds = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 1])
+    kind_first = torch.tensor([[5.0, 4.0, 0.0, 0.0], [4.0, 5.0, 0.0, 0.0],
+                               [0.0, 0.0, 5.0, 4.0], [0.0, 0.0, 4.0, 5.0]])
+    other_first = torch.tensor([[5.0, 0.0, 4.0, 4.0], [0.0, 5.0, 4.0, 4.0],
+                                [4.0, 4.0, 5.0, 0.0], [4.0, 4.0, 0.0, 5.0]])
+    assert kind_loss(kind_first, ref_kinds, tar_kinds) < kind_loss(other_first, ref_kinds,
+                                                                    tar_kinds)
+    # All of one kind: nothing to rank, whatever the scores.
+    same = torch.zeros(4, dtype=torch.long)
+    assert kind_loss(other_first, same, same).abs() < 1e-6
+    # Its own target always counts, even when the target is of another kind.
+    mixed = kind_loss(torch.eye(2) * 50, torch.tensor([0, 1]), torch.tensor([1, 0]))
+    assert mixed.abs() < 1e-6
+    loss = BatchClassificationLoss()
+    f = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    plain = loss(f, f)
+    assert loss(f, f, None, (ref_kinds, tar_kinds), 0.5) > plain
+    assert torch.equal(loss(f, f, None, (ref_kinds, tar_kinds), 0.0), plain)
+
+
+def test_global_path_starts_at_zero_so_old_checkpoints_fine_tune_from_their_outputs(tiny):
+    old = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=1)
+    grown = with_global_path(old)
+    assert grown.cfg.global_path and grown.net.global_path is not None
+    whole = torch.randn(3, 9, old.encoder.channels)
+    crop = torch.randn(3, 4, old.encoder.channels)
+    texts = ["is red", "has long sleeves", "is shorter"]
+    assert torch.equal(old.encode_reference_features(whole, crop, texts),
+                       grown.encode_reference_features(whole, crop, texts))
+    assert torch.equal(old.encode_target_features(whole, crop),
+                       grown.encode_target_features(whole, crop))
+    # Once trained, the pooled feature moves both sides.
+    torch.nn.init.normal_(grown.net.global_path.proj.weight)
+    assert not torch.allclose(old.encode_target_features(whole, crop),
+                              grown.encode_target_features(whole, crop))
+
+
+def test_checkpoint_from_before_the_global_path_loads_with_its_fingerprint(tmp_path):
+    old = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=2)
+    old.save(tmp_path / "ck")
+    config = tmp_path / "ck" / "config.json"
+    record = json.loads(config.read_text())
+    del record["model"]["global_path"]  # as written before the field existed
+    config.write_text(json.dumps(record))
+    loaded = load_retriever(tmp_path / "ck")
+    assert not loaded.cfg.global_path and loaded.net.global_path is None
+    assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
 
 
 def test_checkpoint_of_another_architecture_is_refused(tiny, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -187,6 +189,35 @@ def test_init_from_fine_tunes_a_checkpoint(tiny_data, tmp_path):
     t = Trainer(tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start")))
     assert t.retriever.fingerprint == load_retriever(tmp_path / "start").fingerprint
     assert t.retriever.meta["init_from"]["checkpoint"] == str(tmp_path / "start")
+
+
+def test_init_from_a_checkpoint_without_global_path_adds_it_at_zero(tiny_data, tmp_path):
+    start = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=3)
+    start.save(tmp_path / "start")
+    t = Trainer(tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start")))
+    assert t.retriever.cfg.global_path
+    whole = torch.randn(2, 9, start.encoder.channels)
+    crop = torch.randn(2, 4, start.encoder.channels)
+    assert torch.equal(t.retriever.encode_target_features(whole, crop),
+                       start.encode_target_features(whole, crop))
+
+
+def test_batches_carry_garment_kinds_from_the_product_type_column(tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    rows = [f"{p.stem},shapes,{p.stem.split('_')[0]},{p.stem}"
+            for p in sorted((data / "images").glob("*.png"))]
+    (data / "metadata.csv").write_text("id,category,product_type,title\n" + "\n".join(rows))
+    trainer = Trainer(tiny_train_config(data, tmp_path / "run"))
+    triplets = trainer.batches.triplets
+    batch = trainer.batches.batch(triplets[:16])
+    codes = {}
+    for t, ref, tar in zip(triplets, batch["ref_kinds"].tolist(), batch["tar_kinds"].tolist(),
+                           strict=False):
+        shape = t.candidate.split("_")[0]  # each triplet changes the colour, keeps the shape
+        assert codes.setdefault(shape, ref) == ref == tar
+    assert len(set(codes.values())) == len(codes) > 1
+    assert trainer.step(batch) > 0
 
 
 def test_device_choice():
