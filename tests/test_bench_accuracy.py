@@ -50,6 +50,23 @@ def test_accuracy_script_writes_every_method_and_margins(tiny_data, tiny_checkpo
     assert trained["combiner"]["steps"] > 0 and not trained["image only"]["trainable"]
     assert report["fashionvlp_beats_every_baseline_on_every_metric"] in (True, False)
 
+    # A model-only run compares against the saved baseline rows, and says when it has none.
+    common = ["--checkpoint", str(tiny_checkpoint), "--datasets", str(tiny_data),
+              "--cache-dir", "", "--text-model", "tiny-bert", "--workers", "0", "--baselines"]
+    alone = accuracy.main([*common, "--out-dir", str(tmp_path / "alone")])
+    assert alone["fashionvlp_beats_every_baseline_on_every_metric"] is None
+    kept = tmp_path / "kept.json"
+    (tmp_path / "accuracy.json").rename(kept)
+    joined = accuracy.main([*common, "--baseline-rows", str(kept), "--out-dir", str(tmp_path)])
+    for name in BASELINES:
+        assert joined["results"][tiny_data.name][name] == methods[name]
+        assert joined["baseline_training"][name]["reused_from"] == str(kept)
+    assert joined["margins"] == saved["margins"]
+    assert joined["fashionvlp_beats_every_baseline_on_every_metric"] in (True, False)
+    with pytest.raises(ValueError, match="not comparable"):
+        accuracy.main([*common, "--baseline-rows", str(kept), "--max-queries", "2",
+                       "--out-dir", str(tmp_path / "capped")])
+
 
 def test_combiner_learns_a_colour_change():
     """A few hundred steps on a synthetic 'make it colour c' task beat the image-only ranking."""
