@@ -90,7 +90,8 @@ class BuildRecord:
         except Exception as exc:  # noqa: BLE001 -- never hide the error that ended the build
             if status == "done":
                 raise
-            log.warning("could not record the build as %s: %s", status, exc)
+            log.warning("could not record the build as %s (%s); the next build marks it "
+                        "killed", status, type(exc).__name__)
 
 
 def mark_dead_builds(store: CatalogStore) -> int:
