@@ -26,6 +26,7 @@ import pymongo.errors
 import torch
 from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
+from pymongo.write_concern import WriteConcern
 from tqdm import tqdm
 
 from imaging import decode_batches, file_sha256
@@ -269,8 +270,15 @@ def _stored_docs(store: CatalogStore, ids: list[str], fields: dict) -> dict[str,
 
 
 def _write(store: CatalogStore, ops: list, config: BuildConfig, what: str):
-    """An unordered bulk write of idempotent operations, retried through a short outage."""
-    return call_with_retry(lambda: store.items.bulk_write(ops, ordered=False), what,
+    """An unordered bulk write of idempotent operations, journaled, retried through a short
+    outage.
+
+    Why journaled (``j=True``): with the default ``w:1`` the server acknowledges before its
+    journal reaches the disk, and a SIGKILLed SecantusDB lost 18 of 50 acknowledged inserts
+    here; a build that believed those items stored would never write them again."""
+    wc = store.items.write_concern.document
+    items = store.items.with_options(write_concern=WriteConcern(**{**wc, "j": True}))
+    return call_with_retry(lambda: items.bulk_write(ops, ordered=False), what,
                            RetryPolicy(wait_s=config.db_wait_s))
 
 
