@@ -189,24 +189,33 @@ def _read_csv(path: Path, category_column: str | None) -> list[MetadataRow]:
                          f"(columns: {columns[:20]})")
     cat_col = category_column or by_lower.get("category") or by_lower.get("type")
     attr_cols = [c for c in columns if c and c not in {id_col, title_col, cat_col}]
-    rows, broken = [], 0
+    rows, broken, runaway = [], 0, []
     try:
         for rec in reader:
             item_id = (rec.get(id_col) or "").strip()
             if not item_id or len(item_id) > MAX_ID_CHARS or any(
                     ch in item_id for ch in "/\\\n\r"):
-                broken += bool(item_id or any(v for k, v in rec.items() if k is not None))
+                has_values = any(isinstance(v, str) and v.strip() for v in rec.values())
+                broken += bool(item_id) or has_values
                 continue
+            title = (rec.get(title_col) or "").strip()
+            if "\n" in title or "\r" in title:  # titles are one line: a stray quote, usually
+                runaway.append(f"{item_id} (line {reader.line_num})")
+                title = title.splitlines()[0]
             rows.append(MetadataRow(
                 id=item_id,
                 category=_cut(rec.get(cat_col), MAX_VALUE_CHARS) or None if cat_col else None,
-                title=_cut(rec.get(title_col), MAX_TITLE_CHARS),
+                title=_cut(title, MAX_TITLE_CHARS),
                 attributes={c: _cut(rec[c], MAX_VALUE_CHARS) for c in attr_cols
                             if isinstance(rec.get(c), str) and rec[c].strip()},
             ))
     except csv.Error as exc:
         raise ValueError(f"{path}, line {reader.line_num}: broken CSV ({exc}); fix that line "
                          "or re-export the file") from None
+    if runaway:
+        log.warning("%s: the title of %s spans several lines, cut at the first; a stray quote "
+                    "there swallows the rows after it: check the quotes of that row", path,
+                    ", ".join(runaway[:5]))
     if broken:
         log.warning("%s: %d rows without a usable id (empty, too long, or holding a path or "
                     "line break, e.g. after a stray quote) were skipped", path, broken)
