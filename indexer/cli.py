@@ -143,6 +143,9 @@ def _stats(args, settings) -> int:
         print(json.dumps(stats, default=str))
         return 0
     print(f"{stats['collection']}: {stats['total']} items, {stats['builds']} builds")
+    if stats["quarantined"]:
+        print(f"  {stats['quarantined']} items quarantined: their image changed and no longer "
+              "decodes, so search leaves them out (fix the file and build again)")
     for title, key in (("per category", "per_category"), ("per model", "per_fingerprint")):
         print(f"  {title}:")
         for name, n in stats[key].items():

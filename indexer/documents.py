@@ -4,7 +4,9 @@
 Item document (DESIGN.md schema plus ``dim``)::
 
     {_id: item id, category, title, attributes, image_path, sha256, thumbnail (JPEG bytes,
-     optional), embedding (BSON float32 binary vector), model (fingerprint), dim, indexed_at}
+     optional), embedding (BSON float32 binary vector), model (fingerprint), dim, indexed_at
+     [, quarantined: {reason, since, sha256}  -- set by a build when a changed image no
+     longer decodes; search leaves the item out until a build reads its image again]}
 
 Build records: a build writes "running" with its host, pid and a heartbeat, and ends as
 "done", "failed" or "interrupted". A SIGKILLed or crashed process cannot write its own end, so
