@@ -211,3 +211,39 @@ def test_an_image_corrupt_after_indexing_leaves_search_until_it_is_repaired(
     assert report.failed == 0 and report.embedded == 0
     assert search.refresh() and search.size == 6 and ids[2] in set(search.ids)
     assert mongo_collection.count_documents({"quarantined": {"$exists": True}}) == 0
+
+
+def test_retries_ride_out_connection_failures_and_stop_after_the_wait():
+    from pymongo.errors import AutoReconnect, DuplicateKeyError
+
+    from indexer.retry import DatabaseOutage, RetryPolicy, call_with_retry
+
+    fast = RetryPolicy(wait_s=0.3, first_delay_s=0.01, max_delay_s=0.05)
+    failures = iter([AutoReconnect("down"), AutoReconnect("still down")])
+
+    def flaky():
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        return "stored"
+
+    assert call_with_retry(flaky, "a write", fast) == "stored"
+    calls = []
+
+    def down():
+        calls.append(time.monotonic())
+        raise AutoReconnect("gone")
+
+    with pytest.raises(DatabaseOutage) as err:
+        call_with_retry(down, "a write", fast)
+    assert len(calls) >= 3 and calls[-1] - calls[0] >= 0.2  # retried until the wait ran out
+    assert "AutoReconnect" in str(err.value)
+
+    def bad_document():
+        calls.append(0)
+        raise DuplicateKeyError("not an outage")
+
+    calls.clear()
+    with pytest.raises(DuplicateKeyError):
+        call_with_retry(bad_document, "a write", fast)
+    assert calls == [0]  # not retried
