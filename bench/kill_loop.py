@@ -18,6 +18,7 @@ temporary copy of demo-catalog items; prints a table and writes bench/results/ki
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import random
@@ -48,7 +49,7 @@ class KillLoopConfig:
     change: int = 25  # images changed before each round
     min_delay_s: float = 1.0  # a kill lands uniformly between these after the build starts
     max_delay_s: float = 16.0
-    embed_window_s: float = 8.0  # even rounds: kill within this long after embedding starts
+    embed_window_s: float = 8.0  # even rounds: kill within this long after the first write
     outage_s: tuple[float, float] = (1.0, 10.0)  # database down for a uniform time in this
     grace_s: float = 5.0  # children of a killed build must be gone this long after the kill
     workers: int = 2
@@ -96,16 +97,28 @@ class Builds:
         return proc, log_path
 
 
+def written_since(items, since: dt.datetime) -> int:
+    """Documents this round's build has written so far."""
+    return items.count_documents({"indexed_at": {"$gte": since}})
+
+
+def wait_first_write(proc: subprocess.Popen, items, since: dt.datetime) -> None:
+    """Until the build has stored its first batch (or ended): a kill after this lands between
+    writes, with decoding workers running and batches in flight."""
+    while proc.poll() is None and not written_since(items, since):
+        time.sleep(0.05)
+
+
 def indexer_round(i: int, cfg: KillLoopConfig, builds: Builds, items, rng) -> dict:
     """Odd rounds kill at any moment after the start (imports, model load, hashing, planning
-    included); even rounds wait until the build says what it will embed and kill during
-    embedding, when the decoding workers run."""
+    included); even rounds wait until the build has stored its first batch and kill at a
+    random moment after that, while it decodes, embeds and writes."""
     before = items.count_documents({})
+    since = dt.datetime.now(dt.UTC)
     proc, log_path = builds.start()
     if i % 2 == 0:
-        while proc.poll() is None and "to embed" not in log_path.read_text(errors="replace"):
-            time.sleep(0.05)
-        delay = rng.uniform(0.2, cfg.embed_window_s)
+        wait_first_write(proc, items, since)
+        delay = rng.uniform(0.0, cfg.embed_window_s)
     else:
         delay = rng.uniform(cfg.min_delay_s, cfg.max_delay_s)
     deadline = time.monotonic() + delay
@@ -120,17 +133,19 @@ def indexer_round(i: int, cfg: KillLoopConfig, builds: Builds, items, rng) -> di
     children, left = kill_and_check(proc, cfg.grace_s)
     return {"round": i, "delay_s": round(delay, 2), "killed": True, "phase": phase,
             "stored_before": before, "stored_after": items.count_documents({}),
+            "written_by_this_build": written_since(items, since),
             "children": len(children), "left_behind": len(left)}
 
 
 def database_round(i: int, cfg: KillLoopConfig, builds: Builds, server: EmbeddedServer,
                    items, rng) -> dict:
+    since = dt.datetime.now(dt.UTC)
     proc, log_path = builds.start()
-    while proc.poll() is None and "to embed" not in log_path.read_text(errors="replace"):
-        time.sleep(0.05)
-    time.sleep(rng.uniform(0.5, 3.0))
+    wait_first_write(proc, items, since)
+    time.sleep(rng.uniform(0.0, 3.0))
     if proc.poll() is not None:
         return {"round": i, "killed": False, "returncode": proc.returncode}
+    written_at_kill = written_since(items, since)
     pid = server.status().pid
     os.kill(pid, 9)
     while alive(pid):
@@ -142,6 +157,7 @@ def database_round(i: int, cfg: KillLoopConfig, builds: Builds, server: Embedded
     proc.wait(timeout=600)
     text = log_path.read_text(errors="replace")
     return {"round": i, "killed": True, "outage_s": round(outage, 2),
+            "written_before_kill": written_at_kill,
             "build_returncode": proc.returncode,
             "build_seconds_after_restart": round(time.monotonic() - t_up, 1),
             "retries_logged": text.count("database not answering"),
@@ -221,6 +237,8 @@ def run(cfg: KillLoopConfig) -> dict:
         "summary": {
             "indexer_kills": len(killed),
             "indexer_kills_while_embedding": sum(r.get("phase") == "embedding" for r in killed),
+            "indexer_kills_after_a_write": sum(r.get("written_by_this_build", 0) > 0
+                                               for r in killed),
             "children_of_killed_builds": sum(r["children"] for r in killed),
             "processes_left_behind": sum(r["left_behind"] for r in killed),
             "database_kills": sum(r["killed"] for r in db_rounds),
