@@ -46,7 +46,9 @@ class KillLoopConfig:
     items: int = 600  # catalog size
     kills: int = 20  # SIGKILLs of the indexer
     db_kills: int = 5  # SIGKILLs of the database under a running build
-    change: int = 25  # images changed before each round
+    change: int = 25  # images changed before each indexer round
+    db_change: int = 150  # images changed before each database round: several batches of
+    # work, so the database dies under a build that still has writes to make
     min_delay_s: float = 1.0  # a kill lands uniformly between these after the build starts
     max_delay_s: float = 16.0
     embed_window_s: float = 8.0  # even rounds: kill within this long after the first write
@@ -65,6 +67,7 @@ def parse_args(argv: list[str]) -> KillLoopConfig:
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--db-kills", type=int, default=5)
     p.add_argument("--change", type=int, default=25)
+    p.add_argument("--db-change", type=int, default=150)
     p.add_argument("--max-delay", type=float, default=16.0)
     p.add_argument("--grace", type=float, default=5.0)
     p.add_argument("--workers", type=int, default=2)
@@ -73,6 +76,7 @@ def parse_args(argv: list[str]) -> KillLoopConfig:
     p.add_argument("--out-dir", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     return KillLoopConfig(items=a.items, kills=a.kills, db_kills=a.db_kills, change=a.change,
+                          db_change=a.db_change,
                           max_delay_s=a.max_delay, grace_s=a.grace, workers=a.workers,
                           checkpoint=a.checkpoint, seed=a.seed, out_dir=a.out_dir)
 
@@ -143,7 +147,7 @@ def database_round(i: int, cfg: KillLoopConfig, builds: Builds, server: Embedded
     proc, log_path = builds.start()
     wait_first_write(proc, items, since)
     time.sleep(rng.uniform(0.0, 3.0))
-    if proc.poll() is not None:
+    if proc.poll() is not None:  # finished before the kill: not a database round at all
         return {"round": i, "killed": False, "returncode": proc.returncode}
     written_at_kill = written_since(items, since)
     pid = server.status().pid
@@ -158,6 +162,7 @@ def database_round(i: int, cfg: KillLoopConfig, builds: Builds, server: Embedded
     text = log_path.read_text(errors="replace")
     return {"round": i, "killed": True, "outage_s": round(outage, 2),
             "written_before_kill": written_at_kill,
+            "written_by_this_build": written_since(items, since),
             "build_returncode": proc.returncode,
             "build_seconds_after_restart": round(time.monotonic() - t_up, 1),
             "retries_logged": text.count("database not answering"),
@@ -216,7 +221,7 @@ def run(cfg: KillLoopConfig) -> dict:
             log.info("indexer round %s", indexer_rounds[-1])
         db_rounds = []
         for i in range(cfg.db_kills):
-            catalog.change(rng.sample(catalog.ids, cfg.change), rng)
+            catalog.change(rng.sample(catalog.ids, cfg.db_change), rng)
             db_rounds.append(database_round(i + 1, cfg, builds, server, items, rng))
             log.info("database round %s", db_rounds[-1])
         proc, log_path = builds.start()  # the run to the end
@@ -242,6 +247,9 @@ def run(cfg: KillLoopConfig) -> dict:
             "children_of_killed_builds": sum(r["children"] for r in killed),
             "processes_left_behind": sum(r["left_behind"] for r in killed),
             "database_kills": sum(r["killed"] for r in db_rounds),
+            "database_kills_mid_build": sum(r.get("killed", False) and r.get(
+                "build_seconds_after_restart", 0) > 0 and r.get("written_by_this_build", 0) >
+                r.get("written_before_kill", 0) for r in db_rounds),
             "builds_that_rode_out_the_outage": sum(r.get("build_returncode") == 0
                                                    for r in db_rounds),
             "tracebacks": sum(r.get("tracebacks", 0) for r in db_rounds),
