@@ -200,6 +200,12 @@ class Timeline:
         self.events[name] = round(self.now(), 2)
         log.info("t=%.1f s: %s", self.events[name], name)
 
+    def overlaps_app_restart(self, start: float, end: float) -> bool:
+        """True when [start, end] overlaps the time the app was down: a page reset then comes
+        from the restart, even when the action only ended long after it."""
+        e = self.events
+        return "app_killed" in e and start <= e.get("app_up", 1e9) and end >= e["app_killed"]
+
     def window(self, t: float) -> str:
         """Which fault a moment falls in (for classing what a session saw)."""
         e = self.events
@@ -427,7 +433,7 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
         messages.setdefault(window, {}).setdefault(label, 0)
         messages[window][label] += 1
         if a.outcome == "reset":
-            if window == "app restart":
+            if window == "app restart" or tl.overlaps_app_restart(a.start, a.end):
                 resets_by_restart += 1
             else:
                 chains_lost += 1
