@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Serve the demo app (Streamlit) on localhost.
 #
-#   bash run_app.sh [--port N] [--catalog DIR] [--checkpoint DIR] [--seed S]
-#                   [--per-category N] [--reindex]
+#   bash run_app.sh [--port N] [--catalog DIR] [--metadata FILE] [--checkpoint DIR]
+#                   [--seed S] [--per-category N] [--reindex]
 #
+# --catalog takes a store's catalog as it is: a plain or nested folder of photos (id and title
+# from the file name), or images/ + metadata.csv; --metadata FILE names a metadata CSV of
+# another name or place. Relative paths are taken from the current directory.
 # First run: creates the virtual environment, starts the embedded database (when MONGO_URI is
 # unset), generates the demo catalog and indexes it (progress in this terminal), then serves.
 # Later runs reuse all of that and start in seconds. Flags win over the environment:
@@ -15,7 +18,10 @@
 # (idempotent) indexer even when the collection is not empty. Stop with Ctrl+C; the database
 # keeps running for the next start (`python -m indexer.db stop` stops it).
 set -euo pipefail
+CALLER_DIR="$PWD"
 cd "$(dirname "$0")"
+# A path given on the command line is relative to where the command was typed.
+from_caller() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$CALLER_DIR" "$1" ;; esac; }
 
 PORT="${APP_PORT:-8501}"
 ADDRESS="${APP_ADDRESS:-127.0.0.1}"
@@ -24,8 +30,9 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) PORT="$2"; shift 2 ;;
-    --catalog) export CATALOG_DIR="$2"; shift 2 ;;
-    --checkpoint) export CHECKPOINT="$2"; shift 2 ;;
+    --catalog) export CATALOG_DIR="$(from_caller "$2")"; shift 2 ;;
+    --metadata) BOOT_ARGS+=("--metadata" "$(from_caller "$2")"); shift 2 ;;
+    --checkpoint) export CHECKPOINT="$(from_caller "$2")"; shift 2 ;;
     --seed|--per-category) BOOT_ARGS+=("$1" "$2"); shift 2 ;;
     --reindex) BOOT_ARGS+=("$1"); shift ;;
     -h|--help) usage; exit 0 ;;

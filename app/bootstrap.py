@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataprep import IMAGE_EXTENSIONS, scan_images
 from indexer import IndexerError, ensure_database, mask_uri
 from project_settings import SettingsError, load_settings
 
@@ -27,22 +28,43 @@ class BootstrapError(RuntimeError):
     """Something the person running the script must fix; the message says what."""
 
 
+def holds_images(folder: Path) -> bool:
+    """True when an image file lies anywhere under ``folder`` (the indexer's own scan)."""
+    return folder.is_dir() and bool(scan_images(folder).by_id)
+
+
 def build_commands(
-    catalog: Path, checkpoint: Path, seed: int, per_category: int, python: str = sys.executable
+    catalog: Path, checkpoint: Path, seed: int, per_category: int, python: str = sys.executable,
+    metadata: Path | None = None,
 ) -> list[list[str]]:
-    """Commands that create the demo catalog (only when absent) and index it."""
+    """Commands that create the demo catalog (only when ``catalog`` is empty or absent) and
+    index it.
+
+    A store's catalog is taken as it comes, with the indexer's own discovery: a plain or
+    nested folder of photos (id and title from the file name), the project layout
+    (``images/`` + ``metadata.csv``), or any of these with a metadata file of another name
+    (``metadata``). Only a folder that holds files but no image at all is refused: generating
+    the demo catalog into it would mix it with someone's files."""
+    if metadata is not None and not metadata.is_file():
+        raise BootstrapError(f"--metadata {metadata} is not a file")
     commands = []
-    if not (catalog / "metadata.csv").is_file():
+    generated = not holds_images(catalog)
+    if generated:
         if catalog.is_dir() and any(catalog.iterdir()):
             raise BootstrapError(
-                f"{catalog} exists but has no metadata.csv; point --catalog at a folder with "
-                "images/ and metadata.csv, or at an empty/new folder to generate the demo catalog"
-            )
+                f"{catalog} holds no image files ({', '.join(IMAGE_EXTENSIONS)}), not even in "
+                "subfolders; point --catalog at a folder of product photos (metadata.csv is "
+                "optional), or at an empty or new folder to generate the demo catalog")
+        if metadata is not None:
+            raise BootstrapError(f"--metadata {metadata} was given, but {catalog} holds no "
+                                 "photos to index; point --catalog at the photos")
         commands.append([python, "-m", "dataprep.demo_catalog", "--out", str(catalog),
                          "--seed", str(seed), "--per-category", str(per_category)])
-    commands.append([python, "-m", "indexer", "build", "--images", str(catalog / "images"),
-                     "--metadata", str(catalog / "metadata.csv"),
-                     "--checkpoint", str(checkpoint)])
+        metadata = catalog / "metadata.csv"
+    index = [python, "-m", "indexer", "build", "--images", str(catalog)]
+    if metadata is not None:
+        index += ["--metadata", str(metadata)]
+    commands.append([*index, "--checkpoint", str(checkpoint)])
     return commands
 
 
@@ -57,7 +79,8 @@ def checkpoint_fingerprint(checkpoint: Path) -> str:
         ) from exc
 
 
-def prepare(seed: int, per_category: int, force_index: bool = False) -> None:
+def prepare(seed: int, per_category: int, force_index: bool = False,
+            metadata: Path | None = None) -> None:
     """Start the database when it is the embedded default; index the catalog when empty."""
     settings = load_settings()
     if not settings.checkpoint.exists():
@@ -85,7 +108,8 @@ def prepare(seed: int, per_category: int, force_index: bool = False) -> None:
     else:
         print(f"[app] catalog is empty: building it from {settings.catalog_dir} "
               f"with checkpoint {settings.checkpoint}", flush=True)
-    for cmd in build_commands(settings.catalog_dir, settings.checkpoint, seed, per_category):
+    for cmd in build_commands(settings.catalog_dir, settings.checkpoint, seed, per_category,
+                              metadata=metadata):
         shown = ["python", *cmd[1:]] if cmd[0] == sys.executable else cmd
         print("[app] $ " + " ".join(shown), flush=True)
         result = subprocess.run(cmd, check=False)  # inherits the terminal: progress shows
@@ -101,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="items per category of the generated demo catalog")
     parser.add_argument("--reindex", action="store_true",
                         help="run the (idempotent) indexer even when the catalog is not empty")
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help="the catalog's metadata file when it is not CATALOG/metadata.csv")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        prepare(args.seed, args.per_category, force_index=args.reindex)
+        prepare(args.seed, args.per_category, force_index=args.reindex,
+                metadata=args.metadata)
     except (BootstrapError, IndexerError, SettingsError) as exc:
         print(f"[app] error: {exc}", file=sys.stderr)
         return 1

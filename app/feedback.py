@@ -7,13 +7,12 @@ ignored. Cutting at a character limit here lets the page say so.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 
-MAX_FEEDBACK_CHARS = 300  # about 60 words; far beyond the model's token budget already
+from app.markup import single_line
 
-_WHITESPACE = re.compile(r"\s+")
+MAX_FEEDBACK_CHARS = 300  # about 60 words; far beyond the model's token budget already
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,9 @@ def normalize_feedback(raw: str | None, max_chars: int = MAX_FEEDBACK_CHARS) -> 
     if max_chars < 1:
         raise ValueError(f"max_chars must be positive, got {max_chars}")
     text = unicodedata.normalize("NFC", raw or "")
-    # Control characters (newlines, tabs, NUL) become spaces; lone surrogates cannot be encoded.
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
-    text = _WHITESPACE.sub(" ", text).strip()
+    # Control characters (newlines, tabs, NUL, lone surrogates) become spaces; invisible format
+    # characters (bidi overrides, zero-width spaces) go; emoji joiners stay.
+    text = single_line(text)
     if not text:
         return Feedback(
             text="",

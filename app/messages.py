@@ -48,10 +48,12 @@ def describe_problem(exc: BaseException, settings: Settings | None) -> str:
     if isinstance(exc, DatabaseUnavailableError | pymongo.errors.PyMongoError):
         detail = str(exc) if isinstance(exc, IndexerError) else type(exc).__name__
         return (
-            f"**The catalog database is not reachable at `{uri}`.** {detail}\n\n"
-            "Start the embedded database with `python -m indexer.db start` (or `bash "
-            "run_app.sh`, which starts it), or set `MONGO_URI` to a running MongoDB; then "
-            "press **Retry**."
+            f"**The catalog database is not answering right now (`{uri}`); reconnecting.** "
+            "Try again in a few seconds: your steps are kept, and the app reconnects by "
+            "itself as soon as the database is back.\n\n"
+            "If it stays down: start the embedded database with `python -m indexer.db start` "
+            "(or `bash run_app.sh`, which starts it), or set `MONGO_URI` to a running "
+            f"MongoDB.\n\n({detail})"
         )
     if isinstance(exc, EmptyCatalogError):
         where = f"`{settings.db_name}.{settings.collection_name}`" if settings else "the catalog"

@@ -20,10 +20,11 @@ import streamlit as st
 from app import messages, resources
 from app.feedback import MAX_FEEDBACK_CHARS
 from app.history import History, HistoryError, ResultItem, Turn
+from app.markup import plain
 from app.pipeline import reference_from_document, reference_from_upload, run_query
 from app.settings import MAX_TOP_K, AppConfig, load_app_config
 from imaging import ImageLoadError
-from indexer import IndexerError
+from indexer import DatabaseUnavailableError, IndexerError
 from project_settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ ALL_CATEGORIES = "All categories"
 GRID_COLUMNS = 4
 STEPS_PER_ROW = 4
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+REFRESH_CHECK_S = 1.5  # longest wait for the "is there a newer build" check
 UPLOAD_HARD_LIMIT_MB = 64  # Streamlit's own refusal; our clearer limit (APP_MAX_UPLOAD_MB) is lower
 
 
@@ -84,11 +86,29 @@ def load_parts(config: AppConfig):
         problem_ui(messages.describe_checkpoint_problem(exc, config.checkpoint))
     try:
         index = get_index(config.index_key, retriever.fingerprint, config)
-        if index.refresh():  # a rebuild finished since the index was loaded
-            log.info("catalog index reloaded after a new build")
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
         problem_ui(messages.describe_problem(exc, config.settings))
+    refresh_index(index, config)
     return retriever, index
+
+
+def refresh_index(index, config: AppConfig) -> None:
+    """Reload the index when a rebuild finished since it was loaded.
+
+    A database that does not answer is no reason to block the page: the loaded index still
+    searches, and the query says so itself if it needs the database (fetching documents).
+    The check waits at most REFRESH_CHECK_S, so a database outage does not slow every rerun
+    by pymongo's full server-selection timeout."""
+    try:
+        with pymongo.timeout(REFRESH_CHECK_S):
+            stale = index.is_stale()
+        if stale and index.refresh():
+            log.info("catalog index reloaded after a new build")
+    except (IndexerError, pymongo.errors.PyMongoError) as exc:
+        if not isinstance(exc, DatabaseUnavailableError | pymongo.errors.ConnectionFailure):
+            problem_ui(messages.describe_problem(exc, config.settings))
+        log.warning("index freshness not checked (%s); serving the loaded index",
+                    type(exc).__name__)
 
 
 def sidebar_ui(index, retriever, config: AppConfig) -> tuple[int, str | None]:
@@ -134,7 +154,8 @@ def on_refine(index, config: AppConfig, item_id: str) -> None:
         history.refine_from(item_id, reference_from_document(docs[0], config.image_dirs))
         st.session_state["feedback"] = ""
     except (HistoryError, ImageLoadError) as exc:
-        st.session_state["notice"] = ("error", f"Cannot refine from this item: {exc}")
+        st.session_state["notice"] = ("error", f"Cannot refine from this item: "
+                                               f"{plain(exc, None)}")
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
         st.session_state["notice"] = ("error", messages.describe_problem(exc, config.settings))
 
@@ -156,7 +177,7 @@ def take_upload(uploaded, config: AppConfig) -> None:
     limit_mb = config.max_upload_bytes / 2**20
     if uploaded.size > config.max_upload_bytes:
         st.session_state["upload_error"] = (
-            f"**{uploaded.name}** is {uploaded.size / 2**20:.1f} MB; the limit is "
+            f"**{plain(uploaded.name)}** is {uploaded.size / 2**20:.1f} MB; the limit is "
             f"{limit_mb:.0f} MB. Upload a smaller photo (a phone picture resized to about "
             "1000 px is plenty)."
         )
@@ -165,7 +186,8 @@ def take_upload(uploaded, config: AppConfig) -> None:
         ref = reference_from_upload(uploaded.getvalue(), uploaded.name,
                                     max_bytes=config.max_upload_bytes)
     except ImageLoadError as exc:
-        st.session_state["upload_error"] = f"**{uploaded.name}** cannot be used: {exc}"
+        st.session_state["upload_error"] = (f"**{plain(uploaded.name)}** cannot be used: "
+                                            f"{plain(exc, None)}")
         return
     st.session_state["history"].start(ref)
     st.session_state["upload_error"] = None
@@ -189,7 +211,7 @@ def reference_ui(index, config: AppConfig, category: str | None) -> None:
     if ref is None:
         st.info("Upload a photo, or pick a random catalog item, to start.")
         return
-    st.image(ref.thumbnail or ref.image, caption=f"Reference: {ref.label}", width=220)
+    st.image(ref.thumbnail or ref.image, caption=f"Reference: {plain(ref.label)}", width=220)
 
 
 def query_ui(enabled: bool) -> tuple[str, bool]:
@@ -220,15 +242,17 @@ def search(retriever, index, config: AppConfig, raw: str, k: int,
 
 
 def describe_attributes(item: ResultItem) -> str:
-    return " · ".join(f"{k}: {v}" for k, v in item.attributes.items() if v not in (None, ""))
+    """The item's attributes as one escaped line (catalog text is shown as text)."""
+    return " · ".join(f"{plain(k, 40)}: {plain(v, 60)}" for k, v in item.attributes.items()
+                      if v not in (None, ""))
 
 
 def results_ui(turn: Turn, index, config: AppConfig) -> None:
     """Grid of thumbnails with title, category, attributes, score and 'Refine from this'."""
     for note in turn.notes:
         st.info(note)
-    where = f" in {turn.category}" if turn.category else ""
-    said = f'"{turn.feedback}"' if turn.feedback else "the image alone"
+    where = f" in {plain(turn.category)}" if turn.category else ""
+    said = f'"{plain(turn.feedback, None)}"' if turn.feedback else "the image alone"
     st.caption(f"{len(turn.results)} results{where} for {said} "
                f"in {turn.latency_ms:.0f} ms")
     if not turn.results:
@@ -241,8 +265,8 @@ def results_ui(turn: Turn, index, config: AppConfig) -> None:
             with col.container(border=True, key=f"result_{item.item_id}"):
                 if item.thumbnail:
                     st.image(item.thumbnail, width="stretch")
-                st.markdown(f"**{item.title}**")
-                st.caption(f"{item.category} · score {item.score:.3f}  \n"
+                st.markdown(f"**{plain(item.title)}**")
+                st.caption(f"{plain(item.category)} · score {item.score:.3f}  \n"
                            f"{describe_attributes(item)}")
                 st.button("Refine from this", key=f"refine_{item.item_id}",
                           on_click=on_refine, args=(index, config, item.item_id))
@@ -259,15 +283,16 @@ def history_ui(history: History) -> None:
             i = row_start + offset
             turn = history.turns[i]
             with col.container(border=True, key=f"step_{i}"):
-                said = f'"{turn.feedback}"' if turn.feedback else "(image only)"
+                said = f'"{plain(turn.feedback, 80)}"' if turn.feedback else "(image only)"
                 st.markdown(f"**Step {i + 1}.** {said}")
                 ref_col, pick_col = st.columns(2)
                 if turn.reference.thumbnail:
                     ref_col.image(turn.reference.thumbnail, width=64, caption="from")
                 if turn.chosen and turn.chosen.thumbnail:
                     pick_col.image(turn.chosen.thumbnail, width=64, caption="picked")
-                picked = f" → {turn.chosen.title}" if turn.chosen else " → (results on display)"
-                st.caption(f"{turn.reference.label}{picked}")
+                picked = (f" → {plain(turn.chosen.title, 60)}" if turn.chosen
+                          else " → (results on display)")
+                st.caption(f"{plain(turn.reference.label, 60)}{picked}")
                 st.button(f"Back to step {i + 1}", key=f"back_{i}", on_click=on_go_back,
                           args=(i,))
 

@@ -66,15 +66,26 @@ def scan_images(root: str | Path, *, recursive: bool = True,
     return scan
 
 
-def _files(root: Path, recursive: bool) -> Iterable[Path]:
+def _files(root: Path, recursive: bool, seen: set[tuple[int, int]] | None = None
+           ) -> Iterable[Path]:
+    """Files under ``root``; symlinked folders are followed once each (a link back to a parent
+    folder would otherwise recurse until Python's recursion limit)."""
+    seen = set() if seen is None else seen
+    st = root.stat()
+    if (st.st_dev, st.st_ino) in seen:
+        return
+    seen.add((st.st_dev, st.st_ino))
     with os.scandir(root) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_file():
-                yield Path(entry.path)
-            elif recursive and entry.is_dir():
-                yield from _files(Path(entry.path), recursive)
+            try:
+                if entry.is_file():
+                    yield Path(entry.path)
+                elif recursive and entry.is_dir():
+                    yield from _files(Path(entry.path), recursive, seen)
+            except OSError:  # a dangling link or an unreadable entry is not an image
+                continue
 
 
 def write_json(path: Path, data, indent: int | None = None) -> None:

@@ -4,6 +4,10 @@ Idempotent and resumable by construction: ``_id`` is the item id, each batch is 
 upserts as soon as it is embedded, and an item whose stored ``sha256`` (of the file bytes) and
 ``model`` (retriever fingerprint) match is skipped before any decoding. A run killed at any
 point therefore leaves only complete documents, and the next run embeds just the remainder.
+Writes ride out a short database outage (``indexer.retry``: bounded retries with backoff);
+a longer one ends the build with one :class:`BuildDatabaseError` saying how far it got.
+An item whose image changed since it was indexed but can no longer be decoded is marked
+``quarantined`` (search leaves it out) instead of keeping its stale vector.
 Shards (``--shard i/n``) partition ids by a stable hash, so n workers never touch the same
 document.
 """
@@ -18,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
+import pymongo.errors
 import torch
 from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
+from pymongo.write_concern import WriteConcern
 from tqdm import tqdm
 
 from imaging import decode_batches, file_sha256
@@ -33,7 +39,8 @@ from indexer.documents import (
     mark_dead_builds,
     utc_now,
 )
-from indexer.errors import DimensionMismatchError, IndexerError
+from indexer.errors import DatabaseUnavailableError, DimensionMismatchError, IndexerError
+from indexer.retry import DatabaseOutage, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,11 @@ class BuildConfig:
     hash_threads: int = 4  # threads hashing files (I/O bound)
     progress: bool = True  # tqdm bar
     description: dict = field(default_factory=dict)  # extra fields for the build record
+    db_wait_s: float = 60.0  # how long a write may wait for a database that stopped answering
+
+
+class BuildDatabaseError(DatabaseUnavailableError):
+    """The database went away during a build and did not come back in time."""
 
 
 @dataclass
@@ -73,6 +85,7 @@ class BuildReport:
     skipped: int = 0  # already stored with the same content hash and fingerprint
     metadata_updated: int = 0  # same image, changed title/category/attributes
     failed: int = 0
+    quarantined: int = 0  # stored items whose changed image no longer decodes: out of search
     failures: list[dict] = field(default_factory=list)
     replaced_other_dim: int = 0
     pruned: int = 0
@@ -85,7 +98,8 @@ class BuildReport:
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in
-                ("seen", "embedded", "skipped", "metadata_updated", "failed")}
+                ("seen", "embedded", "skipped", "metadata_updated", "failed",
+                 "quarantined")}
 
     def summary(self) -> dict:
         """What the build record keeps of this report when the build ends."""
@@ -133,7 +147,7 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
     try:
         todo, updates = _plan(catalog.items, store, fp, config, report)
         if updates:
-            store.items.bulk_write(updates, ordered=False)
+            _write(store, updates, config, "metadata updates")
         log.info("%d items: %d to embed, %d unchanged, %d metadata-only updates, %d failed",
                  report.seen, len(todo), report.skipped, report.metadata_updated, report.failed)
         if todo:
@@ -144,10 +158,18 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         report.seconds = time.monotonic() - t0
         record.finish(status, report.summary(), error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, DatabaseOutage | pymongo.errors.ConnectionFailure):
+            raise _outage_error(exc, report, config) from exc
         raise
     report.seconds = time.monotonic() - t0
-    report.total_for_fingerprint = store.items.count_documents({"model": fp})
-    record.finish("done", report.summary())
+    policy = RetryPolicy(wait_s=config.db_wait_s)
+    try:
+        report.total_for_fingerprint = call_with_retry(
+            lambda: store.items.count_documents({"model": fp}), "counting the catalog", policy)
+        call_with_retry(lambda: record.finish("done", report.summary()), "recording the build",
+                        policy)
+    except DatabaseOutage as exc:
+        raise _outage_error(exc, report, config) from exc
     return report
 
 
@@ -175,24 +197,30 @@ def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: Bu
         hashes = list(tqdm(pool.map(_safe_hash, [it.image_path for it in items]),
                            total=len(items), desc="hashing", unit="img",
                            disable=not config.progress or len(items) < 5000))
-    stored: dict[str, dict] = {}
     fields = {"sha256": 1, "model": 1, "category": 1, "title": 1, "attributes": 1,
-              "image_path": 1}
+              "image_path": 1, "quarantined": 1}
     ids = [it.id for it in items]
-    for i in range(0, len(ids), LOOKUP_CHUNK):
-        for doc in store.items.find({"_id": {"$in": ids[i:i + LOOKUP_CHUNK]}}, fields):
-            stored[doc["_id"]] = doc
+    stored = call_with_retry(lambda: _stored_docs(store, ids, fields), "reading stored items",
+                             RetryPolicy(wait_s=config.db_wait_s))
     todo, updates = [], []
     for item, digest in zip(items, hashes, strict=True):
-        if isinstance(digest, Exception):
-            _fail(report, item.id, str(item.image_path), f"{type(digest).__name__}: {digest}")
-            continue
         doc = stored.get(item.id)
+        if isinstance(digest, Exception):
+            reason = f"{type(digest).__name__}: {digest}"
+            _fail(report, item.id, str(item.image_path), reason)
+            if doc is not None and not doc.get("quarantined"):
+                updates.append(_quarantine(item.id, reason, None))
+                report.quarantined += 1
+            continue
         if doc is None or doc.get("sha256") != digest or doc.get("model") != fp:
             todo.append((item, digest))
             continue
         meta = _metadata(item)
-        if any(doc.get(k) != v for k, v in meta.items()):
+        if doc.get("quarantined"):  # the image is back as it was indexed: searchable again
+            updates.append(UpdateOne({"_id": item.id}, {"$set": meta,
+                                                        "$unset": {"quarantined": ""}}))
+            report.metadata_updated += 1
+        elif any(doc.get(k) != v for k, v in meta.items()):
             updates.append(UpdateOne({"_id": item.id}, {"$set": meta}))
             report.metadata_updated += 1
         else:
@@ -207,9 +235,14 @@ def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder
                             config.batch_size, config.workers)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
     for batch in loader:
+        stale = []
         for pos, reason in batch.failed:
             item = todo[pos][0]
             _fail(report, item.id, str(item.image_path), reason)
+            stale.append(_quarantine(item.id, reason, todo[pos][1]))
+        if stale:  # matches only items stored from an older image: their vector is stale
+            result = _write(store, stale, config, "quarantining undecodable items")
+            report.quarantined += result.modified_count
         if batch.ok:
             vectors = encoder.encode_target_tensors(batch.tensors)
             now = utc_now()
@@ -220,11 +253,54 @@ def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder
                                             indexed_at=now),
                               upsert=True)
                    for pos, thumb, vec in zip(batch.ok, batch.thumbnails, vectors, strict=True)]
-            store.items.bulk_write(ops, ordered=False)
+            _write(store, ops, config, "writing embedded items")
             report.embedded += len(ops)
-        record.heartbeat(report.counts())
+        call_with_retry(lambda: record.heartbeat(report.counts()), "the build heartbeat",
+                        RetryPolicy(wait_s=config.db_wait_s))
         bar.update(len(batch.ok) + len(batch.failed))
     bar.close()
+
+
+def _stored_docs(store: CatalogStore, ids: list[str], fields: dict) -> dict[str, dict]:
+    stored: dict[str, dict] = {}
+    for i in range(0, len(ids), LOOKUP_CHUNK):
+        for doc in store.items.find({"_id": {"$in": ids[i:i + LOOKUP_CHUNK]}}, fields):
+            stored[doc["_id"]] = doc
+    return stored
+
+
+def _write(store: CatalogStore, ops: list, config: BuildConfig, what: str):
+    """An unordered bulk write of idempotent operations, journaled, retried through a short
+    outage.
+
+    Why journaled (``j=True``): with the default ``w:1`` the server acknowledges before its
+    journal reaches the disk, and a SIGKILLed SecantusDB lost 18 of 50 acknowledged inserts
+    here; a build that believed those items stored would never write them again."""
+    wc = store.items.write_concern.document
+    items = store.items.with_options(write_concern=WriteConcern(**{**wc, "j": True}))
+    return call_with_retry(lambda: items.bulk_write(ops, ordered=False), what,
+                           RetryPolicy(wait_s=config.db_wait_s))
+
+
+def _quarantine(item_id: str, reason: str, digest: str | None) -> UpdateOne:
+    """Take a stored item out of search: its image changed and the new one does not decode.
+
+    Why not delete it: its metadata and thumbnail are still right, and the next build that can
+    read the image replaces the whole document (a ReplaceOne drops this flag)."""
+    flag = {"reason": reason[:500], "since": utc_now(), "sha256": digest}
+    query = {"_id": item_id} if digest is None else {"_id": item_id, "sha256": {"$ne": digest}}
+    return UpdateOne(query, {"$set": {"quarantined": flag}})
+
+
+def _outage_error(exc: BaseException, report: BuildReport, config: BuildConfig) -> IndexerError:
+    cause = exc.cause if isinstance(exc, DatabaseOutage) else exc
+    return BuildDatabaseError(
+        f"the database stopped answering during the build and did not come back within "
+        f"{config.db_wait_s:.0f} s ({type(cause).__name__}). This run stored {report.embedded} "
+        f"newly embedded items before that ({report.skipped} more were already stored "
+        "unchanged); nothing stored is lost. Once the database answers again (embedded "
+        "default: `python -m indexer.db start`), run the same command: it resumes with the "
+        "items that are still missing.")
 
 
 def _metadata(item: CatalogItem) -> dict:

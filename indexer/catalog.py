@@ -12,12 +12,21 @@ Images are matched by id (``dataprep.image_id``: ``{id}.jpg|png|...`` anywhere u
 folder, found by ``dataprep.scan_images``).
 Without metadata every image file is an item (id = file stem, category = ``category`` or
 "uncategorized").
+
+Metadata files come from stores, not from this project, so reading them is forgiving where a
+guess is safe and loud where it is not: UTF-8 with or without BOM, else Windows-1252/Latin-1
+(logged); CRLF or LF; column names matched without case or surrounding spaces; NUL bytes
+dropped; rows without an id, with an impossible id or with a runaway quote skipped and counted;
+titles and attribute values capped (``MAX_TITLE_CHARS``, ``MAX_VALUE_CHARS``) so that one
+10,000-character cell cannot bloat every document and page. A file without an id column, or
+one the csv module cannot parse at all, is refused with its name and line.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import re
@@ -30,6 +39,9 @@ from dataprep import scan_images
 log = logging.getLogger(__name__)
 
 DEFAULT_CATEGORY = "uncategorized"
+MAX_TITLE_CHARS = 500  # longer titles are cut (with an ellipsis) when read
+MAX_VALUE_CHARS = 200  # same for category and attribute values
+MAX_ID_CHARS = 255  # ids are file names: a longer "id" is a broken row
 _SPLIT_FILE = re.compile(r"^split\.(?P<cat>[^.]+)\.(?P<split>[^.]+)\.json$")
 
 
@@ -136,29 +148,78 @@ def _read_split(path: Path) -> list[MetadataRow]:
     return [MetadataRow(i, m.group("cat"), "", {}) for i in ids]
 
 
-def _read_csv(path: Path, category_column: str | None) -> list[MetadataRow]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        if "id" not in columns:
-            raise ValueError(f"{path}: metadata CSV needs an 'id' column (has {columns})")
-        if category_column is not None and category_column not in columns:
-            raise ValueError(f"{path}: --category-column {category_column!r} is not a column "
-                             f"(columns: {columns})")
-        cat_col = category_column or next((c for c in ("category", "type") if c in columns), None)
-        attr_cols = [c for c in columns if c not in {"id", "title", cat_col}]
-        rows = []
-        for rec in reader:
-            item_id = (rec.get("id") or "").strip()
-            if not item_id:
+def read_text_forgiving(path: Path) -> str:
+    """A store's text file as str: UTF-8 (BOM or not), else Windows-1252, else Latin-1."""
+    data = path.read_bytes()
+    if b"\x00" in data:
+        log.warning("%s holds NUL bytes; they were dropped", path)
+        data = data.replace(b"\x00", b"")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        for encoding in ("cp1252", "latin-1"):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
                 continue
+            log.warning("%s is not UTF-8 (%s); read it as %s: save it as UTF-8 to be sure "
+                        "accented titles come out right", path, exc.reason, encoding)
+            return text
+        raise  # latin-1 decodes every byte: not reached
+
+
+def _cut(value: str | None, limit: int) -> str:
+    value = (value or "").strip()
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def _read_csv(path: Path, category_column: str | None) -> list[MetadataRow]:
+    reader = csv.DictReader(io.StringIO(read_text_forgiving(path), newline=""))
+    try:
+        columns = [(c or "").strip() for c in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    reader.fieldnames = columns
+    by_lower = {c.lower(): c for c in reversed(columns)}  # first spelling wins
+    id_col, title_col = by_lower.get("id"), by_lower.get("title")
+    if id_col is None:
+        raise ValueError(f"{path}: metadata CSV needs an 'id' column (has {columns[:20]})")
+    if category_column is not None and category_column not in columns:
+        raise ValueError(f"{path}: --category-column {category_column!r} is not a column "
+                         f"(columns: {columns[:20]})")
+    cat_col = category_column or by_lower.get("category") or by_lower.get("type")
+    attr_cols = [c for c in columns if c and c not in {id_col, title_col, cat_col}]
+    rows, broken, runaway = [], 0, []
+    try:
+        for rec in reader:
+            item_id = (rec.get(id_col) or "").strip()
+            if not item_id or len(item_id) > MAX_ID_CHARS or any(
+                    ch in item_id for ch in "/\\\n\r"):
+                has_values = any(isinstance(v, str) and v.strip() for v in rec.values())
+                broken += bool(item_id) or has_values
+                continue
+            title = (rec.get(title_col) or "").strip()
+            if "\n" in title or "\r" in title:  # titles are one line: a stray quote, usually
+                runaway.append(f"{item_id} (line {reader.line_num})")
+                title = title.splitlines()[0]
             rows.append(MetadataRow(
                 id=item_id,
-                category=(rec.get(cat_col) or "").strip() or None if cat_col else None,
-                title=(rec.get("title") or "").strip(),
-                attributes={c: rec[c].strip() for c in attr_cols if (rec.get(c) or "").strip()},
+                category=_cut(rec.get(cat_col), MAX_VALUE_CHARS) or None if cat_col else None,
+                title=_cut(title, MAX_TITLE_CHARS),
+                attributes={c: _cut(rec[c], MAX_VALUE_CHARS) for c in attr_cols
+                            if isinstance(rec.get(c), str) and rec[c].strip()},
             ))
-        return rows
+    except csv.Error as exc:
+        raise ValueError(f"{path}, line {reader.line_num}: broken CSV ({exc}); fix that line "
+                         "or re-export the file") from None
+    if runaway:
+        log.warning("%s: the title of %s spans several lines, cut at the first; a stray quote "
+                    "there swallows the rows after it: check the quotes of that row", path,
+                    ", ".join(runaway[:5]))
+    if broken:
+        log.warning("%s: %d rows without a usable id (empty, too long, or holding a path or "
+                    "line break, e.g. after a stray quote) were skipped", path, broken)
+    return rows
 
 
 def discover(

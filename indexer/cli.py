@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pymongo.errors
+
 from indexer.errors import IndexerError
 from project_settings import DEVICES, load_settings
 
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--prune", action="store_true",
                    help="delete stored items whose image file is gone (within --category and "
                         "--shard); refused for an empty catalog")
+    b.add_argument("--db-wait", type=float, default=60.0, metavar="S",
+                   help="how long to wait for a database that stops answering during the "
+                        "build before giving up (the same command resumes)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the build report as JSON")
 
@@ -74,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad arguments or metadata detected while reading them
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except pymongo.errors.ConnectionFailure as exc:  # before the build could retry (start-up)
+        print(f"error: the database stopped answering ({type(exc).__name__}); start it again "
+              "(embedded default: `python -m indexer.db start`) and re-run the same command: "
+              "it resumes where it stopped", file=sys.stderr)
+        return 2
 
 
 def _build(args, settings) -> int:
@@ -98,7 +108,7 @@ def _build(args, settings) -> int:
              encoder.dim, checkpoint, len(catalog.items), images,
              f" (shard {args.shard})" if shard else "", mask_uri(settings.effective_uri))
     config = BuildConfig(batch_size=args.batch, workers=args.workers, replace=args.replace,
-                         prune=args.prune,
+                         prune=args.prune, db_wait_s=args.db_wait,
                          progress=not args.no_progress, description={
                              "checkpoint": str(checkpoint), "images": str(images),
                              "shard": args.shard, "category": args.category})
@@ -110,7 +120,8 @@ def _build(args, settings) -> int:
     else:
         print(f"build {report.build_id}: {report.seen} items, {report.embedded} embedded "
               f"({report.images_per_s:.1f} img/s), {report.skipped} unchanged, "
-              f"{report.metadata_updated} metadata updated, {report.failed} failed, "
+              f"{report.metadata_updated} metadata updated, {report.failed} failed "
+              f"({report.quarantined} stored items quarantined), "
               f"{report.pruned} pruned; "
               f"{report.total_for_fingerprint} items of model {report.fingerprint} stored; "
               f"{report.seconds:.1f} s")
@@ -132,6 +143,9 @@ def _stats(args, settings) -> int:
         print(json.dumps(stats, default=str))
         return 0
     print(f"{stats['collection']}: {stats['total']} items, {stats['builds']} builds")
+    if stats["quarantined"]:
+        print(f"  {stats['quarantined']} items quarantined: their image changed and no longer "
+              "decodes, so search leaves them out (fix the file and build again)")
     for title, key in (("per category", "per_category"), ("per model", "per_fingerprint")):
         print(f"  {title}:")
         for name, n in stats[key].items():

@@ -4,7 +4,9 @@
 Item document (DESIGN.md schema plus ``dim``)::
 
     {_id: item id, category, title, attributes, image_path, sha256, thumbnail (JPEG bytes,
-     optional), embedding (BSON float32 binary vector), model (fingerprint), dim, indexed_at}
+     optional), embedding (BSON float32 binary vector), model (fingerprint), dim, indexed_at
+     [, quarantined: {reason, since, sha256}  -- set by a build when a changed image no
+     longer decodes; search leaves the item out until a build reads its image again]}
 
 Build records: a build writes "running" with its host, pid and a heartbeat, and ends as
 "done", "failed" or "interrupted". A SIGKILLed or crashed process cannot write its own end, so
@@ -90,7 +92,8 @@ class BuildRecord:
         except Exception as exc:  # noqa: BLE001 -- never hide the error that ended the build
             if status == "done":
                 raise
-            log.warning("could not record the build as %s: %s", status, exc)
+            log.warning("could not record the build as %s (%s); the next build marks it "
+                        "killed", status, type(exc).__name__)
 
 
 def mark_dead_builds(store: CatalogStore) -> int:

@@ -11,6 +11,7 @@ rebuild replaces everything at once. All loaded state lives in one immutable :cl
 snapshot; every read takes the current snapshot under ``_lock`` and uses only that snapshot,
 and ``refresh`` builds the new snapshot aside and swaps it in under the lock. So a search or a
 random pick never pairs the ids of one load with the ranges or the FAISS index of another.
+Items the indexer quarantined (their image changed and no longer decodes) are not loaded.
 """
 
 from __future__ import annotations
@@ -184,11 +185,12 @@ class CatalogSearch:
     def _load_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         items = self.store.items
         try:
-            first = items.find_one({"model": self.fingerprint}, {"dim": 1})
+            live = {"model": self.fingerprint, "quarantined": {"$exists": False}}
+            first = items.find_one(live, {"dim": 1})
             if first is None:
                 self._raise_empty()
             dim = int(first["dim"])
-            cursor = items.find({"model": self.fingerprint},
+            cursor = items.find(live,
                                 {"_id": 1, "category": 1, "embedding": 1},
                                 batch_size=self.config.load_batch)
             ids, cats, blobs = [], [], []

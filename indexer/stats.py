@@ -21,6 +21,8 @@ def catalog_stats(store: CatalogStore) -> dict:
         "total": store.items.estimated_document_count(),
         "per_category": group("category"),
         "per_fingerprint": group("model"),
+        # changed images that no longer decode: stored, but left out of search
+        "quarantined": store.items.count_documents({"quarantined": {"$exists": True}}),
         "builds": store.builds.estimated_document_count(),
         "last_build": last,
         "last_finished_build": last_done,

@@ -41,21 +41,70 @@ def test_missing_catalog_is_generated_then_indexed(tmp_path):
     assert cmds[0][cmds[0].index("--seed") + 1] == "3"
     assert cmds[0][cmds[0].index("--per-category") + 1] == "7"
     assert cmds[1][:4] == ["py", "-m", "indexer", "build"]
-    assert str(tmp_path / "new" / "images") in cmds[1] and "ckpt" in cmds[1]
+    assert cmds[1][cmds[1].index("--images") + 1] == str(tmp_path / "new")
+    assert cmds[1][cmds[1].index("--metadata") + 1] == str(tmp_path / "new" / "metadata.csv")
+    assert "ckpt" in cmds[1]
 
 
 def test_an_existing_catalog_is_only_indexed(tmp_path):
     cat = make_small_catalog(tmp_path / "cat", colours=1)
     cmds = build_commands(cat.root, Path("ckpt"), seed=0, per_category=5, python="py")
     assert len(cmds) == 1 and cmds[0][3] == "build"
-    assert str(cat.metadata) in cmds[0]
+    assert cmds[0][cmds[0].index("--images") + 1] == str(cat.root)  # discovery finds the CSV
 
 
-def test_a_folder_without_metadata_is_not_overwritten_with_the_demo_catalog(tmp_path):
+def _photo(path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), "red").save(path)
+
+
+@pytest.mark.parametrize("layout", [["photo.jpg"], ["dresses/a.jpg", "shirts/2024/b.png"]],
+                         ids=["plain folder", "nested folders"])
+def test_a_folder_of_photos_without_metadata_is_indexed_as_it_is(tmp_path, layout):
+    for name in layout:
+        _photo(tmp_path / "mine" / name)
+    cmds = build_commands(tmp_path / "mine", Path("ckpt"), seed=0, per_category=5, python="py")
+    assert len(cmds) == 1 and "--metadata" not in cmds[0]  # never the demo catalog over it
+    assert cmds[0][cmds[0].index("--images") + 1] == str(tmp_path / "mine")
+
+
+def test_a_metadata_file_of_another_name_is_passed_to_the_indexer(tmp_path):
+    _photo(tmp_path / "shop" / "photos" / "a1.jpg")
+    (tmp_path / "products_export.csv").write_text("id,title\na1,Red dress\n")
+    cmds = build_commands(tmp_path / "shop", Path("ckpt"), seed=0, per_category=5, python="py",
+                          metadata=tmp_path / "products_export.csv")
+    assert cmds[0][cmds[0].index("--metadata") + 1] == str(tmp_path / "products_export.csv")
+    with pytest.raises(BootstrapError, match="is not a file"):
+        build_commands(tmp_path / "shop", Path("ckpt"), 0, 5, metadata=tmp_path / "nope.csv")
+
+
+def test_a_folder_of_other_files_is_not_overwritten_with_the_demo_catalog(tmp_path):
     (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "photo.jpg").write_bytes(b"x")
-    with pytest.raises(BootstrapError, match="metadata.csv"):
+    (tmp_path / "mine" / "notes.txt").write_text("not a photo")
+    with pytest.raises(BootstrapError, match="holds no image files"):
         build_commands(tmp_path / "mine", Path("ckpt"), seed=0, per_category=5)
+
+
+def test_run_app_indexes_a_plain_nested_folder_with_a_renamed_metadata_file(
+        monkeypatch, mongo_env, mongo_collection, tmp_path, capsys):
+    """The whole bootstrap (real indexer CLI, tiny checkpoint) on a store-shaped folder."""
+    retriever = build_retriever(ModelConfig.tiny(), seed=0)
+    retriever.save(tmp_path / "ckpt")
+    for name in ("tops/t1.jpg", "tops/t2.jpg", "dresses/long/d1.png"):
+        _photo(tmp_path / "shop" / name)
+    (tmp_path / "items.csv").write_text("\ufeffid,title,category\r\nt1,Plain tee,top\r\n",
+                                        encoding="utf-8")
+    for key, value in {**mongo_env, "CHECKPOINT": str(tmp_path / "ckpt"),
+                       "CATALOG_DIR": str(tmp_path / "shop")}.items():
+        monkeypatch.setenv(key, value)
+    prepare(seed=0, per_category=5, metadata=tmp_path / "items.csv")
+    docs = {d["_id"]: d for d in mongo_collection.find({}, {"title": 1, "category": 1})}
+    assert docs == {"t1": {"_id": "t1", "title": "Plain tee", "category": "top"}}
+    mongo_collection.drop()
+    prepare(seed=0, per_category=5)  # no metadata: every photo, id from the file name
+    assert sorted(d["_id"] for d in mongo_collection.find({}, {"_id": 1})) == ["d1", "t1", "t2"]
 
 
 def test_missing_checkpoint_is_reported_with_the_flag_to_fix_it(monkeypatch, tmp_path, capsys):
