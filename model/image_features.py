@@ -100,12 +100,24 @@ class ImageEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, S, S) pixels in [0, 1] (from preprocess_image) -> (whole, crop) tokens."""
+        return self.tokens(pixels, self.backbone(pixels))
+
+    @torch.no_grad()
+    def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) pixels in [0, 1] -> (N, C, g, g) last feature map: the CNN alone, the
+        part a faster runtime can take over (model.engines exports exactly this)."""
         x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        grid = self.net(x).float().contiguous()  # (N, C, g, g)
+        return self.net(x).float().contiguous()
+
+    @torch.no_grad()
+    def tokens(self, pixels: torch.Tensor, grid: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(whole, crop) tokens from the feature map: the garment box found on the pixels is
+        RoI-pooled from the grid (cheap, data-dependent, so it stays in PyTorch)."""
         boxes = foreground_boxes(pixels)
-        rois = torch.cat([torch.arange(len(x), dtype=torch.float32)[:, None], boxes], dim=1)
+        rois = torch.cat([torch.arange(len(pixels), dtype=torch.float32)[:, None], boxes], dim=1)
         rois = rois.to(grid.device)
         crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
-                         spatial_scale=grid.shape[-1] / x.shape[-1], sampling_ratio=2,
+                         spatial_scale=grid.shape[-1] / pixels.shape[-1], sampling_ratio=2,
                          aligned=True)  # (N, C, cg, cg)
         return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)

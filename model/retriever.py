@@ -24,7 +24,8 @@ from model.checkpoint import (
     write_checkpoint,
 )
 from model.config import ModelConfig
-from model.device import autocast, resolve_device
+from model.device import resolve_device
+from model.engines import EagerEngine, cache_dir_for, make_engine
 from model.image_features import ImageEncoder, preprocess_image
 from model.network import FashionVLP
 from model.pretrained import backbone_spec, load_text_model, text_model_is_pretrained
@@ -46,12 +47,22 @@ class Retriever:
         self.meta = meta or {}
         self._fingerprint: str | None = None
         self.device = torch.device("cpu")
+        self.engine = EagerEngine(self)  # load_retriever picks a faster one (model.engines)
 
     def to(self, device: str | torch.device) -> Retriever:
         """Move the image encoder and the blocks ('auto' picks CUDA when present)."""
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
         self.encoder.to(self.device)
         self.net.to(self.device)
+        if self.device.type != "cpu" and self.engine.name != "eager":
+            self.engine = EagerEngine(self)
+        return self
+
+    def use_engine(self, name: str | None = None, cache_dir: str | Path | None = None
+                   ) -> Retriever:
+        """Run inference with engine ``name`` (model.engines.ENGINES; None: ENCODER_ENGINE or
+        auto); falls back to eager, with one log line, when it cannot run here."""
+        self.engine = make_engine(self, name, cache_dir)
         return self
 
     # ------------------------------------------------------------------ identity
@@ -93,11 +104,13 @@ class Retriever:
         for name, param in self.net.named_parameters():
             param.requires_grad_(name not in frozen)
         self._fingerprint = None
+        self.engine = EagerEngine(self)  # an exported copy would not follow the training
         return [p for p in self.net.parameters() if p.requires_grad]
 
     def invalidate_fingerprint(self) -> None:
         """Call after the weights changed (training), so the fingerprint is recomputed."""
         self._fingerprint = None
+        self.engine = EagerEngine(self)
 
     # ------------------------------------------------------------------ inputs
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -115,20 +128,24 @@ class Retriever:
                                   texts: Sequence[str]) -> torch.Tensor:
         self.net.eval()
         text = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        with autocast(self.device):
-            out = self.net.encode_reference(whole.to(self.device), crop.to(self.device), **text)
+        out = self.engine.reference(whole.to(self.device), crop.to(self.device), **text)
         return out.float().cpu()
 
     @torch.inference_mode()
     def encode_target_features(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
         self.net.eval()
-        with autocast(self.device):
-            out = self.net.encode_target(whole.to(self.device), crop.to(self.device))
+        out = self.engine.target(whole.to(self.device), crop.to(self.device))
         return out.float().cpu()
+
+    @torch.inference_mode()
+    def image_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) preprocessed batch -> (whole, crop) tokens, backbone on the engine."""
+        x = x.to(self.device)
+        return self.encoder.tokens(x, self.engine.grid(x))
 
     def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray:
         """(N, 3, S, S) preprocessed batch -> (N, D) float32, L2-normalised."""
-        whole, crop = self.encoder(x.to(self.device))
+        whole, crop = self.image_tokens(x)
         return self.encode_target_features(whole, crop).float().numpy()
 
     def encode_targets(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -144,7 +161,7 @@ class Retriever:
         out = []
         for i in range(0, len(images), batch_size):
             x = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
-            whole, crop = self.encoder(x.to(self.device))
+            whole, crop = self.image_tokens(x)
             out.append(self.encode_reference_features(whole, crop, texts[i:i + batch_size])
                        .float().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
@@ -172,9 +189,12 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     return Retriever(cfg, encoder, net, tokenizer)
 
 
-def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
+def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = None
+                   ) -> Retriever:
     """Load a checkpoint directory (or its config.json / weights file) onto ``device``
-    ('cpu', 'cuda' or 'auto': CUDA when a GPU is present)."""
+    ('cpu', 'cuda' or 'auto': CUDA when a GPU is present), with inference engine ``engine``
+    (model.engines; None: ENCODER_ENGINE or auto, ONNX Runtime on the CPU). Exported engine
+    files are cached beside the checkpoint, keyed by its fingerprint."""
     cfg, state, record = read_checkpoint(path)
     retriever = build_retriever(cfg)
     check_fits(path, retriever.trained_state(), state, record)
@@ -187,4 +207,5 @@ def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
         retriever.encoder.net.load_state_dict(encoder_state, strict=True)
     retriever.meta = record.get("meta", {})
     retriever._fingerprint = record["fingerprint"]
-    return retriever.to(device)
+    retriever.to(device)
+    return retriever.use_engine(engine, cache_dir_for(path))
