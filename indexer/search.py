@@ -148,6 +148,11 @@ class CatalogSearch:
         return self._snapshot().seconds
 
     @property
+    def load_source(self) -> str:
+        """Where the current index came from: "snapshot" or "database"."""
+        return self._snapshot().source
+
+    @property
     def faiss_index(self) -> faiss.Index | None:
         return self._snapshot().index
 

@@ -42,7 +42,7 @@ def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, 
     assert first.faiss_index is not None and snapshot_reasons(caplog) == ["index snapshot missing"]
     assert len(one_folder(tmp_path / "snaps")) == 1
     second = CatalogSearch(store, "fp", config)
-    assert second._snapshot().source == "snapshot" and first._snapshot().source == "database"
+    assert second.load_source == "snapshot" and first.load_source == "database"
     assert second.index_kind == index and second.size == 300 and second.dim == 24
     assert second.categories == first.categories == {c: 100 for c in CATS}
     for q in queries:
@@ -69,7 +69,7 @@ def test_a_new_build_makes_the_snapshot_stale_and_replaces_it(catalog, mongo_col
     now = one_folder(tmp_path / "snaps")
     assert len(now) == 1 and now != old  # the old build's snapshot was removed
     again = CatalogSearch(store, "fp", config)
-    assert again._snapshot().source == "snapshot" and again.search(new[0], 1)[0][0] == "new00000"
+    assert again.load_source == "snapshot" and again.search(new[0], 1)[0][0] == "new00000"
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt"])
@@ -89,9 +89,9 @@ def test_damaged_snapshot_falls_back_to_the_database_and_is_rewritten(catalog, t
     search = CatalogSearch(store, "fp", config)
     assert snapshot_reasons(caplog) == [f"index snapshot {damage}"]
     assert any(r.levelno == logging.WARNING for r in caplog.records)
-    assert search._snapshot().source == "database"
+    assert search.load_source == "database"
     assert search.search(queries[0], 10) == reference.search(queries[0], 10)
-    assert CatalogSearch(store, "fp", config)._snapshot().source == "snapshot"  # rewritten
+    assert CatalogSearch(store, "fp", config).load_source == "snapshot"  # rewritten
 
 
 def test_snapshot_of_another_key_is_never_used(tmp_path):
