@@ -63,7 +63,14 @@ class EnginesConfig:
     batch_rounds: int = 8
     batch_threads: int = 2  # the indexer's torch threads here
     catalog: str = "data/demo_catalog"  # where the timed queries come from
+    parts: list[str] = field(default_factory=lambda: ["speed", "accuracy"])
     out_dir: str = str(RESULTS)
+
+    @property
+    def result_name(self) -> str:
+        """engines.json for a full run; engines_speed.json / engines_accuracy.json for one part
+        (accuracy does not depend on the load, so it may run while the machine is busy)."""
+        return "engines" if set(self.parts) >= {"speed", "accuracy"} else f"engines_{self.parts[0]}"
 
 
 @contextmanager
@@ -119,6 +126,7 @@ def single_query_speed(retriever, engines: dict, cfg: EnginesConfig) -> dict:
     x224 = torch.rand(1, 3, size, size)
     times: dict[str, dict[str, list[float]]] = {"plain": {"lite0_forward": []}}
     times["common"] = {"preprocess": []}
+    first: dict[str, float] = {}  # the first query of each engine (compile pays Inductor here)
     for name in engines:
         times[name] = {k: [] for k in ("backbone", "tokens", "reference", "encode_query")}
     with torch.inference_mode():
@@ -139,12 +147,16 @@ def single_query_speed(retriever, engines: dict, cfg: EnginesConfig) -> dict:
                 t_tok, (whole, crop) = timed_call(retriever.encoder.tokens, x, grid)
                 t_ref = timed(engine.reference, whole, crop, **tok)
                 t_q = timed(retriever.encode_query, image, text)
+                first.setdefault(name, t_bb + t_tok + t_ref + t_q)
                 if keep:
                     for part, value in (("backbone", t_bb), ("tokens", t_tok),
                                         ("reference", t_ref), ("encode_query", t_q)):
                         times[name][part].append(value)
-    return {group: {part: percentiles(v) for part, v in parts.items()}
-            for group, parts in times.items()}
+    out = {group: {part: percentiles(v) for part, v in parts.items()}
+           for group, parts in times.items()}
+    for name, seconds in first.items():
+        out[name]["first_call_s"] = seconds
+    return out
 
 
 def batch_speed(retriever, engines: dict, cfg: EnginesConfig) -> dict:
@@ -219,30 +231,38 @@ def accuracy(retriever, engines: dict, cfg: EnginesConfig) -> dict:
 
 def run(cfg: EnginesConfig) -> dict:
     retriever = load_retriever(cfg.checkpoint, engine="eager")
-    report: dict = {"config": asdict(cfg), "fingerprint": retriever.fingerprint}
-    with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
-        with threads(1):  # export with an empty cache, then a start that finds it
-            _, cold = build_engines(retriever, [e for e in cfg.engines if e != "compile"],
-                                    Path(tmp))
-            _, warm = build_engines(retriever, [e for e in cfg.engines if e != "compile"],
-                                    Path(tmp))
-    report["prepare_s"] = {"empty_cache": cold, "cached": warm}
+    report: dict = {"config": asdict(cfg), "fingerprint": retriever.fingerprint,
+                    "accuracy": {}}
     cache = cache_dir_for(cfg.checkpoint)
-    with threads(1):
-        engines, _ = build_engines(retriever, cfg.engines, cache)
-        t0 = time.perf_counter()
-        report["single"] = single_query_speed(retriever, engines, cfg)
-        report["single_seconds"] = time.perf_counter() - t0
-    with threads(cfg.batch_threads):
-        engines, _ = build_engines(retriever, cfg.engines, cache)
-        report["batch"] = batch_speed(retriever, engines, cfg)
-        acc_engines = {k: v for k, v in engines.items() if k in cfg.accuracy_engines}
-        report["accuracy"] = accuracy(retriever, acc_engines, cfg) if cfg.datasets else {}
+    if "speed" in cfg.parts:
+        with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp, threads(1):
+            # export with an empty cache, then a start that finds it
+            exported = [e for e in cfg.engines if e != "compile"]
+            _, cold = build_engines(retriever, exported, Path(tmp))
+            _, warm = build_engines(retriever, exported, Path(tmp))
+        report["prepare_s"] = {"empty_cache": cold, "cached": warm}
+        with threads(1):
+            engines, report["prepare_s"]["checkpoint_cache"] = build_engines(
+                retriever, cfg.engines, cache)
+            t0 = time.perf_counter()
+            report["single"] = single_query_speed(retriever, engines, cfg)
+            report["single_seconds"] = time.perf_counter() - t0
+        with threads(cfg.batch_threads):
+            engines, _ = build_engines(retriever, cfg.engines, cache)
+            report["batch"] = batch_speed(retriever, engines, cfg)
+    if "accuracy" in cfg.parts and cfg.datasets:
+        with threads(cfg.batch_threads):
+            engines, _ = build_engines(retriever, cfg.accuracy_engines, cache)
+            report["accuracy"] = accuracy(retriever, engines, cfg)
     report["summary"] = summarise(report)
     return report
 
 
 def summarise(report: dict) -> dict:
+    if "single" not in report:
+        return {"engines": {name: {f"{ds}_R@10_delta": m[name]["R@10"] - m["eager"]["R@10"]
+                                   for ds, m in report["accuracy"].items() if "eager" in m}
+                            for name in report["config"]["accuracy_engines"]}}
     single, batch = report["single"], report["batch"]
     lite1 = single["plain"]["lite0_forward"]["p50_ms"]
     lite32 = batch["plain"]["lite0_forward"]["images_per_s"]
@@ -264,6 +284,24 @@ def summarise(report: dict) -> dict:
 
 
 def format_report(report: dict) -> str:
+    lines = []
+    if "single" in report:
+        lines += speed_lines(report)
+    acc_rows = []
+    for ds, engines in report["accuracy"].items():
+        base = engines.get("eager", {}).get("R@10")
+        for name, m in engines.items():
+            delta = "" if base is None else f"{m['R@10'] - base:+.2f}"
+            acc_rows.append((ds, name, f"{m['R@10']:.2f}", f"{m['R@50']:.2f}", delta,
+                             m["queries"], m["images"]))
+    if acc_rows:
+        lines += ["", "recall from pixels (each engine's own backbone):",
+                  table(acc_rows, ("dataset", "engine", "R@10", "R@50", "R@10 vs eager",
+                                   "queries", "images"))]
+    return "\n".join(lines)
+
+
+def speed_lines(report: dict) -> list[str]:
     single, batch = report["single"], report["batch"]
     lite1 = single["plain"]["lite0_forward"]["p50_ms"]
     lite32 = batch["plain"]["lite0_forward"]["images_per_s"]
@@ -281,22 +319,13 @@ def format_report(report: dict) -> str:
                      f"{batch[name]['target_encoder']['images_per_s']:.0f}",
                      f"{batch[name]['target_encoder']['images_per_s'] / lite32:.2f}x",
                      f"{report['prepare_s']['empty_cache'].get(name, float('nan')):.1f} / "
-                     f"{report['prepare_s']['cached'].get(name, float('nan')):.1f}"))
+                     f"{report['prepare_s']['cached'].get(name, float('nan')):.1f}",
+                     f"{s['first_call_s']:.1f}"))
     lines.append(table(rows, ("engine", "backbone ms", "tokens ms", "reference ms",
                               "encode_query p50", "p95", "vs Lite0 1 img", "backbone img/s",
-                              "target enc img/s", "vs Lite0 b32", "prepare s (export/cached)")))
-    acc_rows = []
-    for ds, engines in report["accuracy"].items():
-        base = engines.get("eager", {}).get("R@10")
-        for name, m in engines.items():
-            delta = "" if base is None else f"{m['R@10'] - base:+.2f}"
-            acc_rows.append((ds, name, f"{m['R@10']:.2f}", f"{m['R@50']:.2f}", delta,
-                             m["queries"], m["images"]))
-    if acc_rows:
-        lines += ["", "recall from pixels (each engine's own backbone):",
-                  table(acc_rows, ("dataset", "engine", "R@10", "R@50", "R@10 vs eager",
-                                   "queries", "images"))]
-    return "\n".join(lines)
+                              "target enc img/s", "vs Lite0 b32", "prepare s (export/cached)",
+                              "first call s")))
+    return lines
 
 
 def parse_args(argv: Sequence[str] | None) -> EnginesConfig:
@@ -312,16 +341,19 @@ def parse_args(argv: Sequence[str] | None) -> EnginesConfig:
     p.add_argument("--batch-rounds", type=int, default=d.batch_rounds)
     p.add_argument("--batch-threads", type=int, default=d.batch_threads)
     p.add_argument("--catalog", default=d.catalog)
+    p.add_argument("--parts", nargs="+", default=d.parts, choices=["speed", "accuracy"])
     p.add_argument("--out-dir", default=d.out_dir)
     a = p.parse_args(argv)
     return EnginesConfig(checkpoint=a.checkpoint, engines=a.engines,
                          accuracy_engines=a.accuracy_engines, datasets=a.datasets,
                          queries=a.queries, batch=a.batch, batch_rounds=a.batch_rounds,
-                         batch_threads=a.batch_threads, catalog=a.catalog, out_dir=a.out_dir)
+                         batch_threads=a.batch_threads, catalog=a.catalog, parts=a.parts,
+                         out_dir=a.out_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg, report, path = run_benchmark("engines", argv, parse_args, run)
+    name = parse_args(argv).result_name
+    cfg, report, path = run_benchmark(name, argv, parse_args, run)
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
           f"(fingerprint {report['fingerprint']}); total {report['seconds']:.0f} s\n")
     print(format_report(report))
