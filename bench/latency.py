@@ -67,6 +67,8 @@ class LatencyConfig:
     # nearest-neighbour distance (bench.catalog_vectors.calibrated_sigma)
     thumbnails_up_to: int = 100_000  # larger catalogs are inserted without thumbnails
     kinds: list[str] = field(default_factory=lambda: ["flat", "flat-blas20", "hnsw"])
+    flat_up_to: int | None = None  # larger sizes: HNSW only (recall against a brute-force
+    # top-10 over the same vectors); None: every size
     ef_search: int = SearchConfig.hnsw_ef_search  # HNSW search breadth (the app's default)
     ef_sweep: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])  # recall
     # and search time of the loaded HNSW graph at each efSearch
@@ -150,7 +152,8 @@ def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig) -
                               thumbnails=n <= cfg.thumbnails_up_to)}
     logger.info("%d docs inserted in %.1f s", n, out["insert"]["insert_s"])
     fp, exact_top = retriever.fingerprint, None
-    flat_kinds = [k for k in cfg.kinds if k in BLAS_THRESHOLD]
+    flat_kinds = [k for k in cfg.kinds if k in BLAS_THRESHOLD
+                  and (cfg.flat_up_to is None or n <= cfg.flat_up_to)]
     if flat_kinds:  # one load serves both exact variants
         search, load_s = load(store, fp, SearchConfig(index="flat", threads=cfg.threads))
         for kind in flat_kinds:
@@ -172,6 +175,12 @@ def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig) -
         stats, qvecs = time_queries(retriever, search, queries, cfg)
         entry = {"load_s": load_s, "index": search.index_kind, "size": search.size,
                  "ef_search": cfg.ef_search, **stats}
+        if exact_top is None:  # no flat run: exact top-10 by brute force over the same vectors
+            scores, idx = faiss.knn(qvecs, np.ascontiguousarray(search.vectors), 10,
+                                    metric=faiss.METRIC_INNER_PRODUCT)
+            exact_top = [[(str(search.ids[j]), float(v)) for j, v in zip(row_i, row_s,
+                                                                         strict=True)]
+                         for row_i, row_s in zip(idx, scores, strict=True)]
         if exact_top is not None:
             entry["recall@10"] = recall_at(exact_top, search.search_batch(qvecs, 10))
             entry["ef_sweep"] = ef_sweep(search, qvecs, exact_top, cfg)
@@ -201,10 +210,11 @@ def plot(results: dict[int, dict], kinds: list[str], path: Path, title: str) -> 
     for kind, colour in zip(kinds, ("tab:blue", "tab:green", "tab:orange"), strict=False):
         label = LABELS[kind]
         for ax, stage in ((ax1, "total"), (ax2, "search")):
-            p50 = [results[n][kind][stage]["p50_ms"] for n in sizes]
-            p95 = [results[n][kind][stage]["p95_ms"] for n in sizes]
-            ax.plot(sizes, p50, "o-", color=colour, label=f"{label} p50")
-            ax.plot(sizes, p95, "s--", color=colour, alpha=0.7, label=f"{label} p95")
+            have = [n for n in sizes if kind in results[n]]
+            p50 = [results[n][kind][stage]["p50_ms"] for n in have]
+            p95 = [results[n][kind][stage]["p95_ms"] for n in have]
+            ax.plot(have, p50, "o-", color=colour, label=f"{label} p50")
+            ax.plot(have, p95, "s--", color=colour, alpha=0.7, label=f"{label} p95")
     ax1.axhline(FLOOR_P50_MS, color="grey", lw=0.8, ls=":",
                 label=f"{FLOOR_P50_MS:g} ms floor (p50, 100k exact and 1M HNSW)")
     ax1.set_title("end to end: encode_query + top-50 + fetch 20")
@@ -281,7 +291,7 @@ def floors(report: dict) -> dict:
 def format_report(report: dict) -> str:
     rows = []
     for n, r in report["results"].items():
-        for kind in report["config"]["kinds"]:
+        for kind in (k for k in report["config"]["kinds"] if k in r):
             e = r[kind]
             rows.append((f"{int(n):,}", LABELS[kind],
                          f"{e['total']['p50_ms']:.1f}", f"{e['total']['p95_ms']:.1f}",
@@ -325,6 +335,8 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
                    help="isotropic noise per dimension (default: calibrated)")
     p.add_argument("--thumbnails-up-to", type=int, default=d.thumbnails_up_to)
     p.add_argument("--kinds", nargs="+", default=d.kinds, choices=list(KINDS))
+    p.add_argument("--flat-up-to", type=int, default=d.flat_up_to,
+                   help="exact search only up to this size (larger: HNSW only)")
     p.add_argument("--ef-search", type=int, default=d.ef_search)
     p.add_argument("--ef-sweep", type=int, nargs="*", default=d.ef_sweep)
     p.add_argument("--threads", type=int, default=d.threads)
@@ -335,6 +347,7 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
     return LatencyConfig(checkpoint=a.checkpoint, catalog=a.catalog, sizes=sorted(a.sizes),
                          queries=a.queries, noise=a.noise, sigma=a.sigma,
                          thumbnails_up_to=a.thumbnails_up_to, kinds=a.kinds,
+                         flat_up_to=a.flat_up_to,
                          ef_search=a.ef_search, ef_sweep=a.ef_sweep, threads=a.threads,
                          build_threads=a.build_threads, cache_dir=a.cache_dir,
                          out_dir=a.out_dir)
