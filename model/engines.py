@@ -67,12 +67,14 @@ class EagerEngine:
 
     def reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                   attention_mask: torch.Tensor) -> torch.Tensor:
+        net = self.retriever.net.eval()  # validation right after training steps comes here
         with autocast(self.retriever.device):
-            return self.retriever.net.encode_reference(whole, crop, input_ids, attention_mask)
+            return net.encode_reference(whole, crop, input_ids, attention_mask)
 
     def target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
+        net = self.retriever.net.eval()
         with autocast(self.retriever.device):
-            return self.retriever.net.encode_target(whole, crop)
+            return net.encode_target(whole, crop)
 
 
 # ---------------------------------------------------------------------------- export wrappers
@@ -183,15 +185,12 @@ class OnnxEngine:
         self.name = "onnx-int8" if int8 else "onnx"
         self.retriever, self.int8, self._ort = retriever, int8, ort
         cache_dir.mkdir(parents=True, exist_ok=True)
-        stem = (f"{retriever.fingerprint}-v{EXPORT_FORMAT}-torch{torch.__version__}-"
-                f"ort{ort.__version__}").replace("+", "_")
         self.sessions = {}
-        for part in PARTS:
+        for part, path in self.paths(cache_dir, retriever.fingerprint, int8).items():
             quantized = int8 and part != "backbone"
-            path = cache_dir / f"{stem}-{part}{'-int8' if quantized else ''}.onnx"
             fresh = not path.is_file()
             if fresh:  # checked once when made; the name pins checkpoint and versions
-                fp32 = cache_dir / f"{stem}-{part}.onnx"
+                fp32 = self.paths(cache_dir, retriever.fingerprint, False)[part]
                 if not fp32.is_file():
                     _export(retriever, part, fp32)
                 if quantized:
@@ -203,6 +202,25 @@ class OnnxEngine:
             except Exception:
                 path.unlink(missing_ok=True)  # never leave a bad file for the next start
                 raise
+
+    @staticmethod
+    def paths(cache_dir: Path, fingerprint: str, int8: bool) -> dict[str, Path]:
+        """The exported file of each part: named by checkpoint fingerprint, export format and
+        the torch / onnxruntime versions, so any of them changing means a new export."""
+        import onnxruntime as ort
+
+        stem = (f"{fingerprint}-v{EXPORT_FORMAT}-torch{torch.__version__}-"
+                f"ort{ort.__version__}").replace("+", "_")
+        return {part: cache_dir / f"{stem}-{part}{'-int8' if int8 and part != 'backbone' else ''}"
+                                  ".onnx" for part in PARTS}
+
+    @classmethod
+    def ready(cls, cache_dir: Path, fingerprint: str, int8: bool) -> bool:
+        """True when every part is already exported (a start needs no PyTorch modules)."""
+        try:
+            return all(p.is_file() for p in cls.paths(cache_dir, fingerprint, int8).values())
+        except ImportError:
+            return False
 
     def _session(self, path: Path):
         ort = self._ort

@@ -109,15 +109,21 @@ class ImageEncoder(nn.Module):
         x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         return self.net(x).float().contiguous()
 
-    @torch.no_grad()
     def tokens(self, pixels: torch.Tensor, grid: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(whole, crop) tokens from the feature map: the garment box found on the pixels is
-        RoI-pooled from the grid (cheap, data-dependent, so it stays in PyTorch)."""
-        boxes = foreground_boxes(pixels)
-        rois = torch.cat([torch.arange(len(pixels), dtype=torch.float32)[:, None], boxes], dim=1)
-        rois = rois.to(grid.device)
-        crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
-                         spatial_scale=grid.shape[-1] / pixels.shape[-1], sampling_ratio=2,
-                         aligned=True)  # (N, C, cg, cg)
-        return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)
+        return grid_tokens(pixels, grid, self.cfg)
+
+
+@torch.no_grad()
+def grid_tokens(pixels: torch.Tensor, grid: torch.Tensor, cfg: ModelConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(whole, crop) tokens from the feature map: the garment box found on the pixels is
+    RoI-pooled from the grid. Cheap and data-dependent, so it stays in PyTorch whatever runs
+    the backbone, and needs no weights (a start from exported engines never builds the CNN)."""
+    boxes = foreground_boxes(pixels)
+    rois = torch.cat([torch.arange(len(pixels), dtype=torch.float32)[:, None], boxes], dim=1)
+    rois = rois.to(grid.device)
+    crop = roi_align(grid, rois, output_size=cfg.crop_grid,
+                     spatial_scale=grid.shape[-1] / pixels.shape[-1], sampling_ratio=2,
+                     aligned=True)  # (N, C, cg, cg)
+    return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from model import load_retriever
@@ -41,6 +42,34 @@ def test_onnx_engine_answers_like_eager_and_caches_its_export(tiny_checkpoint, e
     again = load_retriever(tiny_checkpoint, engine="onnx")  # reuses the export
     assert again.engine.name == "onnx"
     assert [p.stat().st_mtime_ns for p in cached] == mtimes
+    # ... and answers without building the PyTorch modules, until something asks for them
+    assert fast.modules_built and not again.modules_built
+    np.testing.assert_allclose(again.encode_queries(IMAGES, TEXTS),
+                               eager.encode_queries(IMAGES, TEXTS), atol=1e-4)
+    np.testing.assert_allclose(again.encode_targets(IMAGES), eager.encode_targets(IMAGES),
+                               atol=1e-4)
+    assert not again.modules_built
+    assert again.encoder.cache_key == eager.encoder.cache_key and again.modules_built
+    for name, tensor in eager.net.state_dict().items():
+        assert torch.equal(again.net.state_dict()[name], tensor), name
+
+
+def test_json_tokenizer_matches_transformers():
+    from model.pretrained import MINILM, load_text_model, load_tokenizer
+
+    hf = load_text_model("tiny-bert")[1]
+    fast = load_tokenizer(MINILM)
+    texts = ["Is darker and has long sleeves", "", "ÉTÉ  dress, çà  été!", "a " * 80,
+             "is blue", "has a V-neck; shorter (mini) & red/white stripes"]
+    for max_length in (8, 40):
+        got = fast(texts, padding=True, truncation=True, max_length=max_length,
+                   return_tensors="pt")
+        want = hf(texts, padding=True, truncation=True, max_length=max_length,
+                  return_tensors="pt")
+        assert torch.equal(got["input_ids"], want["input_ids"])
+        assert torch.equal(got["attention_mask"], want["attention_mask"])
+    one = fast(["is blue"], max_length=40)
+    assert one["input_ids"].shape == (1, 4) and one["attention_mask"].all()
 
 
 def test_int8_engine_stays_close_to_eager(tiny_checkpoint, eager):
