@@ -72,6 +72,13 @@ class Snapshot:
     seconds: float = 0.0
 
 
+class _Pinned(np.ndarray):
+    """An array over memory another object owns (the FAISS index's mapping): it keeps that
+    owner alive, and so do its slices and views (their ``base`` chain reaches it)."""
+
+    owner: object = None
+
+
 class SnapshotError(RuntimeError):
     """A snapshot on disk cannot be used: ``reason`` is missing, stale, truncated or corrupt."""
 
@@ -156,7 +163,8 @@ class SnapshotStore:
         else:  # the flat index's own storage, viewed without a copy (sorted order)
             flat = faiss.downcast_index(index)
             codes = faiss.rev_swig_ptr(flat.codes.data(), flat.codes.size())
-            vectors = codes.view(np.float32).reshape(n, dim)
+            vectors = codes.view(np.float32).reshape(n, dim).view(_Pinned)
+            vectors.owner = index  # the mapping lives as long as any view of these vectors
         ranges = {c: (int(lo), int(hi)) for c, (lo, hi) in manifest["ranges"].items()}
         return Snapshot(ids, vectors, ranges, index, labels)
 
