@@ -29,7 +29,7 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -37,8 +37,18 @@ from torch import nn
 
 from model.device import autocast
 
-if TYPE_CHECKING:
-    from model.retriever import Retriever
+
+class Retriever(Protocol):
+    """What an engine uses of ``model.retriever.Retriever`` (not imported: that module imports
+    this one)."""
+
+    cfg: object
+    device: torch.device
+    encoder: nn.Module
+    net: nn.Module
+    fingerprint: str
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]: ...
 
 log = logging.getLogger(__name__)
 
