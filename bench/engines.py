@@ -353,7 +353,7 @@ def parse_args(argv: Sequence[str] | None) -> EnginesConfig:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     name = parse_args(argv).result_name
-    cfg, report, path = run_benchmark(name, argv, parse_args, run)
+    cfg, report, path = run_benchmark(name, argv, parse_args, run, module="engines")
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
           f"(fingerprint {report['fingerprint']}); total {report['seconds']:.0f} s\n")
     print(format_report(report))

@@ -370,7 +370,7 @@ def parse_args(argv: Sequence[str] | None) -> ThroughputConfig:
 def main(argv: Sequence[str] | None = None) -> dict:
     # a cold-start-only run keeps its own file, so the training figures of throughput.json stay
     name = "throughput_cold" if parse_args(argv).parts == ["cold"] else "throughput"
-    cfg, report, path = run_benchmark(name, argv, parse_args, run)
+    cfg, report, path = run_benchmark(name, argv, parse_args, run, module="throughput")
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint}; "
           f"total {math.ceil(report['seconds'])} s\n")
     print(format_report(report))
