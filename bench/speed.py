@@ -7,7 +7,8 @@ network exports and runs differently). Runs, one after another so they never sha
 ``bench.engines`` (engine speed per part and recall from pixels), ``bench.index_throughput``
 (indexing vs a plain Lite0), ``bench.throughput --parts cold`` (cold start at 100k and 1M
 vectors, with and without snapshots) and ``bench.latency`` (query p50/p95 at 100k exact and 1M
-HNSW). Each writes its own JSON in bench/results/. About 30 minutes on the 2-core machine;
+HNSW). Each writes its own JSON in bench/results/ (engines_speed, engines_accuracy,
+index_throughput, throughput_cold, latency). About 30 minutes on the 2-core machine;
 ``--quick`` drops the 1M sizes and the accuracy part (about 6 minutes).
 """
 
@@ -26,8 +27,9 @@ def commands(checkpoint: str, quick: bool) -> list[list[str]]:
     py = [sys.executable, "-m"]
     sizes = ["100000"] if quick else ["100000", "1000000"]
     return [
-        [*py, "bench.engines", "--checkpoint", checkpoint,
-         *(["--parts", "speed"] if quick else [])],
+        [*py, "bench.engines", "--checkpoint", checkpoint, "--parts", "speed"],
+        *([] if quick else [[*py, "bench.engines", "--checkpoint", checkpoint, "--parts",
+                             "accuracy"]]),
         [*py, "bench.index_throughput", "--n", "512", "--checkpoint", checkpoint],
         [*py, "bench.throughput", "--checkpoint", checkpoint, "--parts", "cold",
          "--cold-vectors", *sizes, "--cold-runs", "3"],
