@@ -133,7 +133,12 @@ def _write_snapshot(store, fingerprint: str, settings) -> None:
     start (and every replica sharing INDEX_SNAPSHOT_DIR) maps it instead of rebuilding it."""
     from indexer.search import CatalogSearch, settings_config
 
-    search = CatalogSearch(store, fingerprint, settings_config(settings))
+    try:
+        search = CatalogSearch(store, fingerprint, settings_config(settings))
+    except IndexerError as exc:  # the build itself succeeded: the app will load from MongoDB
+        log.warning("no index snapshot written (%s); the app will load the vectors from the "
+                    "database at its next start", exc)
+        return
     log.info("index snapshot of %d vectors (%s) under %s", search.size, search.index_kind,
              settings.index_snapshot_dir)
 
