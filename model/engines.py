@@ -18,7 +18,8 @@ eager (``Retriever.set_trainable`` puts it back, since changed weights make an e
 
 Engines: ``eager`` (PyTorch, bf16 autocast on CUDA), ``onnx`` (ONNX Runtime fp32), ``onnx-int8``
 (ONNX Runtime; reference and target blocks with dynamic int8 weights, backbone fp32: dynamic
-int8 convolutions were 3x slower here), ``compile`` (torch.compile, slow warm-up every start).
+int8 convolutions were 3x slower here; its vectors depend on the batch, see CPU_DEFAULT),
+``compile`` (torch.compile, slow warm-up every start).
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ class Retriever(Protocol):
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "eager", "onnx", "onnx-int8", "compile")
-CPU_DEFAULT = "onnx-int8"  # what "auto" means on the CPU: the fastest engine whose recall
-# stays within 0.5 point of eager fp32 (README, Query latency; bench.engines)
+CPU_DEFAULT = "onnx"  # what "auto" means on the CPU. Not onnx-int8, though faster and within
+# 0.4 point of recall: its dynamic int8 quantises activations with one scale per batch, so an
+# item's vector depends on the other items of its batch (0.03 apart in tests/test_indexer_build),
+# and a resumed or re-batched build would store other vectors for the same images.
 ENGINE_ENV = "ENCODER_ENGINE"  # overrides the default engine (one of ENGINES)
 EXPORT_FORMAT = 1  # bump when the exported graphs change meaning
 EXPORT_CHECK_ATOL = 2e-3  # fp32 export vs eager, on unit-length outputs and backbone features
