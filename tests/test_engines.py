@@ -27,10 +27,11 @@ def eager(tiny_checkpoint):
     return load_retriever(tiny_checkpoint, engine="eager")
 
 
-def test_onnx_engine_answers_like_eager_and_caches_its_export(tiny_checkpoint, eager, tmp_path):
-    fast = load_retriever(tiny_checkpoint, engine="onnx")
+def test_onnx_engine_answers_like_eager_and_caches_its_export(tiny_retriever, eager, tmp_path):
+    ck = tiny_retriever.save(tmp_path / "ck")  # its own folder: an empty export cache
+    fast = load_retriever(ck, engine="onnx")
     assert fast.engine.name == "onnx" and eager.engine.name == "eager"
-    cached = sorted((tiny_checkpoint / "engine_cache").glob("*.onnx"))
+    cached = sorted((ck / "engine_cache").glob("*.onnx"))
     assert len(cached) == 3 and all(p.name.startswith(fast.fingerprint) for p in cached)
     np.testing.assert_allclose(fast.encode_queries(IMAGES, TEXTS),
                                eager.encode_queries(IMAGES, TEXTS), atol=1e-4)
@@ -39,7 +40,7 @@ def test_onnx_engine_answers_like_eager_and_caches_its_export(tiny_checkpoint, e
     np.testing.assert_allclose(fast.encode_targets(IMAGES), eager.encode_targets(IMAGES),
                                atol=1e-4)
     mtimes = [p.stat().st_mtime_ns for p in cached]
-    again = load_retriever(tiny_checkpoint, engine="onnx")  # reuses the export
+    again = load_retriever(ck, engine="onnx")  # reuses the export
     assert again.engine.name == "onnx"
     assert [p.stat().st_mtime_ns for p in cached] == mtimes
     # ... and answers without building the PyTorch modules, until something asks for them
