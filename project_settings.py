@@ -35,6 +35,8 @@ VARIABLES: dict[str, str] = {
     "CATALOG_DIR": "catalog folder (images + metadata.csv) indexed by default",
     "EMBEDDED_DB_PORT": "port of the embedded SecantusDB server",
     "DEVICE": "where the indexer and the app run the model: auto (CUDA when present), cpu, cuda",
+    "INDEX_SNAPSHOT_DIR": "folder of search-index snapshots, shareable by app replicas "
+                          "(default DATA_DIR/index_snapshots; 'off' disables them)",
 }
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -58,6 +60,7 @@ class Settings:
     embedded_port: int = DEFAULT_EMBEDDED_PORT
     embedded_host: str = DEFAULT_EMBEDDED_HOST
     device: str = "auto"
+    index_snapshot_dir: Path | None = REPO_ROOT / "data" / "index_snapshots"  # None: off
 
     @property
     def embedded_uri(self) -> str:
@@ -119,7 +122,16 @@ def load_settings(
         ),
         embedded_port=_port(raw.get("EMBEDDED_DB_PORT")),
         device=_device(raw.get("DEVICE", "auto")),
+        index_snapshot_dir=_snapshot_dir(raw.get("INDEX_SNAPSHOT_DIR"), raw.get("DATA_DIR")),
     )
+
+
+def _snapshot_dir(value: str | None, data_dir: str | None) -> Path | None:
+    if value is not None and value.lower() == "off":
+        return None
+    if value is None:
+        return _path("DATA_DIR", data_dir, REPO_ROOT / "data") / "index_snapshots"
+    return _path("INDEX_SNAPSHOT_DIR", value, REPO_ROOT / "data" / "index_snapshots")
 
 
 def _device(value: str) -> str:

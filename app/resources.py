@@ -48,16 +48,17 @@ def load_model(checkpoint: Path, threads: int = DEFAULT_TORCH_THREADS, device: s
 
 
 def open_index(settings: Settings, fingerprint: str) -> CatalogSearch:
-    """Connect (never starting a server: that is run_app.sh's job) and load the FAISS index.
+    """Connect (never starting a server: that is run_app.sh's job) and load the FAISS index,
+    from its snapshot under INDEX_SNAPSHOT_DIR when that matches the latest build.
 
     Raises DatabaseUnavailableError, EmptyCatalogError, FingerprintMismatchError.
     """
-    from indexer import CatalogSearch
-
+    from indexer import CatalogSearch, settings_config
 
     client = ensure_database(settings, start_embedded=False)
     try:
-        return CatalogSearch(CatalogStore.open(settings, client), fingerprint)
+        return CatalogSearch(CatalogStore.open(settings, client), fingerprint,
+                             settings_config(settings))
     except BaseException:
         client.close()
         raise

@@ -91,16 +91,18 @@ def machine_line() -> str:
 
 
 def run_benchmark(name: str, argv: Sequence[str] | None, parse_args: Callable,
-                  run: Callable[..., dict]) -> tuple[object, dict, Path]:
+                  run: Callable[..., dict], module: str | None = None
+                  ) -> tuple[object, dict, Path]:
     """What every ``python -m bench.NAME`` main does: log, run timed, record the exact command
-    line (the README quotes it), write ``NAME.json``. Returns (config, report, path)."""
+    line (the README quotes it), write ``NAME.json``. ``module`` names the bench when its
+    result file is named otherwise. Returns (config, report, path)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     cfg = parse_args(argv)
     started = time.perf_counter()
     report = run(cfg)
-    report["command"] = f"python -m bench.{name} " + shlex.join(argv)
+    report["command"] = f"python -m bench.{module or name} " + shlex.join(argv)
     report["seconds"] = time.perf_counter() - started
     return cfg, report, write_results(name, report, cfg.out_dir)
 

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     marks["answered"] = time.time()
     out = {"marks": marks, "results": len(turn.results), "index_size": index.size,
            "index_kind": index.index_kind, "index_load_s": index.load_seconds,
+           "index_source": index.load_source, "engine": retriever.engine.name,
            "query_ms": turn.latency_ms, "fingerprint": retriever.fingerprint}
     print(json.dumps(out), flush=True)
     return out

@@ -6,6 +6,7 @@ import PyTorch (only building an index needs the model).
 
 Rooms: ``catalog`` (what to index), ``build`` (embed and upsert), ``documents`` (the item
 document, build records, the latest-build query), ``search`` (FAISS over one model's vectors),
+``snapshot`` (the loaded index on disk, memory-mapped at start),
 ``stats`` (counts and drop), ``vectors`` (BSON binary vectors), ``errors``, ``db`` (the
 database: ``store`` connects, ``embedded`` runs SecantusDB, ``python -m indexer.db
 start|stop|status``), ``cli`` (``python -m indexer build|stats|drop``).
@@ -49,6 +50,11 @@ _HOME = {
     "PortInUseError": "indexer.errors",
     "CatalogSearch": "indexer.search",
     "SearchConfig": "indexer.search",
+    "settings_config": "indexer.search",
+    "Snapshot": "indexer.snapshot",
+    "SnapshotError": "indexer.snapshot",
+    "SnapshotKey": "indexer.snapshot",
+    "SnapshotStore": "indexer.snapshot",
     "catalog_stats": "indexer.stats",
     "drop_catalog": "indexer.stats",
     "from_binary": "indexer.vectors",
@@ -59,10 +65,12 @@ __all__ = [
     "BuildConfig", "BuildReport", "Catalog", "CatalogItem", "CatalogSearch", "CatalogStore",
     "DEFAULT_CATEGORY", "DatabaseUnavailableError", "DimensionMismatchError", "EmbeddedConfig",
     "EmbeddedDBError", "EmbeddedServer", "EmptyCatalogError", "FingerprintMismatchError",
-    "IndexerError", "PortInUseError", "SearchConfig", "build_index", "catalog_stats", "connect",
+    "IndexerError", "PortInUseError", "SearchConfig", "Snapshot", "SnapshotError",
+    "SnapshotKey", "SnapshotStore", "build_index", "catalog_stats", "connect",
     "discover", "drop_catalog", "effective_status", "ensure_database", "from_binary",
     "item_document", "item_metadata", "latest_finished_build", "mask_uri", "parse_shard", "ping",
-    "port_open", "record_finished_build", "report_dict", "shard_of", "stack_binaries", "to_binary",
+    "port_open", "record_finished_build", "report_dict", "settings_config", "shard_of",
+    "stack_binaries", "to_binary",
 ]
 
 if TYPE_CHECKING:
@@ -93,7 +101,8 @@ if TYPE_CHECKING:
         IndexerError,
         PortInUseError,
     )
-    from indexer.search import CatalogSearch, SearchConfig
+    from indexer.search import CatalogSearch, SearchConfig, settings_config
+    from indexer.snapshot import Snapshot, SnapshotError, SnapshotKey, SnapshotStore
     from indexer.stats import catalog_stats, drop_catalog
     from indexer.vectors import from_binary, stack_binaries, to_binary
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECORDED_FAILURES = 1000  # failures listed in the build record (all are counted)
 LOOKUP_CHUNK = 2000  # ids per $in query when looking up what is already stored
+MAX_PENDING_WRITES = 2  # embedded batches waiting for the writer thread (bounds memory)
 
 
 class TargetEncoder(Protocol):
@@ -231,34 +233,61 @@ def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: Bu
 def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder,
                      store: CatalogStore, config: BuildConfig, report: BuildReport,
                      record: BuildRecord) -> None:
+    """Decode (workers) -> embed (this thread) -> documents and upserts (a writer thread).
+
+    Why three stages: the model is the bottleneck, so nothing else may make it wait.
+    Decoding, preprocessing and thumbnails run ahead in DataLoader workers; building the
+    documents and the bulk write of batch i run in the writer thread while batch i+1 is
+    embedded. At most ``MAX_PENDING_WRITES`` batches wait for the database, and an item counts
+    as embedded only once its write returned, so an interrupted build still leaves complete
+    documents only (the writer finishes what it was given before the error propagates)."""
     loader = decode_batches([it.image_path for it, _ in todo], encoder.preprocess,
                             config.batch_size, config.workers)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not config.progress)
-    for batch in loader:
-        stale = []
-        for pos, reason in batch.failed:
-            item = todo[pos][0]
-            _fail(report, item.id, str(item.image_path), reason)
-            stale.append(_quarantine(item.id, reason, todo[pos][1]))
-        if stale:  # matches only items stored from an older image: their vector is stale
-            result = _write(store, stale, config, "quarantining undecodable items")
-            report.quarantined += result.modified_count
-        if batch.ok:
-            vectors = encoder.encode_target_tensors(batch.tensors)
-            now = utc_now()
-            ops = [ReplaceOne({"_id": todo[pos][0].id},
-                              item_document(todo[pos][0].id, _metadata(todo[pos][0]),
-                                            sha256=todo[pos][1], vector=vec,
-                                            fingerprint=encoder.fingerprint, thumbnail=thumb,
-                                            indexed_at=now),
-                              upsert=True)
-                   for pos, thumb, vec in zip(batch.ok, batch.thumbnails, vectors, strict=True)]
-            _write(store, ops, config, "writing embedded items")
-            report.embedded += len(ops)
-        call_with_retry(lambda: record.heartbeat(report.counts()), "the build heartbeat",
-                        RetryPolicy(wait_s=config.db_wait_s))
-        bar.update(len(batch.ok) + len(batch.failed))
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="indexer-upsert") as writer:
+        try:
+            for batch in loader:
+                stale = []
+                for pos, reason in batch.failed:
+                    item = todo[pos][0]
+                    _fail(report, item.id, str(item.image_path), reason)
+                    stale.append(_quarantine(item.id, reason, todo[pos][1]))
+                if stale:  # matches only items stored from an older image: a stale vector
+                    result = _write(store, stale, config, "quarantining undecodable items")
+                    report.quarantined += result.modified_count
+                if batch.ok:
+                    vectors = encoder.encode_target_tensors(batch.tensors)
+                    pending.append(writer.submit(_write_batch, store, todo, batch.ok,
+                                                 batch.thumbnails, vectors, encoder.fingerprint,
+                                                 config))
+                    while len(pending) > MAX_PENDING_WRITES or (pending and pending[0].done()):
+                        report.embedded += pending.popleft().result()
+                call_with_retry(lambda: record.heartbeat(report.counts()), "the build heartbeat",
+                                RetryPolicy(wait_s=config.db_wait_s))
+                bar.update(len(batch.ok) + len(batch.failed))
+            while pending:
+                report.embedded += pending.popleft().result()
+        finally:  # interrupted or failed: count what the writer still stored
+            for future in pending:
+                if future.exception() is None:
+                    report.embedded += future.result()
     bar.close()
+
+
+def _write_batch(store: CatalogStore, todo: list[tuple[CatalogItem, str]], positions: list[int],
+                 thumbnails: list[bytes], vectors: np.ndarray, fingerprint: str,
+                 config: BuildConfig) -> int:
+    """Upsert one embedded batch (runs in the writer thread); returns the documents written."""
+    now = utc_now()
+    ops = [ReplaceOne({"_id": todo[pos][0].id},
+                      item_document(todo[pos][0].id, _metadata(todo[pos][0]),
+                                    sha256=todo[pos][1], vector=vec, fingerprint=fingerprint,
+                                    thumbnail=thumb, indexed_at=now),
+                      upsert=True)
+           for pos, thumb, vec in zip(positions, thumbnails, vectors, strict=True)]
+    _write(store, ops, config, "writing embedded items")
+    return len(ops)
 
 
 def _stored_docs(store: CatalogStore, ids: list[str], fields: dict) -> dict[str, dict]:

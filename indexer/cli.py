@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--db-wait", type=float, default=60.0, metavar="S",
                    help="how long to wait for a database that stops answering during the "
                         "build before giving up (the same command resumes)")
+    b.add_argument("--no-snapshot", action="store_true",
+                   help="do not write the search-index snapshot after the build (the app then "
+                        "loads the vectors from the database at its next start)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", action="store_true", help="print the build report as JSON")
 
@@ -131,7 +134,24 @@ def _build(args, settings) -> int:
             print(f"  skipped {f['id']} ({f['path']}): {f['error']}")
         if report.failed > 50:
             print(f"  ... and {report.failed - 50} more (see the build record: indexer stats)")
+    if settings.index_snapshot_dir and not args.no_snapshot and report.total_for_fingerprint:
+        _write_snapshot(store, report.fingerprint, settings)
     return 0
+
+
+def _write_snapshot(store, fingerprint: str, settings) -> None:
+    """Load the finished build as the app will and write its index snapshot, so the app's next
+    start (and every replica sharing INDEX_SNAPSHOT_DIR) maps it instead of rebuilding it."""
+    from indexer.search import CatalogSearch, settings_config
+
+    try:
+        search = CatalogSearch(store, fingerprint, settings_config(settings))
+    except IndexerError as exc:  # the build itself succeeded: the app will load from MongoDB
+        log.warning("no index snapshot written (%s); the app will load the vectors from the "
+                    "database at its next start", exc)
+        return
+    log.info("index snapshot of %d vectors (%s) under %s", search.size, search.index_kind,
+             settings.index_snapshot_dir)
 
 
 def _stats(args, settings) -> int:

@@ -6,6 +6,11 @@ Vectors are kept sorted by category so a category filter is a contiguous id rang
 search with an ``IDSelectorRange`` (flat index) or an exact scan of that slice (HNSW index,
 where filtered graph search would lose recall on small categories).
 
+Snapshots (``SearchConfig.snapshot_dir``, ``indexer.snapshot``): after loading from the
+database the index is written to disk keyed by the build and the fingerprint, and the next
+start (or another replica) maps it instead of reloading, unless it is missing, stale, truncated
+or corrupt, which is logged once and repaired by a reload.
+
 Thread safety: the app shares one instance between every browser session (threads), and a
 rebuild replaces everything at once. All loaded state lives in one immutable :class:`_Loaded`
 snapshot; every read takes the current snapshot under ``_lock`` and uses only that snapshot,
@@ -33,6 +38,7 @@ from indexer.errors import (
     EmptyCatalogError,
     FingerprintMismatchError,
 )
+from indexer.snapshot import SnapshotError, SnapshotKey, SnapshotStore
 from indexer.vectors import stack_binaries
 from project_settings import Settings
 
@@ -56,6 +62,22 @@ class SearchConfig:
     # 18.5 ms with a threshold of 20 (bench/latency.py "flat-seq" vs "flat" rows); large
     # offline batches may set 20 (DESIGN.md measured batch-100 search 2-4x faster with it).
     blas_threshold: int = 128_000
+    # Index snapshot folder (indexer.snapshot): a start maps the index written after the
+    # latest build instead of reloading every vector from MongoDB. None: no snapshots.
+    snapshot_dir: str | None = None
+    snapshot_verify: str = "full"  # full: sizes + CRC32 of every file (~0.4 s per 1M
+    # vectors here); size: sizes only
+
+    def snapshot_params(self) -> str:
+        """The settings that shape a stored index (part of its snapshot key)."""
+        return (f"threshold={self.hnsw_threshold},M={self.hnsw_m},"
+                f"efConstruction={self.hnsw_ef_construction}")
+
+
+def settings_config(settings: Settings, **overrides) -> SearchConfig:
+    """The search configuration of ``settings``: its snapshot folder (INDEX_SNAPSHOT_DIR)."""
+    snapshots = settings.index_snapshot_dir
+    return SearchConfig(**{"snapshot_dir": str(snapshots) if snapshots else None, **overrides})
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,7 @@ class _Loaded:
     labels: np.ndarray | None  # HNSW label -> position (None: identity)
     build: dict | None  # the build record this load corresponds to
     seconds: float = 0.0
+    source: str = "database"  # database | snapshot
 
     @property
     def index_kind(self) -> str:
@@ -96,8 +119,8 @@ class CatalogSearch:
 
     @classmethod
     def from_settings(cls, settings: Settings, fingerprint: str,
-                      config: SearchConfig = SearchConfig()) -> CatalogSearch:
-        return cls(CatalogStore.open(settings), fingerprint, config)
+                      config: SearchConfig | None = None) -> CatalogSearch:
+        return cls(CatalogStore.open(settings), fingerprint, config or settings_config(settings))
 
     def _snapshot(self) -> _Loaded:
         with self._lock:
@@ -124,6 +147,11 @@ class CatalogSearch:
     @property
     def load_seconds(self) -> float:
         return self._snapshot().seconds
+
+    @property
+    def load_source(self) -> str:
+        """Where the current index came from: "snapshot" or "database"."""
+        return self._snapshot().source
 
     @property
     def faiss_index(self) -> faiss.Index | None:
@@ -167,20 +195,68 @@ class CatalogSearch:
             if not force and not self.is_stale():
                 return False
             build = self._latest_build()
-            t0 = time.monotonic()
-            ids, cats, vectors = self._load_vectors()
-            order = np.argsort(cats, kind="stable")
-            ids, cats, vectors = ids[order], cats[order], vectors[order]
-            names, starts, counts = np.unique(cats, return_index=True, return_counts=True)
-            ranges = {str(n): (int(s), int(s + c)) for n, s, c in zip(names, starts, counts,
-                                                                      strict=True)}
-            index, labels = self._make_index(vectors)
-            state = _Loaded(ids, vectors, ranges, index, labels, build, time.monotonic() - t0)
+            key = self._snapshot_key(build)
+            state = self._from_snapshot(key, build) if key else None
+            if state is None:
+                state = self._from_database(build)
+                if key:
+                    self._write_snapshot(key, state)
             with self._lock:
                 self._state = state
-        log.info("loaded %d vectors (dim %d, %s) of model %s in %.2f s", len(ids),
-                 vectors.shape[1], state.index_kind, self.fingerprint, state.seconds)
+        log.info("loaded %d vectors (dim %d, %s) of model %s from the %s in %.2f s",
+                 len(state.ids), state.vectors.shape[1], state.index_kind, self.fingerprint,
+                 state.source, state.seconds)
         return True
+
+    def _from_database(self, build: dict | None) -> _Loaded:
+        t0 = time.monotonic()
+        ids, cats, vectors = self._load_vectors()
+        order = np.argsort(cats, kind="stable")
+        ids, cats, vectors = ids[order], cats[order], vectors[order]
+        names, starts, counts = np.unique(cats, return_index=True, return_counts=True)
+        ranges = {str(n): (int(s), int(s + c)) for n, s, c in zip(names, starts, counts,
+                                                                  strict=True)}
+        index, labels = self._make_index(vectors)
+        return _Loaded(ids, vectors, ranges, index, labels, build, time.monotonic() - t0)
+
+    # ---- snapshots (indexer.snapshot) -----------------------------------------------------
+    def _snapshots(self) -> SnapshotStore | None:
+        if not self.config.snapshot_dir:
+            return None
+        return SnapshotStore(self.config.snapshot_dir, self.config.snapshot_verify)
+
+    def _snapshot_key(self, build: dict | None) -> SnapshotKey | None:
+        """None without a snapshot folder or a finished build to key it by."""
+        if not self.config.snapshot_dir or not build:
+            return None
+        return SnapshotKey(self.store.items.full_name, self.fingerprint, str(build["_id"]),
+                           self.config.index, self.config.snapshot_params())
+
+    def _from_snapshot(self, key: SnapshotKey, build: dict) -> _Loaded | None:
+        """The snapshot of ``key`` as a loaded state, or None (logged once, with the reason)."""
+        try:
+            snap = self._snapshots().load(key)
+        except SnapshotError as exc:
+            level = logging.WARNING if exc.reason in ("truncated", "corrupt") else logging.INFO
+            log.log(level, "index snapshot %s (%s); loading from MongoDB and rewriting it",
+                    exc.reason, exc.detail)
+            return None
+        if isinstance(snap.index, faiss.IndexHNSW):
+            snap.index.hnsw.efSearch = self.config.hnsw_ef_search
+        return _Loaded(snap.ids, snap.vectors, snap.ranges, snap.index, snap.labels, build,
+                       snap.seconds, source="snapshot")
+
+    def _write_snapshot(self, key: SnapshotKey, state: _Loaded) -> None:
+        """Best effort: a read-only or full volume costs the next start a reload, nothing more."""
+        t0 = time.monotonic()
+        try:
+            path = self._snapshots().save(key, state.ids, state.vectors, state.ranges,
+                                          state.index, state.labels)
+        except (OSError, RuntimeError) as exc:
+            log.warning("could not write the index snapshot under %s: %s",
+                        self.config.snapshot_dir, exc)
+            return
+        log.info("wrote index snapshot %s in %.2f s", path, time.monotonic() - t0)
 
     def _load_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         items = self.store.items

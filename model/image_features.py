@@ -11,7 +11,6 @@ import hashlib
 import torch
 from PIL import Image, ImageOps
 from torch import nn
-from torchvision.ops import roi_align
 
 from model.config import ModelConfig
 from model.pretrained import backbone_spec
@@ -100,12 +99,79 @@ class ImageEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, S, S) pixels in [0, 1] (from preprocess_image) -> (whole, crop) tokens."""
+        return self.tokens(pixels, self.backbone(pixels))
+
+    @torch.no_grad()
+    def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) pixels in [0, 1] -> (N, C, g, g) last feature map: the CNN alone, the
+        part a faster runtime can take over (model.engines exports exactly this)."""
         x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        grid = self.net(x).float().contiguous()  # (N, C, g, g)
-        boxes = foreground_boxes(pixels)
-        rois = torch.cat([torch.arange(len(x), dtype=torch.float32)[:, None], boxes], dim=1)
-        rois = rois.to(grid.device)
-        crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
-                         spatial_scale=grid.shape[-1] / x.shape[-1], sampling_ratio=2,
-                         aligned=True)  # (N, C, cg, cg)
-        return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)
+        return self.net(x).float().contiguous()
+
+    def tokens(self, pixels: torch.Tensor, grid: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        return grid_tokens(pixels, grid, self.cfg)
+
+
+def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: int,
+              spatial_scale: float, sampling_ratio: int = 2, aligned: bool = True
+              ) -> torch.Tensor:
+    """torchvision.ops.roi_align (bilinear, fixed sampling ratio) in plain tensor ops.
+
+    Why not torchvision's: importing torchvision.ops pulls in torch._dynamo, about half of the
+    app's import time here, for a 3x3 pooling of a 7x7 grid. Same arithmetic as torchvision's
+    CPU kernel (sample points per bin, the -1..size validity window, clamping at the last
+    row/column), written as separable bilinear weight matrices; tests compare both.
+
+    features (N, C, H, W); rois (K, 5) = batch index, x1, y1, x2, y2 in input pixels.
+    Returns (K, C, output_size, output_size).
+    """
+    if sampling_ratio <= 0:
+        raise ValueError("sampling_ratio must be positive (adaptive sampling is not needed)")
+    _, _, height, width = features.shape
+    offset = 0.5 if aligned else 0.0
+    boxes = rois[:, 1:].to(features.dtype) * spatial_scale - offset  # (K, 4)
+    steps = (torch.arange(output_size * sampling_ratio, dtype=features.dtype,
+                          device=features.device) + 0.5) / sampling_ratio  # in bins
+
+    def weights(start: torch.Tensor, end: torch.Tensor, size: int) -> torch.Tensor:
+        """(K, S, size) bilinear weights of the S sample positions along one axis."""
+        extent = end - start
+        if not aligned:
+            extent = extent.clamp(min=1.0)
+        pos = start[:, None] + steps[None, :] * (extent / output_size)[:, None]  # (K, S)
+        valid = (pos >= -1.0) & (pos <= size)
+        pos = pos.clamp(min=0.0)
+        low = pos.floor().long()
+        at_edge = low >= size - 1
+        low = torch.where(at_edge, torch.full_like(low, size - 1), low)
+        high = torch.where(at_edge, low, low + 1)
+        pos = torch.where(at_edge, low.to(pos.dtype), pos)
+        frac = pos - low.to(pos.dtype)
+        w = torch.zeros(*pos.shape, size, dtype=features.dtype, device=features.device)
+        w.scatter_add_(2, low[..., None], ((1 - frac) * valid)[..., None])
+        w.scatter_add_(2, high[..., None], (frac * valid)[..., None])
+        return w
+
+    wy = weights(boxes[:, 1], boxes[:, 3], height)  # (K, Sy, H)
+    wx = weights(boxes[:, 0], boxes[:, 2], width)  # (K, Sx, W)
+    picked = features[rois[:, 0].long()]  # (K, C, H, W)
+    samples = torch.einsum("ksh,kchw,ktw->kcst", wy, picked, wx)  # (K, C, Sy, Sx)
+    k, c = samples.shape[:2]
+    return samples.view(k, c, output_size, sampling_ratio, output_size,
+                        sampling_ratio).mean(dim=(3, 5))
+
+
+@torch.no_grad()
+def grid_tokens(pixels: torch.Tensor, grid: torch.Tensor, cfg: ModelConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(whole, crop) tokens from the feature map: the garment box found on the pixels is
+    RoI-pooled from the grid. Cheap and data-dependent, so it stays in PyTorch whatever runs
+    the backbone, and needs no weights (a start from exported engines never builds the CNN)."""
+    boxes = foreground_boxes(pixels)
+    rois = torch.cat([torch.arange(len(pixels), dtype=torch.float32)[:, None], boxes], dim=1)
+    rois = rois.to(grid.device)
+    crop = roi_align(grid, rois, output_size=cfg.crop_grid,
+                     spatial_scale=grid.shape[-1] / pixels.shape[-1], sampling_ratio=2,
+                     aligned=True)  # (N, C, cg, cg)
+    return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)

@@ -166,6 +166,46 @@ def text_model_is_pretrained(name: str) -> bool:
     return name != "tiny-bert"
 
 
+class JsonTokenizer:
+    """A Hugging Face ``tokenizer.json`` run by the ``tokenizers`` library alone.
+
+    Why: importing transformers costs about a second at every app start, and a start that runs
+    the exported engines needs only the tokenizer. Called like the transformers fast tokenizer
+    the project uses (padding to the longest text, truncation at ``max_length``, PyTorch
+    tensors); tests check both give the same ids and masks."""
+
+    def __init__(self, path: str | Path):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self._pad_id = self._tok.token_to_id("[PAD]")
+
+    def __call__(self, texts: list[str], padding: bool = True, truncation: bool = True,
+                 max_length: int | None = None, return_tensors: str = "pt") -> dict:
+        tok = self._tok
+        tok.no_truncation()
+        if truncation and max_length:
+            tok.enable_truncation(max_length)
+        tok.no_padding()
+        if padding:
+            tok.enable_padding(pad_id=self._pad_id, pad_token="[PAD]")
+        out = tok.encode_batch(list(texts))
+        return {"input_ids": torch.tensor([e.ids for e in out], dtype=torch.long),
+                "attention_mask": torch.tensor([e.attention_mask for e in out], dtype=torch.long)}
+
+
+def load_tokenizer(name: str) -> Callable:
+    """The tokenizer of text model ``name`` without its weights (and, when the model folder
+    has a ``tokenizer.json``, without importing transformers)."""
+    path = Path(_minilm_path() if name in (MINILM, f"sentence-transformers/{MINILM}",
+                                           "tiny-bert") else name)
+    if (path / "tokenizer.json").is_file():
+        return JsonTokenizer(path / "tokenizer.json")
+    return load_text_model(name)[1]
+
+
 def load_text_model(name: str) -> tuple[nn.Module, Callable]:
     """Return (BERT-style encoder, tokenizer). 'tiny-bert' is random, with MiniLM's vocabulary."""
     import transformers

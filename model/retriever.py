@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,22 @@ from model.checkpoint import (
     write_checkpoint,
 )
 from model.config import ModelConfig
-from model.device import autocast, resolve_device
-from model.image_features import ImageEncoder, preprocess_image
+from model.device import resolve_device
+from model.engines import (
+    EagerEngine,
+    OnnxEngine,
+    cache_dir_for,
+    make_engine,
+    resolve_engine_name,
+)
+from model.image_features import ImageEncoder, grid_tokens, preprocess_image
 from model.network import FashionVLP
-from model.pretrained import backbone_spec, load_text_model, text_model_is_pretrained
+from model.pretrained import (
+    backbone_spec,
+    load_text_model,
+    load_tokenizer,
+    text_model_is_pretrained,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,24 +48,68 @@ __all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever",
            "with_global_path"]
 
 
-class Retriever:
-    """FashionVLP ready for inference: f_ref for (image, text), f_tar for catalog images."""
+Modules = tuple[ImageEncoder, FashionVLP]
 
-    def __init__(self, cfg: ModelConfig, encoder: ImageEncoder, net: FashionVLP, tokenizer,
-                 meta: dict[str, Any] | None = None):
+
+class Retriever:
+    """FashionVLP ready for inference: f_ref for (image, text), f_tar for catalog images.
+
+    The PyTorch modules (``encoder``, ``net``) may be deferred: a retriever loaded with cached
+    exported engines answers without them, and builds them (``build``) on first access only,
+    e.g. for training or the feature cache. That saves an app start about two seconds here
+    (building the CNN and the transformer from their packages, importing transformers)."""
+
+    def __init__(self, cfg: ModelConfig, encoder: ImageEncoder | None, net: FashionVLP | None,
+                 tokenizer, meta: dict[str, Any] | None = None,
+                 build: Callable[[], Modules] | None = None):
+        if (encoder is None or net is None) and build is None:
+            raise ValueError("give the encoder and the network, or a build function")
         self.cfg = cfg
-        self.encoder = encoder
-        self.net = net.eval()
+        self._encoder, self._net = encoder, (net.eval() if net is not None else None)
+        self._build = build
         self.tokenizer = tokenizer
         self.meta = meta or {}
         self._fingerprint: str | None = None
         self.device = torch.device("cpu")
+        self.engine = EagerEngine(self)  # load_retriever picks a faster one (model.engines)
+
+    # ------------------------------------------------------------------ modules
+    def _modules(self) -> Modules:
+        if self._encoder is None or self._net is None:
+            logger.info("building the PyTorch modules of %s", self._fingerprint or "the model")
+            encoder, net = self._build()
+            self._encoder, self._net = encoder.to(self.device), net.eval().to(self.device)
+            self._build = None
+        return self._encoder, self._net
+
+    @property
+    def encoder(self) -> ImageEncoder:
+        return self._modules()[0]
+
+    @property
+    def net(self) -> FashionVLP:
+        return self._modules()[1]
+
+    @property
+    def modules_built(self) -> bool:
+        """False while the PyTorch modules are deferred (an exported engine answers)."""
+        return self._net is not None
 
     def to(self, device: str | torch.device) -> Retriever:
         """Move the image encoder and the blocks ('auto' picks CUDA when present)."""
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-        self.encoder.to(self.device)
-        self.net.to(self.device)
+        if self.modules_built:
+            self._encoder.to(self.device)
+            self._net.to(self.device)
+        if self.device.type != "cpu" and self.engine.name != "eager":
+            self.engine = EagerEngine(self)
+        return self
+
+    def use_engine(self, name: str | None = None, cache_dir: str | Path | None = None
+                   ) -> Retriever:
+        """Run inference with engine ``name`` (model.engines.ENGINES; None: ENCODER_ENGINE or
+        auto); falls back to eager, with one log line, when it cannot run here."""
+        self.engine = make_engine(self, name, cache_dir)
         return self
 
     # ------------------------------------------------------------------ identity
@@ -95,11 +151,13 @@ class Retriever:
         for name, param in self.net.named_parameters():
             param.requires_grad_(name not in frozen)
         self._fingerprint = None
+        self.engine = EagerEngine(self)  # an exported copy would not follow the training
         return [p for p in self.net.parameters() if p.requires_grad]
 
     def invalidate_fingerprint(self) -> None:
         """Call after the weights changed (training), so the fingerprint is recomputed."""
         self._fingerprint = None
+        self.engine = EagerEngine(self)
 
     # ------------------------------------------------------------------ inputs
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -115,22 +173,24 @@ class Retriever:
     @torch.inference_mode()
     def encode_reference_features(self, whole: torch.Tensor, crop: torch.Tensor,
                                   texts: Sequence[str]) -> torch.Tensor:
-        self.net.eval()
         text = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
-        with autocast(self.device):
-            out = self.net.encode_reference(whole.to(self.device), crop.to(self.device), **text)
+        out = self.engine.reference(whole.to(self.device), crop.to(self.device), **text)
         return out.float().cpu()
 
     @torch.inference_mode()
     def encode_target_features(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
-        self.net.eval()
-        with autocast(self.device):
-            out = self.net.encode_target(whole.to(self.device), crop.to(self.device))
+        out = self.engine.target(whole.to(self.device), crop.to(self.device))
         return out.float().cpu()
+
+    @torch.inference_mode()
+    def image_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) preprocessed batch -> (whole, crop) tokens, backbone on the engine."""
+        x = x.to(self.device)
+        return grid_tokens(x, self.engine.grid(x), self.cfg)
 
     def encode_target_tensors(self, x: torch.Tensor) -> np.ndarray:
         """(N, 3, S, S) preprocessed batch -> (N, D) float32, L2-normalised."""
-        whole, crop = self.encoder(x.to(self.device))
+        whole, crop = self.image_tokens(x)
         return self.encode_target_features(whole, crop).float().numpy()
 
     def encode_targets(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -146,7 +206,7 @@ class Retriever:
         out = []
         for i in range(0, len(images), batch_size):
             x = torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
-            whole, crop = self.encoder(x.to(self.device))
+            whole, crop = self.image_tokens(x)
             out.append(self.encode_reference_features(whole, crop, texts[i:i + batch_size])
                        .float().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
@@ -188,10 +248,36 @@ def with_global_path(retriever: Retriever) -> Retriever:
     return grown.to(retriever.device)
 
 
-def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
+def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = None
+                   ) -> Retriever:
     """Load a checkpoint directory (or its config.json / weights file) onto ``device``
-    ('cpu', 'cuda' or 'auto': CUDA when a GPU is present)."""
-    cfg, state, record = read_checkpoint(path)
+    ('cpu', 'cuda' or 'auto': CUDA when a GPU is present), with inference engine ``engine``
+    (model.engines; None: ENCODER_ENGINE or auto, ONNX Runtime on the CPU). Exported engine
+    files are cached beside the checkpoint, keyed by its fingerprint."""
+    cfg, state, record = read_checkpoint(path)  # checks the weights against the fingerprint
+    target, cache = resolve_device(device), cache_dir_for(path)
+    name = resolve_engine_name(engine, target)
+
+    def modules() -> Modules:
+        full = _filled_retriever(path, cfg, state, record)
+        return full.encoder, full.net
+
+    if target.type == "cpu" and name.startswith("onnx") and OnnxEngine.ready(
+            cache, record["fingerprint"], int8=name == "onnx-int8"):
+        # Exported by an earlier full load of these very weights: answer from the exports and
+        # build the PyTorch modules only if something asks for them.
+        retriever = Retriever(cfg, None, None, load_tokenizer(cfg.text_model),
+                              record.get("meta", {}), build=modules)
+        retriever._fingerprint = record["fingerprint"]
+        return retriever.use_engine(name, cache)
+    retriever = _filled_retriever(path, cfg, state, record)
+    retriever.to(target)
+    return retriever.use_engine(name, cache)
+
+
+def _filled_retriever(path: str | Path, cfg: ModelConfig, state: dict[str, torch.Tensor],
+                      record: dict) -> Retriever:
+    """The checkpoint's model with every module built and its stored weights filled in."""
     retriever = build_retriever(cfg)
     check_fits(path, retriever.trained_state(), state, record)
     net_state = {k[4:]: v.float() if v.is_floating_point() else v
@@ -203,4 +289,4 @@ def load_retriever(path: str | Path, device: str = "cpu") -> Retriever:
         retriever.encoder.net.load_state_dict(encoder_state, strict=True)
     retriever.meta = record.get("meta", {})
     retriever._fingerprint = record["fingerprint"]
-    return retriever.to(device)
+    return retriever

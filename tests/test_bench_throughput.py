@@ -22,9 +22,15 @@ def test_throughput_script_writes_json(tiny_checkpoint, tmp_path):
     saved = json.loads((tmp_path / "out" / "throughput.json").read_text())
     assert saved["index"]["builds"][0]["embedded"] == 48
     assert saved["index"]["backbone_images_per_s"] > 0
-    run = saved["cold"]["runs"][0]
-    assert run["index_size"] == 500 and run["results"] > 0
-    assert 0 < run["load_index_s"] < run["to_first_answer_s"]
+    assert saved["index"]["plain_lite0_images_per_s"] > 0
+    assert saved["index"]["builds"][0]["vs_plain_lite0"] > 0
+    runs = saved["cold"]["sizes"]["500"]["runs"]
+    assert [(r["variant"], r["index_source"]) for r in runs] == [
+        ("no snapshot", "database"), ("first start, writes the snapshot", "database"),
+        ("with snapshot", "snapshot")]
+    for run in runs:
+        assert run["index_size"] == 500 and run["results"] > 0
+        assert 0 < run["load_index_s"] < run["to_first_answer_s"]
     train = saved["train"]
     assert train["steps_per_epoch"] == 54 // 8 and train["step_s_on_the_fly"] > 0
     assert train["epoch_s_cached_extrapolated"] == pytest.approx(

@@ -344,6 +344,12 @@ def test_cli_build_stats_and_drop(small_catalog, tiny_checkpoint, mongo_env, mon
     assert r.returncode == 0, r.stderr
     assert "24 embedded" in r.stdout and "1 failed" in r.stdout
     assert "skipped broken" in r.stdout
+    # the build leaves the app an index snapshot of exactly this build (indexer.snapshot)
+    manifests = list((Path(mongo_env["DATA_DIR"]) / "index_snapshots").rglob("manifest.json"))
+    assert len(manifests) == 1
+    snap = json.loads(manifests[0].read_text())
+    build = CatalogStore.from_collection(mongo_collection).builds.find_one({"status": "done"})
+    assert snap["count"] == 24 and snap["key"]["build_id"] == str(build["_id"])
 
     r = run_cli(["stats", "--json"], mongo_env)
     stats = json.loads(r.stdout)

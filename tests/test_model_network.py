@@ -82,7 +82,8 @@ def test_loss_prefers_matching_pairs_and_ignores_duplicate_targets():
 
 def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
     tiny.save(tmp_path / "ck")
-    again = load_retriever(tmp_path / "ck")
+    again = load_retriever(tmp_path / "ck", engine="eager")  # the weights, bit for bit (the
+    # faster engines are compared with eager within a tolerance in test_engines.py)
     assert again.fingerprint == tiny.fingerprint
     image = draw("yellow", "triangle")
     np.testing.assert_array_equal(again.encode_query(image, "is red"),
@@ -203,3 +204,25 @@ def test_foreground_box_finds_the_garment():
     assert box == [16, 8, 48, 56]
     blank = torch.ones(1, 3, 64, 64)
     assert foreground_boxes(blank)[0].tolist() == [0, 0, 64, 64]
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_roi_align_equals_torchvision(aligned):
+    """model.image_features.roi_align replaces torchvision's (whose import costs the app start
+    a second): the same crops for boxes inside, across and outside the image."""
+    from torchvision.ops import roi_align as torchvision_roi_align
+
+    from model.image_features import roi_align
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(3, 5, 7, 7, generator=g)
+    corners = torch.rand(40, 4, generator=g) * 260 - 18
+    boxes = torch.stack([corners[:, [0, 2]].min(1).values, corners[:, [1, 3]].min(1).values,
+                         corners[:, [0, 2]].max(1).values, corners[:, [1, 3]].max(1).values], 1)
+    boxes[0] = torch.tensor([0.0, 0.0, 224.0, 224.0])
+    rois = torch.cat([torch.randint(0, 3, (40, 1), generator=g).float(), boxes], dim=1)
+    want = torchvision_roi_align(features, rois, output_size=3, spatial_scale=7 / 224,
+                                 sampling_ratio=2, aligned=aligned)
+    got = roi_align(features, rois, 3, 7 / 224, 2, aligned)
+    assert got.shape == want.shape == (40, 5, 3, 3)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
