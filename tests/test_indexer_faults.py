@@ -16,6 +16,7 @@ import pymongo
 import pytest
 from conftest import REPO_ROOT, free_port, write_catalog
 
+from bench.fault_catalog import alive, descendants
 from indexer import (
     BuildConfig,
     CatalogSearch,
@@ -26,31 +27,6 @@ from indexer import (
     discover,
 )
 from model import load_retriever
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc/*/task/*/children)."""
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            for kid in kids:
-                if kid not in found:
-                    found.add(kid)
-                    todo.append(kid)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def start_build(images: Path, checkpoint: Path, env: dict[str, str], *extra: str,
