@@ -64,6 +64,7 @@ def test_a_new_build_makes_the_snapshot_stale_and_replaces_it(catalog, mongo_col
     insert_vectors(mongo_collection, new, "fp", prefix="new")
     record_build(store)
     caplog.set_level(logging.INFO, logger="indexer.search")
+    caplog.clear()  # only what this refresh logs (another test may have left INFO on)
     assert search.refresh() is True and search.size == 301
     assert snapshot_reasons(caplog) == ["index snapshot stale"]
     now = one_folder(tmp_path / "snaps")
@@ -86,6 +87,7 @@ def test_damaged_snapshot_falls_back_to_the_database_and_is_rewritten(catalog, t
         data[len(data) // 2] ^= 0xFF
     index_file.write_bytes(bytes(data))
     caplog.set_level(logging.INFO, logger="indexer.search")
+    caplog.clear()  # only what this load logs (another test may have left INFO on)
     search = CatalogSearch(store, "fp", config)
     assert snapshot_reasons(caplog) == [f"index snapshot {damage}"]
     assert any(r.levelno == logging.WARNING for r in caplog.records)
