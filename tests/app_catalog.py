@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
 
 from dataprep import write_metadata
 
@@ -86,3 +87,21 @@ def index_small_catalog(catalog: SmallCatalog, retriever, collection) -> int:
     store = CatalogStore.from_collection(collection)
     report = build_index(items, retriever, store, BuildConfig(workers=0, progress=False))
     return report.total_for_fingerprint
+
+
+def uploaded(at: AppTest, data: bytes, name: str = "shirt.jpg", mime="image/jpeg") -> AppTest:
+    """The page after a shopper uploads ``data`` as ``name``."""
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    return at.run()
+
+
+def search(at: AppTest, feedback: str) -> AppTest:
+    """The page after typing ``feedback`` and pressing Search."""
+    at.text_input(key="feedback").input(feedback)
+    at.button(key="search").click()
+    return at.run()
+
+
+def result_buttons(at: AppTest) -> list:
+    """The "refine" buttons of the results shown."""
+    return [b for b in at.button if b.key and b.key.startswith("refine_")]

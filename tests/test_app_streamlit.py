@@ -15,7 +15,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model import ModelConfig, build_retriever
-from tests.app_catalog import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
+from tests.app_catalog import (
+    draw_garment,
+    index_small_catalog,
+    jpeg_bytes,
+    make_small_catalog,
+    result_buttons,
+    search,
+    uploaded,
+)
 
 SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 60  # first run loads the model; later runs take well under a second
@@ -70,21 +78,6 @@ def texts(at: AppTest) -> str:
     """Everything the page wrote, as one string (for 'the page says X' assertions)."""
     parts = [e.value for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error)]
     return "\n".join(str(p) for p in parts)
-
-
-def uploaded(at: AppTest, data: bytes, name: str = "shirt.jpg", mime="image/jpeg") -> AppTest:
-    at.file_uploader(key="upload").set_value((name, data, mime))
-    return at.run()
-
-
-def search(at: AppTest, feedback: str) -> AppTest:
-    at.text_input(key="feedback").input(feedback)
-    at.button(key="search").click()
-    return at.run()
-
-
-def result_buttons(at: AppTest) -> list:
-    return [b for b in at.button if b.key and b.key.startswith("refine_")]
 
 
 def test_page_loads_with_catalog_facts_in_the_sidebar(app_env, retriever):

@@ -25,8 +25,18 @@ from app.markup import plain
 from app.settings import load_app_config
 from indexer import BuildConfig, CatalogSearch, CatalogStore, build_index, discover
 from project_settings import SettingsError, load_settings
-from tests.app_catalog import draw_garment, index_small_catalog, jpeg_bytes, make_small_catalog
+from tests.app_catalog import (
+    draw_garment,
+    index_small_catalog,
+    jpeg_bytes,
+    make_small_catalog,
+    result_buttons,
+    search,
+    uploaded,
+)
 from tests.hostile_corpus import FEEDBACK, LONG_TITLE, MARKUP_TITLES, uploads
+
+OCTETS = "application/octet-stream"  # what a browser sends for a file it cannot type
 
 SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 UPLOADS = uploads()
@@ -56,38 +66,24 @@ def page(monkeypatch, page_env) -> AppTest:
     return at
 
 
-def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key="upload").set_value((name, data, "application/octet-stream"))
-    return at.run()
-
-
-def search(at: AppTest, text: str) -> AppTest:
-    at.text_input(key="feedback").input(text)
-    at.button(key="search").click()
-    return at.run()
-
-
-def results(at: AppTest) -> list:
-    return [b for b in at.button if b.key and b.key.startswith("refine_")]
-
-
 @pytest.mark.parametrize("item", UPLOADS, ids=[u.kind for u in UPLOADS])
 def test_upload(page, item):
-    at = upload(page, item.name, item.data)
+    at = uploaded(page, item.data, item.name, mime=OCTETS)
     assert not at.exception
     history = at.session_state["history"]
     if item.refused_because is None:  # odd but valid: converted and searchable
         assert not at.error
         assert history.reference is not None and history.reference.image.mode == "RGB"
         at = search(at, "in red")
-        assert not at.exception and not at.error and len(results(at)) == 6
+        assert not at.exception and not at.error and len(result_buttons(at)) == 6
         return
     assert len(at.error) == 1, [e.value for e in at.error]
     message = at.error[0].value
     assert item.refused_because in message
     assert plain(item.name) in message  # the file name, shown as text
     assert history.reference is None  # nothing half-started
-    at = upload(at, "good.jpg", jpeg_bytes(draw_garment("shirt", (200, 30, 40), True)))
+    at = uploaded(at, jpeg_bytes(draw_garment("shirt", (200, 30, 40), True)), "good.jpg",
+                  mime=OCTETS)
     assert not at.error and history.reference is not None  # and the page still works
 
 
@@ -100,9 +96,10 @@ def test_feedback(page, item):
         assert cleaned.truncated and len(cleaned.text) <= 300 and cleaned.notes
     if not item.typable:
         return
-    at = upload(page, "ref.jpg", jpeg_bytes(draw_garment("dress", (20, 30, 90), False)))
+    at = uploaded(page, jpeg_bytes(draw_garment("dress", (20, 30, 90), False)), "ref.jpg",
+                  mime=OCTETS)
     at = search(at, item.raw)
-    assert not at.exception and not at.error and len(results(at)) == 6
+    assert not at.exception and not at.error and len(result_buttons(at)) == 6
     turn = at.session_state["history"].open_turn
     assert turn.feedback == cleaned.text
     caption = next(c.value for c in at.caption if "results for" in c.value)
@@ -117,7 +114,8 @@ def test_feedback(page, item):
 
 def test_markup_in_feedback_is_escaped_wherever_the_page_repeats_it(page):
     raw = FEEDBACK[5].raw
-    at = upload(page, "ref.jpg", jpeg_bytes(draw_garment("dress", (20, 30, 90), False)))
+    at = uploaded(page, jpeg_bytes(draw_garment("dress", (20, 30, 90), False)), "ref.jpg",
+                  mime=OCTETS)
     at = search(at, raw)
     sources = [m.value for m in at.markdown] + [c.value for c in at.caption]
     repeated = [s for s in sources if "bold" in s]
