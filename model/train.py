@@ -256,9 +256,9 @@ class Trainer:
         last = self.out / "last"
         self.resuming = cfg.resume and (last / "train_state.pt").is_file()
         if self.resuming:
-            self.retriever = load_retriever(last)
+            self.retriever = load_retriever(last, engine="eager")  # training runs the modules
         elif cfg.init_from:
-            self.retriever = load_retriever(cfg.init_from)
+            self.retriever = load_retriever(cfg.init_from, engine="eager")
             if cfg.model.global_path and not self.retriever.cfg.global_path:
                 logger.info("adding the zero-initialised global path to %s", cfg.init_from)
                 self.retriever = with_global_path(self.retriever)
