@@ -32,6 +32,7 @@ from dataprep import FashionIQSplit, load_fashioniq, read_metadata_column, train
 from model.config import ModelConfig
 from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import (
+    evaluate_kept,
     evaluate_split,
     format_table,
     item_kinds,
@@ -238,13 +239,24 @@ def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]
 
 def validate(retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
              max_queries: int | None) -> tuple[float, dict]:
-    """Score = mean over datasets of (R@10+R@50)/2 on their val splits."""
+    """Score = mean over datasets of (R@10+R@50)/2 on their val splits.
+
+    kept@10 (every category in one gallery) is logged and stored in "average" beside it, but
+    not scored: recall and kept@10 trade against each other (README, stages 4-5), and which
+    epoch to keep is then a choice to make from metrics.jsonl, not one to hide in a sum.
+    """
     report, scores = {}, []
     for d in datasets:
-        results = evaluate_split(d.val, *model_encoders(retriever, bank), max_queries)
+        encoders = model_encoders(retriever, bank)
+        results = evaluate_split(d.val, *encoders, max_queries)
+        if d.root:
+            kept = evaluate_kept(d.val, *encoders, item_kinds(d.root, d.val), 10, max_queries)
+            results["average"].update({k: v for k, v in kept.items() if k != "queries"})
         report[d.name] = results
         scores.append(results["average"]["mean"])
-        logger.info("val %s\n%s", d.name, format_table(results))
+        logger.info("val %s\n%s%s", d.name, format_table(results),
+                    f"\nkept@10 {results['average']['kept@10']:.2f}"
+                    if "kept@10" in results["average"] else "")
     return float(np.mean(scores)), report
 
 

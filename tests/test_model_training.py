@@ -78,6 +78,7 @@ def test_train_cli_writes_best_and_last_and_resumes(tiny_data, tmp_path, capsys)
     epoch2 = json.loads(lines[1])
     (val,) = epoch2["val"].values()  # one dataset, named after its folder
     assert set(val["shapes"]) >= {"R@10", "R@50", "queries"}
+    assert val["average"]["kept@10"] == 100.0  # one category: every result keeps its kind
     best = load_retriever(run / "best")
     assert best.meta["metrics"]["score"] == max(json.loads(x)["score"] for x in lines)
     # Asking for 3 epochs now resumes after epoch 2 and trains exactly one more.
