@@ -147,20 +147,20 @@ def test_kind_loss_ranks_the_reference_kind_above_other_kinds():
     assert kind_loss(other_first, same, same).abs() < 1e-6
     # The own target is left out: a query whose target already dominates is still pushed to
     # rank its reference's kind above other kinds in the rest of the list.
-    target_first = kind_first + 50 * torch.eye(4) - kind_first * torch.eye(4)
-    target_first_other_next = other_first + 50 * torch.eye(4) - other_first * torch.eye(4)
+    target_first = kind_first.clone().fill_diagonal_(50.0)
+    target_first_other_next = other_first.clone().fill_diagonal_(50.0)
     assert (kind_loss(target_first_other_next, ref_kinds, tar_kinds)
             > kind_loss(target_first, ref_kinds, tar_kinds) + 1.0)
     # Duplicates of the own target are left out too (so here nothing is left to rank) ...
     dup_kinds = torch.tensor([0, 0, 1])
     assert kind_loss(torch.randn(3, 3), dup_kinds, dup_kinds, torch.tensor([7, 7, 8])) == 0
     # ... and the batch loss stays finite with duplicates masked, rankable rows or none.
-    f = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1).requires_grad_()
+    feats = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1).requires_grad_()
     for ids, kinds in (([7, 7, 8, 9, 9, 9], [0, 0, 1, 1, 0, 1]), ([7, 7, 8, 9, 9, 9], [0] * 6)):
-        batch_loss = BatchClassificationLoss()(f, f, torch.tensor(ids),
-                                               (torch.tensor(kinds), torch.tensor(kinds)), 1.0)
+        kinds = torch.tensor(kinds)
+        batch_loss = BatchClassificationLoss()(feats, feats, torch.tensor(ids), (kinds, kinds), 1.0)
         batch_loss.backward()
-        assert torch.isfinite(batch_loss) and torch.isfinite(f.grad).all()
+        assert torch.isfinite(batch_loss) and torch.isfinite(feats.grad).all()
     loss = BatchClassificationLoss()
     f = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
     plain = loss(f, f)
