@@ -45,6 +45,7 @@ from model.evaluate import (
     evaluate_tags,
     item_kinds,
     model_encoders,
+    remembered_encoders,
     restrict_to_bank,
 )
 from model.feature_cache import extract_features
@@ -108,35 +109,11 @@ class Data:
     kinds: dict[str, str] = field(default_factory=dict)  # id -> product type (kept@10)
 
 
-def remembered(encoders):
-    """The (queries, gallery) encoders with every vector computed once: kept@10 and the tag
-    groups rank the same queries and gallery items again, and a query costs a transformer pass."""
-    encode_queries, encode_gallery = encoders
-    seen_queries: dict[tuple[str, str], np.ndarray] = {}
-    seen_items: dict[str, np.ndarray] = {}
-
-    def queries(refs, texts):
-        new = list(dict.fromkeys(k for k in zip(refs, texts, strict=True)
-                                 if k not in seen_queries))
-        if new:
-            vectors = encode_queries([r for r, _ in new], [t for _, t in new])
-            seen_queries.update(zip(new, vectors, strict=True))
-        return np.stack([seen_queries[k] for k in zip(refs, texts, strict=True)])
-
-    def gallery(ids):
-        new = [i for i in dict.fromkeys(ids) if i not in seen_items]
-        if new:
-            seen_items.update(zip(new, encode_gallery(new), strict=True))
-        return np.stack([seen_items[i] for i in ids])
-
-    return queries, gallery
-
-
 def score(d: Data, encoders, max_queries: int | None) -> dict[str, dict]:
     """One method on one dataset: the FashionIQ table, with kept@10 (all categories in one
     gallery) and, where triplets carry tags, colourway / attribute-change metrics in
     "average" beside the category means."""
-    encoders = remembered(encoders)
+    encoders = remembered_encoders(*encoders)
     results = evaluate_split(d.val, *encoders, max_queries)
     extra = evaluate_kept(d.val, *encoders, d.kinds, 10, max_queries)
     extra.pop("queries", None)

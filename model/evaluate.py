@@ -28,6 +28,31 @@ QueryEncoder = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # (ref ids,
 GalleryEncoder = Callable[[Sequence[str]], np.ndarray]  # ids -> (N, D)
 
 
+def remembered_encoders(encode_queries: QueryEncoder, encode_gallery: GalleryEncoder
+                        ) -> tuple[QueryEncoder, GalleryEncoder]:
+    """The same encoders with every vector computed once: kept@10 and the tag groups rank the
+    same queries and gallery items as `evaluate_split` again, and a query costs a transformer
+    pass."""
+    seen_queries: dict[tuple[str, str], np.ndarray] = {}
+    seen_items: dict[str, np.ndarray] = {}
+
+    def queries(refs: Sequence[str], texts: Sequence[str]) -> np.ndarray:
+        new = list(dict.fromkeys(k for k in zip(refs, texts, strict=True)
+                                 if k not in seen_queries))
+        if new:
+            vectors = encode_queries([r for r, _ in new], [t for _, t in new])
+            seen_queries.update(zip(new, vectors, strict=True))
+        return np.stack([seen_queries[k] for k in zip(refs, texts, strict=True)])
+
+    def gallery(ids: Sequence[str]) -> np.ndarray:
+        new = [i for i in dict.fromkeys(ids) if i not in seen_items]
+        if new:
+            seen_items.update(zip(new, encode_gallery(new), strict=True))
+        return np.stack([seen_items[i] for i in ids])
+
+    return queries, gallery
+
+
 def evaluate_split(split: FashionIQSplit, encode_queries: QueryEncoder,
                    encode_gallery: GalleryEncoder, max_queries: int | None = None,
                    ) -> dict[str, dict[str, float]]:

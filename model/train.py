@@ -37,6 +37,7 @@ from model.evaluate import (
     format_table,
     item_kinds,
     model_encoders,
+    remembered_encoders,
     restrict_to_bank,
 )
 from model.feature_cache import FeatureBank, extract_features
@@ -247,7 +248,7 @@ def validate(retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
     """
     report, scores = {}, []
     for d in datasets:
-        encoders = model_encoders(retriever, bank)
+        encoders = remembered_encoders(*model_encoders(retriever, bank))
         results = evaluate_split(d.val, *encoders, max_queries)
         if d.root:
             kept = evaluate_kept(d.val, *encoders, item_kinds(d.root, d.val), 10, max_queries)

@@ -78,3 +78,27 @@ def test_kept_and_tag_groups_over_one_gallery():
                                                   "sleeve": ["sleeve"], "hood": ["hood"]})
     assert set(groups) == {"colourway", "sleeve"}
     assert groups["colourway"]["queries"] == 1 and groups["colourway"]["R@10"] == 100.0
+
+
+def test_remembered_encoders_encode_each_query_and_item_once():
+    """Validation and bench.accuracy score the same queries and gallery for R@K, kept@10 and
+    the tag groups: the second ranking must reuse the vectors, unchanged."""
+    from model.evaluate import remembered_encoders
+
+    calls = {"queries": [], "gallery": []}
+
+    def queries(refs, texts):
+        calls["queries"].append(list(refs))
+        return np.array([[len(r), len(t)] for r, t in zip(refs, texts, strict=True)],
+                        dtype=np.float32)
+
+    def gallery(ids):
+        calls["gallery"].append(list(ids))
+        return np.array([[len(i), 1.0] for i in ids], dtype=np.float32)
+
+    q, g = remembered_encoders(queries, gallery)
+    first = q(["a", "bb"], ["x", "yy"]), g(["a", "bb"])
+    again = q(["bb", "a", "ccc"], ["yy", "x", "z"]), g(["bb", "ccc", "ccc"])
+    assert calls == {"queries": [["a", "bb"], ["ccc"]], "gallery": [["a", "bb"], ["ccc"]]}
+    np.testing.assert_array_equal(again[0][:2], first[0][::-1])
+    np.testing.assert_array_equal(again[1], [[2, 1], [3, 1], [3, 1]])
