@@ -112,3 +112,17 @@ def test_a_shared_score_of_100_is_a_tie_not_a_win():
     assert accuracy.ceiling_ties(results) == [["demo", "combiner", "R@50"]]
     gaps = accuracy.margins(results)["demo"]
     assert gaps["combiner"]["R@50"] == 0 and gaps["combiner"]["R@10"] == pytest.approx(1.1)
+
+
+def test_colourway_miss_slots_are_counted_by_colour_kind_and_product():
+    from bench.colourway_misses import slot_shares
+
+    colour = {"0000001001": "red", "0000001002": "blue", "0000002001": "blue",
+              "0000003001": "blue"}
+    kind = {"0000001001": "Top", "0000001002": "Top", "0000002001": "Top",
+            "0000003001": "Skirt"}
+    # Reference: product 1 in red; asked for blue; the top holds another blue top and a skirt.
+    got = slot_shares(["0000002001", "0000003001"], "0000001001", "0000001002", colour, kind)
+    assert got == {"target colour": 2, "reference's product type": 1,
+                   "target colour and product type": 1, "reference colour": 0,
+                   "same product, other colourway": 0}
