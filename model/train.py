@@ -47,6 +47,8 @@ from model.retriever import Retriever, build_retriever, load_retriever, with_glo
 
 logger = logging.getLogger(__name__)
 
+GROUP_BY = ("category", "kind")
+
 
 @dataclass
 class TrainConfig:
@@ -74,6 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
     kind_weight: float = 0.5  # weight of the keep-the-garment-kind loss (model.loss.kind_loss)
+    group_by: str = "category"  # what a one-group batch shares: "category" or garment "kind"
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -147,8 +150,12 @@ class TripletBatches:
 
     Two kinds of batch, so the model learns both fine distinctions and the garment kind:
 
-    * a *group* batch comes from one (dataset, category) group: its in-batch negatives are
-      garments of the same kind, the ones a category's gallery has to tell apart;
+    * a *group* batch comes from one (dataset, category) group, or with ``group_by="kind"``
+      one (dataset, garment kind of the target) group: its in-batch negatives are garments of
+      the same kind, the ones a gallery has to tell apart. Grouping by kind makes them harder
+      where a category holds many kinds (H&M's "upper" holds T-shirts, blouses, hoodies...):
+      the batch's other targets are then other T-shirts, many in the requested colour, which
+      is what a colourway query's top 10 must rank below the exact garment;
     * a *mixed* batch (a ``mixed_share`` of all batches) draws every triplet from any
       category of the datasets: negatives of other kinds teach the model to keep the
       reference's kind when a shopper searches all categories at once.
@@ -162,12 +169,17 @@ class TripletBatches:
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
-                 dataset_weights: Sequence[float] | None = None):
+                 dataset_weights: Sequence[float] | None = None, group_by: str = "category"):
+        if group_by not in GROUP_BY:
+            raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
         self.retriever, self.bank, self.flip = retriever, bank, flip
+        kinds = {d.name: item_kinds(d.root, d.train) if d.root else {} for d in datasets}
         self.groups: dict[tuple[str, str], list] = {}
         for d in datasets:
             for t in d.train.triplets:
-                self.groups.setdefault((d.name, t.category), []).append(t)
+                group = kinds[d.name].get(t.target, t.category) if group_by == "kind" \
+                    else t.category
+                self.groups.setdefault((d.name, group), []).append(t)
         self.triplets = [t for group in self.groups.values() for t in group]
         self.names = list(dict.fromkeys(name for name, _ in self.groups))
         sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
@@ -183,10 +195,9 @@ class TripletBatches:
         self.kind_codes: dict[str, int] = {}  # image id -> code of (dataset, garment kind)
         codes: dict[tuple[str, str], int] = {}
         for d in datasets:
-            named = item_kinds(d.root, d.train) if d.root else {}
             for t in d.train.triplets:
                 for i in (t.candidate, t.target):
-                    kind = (d.name, named.get(i, t.category))
+                    kind = (d.name, kinds[d.name].get(i, t.category))
                     self.kind_codes[i] = codes.setdefault(kind, len(codes))
 
     def __len__(self) -> int:
@@ -295,7 +306,8 @@ class Trainer:
             d.train, d.val = restrict_to_bank(d.train, self.bank), restrict_to_bank(d.val,
                                                                                      self.bank)
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
-                                      cfg.flip, cfg.seed, cfg.mixed_share, cfg.dataset_weights)
+                                      cfg.flip, cfg.seed, cfg.mixed_share, cfg.dataset_weights,
+                                      cfg.group_by)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
@@ -446,6 +458,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
                    help="weight of an auxiliary image <-> description loss (0: off)")
     p.add_argument("--kind-weight", type=float, default=defaults.kind_weight,
                    help="weight of the loss that ranks the reference's garment kind first")
+    p.add_argument("--group-by", default=defaults.group_by, choices=GROUP_BY,
+                   help="what the triplets of a one-group (not mixed) batch share: the "
+                   "category, or the target's garment kind (product type where known)")
     p.add_argument("--no-global-path", action="store_true",
                    help="no residual pooled-feature term (the architecture before it)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
@@ -468,7 +483,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
-        holdout=a.holdout, device=a.device, kind_weight=a.kind_weight,
+        holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

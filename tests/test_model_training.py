@@ -159,6 +159,24 @@ def test_mixed_batches_mix_categories_and_group_batches_do_not(tmp_path):
         assert all(len(trainer.batches.draw(rng)) == 16 for _ in range(5))
 
 
+def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
+    # One category ("shapes") holding three product types (the shape), as H&M's "upper" holds
+    # T-shirts, blouses and hoodies: grouping by kind gives batches of one product type.
+    data = write_tiny_dataset(tmp_path / "d")
+    ids = [p.stem for p in (data / "images").glob("*.png")]
+    (data / "metadata.csv").write_text(
+        "id,category,title,product_type\n"
+        + "".join(f"{i},shapes,{i},{i.split('_')[0]}\n" for i in ids))
+    for group_by, expect_one_type in (("category", False), ("kind", True)):
+        trainer = Trainer(tiny_train_config(data, tmp_path / group_by, group_by=group_by,
+                                            mixed_share=0.0))
+        rng = __import__("random").Random(0)
+        types = [{t.target.split("_")[0] for t in trainer.batches.draw(rng)} for _ in range(20)]
+        assert all(len(t) == 1 for t in types) == expect_one_type
+    with pytest.raises(ValueError, match="group_by"):
+        Trainer(tiny_train_config(data, tmp_path / "bad", group_by="colour"))
+
+
 def test_dataset_weights_must_match_the_datasets(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="dataset weights"):
         Trainer(tiny_train_config(tiny_data, tmp_path, dataset_weights=[0.5, 0.5]))
