@@ -72,6 +72,10 @@ def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Te
     return -log_p.masked_fill(~same[rankable], float("-inf")).logsumexp(dim=-1).mean()
 
 
-def make_loss(cfg=None, max_scale: float = 100.0) -> BatchClassificationLoss:
-    """The training loss; ``cfg`` (a ModelConfig) sets the initial temperature, default 10."""
-    return BatchClassificationLoss(getattr(cfg, "init_logit_scale", 10.0), max_scale)
+def make_loss(cfg=None, max_scale: float = 100.0, init_scale: float | None = None
+              ) -> BatchClassificationLoss:
+    """The training loss; ``init_scale``, else ``cfg`` (a ModelConfig), sets the initial
+    inverse temperature (default 10)."""
+    if init_scale is None:
+        init_scale = getattr(cfg, "init_logit_scale", 10.0)
+    return BatchClassificationLoss(init_scale, max_scale)

@@ -77,6 +77,10 @@ class TrainConfig:
     grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
     kind_weight: float = 0.5  # weight of the keep-the-garment-kind loss (model.loss.kind_loss)
     group_by: str = "category"  # what a one-group batch shares: "category" or garment "kind"
+    # Initial inverse temperature of the loss (default: the model config's, 10). It is
+    # learnable, but AdamW at these learning rates moves it by < 10% in a run, so the initial
+    # value is in effect the one trained with; higher sharpens the softmax onto hard negatives.
+    logit_scale: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -313,7 +317,7 @@ class Trainer:
                              f"batch ({cfg.batch_size}): lower --batch-size")
         self.device = resolve_device(cfg.device)
         self.retriever.to(self.device)
-        self.loss = make_loss(self.retriever.cfg).to(self.device)
+        self.loss = make_loss(self.retriever.cfg, init_scale=cfg.logit_scale).to(self.device)
         self.retriever.set_trainable()
         self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
                                extra=self.loss.parameters(), slow_prefix="reference.text.",
@@ -461,6 +465,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--group-by", default=defaults.group_by, choices=GROUP_BY,
                    help="what the triplets of a one-group (not mixed) batch share: the "
                    "category, or the target's garment kind (product type where known)")
+    p.add_argument("--logit-scale", type=float, default=defaults.logit_scale,
+                   help="initial inverse temperature of the loss (default: the model's, 10)")
     p.add_argument("--no-global-path", action="store_true",
                    help="no residual pooled-feature term (the architecture before it)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
@@ -484,6 +490,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
+        logit_scale=a.logit_scale,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

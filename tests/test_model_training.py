@@ -177,6 +177,13 @@ def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
         Trainer(tiny_train_config(data, tmp_path / "bad", group_by="colour"))
 
 
+def test_logit_scale_sets_the_losss_initial_temperature(tiny_data, tmp_path):
+    default = Trainer(tiny_train_config(tiny_data, tmp_path / "default"))
+    assert default.loss.log_scale.exp().item() == pytest.approx(ModelConfig.tiny().init_logit_scale)
+    sharp = Trainer(tiny_train_config(tiny_data, tmp_path / "sharp", logit_scale=30.0))
+    assert sharp.loss.log_scale.exp().item() == pytest.approx(30.0)
+
+
 def test_dataset_weights_must_match_the_datasets(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="dataset weights"):
         Trainer(tiny_train_config(tiny_data, tmp_path, dataset_weights=[0.5, 0.5]))
