@@ -78,8 +78,9 @@ class TrainConfig:
     kind_weight: float = 0.5  # weight of the keep-the-garment-kind loss (model.loss.kind_loss)
     group_by: str = "category"  # what a one-group batch shares: "category" or garment "kind"
     # Initial inverse temperature of the loss (default: the model config's, 10). It is
-    # learnable, but AdamW at these learning rates moves it by < 10% in a run, so the initial
-    # value is in effect the one trained with; higher sharpens the softmax onto hard negatives.
+    # learnable, but AdamW at these learning rates moved it by at most 10% in a run, so the
+    # initial value is in effect the one trained with; higher sharpens the softmax onto hard
+    # negatives.
     logit_scale: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
 
