@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 
 import pytest
@@ -153,7 +154,7 @@ def test_mixed_batches_mix_categories_and_group_batches_do_not(tmp_path):
     for share, expect_mixed in ((0.0, False), (1.0, True)):
         trainer = Trainer(tiny_train_config(data, tmp_path / f"run{share}", mixed_share=share,
                                             batch_size=16))
-        rng = __import__("random").Random(0)
+        rng = random.Random(0)
         cats = [{t.category for t in trainer.batches.draw(rng)} for _ in range(20)]
         assert any(len(c) == 2 for c in cats) == expect_mixed
         assert all(len(trainer.batches.draw(rng)) == 16 for _ in range(5))
@@ -170,7 +171,7 @@ def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
     for group_by, expect_one_type in (("category", False), ("kind", True)):
         trainer = Trainer(tiny_train_config(data, tmp_path / group_by, group_by=group_by,
                                             mixed_share=0.0))
-        rng = __import__("random").Random(0)
+        rng = random.Random(0)
         types = [{t.target.split("_")[0] for t in trainer.batches.draw(rng)} for _ in range(20)]
         assert all(len(t) == 1 for t in types) == expect_one_type
     with pytest.raises(ValueError, match="group_by"):
@@ -267,7 +268,6 @@ def test_grounding_loss_ties_images_to_their_descriptions(tmp_path):
             f.write(f"{p.stem},shapes,{p.stem},a {colour} {shape}\n")
     trainer = Trainer(tiny_train_config(data, tmp_path / "run", grounding=0.5, text_lr=1e-3))
     assert trainer.grounding and all(t.startswith("a ") for _, t in trainer.grounding)
-    import random
 
     def loss_on_the_same_pairs() -> float:
         trainer.retriever.net.eval()
