@@ -14,7 +14,9 @@ class BatchClassificationLoss(nn.Module):
     """Each query's own target is its class among all targets in the batch.
 
     Scores are cosine similarities times a learnable inverse temperature. When two queries in
-    a batch share the same target image, the duplicate is not counted as a negative.
+    a batch share the same target image, the duplicate is not counted as a negative. ``f_tar``
+    may hold more rows than ``f_ref``: the first ``len(f_ref)`` are the queries' targets, the
+    rest extra negatives (`model.train`'s colourway negatives), with ``target_ids`` for all.
     """
 
     def __init__(self, init_scale: float = 10.0, max_scale: float = 100.0):
@@ -25,9 +27,9 @@ class BatchClassificationLoss(nn.Module):
     def get_logits(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
                    target_ids: torch.Tensor | None = None) -> torch.Tensor:
         scale = self.log_scale.clamp(max=self.max_log_scale).exp()
-        logits = scale * f_ref @ f_tar.T  # (B, B)
+        logits = scale * f_ref @ f_tar.T  # (B, B + extra negatives)
         if target_ids is not None:
-            same = target_ids[:, None] == target_ids[None, :]
+            same = target_ids[:len(f_ref), None] == target_ids[None, :]
             same.fill_diagonal_(False)
             logits = logits.masked_fill(same, torch.finfo(logits.dtype).min)
         return logits
@@ -39,9 +41,11 @@ class BatchClassificationLoss(nn.Module):
         """Cross-entropy over the batch; with ``kinds`` (garment-kind codes of each query's
         reference and of each target) plus ``kind_weight`` times `kind_loss`."""
         logits = self.get_logits(f_ref, f_tar, target_ids)
-        loss = F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
-        if kinds is not None and kind_weight > 0:
-            loss = loss + kind_weight * kind_loss(logits, *kinds, target_ids)
+        n = len(logits)
+        loss = F.cross_entropy(logits, torch.arange(n, device=logits.device))
+        if kinds is not None and kind_weight > 0:  # over the queries' own targets only
+            ids = None if target_ids is None else target_ids[:n]
+            loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids)
         return loss
 
 

@@ -82,6 +82,10 @@ class TrainConfig:
     # initial value is in effect the one trained with; higher sharpens the softmax onto hard
     # negatives.
     logit_scale: float | None = None
+    # Extra negatives per colourway triplet (tag "colourway": the reference's own garment in
+    # another colour): other training garments of the target's kind and colour, the ones the
+    # shipped model's colourway misses rank above the exact garment (0: off).
+    colourway_negatives: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -169,12 +173,15 @@ class TripletBatches:
     proportion to its triplets), so a small, important dataset is not drowned out. Which
     triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
     Every batch carries the garment-kind code of each reference and target (product type
-    where the dataset's metadata has one, else the category) for `model.loss.kind_loss`.
+    where the dataset's metadata has one, else the category) for `model.loss.kind_loss`, and
+    with ``colourway_negatives`` up to that many `colourway_negatives` per colourway triplet
+    as extra targets after the batch's own.
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
-                 dataset_weights: Sequence[float] | None = None, group_by: str = "category"):
+                 dataset_weights: Sequence[float] | None = None, group_by: str = "category",
+                 colourway_negatives: int = 0):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
         self.retriever, self.bank, self.flip = retriever, bank, flip
@@ -204,6 +211,14 @@ class TripletBatches:
                 for i in (t.candidate, t.target):
                     kind = (d.name, kinds[d.name].get(i, t.category))
                     self.kind_codes[i] = codes.setdefault(kind, len(codes))
+        self.per_triplet_negatives = colourway_negatives
+        self.negatives: dict[tuple[str, str], list[str]] = {}
+        if colourway_negatives > 0:
+            for d in datasets:
+                self.negatives.update(colourway_negatives_of(d, kinds[d.name]))
+            logger.info("colourway negatives: %d per triplet, for %d colourway triplets "
+                        "(median pool %d)", colourway_negatives, len(self.negatives),
+                        np.median([len(v) for v in self.negatives.values()] or [0]))
 
     def __len__(self) -> int:
         """Batches in one pass over the training triplets."""
@@ -225,23 +240,74 @@ class TripletBatches:
             yield self.batch(self.draw(rng))
 
     def batch(self, triplets) -> dict[str, torch.Tensor]:
+        targets = [t.target for t in triplets] + self.draw_negatives(triplets)
         return self.assemble(triplets, *self.bank.lookup([t.candidate for t in triplets]),
-                             *self.bank.lookup([t.target for t in triplets]))
+                             *self.bank.lookup(targets), targets)
+
+    def draw_negatives(self, triplets) -> list[str]:
+        """Extra negative targets for the batch's colourway triplets (none when off)."""
+        out = []
+        for t in triplets:
+            pool = self.negatives.get((t.candidate, t.target), [])
+            out += self.rng.sample(pool, min(self.per_triplet_negatives, len(pool)))
+        return out
 
     def assemble(self, triplets, ref_whole: torch.Tensor, ref_crop: torch.Tensor,
-                 tar_whole: torch.Tensor, tar_crop: torch.Tensor) -> dict[str, torch.Tensor]:
-        """A training batch from backbone features (cached or just computed) and captions."""
+                 tar_whole: torch.Tensor, tar_crop: torch.Tensor,
+                 targets: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """A training batch from backbone features (cached or just computed) and captions;
+        ``targets`` names the rows of the target features (default: the triplets' targets)."""
         if self.flip:
             for whole, crop in ((ref_whole, ref_crop), (tar_whole, tar_crop)):
-                mask = torch.rand(len(triplets)) < 0.5
+                mask = torch.rand(len(whole)) < 0.5
                 whole.copy_(flip_grid(whole, mask))
                 crop.copy_(flip_grid(crop, mask))
+        targets = [t.target for t in triplets] if targets is None else targets
         text = self.retriever.tokenize([train_caption(t.captions, self.rng) for t in triplets])
         return {"ref_whole": ref_whole, "ref_crop": ref_crop, "tar_whole": tar_whole,
                 "tar_crop": tar_crop, **text,
-                "target_ids": torch.tensor([self.target_codes[t.target] for t in triplets]),
+                "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
                 "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets])}
+
+
+def colourway_negatives_of(dataset: Dataset, kinds: dict[str, str]
+                           ) -> dict[tuple[str, str], list[str]]:
+    """(reference, target) of each colourway triplet -> other training garments of the
+    target's kind and colour (metadata.csv's ``colour``).
+
+    A colourway query asks for the reference's own garment in another colour; the shipped
+    model's misses are mostly other garments of that kind in that colour (README, colourway
+    misses), which in-batch negatives rarely include. Left out of a pool: the reference's
+    colourway family (items linked to it by colourway triplets) and items titled like the
+    target, which may be the same garment.
+    """
+    colours = read_metadata_column(dataset.root, ("colour",)) if dataset.root else {}
+    titles = read_metadata_column(dataset.root, ("title",)) if dataset.root else {}
+    colourway = [t for t in dataset.train.triplets if "colourway" in t.tags]
+    if not colours or not colourway:
+        return {}
+    family: dict[str, str] = {}  # union-find over colourway links
+
+    def root(i: str) -> str:
+        while family.get(i, i) != i:
+            i = family[i]
+        return i
+
+    for t in colourway:
+        family[root(t.candidate)] = root(t.target)
+    pools: dict[tuple[str, str], list[str]] = {}
+    ids = {i for t in dataset.train.triplets for i in (t.candidate, t.target)}
+    for i in sorted(ids):
+        if colours.get(i):
+            pools.setdefault((kinds.get(i, ""), colours[i]), []).append(i)
+    out = {}
+    for t in colourway:
+        key = (kinds.get(t.target, ""), colours.get(t.target, ""))
+        out[(t.candidate, t.target)] = [
+            i for i in pools.get(key, []) if root(i) != root(t.candidate)
+            and not (titles.get(i) and titles.get(i) == titles.get(t.target))]
+    return out
 
 
 def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]:
@@ -312,7 +378,7 @@ class Trainer:
                                                                                      self.bank)
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
                                       cfg.flip, cfg.seed, cfg.mixed_share, cfg.dataset_weights,
-                                      cfg.group_by)
+                                      cfg.group_by, cfg.colourway_negatives)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
@@ -468,6 +534,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
                    "category, or the target's garment kind (product type where known)")
     p.add_argument("--logit-scale", type=float, default=defaults.logit_scale,
                    help="initial inverse temperature of the loss (default: the model's, 10)")
+    p.add_argument("--colourway-negatives", type=int, default=defaults.colourway_negatives,
+                   help="extra negatives per colourway triplet: other garments of the target's "
+                   "kind and colour (default 0: off)")
     p.add_argument("--no-global-path", action="store_true",
                    help="no residual pooled-feature term (the architecture before it)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
@@ -491,7 +560,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
-        logit_scale=a.logit_scale,
+        logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

@@ -80,6 +80,20 @@ def test_loss_prefers_matching_pairs_and_ignores_duplicate_targets():
     assert torch.isfinite(loss(f, tar, ids))
 
 
+def test_extra_negative_targets_count_only_as_negatives():
+    loss = BatchClassificationLoss(init_scale=10.0)
+    f = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    far = -f[:2]  # two extra targets, each far from every query
+    near = f[:2] + 0.05 * torch.randn(2, 8)  # copies of queries 0 and 1's targets, nearly
+    ids = torch.tensor([0, 1, 2, 3, 4, 5])
+    assert loss(f, torch.cat([f, far]), ids) < loss(f, torch.cat([f, near]), ids)
+    # An extra row that *is* a query's target is a duplicate, not a negative, for that query.
+    logits = loss.get_logits(f, torch.cat([f, f[:1]]), torch.tensor([0, 1, 2, 3, 0]))
+    assert logits.shape == (4, 5) and logits[0, 4] < -1e30 and logits[1, 4] > -1e30
+    kinds = (torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 1]))
+    assert torch.isfinite(loss(f, torch.cat([f, near]), ids, kinds, kind_weight=0.5))
+
+
 def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
     tiny.save(tmp_path / "ck")
     again = load_retriever(tmp_path / "ck", engine="eager")  # the weights, bit for bit (the

@@ -178,6 +178,35 @@ def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
         Trainer(tiny_train_config(data, tmp_path / "bad", group_by="colour"))
 
 
+def test_colourway_triplets_get_other_garments_of_the_targets_kind_and_colour(tmp_path):
+    # Every tiny triplet keeps the shape and changes the colour: tag them as colourways and
+    # put every shape in one product type, so a pool holds the other shapes in the target's
+    # colour - the ones a colourway query must rank below its own garment.
+    data = write_tiny_dataset(tmp_path / "d")
+    entries = json.loads((data / "train.json").read_text())
+    (data / "train.json").write_text(json.dumps([e | {"tags": ["colourway", "colour"]}
+                                                 for e in entries]))
+    ids = [p.stem for p in (data / "images").glob("*.png")]
+    (data / "metadata.csv").write_text(
+        "id,category,title,product_type,colour\n"
+        + "".join(f"{i},shapes,{i},top,{i.split('_')[1]}\n" for i in ids))
+    off = Trainer(tiny_train_config(data, tmp_path / "off", mixed_share=0.0))
+    assert off.batches.negatives == {}
+    trainer = Trainer(tiny_train_config(data, tmp_path / "on", mixed_share=0.0,
+                                        colourway_negatives=2))
+    negatives = trainer.batches.negatives
+    assert len(negatives) == len(entries)
+    for (ref, target), pool in negatives.items():
+        shape, colour = target.split("_")[:2]
+        assert len(pool) == 2  # the two other shapes in the target's colour (train variant)
+        assert all(i.split("_")[1] == colour and i.split("_")[0] != shape for i in pool)
+    triplets = trainer.batches.triplets[:8]
+    batch = trainer.batches.batch(triplets)
+    assert len(batch["tar_whole"]) == len(batch["target_ids"]) == 8 + 2 * 8
+    assert len(batch["tar_kinds"]) == 8
+    assert trainer.step(batch) > 0
+
+
 def test_logit_scale_sets_the_losss_initial_temperature(tiny_data, tmp_path):
     default = Trainer(tiny_train_config(tiny_data, tmp_path / "default"))
     assert default.loss.log_scale.exp().item() == pytest.approx(ModelConfig.tiny().init_logit_scale)
