@@ -196,7 +196,7 @@ def test_colourway_triplets_get_other_garments_of_the_targets_kind_and_colour(tm
                                         colourway_negatives=2))
     negatives = trainer.batches.negatives
     assert len(negatives) == len(entries)
-    for (ref, target), pool in negatives.items():
+    for (_ref, target), pool in negatives.items():
         shape, colour = target.split("_")[:2]
         assert len(pool) == 2  # the two other shapes in the target's colour (train variant)
         assert all(i.split("_")[1] == colour and i.split("_")[0] != shape for i in pool)
