@@ -83,8 +83,9 @@ class TrainConfig:
     # negatives.
     logit_scale: float | None = None
     # Extra negatives per colourway triplet (tag "colourway": the reference's own garment in
-    # another colour): other training garments of the target's kind and colour, the ones the
-    # shipped model's colourway misses rank above the exact garment (0: off).
+    # another colour): other training garments of the target's kind and colour, the kind of
+    # garment stage 6's colourway misses rank above the exact one (0: off; measured to lose
+    # colourway R@10, README Training stage 7).
     colourway_negatives: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -174,8 +175,8 @@ class TripletBatches:
     triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
     Every batch carries the garment-kind code of each reference and target (product type
     where the dataset's metadata has one, else the category) for `model.loss.kind_loss`, and
-    with ``colourway_negatives`` up to that many `colourway_negatives` per colourway triplet
-    as extra targets after the batch's own.
+    with ``colourway_negatives`` > 0 up to that many extra negative targets per colourway
+    triplet after the batch's own targets (`colourway_negatives_of`).
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
@@ -276,9 +277,9 @@ def colourway_negatives_of(dataset: Dataset, kinds: dict[str, str]
     """(reference, target) of each colourway triplet -> other training garments of the
     target's kind and colour (metadata.csv's ``colour``).
 
-    A colourway query asks for the reference's own garment in another colour; the shipped
-    model's misses are mostly other garments of that kind in that colour (README, colourway
-    misses), which in-batch negatives rarely include. Left out of a pool: the reference's
+    A colourway query asks for the reference's own garment in another colour; the top 10s of
+    stage 6's misses are often other garments of that kind in that colour (README, colourway
+    misses), which a batch holds only by chance. Left out of a pool: the reference's
     colourway family (items linked to it by colourway triplets) and items titled like the
     target, which may be the same garment.
     """
