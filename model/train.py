@@ -185,6 +185,9 @@ class TripletBatches:
                  colourway_negatives: int = 0):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
+        if colourway_negatives < 0:
+            raise ValueError(f"colourway_negatives must be 0 (off) or more, not "
+                             f"{colourway_negatives}")
         self.retriever, self.bank, self.flip = retriever, bank, flip
         kinds = {d.name: item_kinds(d.root, d.train) if d.root else {} for d in datasets}
         self.groups: dict[tuple[str, str], list] = {}

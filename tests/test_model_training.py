@@ -205,6 +205,8 @@ def test_colourway_triplets_get_other_garments_of_the_targets_kind_and_colour(tm
     assert len(batch["tar_whole"]) == len(batch["target_ids"]) == 8 + 2 * 8
     assert len(batch["tar_kinds"]) == 8
     assert trainer.step(batch) > 0
+    with pytest.raises(ValueError, match="colourway_negatives must be 0"):
+        Trainer(tiny_train_config(data, tmp_path / "bad", colourway_negatives=-1))
 
 
 def test_logit_scale_sets_the_losss_initial_temperature(tiny_data, tmp_path):
