@@ -30,6 +30,7 @@ class ModelConfig:
     save_dtype: str = "float16"  # dtype of stored weights ("float32" for bit-exact round trips)
     init_logit_scale: float = 10.0  # initial inverse temperature of the batch loss
     global_path: bool = True  # residual pooled-feature term on both sides (GlobalPath)
+    sentence_path: bool = False  # residual image + sentence combiner on f_ref (SentencePath)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
@@ -53,8 +54,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        # Checkpoints from before the global path was added were trained without one.
-        data = {"global_path": False, **data}
+        # Checkpoints from before the global and sentence paths were trained without them.
+        data = {"global_path": False, "sentence_path": False, **data}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -98,19 +98,28 @@ class ReferenceBlock(nn.Module):
         return self.text.embeddings(input_ids=input_ids,
                                     token_type_ids=torch.zeros_like(input_ids))  # (B, T, H)
 
-    def fuse(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """The transformer over a token sequence (padding masked out) -> [CLS] + mean -> head."""
+    def transform(self, hidden: torch.Tensor, keep: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transformer over a token sequence (padding masked out) -> ([CLS], mean)."""
         additive = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device)
         additive = additive.masked_fill(~keep, torch.finfo(hidden.dtype).min)[:, None, None, :]
         out = self.text.encoder(hidden, attention_mask=additive).last_hidden_state  # (B, L, H)
         weights = keep.to(out.dtype)[:, :, None]
-        pooled = (out * weights).sum(dim=1) / weights.sum(dim=1)
-        return self.head(torch.cat([out[:, 0], pooled], dim=-1))  # [CLS] + mean -> (B, D)
+        return out[:, 0], (out * weights).sum(dim=1) / weights.sum(dim=1)  # (B, H) each
+
+    def fuse(self, hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The transformer -> [CLS] + mean -> head."""
+        return self.head(torch.cat(self.transform(hidden, keep), dim=-1))  # (B, D)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Text alone through the same transformer and head: an item description in the query
         space, for the auxiliary image <-> words grounding loss (model.train --grounding)."""
         return self.fuse(self.embed_text(input_ids), attention_mask.bool())
+
+    def sentence(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The words alone through the transformer, mean-pooled: the sentence embedding MiniLM
+        was trained to give, for the SentencePath."""
+        return self.transform(self.embed_text(input_ids), attention_mask.bool())[1]  # (B, H)
 
     def forward(self, tokens: dict[str, torch.Tensor], input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> torch.Tensor:
@@ -173,9 +182,38 @@ class GlobalPath(nn.Module):
         return self.proj(self.norm(whole.float().mean(dim=1)))  # (B, D)
 
 
+class SentencePath(nn.Module):
+    """A residual of f_ref from the pooled reference image and the feedback's sentence
+    embedding: an MLP over both plus a direct text term, as CLIP4Cir's combiner computes.
+
+    Why: that combiner, over exactly these two pooled inputs, finds "the same garment in
+    another colour" better than the token fusion alone, which ranks other garments of the kind
+    and colour above the exact one. Here the token fusion refines the combiner's answer instead
+    of having to rebuild it. Both output maps are zero-initialised, so a checkpoint trained
+    without the path fine-tunes from exactly its old outputs.
+    """
+
+    def __init__(self, channels: int, hidden: int, embed_dim: int, dropout: float):
+        super().__init__()
+        self.image_norm = nn.LayerNorm(channels)
+        self.text_norm = nn.LayerNorm(hidden)
+        self.combine = nn.Sequential(nn.Linear(channels + hidden, embed_dim), nn.GELU(),
+                                     nn.Dropout(dropout), nn.Linear(embed_dim, embed_dim))
+        self.text = nn.Linear(hidden, embed_dim)
+        for layer in (self.combine[-1], self.text):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, whole: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        image = self.image_norm(whole.float().mean(dim=1))  # (B, C)
+        text = self.text_norm(sentence)  # (B, H)
+        return self.combine(torch.cat([image, text], dim=-1)) + self.text(text)  # (B, D)
+
+
 class FashionVLP(nn.Module):
-    """The trainable network: shared image tokens, reference block and target block, and the
-    optional shared global path (``cfg.global_path``)."""
+    """The trainable network: shared image tokens, reference block and target block, the
+    optional shared global path (``cfg.global_path``) and the optional sentence path of the
+    reference side (``cfg.sentence_path``)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int):
         super().__init__()
@@ -184,6 +222,8 @@ class FashionVLP(nn.Module):
         self.reference = ReferenceBlock(cfg, text_model)
         self.target = TargetBlock(cfg, hidden)
         self.global_path = GlobalPath(channels, cfg.embed_dim) if cfg.global_path else None
+        self.sentence_path = (SentencePath(channels, hidden, cfg.embed_dim, cfg.dropout)
+                              if cfg.sentence_path else None)
 
     def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:
@@ -193,6 +233,9 @@ class FashionVLP(nn.Module):
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor) -> torch.Tensor:
         f_ref = self.reference(self.tokens(whole, crop), input_ids, attention_mask)
+        if self.sentence_path is not None:
+            sentence = self.reference.sentence(input_ids, attention_mask)
+            f_ref = f_ref + self.sentence_path(whole, sentence).to(f_ref.dtype)
         return self._with_global(f_ref, whole)
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:

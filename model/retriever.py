@@ -45,7 +45,7 @@ from model.pretrained import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever",
-           "with_global_path"]
+           "with_residual_paths"]
 
 
 Modules = tuple[ImageEncoder, FashionVLP]
@@ -234,16 +234,22 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     return Retriever(cfg, encoder, net, tokenizer)
 
 
-def with_global_path(retriever: Retriever) -> Retriever:
-    """The same trained weights in the architecture with the zero-initialised global path, so
-    a checkpoint from before it fine-tunes from exactly its own encodings."""
-    if retriever.cfg.global_path:
+RESIDUAL_PATHS = ("global_path", "sentence_path")  # zero-initialised, so they can be added
+
+
+def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
+    """The same trained weights in the architecture with every zero-initialised residual path
+    (``RESIDUAL_PATHS``) that ``wanted`` asks for and the checkpoint lacks, so a checkpoint
+    from before a path fine-tunes from exactly its own encodings."""
+    add = [name for name in RESIDUAL_PATHS
+           if getattr(wanted, name) and not getattr(retriever.cfg, name)]
+    if not add:
         return retriever
-    grown = build_retriever(dataclasses.replace(retriever.cfg, global_path=True))
+    logger.info("adding the zero-initialised %s", " and ".join(add))
+    grown = build_retriever(dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True)))
     missing, unexpected = grown.net.load_state_dict(retriever.net.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("global_path.") for k in missing):
-        raise CheckpointError(f"cannot add a global path: missing {missing}, unexpected "
-                              f"{unexpected}")
+    if unexpected or any(not k.startswith(tuple(f"{name}." for name in add)) for k in missing):
+        raise CheckpointError(f"cannot add {add}: missing {missing}, unexpected {unexpected}")
     grown.meta = dict(retriever.meta)
     return grown.to(retriever.device)
 

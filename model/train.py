@@ -43,7 +43,8 @@ from model.evaluate import (
 from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
-from model.retriever import Retriever, build_retriever, load_retriever, with_global_path
+from model.retriever import (Retriever, build_retriever, load_retriever,
+                             with_residual_paths)
 
 logger = logging.getLogger(__name__)
 
@@ -358,9 +359,7 @@ class Trainer:
             self.retriever = load_retriever(last, engine="eager")  # training runs the modules
         elif cfg.init_from:
             self.retriever = load_retriever(cfg.init_from, engine="eager")
-            if cfg.model.global_path and not self.retriever.cfg.global_path:
-                logger.info("adding the zero-initialised global path to %s", cfg.init_from)
-                self.retriever = with_global_path(self.retriever)
+            self.retriever = with_residual_paths(self.retriever, cfg.model)
             self.retriever.meta = {"init_from": {"checkpoint": cfg.init_from,
                                                  "fingerprint": self.retriever.fingerprint}}
             logger.info("fine-tuning %s (fingerprint %s)", cfg.init_from,
@@ -543,6 +542,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
                    "kind and colour (default 0: off)")
     p.add_argument("--no-global-path", action="store_true",
                    help="no residual pooled-feature term (the architecture before it)")
+    p.add_argument("--sentence-path", action="store_true",
+                   help="add a residual combiner of the pooled reference image and the "
+                   "feedback's sentence embedding to f_ref (zero-initialised)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
     p.add_argument("--backbone", default=mdefaults.backbone)
     p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
@@ -556,6 +558,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         backbone=a.backbone, backbone_weights=a.backbone_weights, text_model=a.text_model,
         text_layers=a.text_layers or None, train_text_layers=a.train_text_layers)
     model.global_path = not a.no_global_path
+    model.sentence_path = a.sentence_path
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,

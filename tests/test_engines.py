@@ -5,6 +5,7 @@ clearly, and training puts eager back."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -13,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from model import load_retriever
+from model import ModelConfig, build_retriever, load_retriever
 from model.engines import OnnxEngine
+from model.retriever import with_residual_paths
 
 pytest.importorskip("onnxruntime")
 
@@ -53,6 +55,20 @@ def test_onnx_engine_answers_like_eager_and_caches_its_export(tiny_retriever, ea
     assert again.encoder.cache_key == eager.encoder.cache_key and again.modules_built
     for name, tensor in eager.net.state_dict().items():
         assert torch.equal(again.net.state_dict()[name], tensor), name
+
+
+def test_onnx_engine_exports_the_sentence_path(tmp_path):
+    plain = build_retriever(ModelConfig.tiny(), seed=5)
+    r = with_residual_paths(plain, dataclasses.replace(plain.cfg, sentence_path=True))
+    for p in r.net.sentence_path.parameters():
+        torch.nn.init.normal_(p, std=0.1)  # a trained path, not the zero start
+    ck = r.save(tmp_path / "ck")
+    fast, eager = load_retriever(ck, engine="onnx"), load_retriever(ck, engine="eager")
+    assert fast.engine.name == "onnx"
+    np.testing.assert_allclose(fast.encode_queries(IMAGES, TEXTS),
+                               eager.encode_queries(IMAGES, TEXTS), atol=1e-4)
+    assert not np.allclose(eager.encode_queries(IMAGES, TEXTS),
+                           plain.encode_queries(IMAGES, TEXTS), atol=1e-3)
 
 
 def test_json_tokenizer_matches_transformers():

@@ -12,7 +12,7 @@ from PIL import Image
 
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.loss import BatchClassificationLoss, kind_loss
-from model.retriever import with_global_path
+from model.retriever import with_residual_paths
 from tests.tiny_dataset import draw
 
 
@@ -182,10 +182,11 @@ def test_kind_loss_ranks_the_reference_kind_above_other_kinds():
     assert torch.equal(loss(f, f, None, (ref_kinds, tar_kinds), 0.0), plain)
 
 
-def test_global_path_starts_at_zero_so_old_checkpoints_fine_tune_from_their_outputs(tiny):
+@pytest.mark.parametrize("path", ["global_path", "sentence_path"])
+def test_residual_paths_start_at_zero_so_old_checkpoints_fine_tune_from_their_outputs(path):
     old = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=1)
-    grown = with_global_path(old)
-    assert grown.cfg.global_path and grown.net.global_path is not None
+    grown = with_residual_paths(old, dataclasses.replace(old.cfg, **{path: True}))
+    assert getattr(grown.cfg, path) and getattr(grown.net, path) is not None
     whole = torch.randn(3, 9, old.encoder.channels)
     crop = torch.randn(3, 4, old.encoder.channels)
     texts = ["is red", "has long sleeves", "is shorter"]
@@ -193,10 +194,32 @@ def test_global_path_starts_at_zero_so_old_checkpoints_fine_tune_from_their_outp
                        grown.encode_reference_features(whole, crop, texts))
     assert torch.equal(old.encode_target_features(whole, crop),
                        grown.encode_target_features(whole, crop))
-    # Once trained, the pooled feature moves both sides.
-    torch.nn.init.normal_(grown.net.global_path.proj.weight)
-    assert not torch.allclose(old.encode_target_features(whole, crop),
-                              grown.encode_target_features(whole, crop))
+    # Once trained, the path moves the query (the global path moves the target too).
+    for p in getattr(grown.net, path).parameters():
+        torch.nn.init.normal_(p)
+    assert not torch.allclose(old.encode_reference_features(whole, crop, texts),
+                              grown.encode_reference_features(whole, crop, texts))
+    moves_target = not torch.allclose(old.encode_target_features(whole, crop),
+                                      grown.encode_target_features(whole, crop))
+    assert moves_target == (path == "global_path")
+
+
+def test_sentence_path_follows_the_words_and_ignores_padding(tiny):
+    """The same pooled image with other words moves the path's output, and a sentence is
+    encoded the same alone as padded in a batch."""
+    cfg = dataclasses.replace(tiny.cfg, sentence_path=True)
+    r = with_residual_paths(tiny, cfg)
+    r.net.eval()
+    for p in r.net.sentence_path.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    tokens = r.tokenize(["is red", "has long sleeves"])
+    sentence = r.net.reference.sentence(tokens["input_ids"], tokens["attention_mask"])
+    whole = torch.randn(1, 9, r.encoder.channels).expand(2, -1, -1)
+    out = r.net.sentence_path(whole, sentence)
+    assert not torch.allclose(out[0], out[1])
+    again = r.tokenize(["is red"])
+    alone = r.net.reference.sentence(again["input_ids"], again["attention_mask"])
+    assert torch.allclose(alone[0], sentence[0], atol=1e-5)  # padding does not leak in
 
 
 def test_checkpoint_from_before_the_global_path_loads_with_its_fingerprint(tmp_path):

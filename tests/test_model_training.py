@@ -249,6 +249,22 @@ def test_init_from_fine_tunes_a_checkpoint(tiny_data, tmp_path):
     assert t.retriever.meta["init_from"]["checkpoint"] == str(tmp_path / "start")
 
 
+def test_init_from_with_sentence_path_adds_it_at_zero(tiny_data, tmp_path):
+    start = build_retriever(ModelConfig.tiny(), seed=4)
+    start.save(tmp_path / "start")
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"))
+    cfg.model.sentence_path = True
+    t = Trainer(cfg)
+    assert t.retriever.cfg.sentence_path and t.retriever.net.sentence_path is not None
+    whole = torch.randn(2, 9, start.encoder.channels)
+    crop = torch.randn(2, 4, start.encoder.channels)
+    texts = ["is blue", "has no sleeves"]
+    assert torch.equal(t.retriever.encode_reference_features(whole, crop, texts),
+                       start.encode_reference_features(whole, crop, texts))
+    t.fit()  # trains and saves with the new path
+    assert load_retriever(tmp_path / "run" / "best").cfg.sentence_path
+
+
 def test_init_from_a_checkpoint_without_global_path_adds_it_at_zero(tiny_data, tmp_path):
     start = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=3)
     start.save(tmp_path / "start")
