@@ -43,8 +43,7 @@ from model.evaluate import (
 from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
-from model.retriever import (Retriever, build_retriever, load_retriever,
-                             with_residual_paths)
+from model.retriever import Retriever, build_retriever, load_retriever, with_residual_paths
 
 logger = logging.getLogger(__name__)
 
