@@ -29,8 +29,9 @@ class CheckpointError(RuntimeError):
 def fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
     """Hash of the architecture and every stored weight (16 hex digits)."""
     arch = cfg.to_dict()
-    if not arch["global_path"]:  # fields added later hash only when used: old ids stay valid
-        del arch["global_path"]
+    for added_later in ("global_path", "sentence_path"):  # hash only when used: old ids stay
+        if not arch[added_later]:
+            del arch[added_later]
     digest = hashlib.sha256(json.dumps(arch, sort_keys=True).encode())
     for name in sorted(state):
         digest.update(name.encode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
+from model.checkpoint import fingerprint, read_checkpoint
 from model.loss import BatchClassificationLoss, kind_loss
 from model.retriever import with_residual_paths
 from tests.tiny_dataset import draw
@@ -232,6 +234,13 @@ def test_checkpoint_from_before_the_global_path_loads_with_its_fingerprint(tmp_p
     loaded = load_retriever(tmp_path / "ck")
     assert not loaded.cfg.global_path and loaded.net.global_path is None
     assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
+
+
+def test_committed_demo_checkpoint_matches_its_fingerprint():
+    """Guards the hash against new config fields: one that hashes although unused changes
+    every existing checkpoint's id (and refuses to load it)."""
+    cfg, state, record = read_checkpoint(Path(__file__).parents[1] / "checkpoints" / "demo")
+    assert fingerprint(cfg, state) == record["fingerprint"]
 
 
 def test_checkpoint_of_another_architecture_is_refused(tiny, tmp_path):
