@@ -1,31 +1,35 @@
 """The one optimiser and learning-rate schedule shared by FashionVLP's trainer and the baselines.
 
 AdamW without weight decay on norms, biases and the loss temperature; parameters under a
-"slow" name prefix (the pretrained text layers) learn at their own, lower rate. The schedule is
+given name prefix learn at their own rate (the pretrained text layers slower, a newly added
+residual path faster). The schedule is
 a linear warm-up then cosine decay to zero, as a LambdaLR factor.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
 
 def adamw(named_parameters: Iterable[tuple[str, nn.Parameter]], lr: float, weight_decay: float,
-          extra: Iterable[nn.Parameter] = (), slow_prefix: str | None = None,
-          slow_lr: float | None = None) -> torch.optim.AdamW:
-    """AdamW over the trainable ``named_parameters`` plus ``extra`` (never decayed)."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+          extra: Iterable[nn.Parameter] = (), prefix_lrs: Mapping[str, float] | None = None
+          ) -> torch.optim.AdamW:
+    """AdamW over the trainable ``named_parameters`` plus ``extra`` (never decayed); a
+    parameter whose name starts with a key of ``prefix_lrs`` learns at that key's rate."""
+    rates = [lr, *(prefix_lrs or {}).values()]
+    prefixes = list(prefix_lrs or {})
+    groups: dict[tuple[int, bool], list[nn.Parameter]] = {}  # (index into rates, no decay)
     for name, param in named_parameters:
         if param.requires_grad:
-            slow = slow_prefix is not None and name.startswith(slow_prefix)
-            groups.setdefault((slow, param.ndim < 2), []).append(param)
-    param_groups = [{"params": params, "lr": slow_lr if slow else lr,
+            rate = next((i + 1 for i, p in enumerate(prefixes) if name.startswith(p)), 0)
+            groups.setdefault((rate, param.ndim < 2), []).append(param)
+    param_groups = [{"params": params, "lr": rates[rate],
                      "weight_decay": 0.0 if no_decay else weight_decay}
-                    for (slow, no_decay), params in sorted(groups.items())]
+                    for (rate, no_decay), params in sorted(groups.items())]
     extra = list(extra)
     if extra:
         param_groups.append({"params": extra, "lr": lr, "weight_decay": 0.0})

@@ -249,13 +249,20 @@ def test_init_from_fine_tunes_a_checkpoint(tiny_data, tmp_path):
     assert t.retriever.meta["init_from"]["checkpoint"] == str(tmp_path / "start")
 
 
-def test_init_from_with_sentence_path_adds_it_at_zero(tiny_data, tmp_path):
+def test_init_from_with_sentence_path_adds_it_at_zero_with_its_own_rate(tiny_data, tmp_path):
     start = build_retriever(ModelConfig.tiny(), seed=4)
     start.save(tmp_path / "start")
-    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"))
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"),
+                            lr=1e-3, text_lr=1e-4, path_lr=1e-2)
     cfg.model.sentence_path = True
     t = Trainer(cfg)
     assert t.retriever.cfg.sentence_path and t.retriever.net.sentence_path is not None
+    rate = {id(p): g["initial_lr"] for g in t.optimizer.param_groups for p in g["params"]}
+    named = dict(t.retriever.net.named_parameters())
+    assert {rate[id(p)] for n, p in named.items() if n.startswith("sentence_path.")} == {1e-2}
+    assert {rate[id(p)] for n, p in named.items()
+            if n.startswith("reference.text.") and p.requires_grad} == {1e-4}
+    assert {rate[id(p)] for n, p in named.items() if n.startswith("target.")} == {1e-3}
     whole = torch.randn(2, 9, start.encoder.channels)
     crop = torch.randn(2, 4, start.encoder.channels)
     texts = ["is blue", "has no sleeves"]
