@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from model.config import ModelConfig
+from model.config import RESIDUAL_PATHS, ModelConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -29,9 +29,9 @@ class CheckpointError(RuntimeError):
 def fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
     """Hash of the architecture and every stored weight (16 hex digits)."""
     arch = cfg.to_dict()
-    for added_later in ("global_path", "sentence_path"):  # hash only when used: old ids stay
-        if not arch[added_later]:
-            del arch[added_later]
+    for name in RESIDUAL_PATHS:  # hashed only when on, so older checkpoints keep their ids
+        if not arch[name]:
+            del arch[name]
     digest = hashlib.sha256(json.dumps(arch, sort_keys=True).encode())
     for name in sorted(state):
         digest.update(name.encode())

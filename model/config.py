@@ -11,6 +11,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+# Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
+# before them, addable to a trained model (model.retriever.with_residual_paths), and hashed
+# into a fingerprint only when on (so old checkpoints keep their ids).
+RESIDUAL_PATHS = ("global_path", "sentence_path")
+
 
 @dataclass
 class ModelConfig:
@@ -54,8 +59,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        # Checkpoints from before the global and sentence paths were trained without them.
-        data = {"global_path": False, "sentence_path": False, **data}
+        data = {**dict.fromkeys(RESIDUAL_PATHS, False), **data}  # from before the paths
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

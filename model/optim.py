@@ -2,8 +2,8 @@
 
 AdamW without weight decay on norms, biases and the loss temperature; parameters under a
 given name prefix learn at their own rate (the pretrained text layers slower, a newly added
-residual path faster). The schedule is
-a linear warm-up then cosine decay to zero, as a LambdaLR factor.
+residual path faster). The schedule is a linear warm-up then cosine decay to zero, as a
+LambdaLR factor.
 """
 
 from __future__ import annotations

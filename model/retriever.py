@@ -24,7 +24,7 @@ from model.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from model.config import ModelConfig
+from model.config import RESIDUAL_PATHS, ModelConfig
 from model.device import resolve_device
 from model.engines import (
     EagerEngine,
@@ -232,9 +232,6 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     encoder = ImageEncoder(cfg)
     net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid)
     return Retriever(cfg, encoder, net, tokenizer)
-
-
-RESIDUAL_PATHS = ("global_path", "sentence_path")  # zero-initialised, so they can be added
 
 
 def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
