@@ -20,8 +20,8 @@ def adamw(named_parameters: Iterable[tuple[str, nn.Parameter]], lr: float, weigh
           ) -> torch.optim.AdamW:
     """AdamW over the trainable ``named_parameters`` plus ``extra`` (never decayed); a
     parameter whose name starts with a key of ``prefix_lrs`` learns at that key's rate."""
-    rates = [lr, *(prefix_lrs or {}).values()]
-    prefixes = list(prefix_lrs or {})
+    prefix_lrs = dict(prefix_lrs or {})
+    prefixes, rates = list(prefix_lrs), [lr, *prefix_lrs.values()]
     groups: dict[tuple[int, bool], list[nn.Parameter]] = {}  # (index into rates, no decay)
     for name, param in named_parameters:
         if param.requires_grad:

@@ -389,10 +389,11 @@ class Trainer:
         self.retriever.to(self.device)
         self.loss = make_loss(self.retriever.cfg, init_scale=cfg.logit_scale).to(self.device)
         self.retriever.set_trainable()
+        path_lr = cfg.lr if cfg.path_lr is None else cfg.path_lr  # 0 freezes the path
         self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
                                extra=self.loss.parameters(),
                                prefix_lrs={"reference.text.": cfg.text_lr,
-                                           "sentence_path.": cfg.path_lr or cfg.lr})
+                                           "sentence_path.": path_lr})
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)

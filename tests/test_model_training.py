@@ -270,6 +270,10 @@ def test_init_from_with_sentence_path_adds_it_at_zero_with_its_own_rate(tiny_dat
                        start.encode_reference_features(whole, crop, texts))
     t.fit()  # trains and saves with the new path
     assert load_retriever(tmp_path / "run" / "best").cfg.sentence_path
+    frozen = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "frozen"), path_lr=0.0))
+    assert {g["initial_lr"] for g in frozen.optimizer.param_groups
+            if any(p is q for p in g["params"]
+                   for q in frozen.retriever.net.sentence_path.parameters())} == {0.0}
 
 
 def test_init_from_a_checkpoint_without_global_path_adds_it_at_zero(tiny_data, tmp_path):
