@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from model.config import RESIDUAL_PATHS, ModelConfig
+from model.config import ModelConfig, fingerprinted_fields
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -28,11 +28,7 @@ class CheckpointError(RuntimeError):
 
 def fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
     """Hash of the architecture and every stored weight (16 hex digits)."""
-    arch = cfg.to_dict()
-    for name in RESIDUAL_PATHS:  # hashed only when on, so older checkpoints keep their ids
-        if not arch[name]:
-            del arch[name]
-    digest = hashlib.sha256(json.dumps(arch, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(fingerprinted_fields(cfg), sort_keys=True).encode())
     for name in sorted(state):
         digest.update(name.encode())
         digest.update(state[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())

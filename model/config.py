@@ -12,9 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 # Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
-# before them, addable to a trained model (model.retriever.with_residual_paths), and hashed
-# into a fingerprint only when on (so old checkpoints keep their ids).
+# before them and addable to a trained model (model.retriever.with_residual_paths).
 RESIDUAL_PATHS = ("global_path", "sentence_path")
+# Every field added after the first checkpoints, with the value that reproduces the architecture
+# from before it: a config.json without the field gets that value, and a fingerprint hashes the
+# field only when it differs (so older checkpoints keep their ids).
+LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256}
+PATH_OF_FIELD = {"sentence_hidden": "sentence_path"}  # a field that shapes only this path
+
+
+def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
+    """The config as a fingerprint hashes it: a later field only where it changes the
+    architecture from the one before it."""
+    arch = cfg.to_dict()
+    for name, legacy in LATER_FIELDS.items():
+        if arch[name] == legacy or not getattr(cfg, PATH_OF_FIELD.get(name, name)):
+            del arch[name]
+    return arch
 
 
 @dataclass
@@ -36,6 +50,7 @@ class ModelConfig:
     init_logit_scale: float = 10.0  # initial inverse temperature of the batch loss
     global_path: bool = True  # residual pooled-feature term on both sides (GlobalPath)
     sentence_path: bool = False  # residual image + sentence combiner on f_ref (SentencePath)
+    sentence_hidden: int = 128  # width of the SentencePath's MLP (128 keeps weights <= 25 MB)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
@@ -59,7 +74,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        data = {**dict.fromkeys(RESIDUAL_PATHS, False), **data}  # from before the paths
+        data = {**LATER_FIELDS, **data}  # a checkpoint from before a field
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -193,12 +193,12 @@ class SentencePath(nn.Module):
     without the path fine-tunes from exactly its old outputs.
     """
 
-    def __init__(self, channels: int, hidden: int, embed_dim: int, dropout: float):
+    def __init__(self, channels: int, hidden: int, width: int, embed_dim: int, dropout: float):
         super().__init__()
         self.image_norm = nn.LayerNorm(channels)
         self.text_norm = nn.LayerNorm(hidden)
-        self.combine = nn.Sequential(nn.Linear(channels + hidden, embed_dim), nn.GELU(),
-                                     nn.Dropout(dropout), nn.Linear(embed_dim, embed_dim))
+        self.combine = nn.Sequential(nn.Linear(channels + hidden, width), nn.GELU(),
+                                     nn.Dropout(dropout), nn.Linear(width, embed_dim))
         self.text = nn.Linear(hidden, embed_dim)
         for layer in (self.combine[-1], self.text):
             nn.init.zeros_(layer.weight)
@@ -222,8 +222,33 @@ class FashionVLP(nn.Module):
         self.reference = ReferenceBlock(cfg, text_model)
         self.target = TargetBlock(cfg, hidden)
         self.global_path = GlobalPath(channels, cfg.embed_dim) if cfg.global_path else None
-        self.sentence_path = (SentencePath(channels, hidden, cfg.embed_dim, cfg.dropout)
-                              if cfg.sentence_path else None)
+        self.sentence_path = (SentencePath(channels, hidden, cfg.sentence_hidden, cfg.embed_dim,
+                                           cfg.dropout) if cfg.sentence_path else None)
+
+    def token_outputs(self, whole: torch.Tensor, crop: torch.Tensor,
+                      input_ids: torch.Tensor | None = None,
+                      attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """What the token blocks and the text transformer give before the residual paths:
+        the fused reference ("fused") and the sentence embedding ("sentence") when words are
+        given, else the target block's output ("target")."""
+        tokens = self.tokens(whole, crop)
+        if input_ids is None:
+            return {"target": self.target(tokens)}
+        out = {"fused": self.reference(tokens, input_ids, attention_mask)}
+        if self.sentence_path is not None:
+            out["sentence"] = self.reference.sentence(input_ids, attention_mask)
+        return out
+
+    def compose_reference(self, fused: torch.Tensor, whole: torch.Tensor,
+                          sentence: torch.Tensor | None = None) -> torch.Tensor:
+        """f_ref from the fused reference and the residual paths (model.train --paths-only
+        trains these paths over token outputs it computed once)."""
+        if self.sentence_path is not None:
+            fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
+        return self._with_global(fused, whole)
+
+    def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+        return self._with_global(target, whole)
 
     def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:
@@ -232,14 +257,11 @@ class FashionVLP(nn.Module):
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor) -> torch.Tensor:
-        f_ref = self.reference(self.tokens(whole, crop), input_ids, attention_mask)
-        if self.sentence_path is not None:
-            sentence = self.reference.sentence(input_ids, attention_mask)
-            f_ref = f_ref + self.sentence_path(whole, sentence).to(f_ref.dtype)
-        return self._with_global(f_ref, whole)
+        out = self.token_outputs(whole, crop, input_ids, attention_mask)
+        return self.compose_reference(out["fused"], whole, out.get("sentence"))
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
-        return self._with_global(self.target(self.tokens(whole, crop)), whole)
+        return self.compose_target(self.token_outputs(whole, crop)["target"], whole)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.reference.encode_text(input_ids, attention_mask), dim=-1)

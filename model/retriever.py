@@ -24,7 +24,7 @@ from model.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from model.config import RESIDUAL_PATHS, ModelConfig
+from model.config import PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
 from model.device import resolve_device
 from model.engines import (
     EagerEngine,
@@ -243,7 +243,9 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
     if not add:
         return retriever
     logger.info("adding the zero-initialised %s", " and ".join(add))
-    grown = build_retriever(dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True)))
+    shape = {field: getattr(wanted, field) for field, path in PATH_OF_FIELD.items() if path in add}
+    grown = build_retriever(dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True), **shape))
+    grown.encoder.load_state_dict(retriever.encoder.state_dict())  # a randomly built CNN too
     missing, unexpected = grown.net.load_state_dict(retriever.net.state_dict(), strict=False)
     if unexpected or any(not k.startswith(tuple(f"{name}." for name in add)) for k in missing):
         raise CheckpointError(f"cannot add {add}: missing {missing}, unexpected {unexpected}")

@@ -28,8 +28,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dataprep import FashionIQSplit, load_fashioniq, read_metadata_column, train_caption
-from model.config import ModelConfig
+from dataprep import (
+    FashionIQSplit,
+    eval_caption,
+    load_fashioniq,
+    read_metadata_column,
+    train_caption,
+)
+from model.config import RESIDUAL_PATHS, ModelConfig
 from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import (
     evaluate_kept,
@@ -44,6 +50,7 @@ from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
 from model.retriever import Retriever, build_retriever, load_retriever, with_residual_paths
+from model.token_memo import TokenOutputMemo
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +90,19 @@ class TrainConfig:
     # initial value is in effect the one trained with; higher sharpens the softmax onto hard
     # negatives.
     logit_scale: float | None = None
+    # Keep the temperature at its start: in a long --paths-only run (7,000 steps) it climbed
+    # from 10 to 19, far beyond the at most 10% it moved in full fine-tunes.
+    freeze_scale: bool = False
     # Extra negatives per colourway triplet (tag "colourway": the reference's own garment in
     # another colour): other training garments of the target's kind and colour, the kind of
     # garment stage 6's colourway misses rank above the exact one (0: off; measured to lose
     # colourway R@10, README Training stage 7).
     colourway_negatives: int = 0
+    # Train only the residual paths (global, sentence) over frozen token blocks whose outputs
+    # are computed once per query and target (model.token_memo): a step then costs a few small
+    # matrix products, so the paths see every triplet several times. Batches come without
+    # flips and with one fixed caption per triplet (the evaluation form, both captions joined).
+    paths_only: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -177,19 +192,23 @@ class TripletBatches:
     Every batch carries the garment-kind code of each reference and target (product type
     where the dataset's metadata has one, else the category) for `model.loss.kind_loss`, and
     with ``colourway_negatives`` > 0 up to that many extra negative targets per colourway
-    triplet after the batch's own targets (`colourway_negatives_of`).
+    triplet after the batch's own targets (`colourway_negatives_of`). With ``fixed_captions``
+    each triplet always gets its evaluation caption and the batch numbers each (reference,
+    caption) as a row (``query_rows``), for `model.token_memo`.
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
                  dataset_weights: Sequence[float] | None = None, group_by: str = "category",
-                 colourway_negatives: int = 0):
+                 colourway_negatives: int = 0, fixed_captions: bool = False):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
         if colourway_negatives < 0:
             raise ValueError(f"colourway_negatives must be 0 (off) or more, not "
                              f"{colourway_negatives}")
         self.retriever, self.bank, self.flip = retriever, bank, flip
+        self.fixed_captions = fixed_captions
+        self.query_rows: dict[tuple[str, str], int] = {}  # (reference, caption) -> row
         kinds = {d.name: item_kinds(d.root, d.train) if d.root else {} for d in datasets}
         self.groups: dict[tuple[str, str], list] = {}
         for d in datasets:
@@ -268,9 +287,15 @@ class TripletBatches:
                 whole.copy_(flip_grid(whole, mask))
                 crop.copy_(flip_grid(crop, mask))
         targets = [t.target for t in triplets] if targets is None else targets
-        text = self.retriever.tokenize([train_caption(t.captions, self.rng) for t in triplets])
+        captions = [eval_caption(t.captions) if self.fixed_captions
+                    else train_caption(t.captions, self.rng) for t in triplets]
+        rows = {}
+        if self.fixed_captions:
+            rows["query_rows"] = torch.tensor([
+                self.query_rows.setdefault((t.candidate, c), len(self.query_rows))
+                for t, c in zip(triplets, captions, strict=True)])
         return {"ref_whole": ref_whole, "ref_crop": ref_crop, "tar_whole": tar_whole,
-                "tar_crop": tar_crop, **text,
+                "tar_crop": tar_crop, **self.retriever.tokenize(captions), **rows,
                 "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
                 "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets])}
@@ -379,16 +404,29 @@ class Trainer:
         for d in self.datasets:
             d.train, d.val = restrict_to_bank(d.train, self.bank), restrict_to_bank(d.val,
                                                                                      self.bank)
+        if cfg.paths_only and cfg.grounding > 0:
+            raise ValueError("--grounding trains the token blocks, which --paths-only freezes")
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
-                                      cfg.flip, cfg.seed, cfg.mixed_share, cfg.dataset_weights,
-                                      cfg.group_by, cfg.colourway_negatives)
+                                      cfg.flip and not cfg.paths_only, cfg.seed,
+                                      cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
+                                      cfg.colourway_negatives, fixed_captions=cfg.paths_only)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
         self.device = resolve_device(cfg.device)
         self.retriever.to(self.device)
         self.loss = make_loss(self.retriever.cfg, init_scale=cfg.logit_scale).to(self.device)
+        self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
+        self.memo = None
+        if cfg.paths_only:
+            paths = tuple(f"{name}." for name in RESIDUAL_PATHS)
+            for name, param in self.retriever.net.named_parameters():
+                param.requires_grad_(name.startswith(paths))
+            self.memo = TokenOutputMemo(self.retriever.net, len(self.batches.triplets),
+                                        len(self.bank.index), self.device)
+            logger.info("training only %s over frozen token blocks",
+                        ", ".join(n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
         path_lr = cfg.lr if cfg.path_lr is None else cfg.path_lr  # 0 freezes the path
         self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
                                extra=self.loss.parameters(),
@@ -421,7 +459,8 @@ class Trainer:
         """One optimisation step; returns the batch loss."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with autocast(self.device):
-            f_ref, f_tar = self.retriever.net(batch)
+            forward = self.retriever.net if self.memo is None else self.memo
+            f_ref, f_tar = forward(batch)
         loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"],
                          (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight)
         if self.grounding:
@@ -462,8 +501,11 @@ class Trainer:
         self.retriever.net.eval()
         self.retriever.invalidate_fingerprint()
         seconds = time.perf_counter() - started
-        return {"loss": float(np.mean(losses)), "seconds": seconds,
-                "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
+        stats = {"loss": float(np.mean(losses)), "seconds": seconds,
+                 "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
+        if self.memo is not None:  # how many token-block passes the memo has paid for so far
+            stats["token_passes"] = self.memo.computed
+        return stats
 
     def save(self, metrics: dict) -> None:
         meta = {"epoch": self.epoch, "metrics": metrics, "train": dataclasses.asdict(self.cfg)}
@@ -541,6 +583,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
                    "category, or the target's garment kind (product type where known)")
     p.add_argument("--logit-scale", type=float, default=defaults.logit_scale,
                    help="initial inverse temperature of the loss (default: the model's, 10)")
+    p.add_argument("--freeze-scale", action="store_true",
+                   help="keep the loss temperature at its start instead of learning it")
     p.add_argument("--colourway-negatives", type=int, default=defaults.colourway_negatives,
                    help="extra negatives per colourway triplet: other garments of the target's "
                    "kind and colour (default 0: off)")
@@ -549,6 +593,11 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--sentence-path", action="store_true",
                    help="add a residual combiner of the pooled reference image and the "
                    "feedback's sentence embedding to f_ref (zero-initialised)")
+    p.add_argument("--paths-only", action="store_true",
+                   help="train only the residual paths over frozen token blocks, whose outputs "
+                   "are computed once per triplet (no flips, one fixed caption per triplet)")
+    p.add_argument("--sentence-hidden", type=int, default=mdefaults.sentence_hidden,
+                   help="width of the sentence path's MLP")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
     p.add_argument("--backbone", default=mdefaults.backbone)
     p.add_argument("--backbone-weights", default=mdefaults.backbone_weights)
@@ -563,6 +612,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         text_layers=a.text_layers or None, train_text_layers=a.train_text_layers)
     model.global_path = not a.no_global_path
     model.sentence_path = a.sentence_path
+    model.sentence_hidden = a.sentence_hidden
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
@@ -572,6 +622,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
         logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
+        paths_only=a.paths_only, freeze_scale=a.freeze_scale,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

@@ -236,6 +236,27 @@ def test_checkpoint_from_before_the_global_path_loads_with_its_fingerprint(tmp_p
     assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
 
 
+def test_sentence_path_width_is_hashed_only_where_it_shapes_weights(tmp_path):
+    """A sentence-path checkpoint from before ``sentence_hidden`` (width 256 then) loads at that
+    width with its fingerprint; the width changes no fingerprint while the path is off."""
+    cfg = dataclasses.replace(ModelConfig.tiny(), sentence_path=True, sentence_hidden=256)
+    old = build_retriever(cfg, seed=5)
+    old.save(tmp_path / "ck")
+    config = tmp_path / "ck" / "config.json"
+    record = json.loads(config.read_text())
+    del record["model"]["sentence_hidden"]  # as written before the field existed
+    config.write_text(json.dumps(record))
+    loaded = load_retriever(tmp_path / "ck")
+    assert loaded.cfg.sentence_hidden == 256
+    assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
+    narrow = dataclasses.replace(cfg, sentence_hidden=8)
+    state = old.trained_state()
+    assert fingerprint(narrow, state) != fingerprint(cfg, state)
+    off = dataclasses.replace(ModelConfig.tiny(), sentence_path=False)
+    assert fingerprint(off, state) == fingerprint(dataclasses.replace(off, sentence_hidden=8),
+                                                  state)
+
+
 def test_committed_demo_checkpoint_matches_its_fingerprint():
     """Guards the hash against new config fields: one that hashes although unused changes
     every existing checkpoint's id (and refuses to load it)."""

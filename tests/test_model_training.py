@@ -276,6 +276,53 @@ def test_init_from_with_sentence_path_adds_it_at_zero_with_its_own_rate(tiny_dat
                    for q in frozen.retriever.net.sentence_path.parameters())} == {0.0}
 
 
+def _paths_only_config(tiny_data, tmp_path):
+    start = build_retriever(ModelConfig.tiny(), seed=6)
+    start.save(tmp_path / "start")
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"),
+                            paths_only=True, path_lr=1e-2)
+    cfg.model = dataclasses.replace(cfg.model, sentence_path=True, sentence_hidden=8)
+    return start, cfg
+
+
+def test_paths_only_memo_gives_the_networks_own_encodings(tiny_data, tmp_path):
+    """The memoised token outputs composed with the live paths are the network's f_ref and
+    f_tar, and a batch drawn again costs no new token-block pass."""
+    _, cfg = _paths_only_config(tiny_data, tmp_path)
+    t = Trainer(cfg)
+    net = t.retriever.net.eval()
+    for name, p in net.named_parameters():
+        if name.startswith(("sentence_path.", "global_path.")):
+            torch.nn.init.normal_(p, std=0.1)
+    triplets = t.batches.triplets[:8]
+    batch = t.batches.batch(triplets + triplets[:2])  # a query twice in one batch
+    assert batch["query_rows"][8] == batch["query_rows"][0]
+    with torch.no_grad():
+        got, want = t.memo(batch), net(batch)
+        passes = t.memo.computed
+        assert passes == 8 + len(set(batch["target_ids"].tolist()))
+        again = t.memo(t.batches.batch(triplets))
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, atol=1e-5)
+    assert t.memo.computed == passes and torch.allclose(again[0], want[0][:8], atol=1e-5)
+
+
+def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_path):
+    start, cfg = _paths_only_config(tiny_data, tmp_path)
+    trainer = Trainer(dataclasses.replace(cfg, epochs=2, freeze_scale=True))
+    scale = trainer.loss.log_scale.item()
+    trainer.fit()
+    assert trainer.loss.log_scale.item() == scale  # --freeze-scale
+    trained = load_retriever(tmp_path / "run" / "best")
+    before, after = start.trained_state(), trained.trained_state()
+    moved = {k for k in after if k not in before or not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("net.sentence_path.", "net.global_path."))
+                         for k in moved)
+    assert any(k.startswith("net.sentence_path.") for k in moved)
+    with pytest.raises(ValueError, match="paths-only"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
+
+
 def test_init_from_a_checkpoint_without_global_path_adds_it_at_zero(tiny_data, tmp_path):
     start = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=3)
     start.save(tmp_path / "start")
