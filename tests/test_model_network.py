@@ -224,35 +224,28 @@ def test_sentence_path_follows_the_words_and_ignores_padding(tiny):
     assert torch.allclose(alone[0], sentence[0], atol=1e-5)  # padding does not leak in
 
 
-def test_checkpoint_from_before_the_global_path_loads_with_its_fingerprint(tmp_path):
-    old = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=2)
+@pytest.mark.parametrize("field, legacy", [("global_path", False), ("sentence_hidden", 256)])
+def test_checkpoint_from_before_a_field_loads_with_its_fingerprint(tmp_path, field, legacy):
+    """A config.json written before ``field`` existed loads with the field at the value that
+    reproduces its architecture (the sentence path was 256 wide), and keeps its id."""
+    cfg = dataclasses.replace(ModelConfig.tiny(), global_path=False, sentence_path=True,
+                              sentence_hidden=256)
+    old = build_retriever(cfg, seed=2)
     old.save(tmp_path / "ck")
     config = tmp_path / "ck" / "config.json"
     record = json.loads(config.read_text())
-    del record["model"]["global_path"]  # as written before the field existed
+    del record["model"][field]  # as written before the field existed
     config.write_text(json.dumps(record))
     loaded = load_retriever(tmp_path / "ck")
-    assert not loaded.cfg.global_path and loaded.net.global_path is None
+    assert getattr(loaded.cfg, field) == legacy and loaded.net.global_path is None
     assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
 
 
-def test_sentence_path_width_is_hashed_only_where_it_shapes_weights(tmp_path):
-    """A sentence-path checkpoint from before ``sentence_hidden`` (width 256 then) loads at that
-    width with its fingerprint; the width changes no fingerprint while the path is off."""
-    cfg = dataclasses.replace(ModelConfig.tiny(), sentence_path=True, sentence_hidden=256)
-    old = build_retriever(cfg, seed=5)
-    old.save(tmp_path / "ck")
-    config = tmp_path / "ck" / "config.json"
-    record = json.loads(config.read_text())
-    del record["model"]["sentence_hidden"]  # as written before the field existed
-    config.write_text(json.dumps(record))
-    loaded = load_retriever(tmp_path / "ck")
-    assert loaded.cfg.sentence_hidden == 256
-    assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
-    narrow = dataclasses.replace(cfg, sentence_hidden=8)
-    state = old.trained_state()
-    assert fingerprint(narrow, state) != fingerprint(cfg, state)
-    off = dataclasses.replace(ModelConfig.tiny(), sentence_path=False)
+def test_sentence_path_width_is_hashed_only_while_the_path_is_on():
+    on = dataclasses.replace(ModelConfig.tiny(), sentence_path=True, sentence_hidden=256)
+    state = build_retriever(on, seed=5).trained_state()
+    assert fingerprint(dataclasses.replace(on, sentence_hidden=8), state) != fingerprint(on, state)
+    off = dataclasses.replace(on, sentence_path=False)
     assert fingerprint(off, state) == fingerprint(dataclasses.replace(off, sentence_hidden=8),
                                                   state)
 
