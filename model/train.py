@@ -67,6 +67,7 @@ class TrainConfig:
     lr: float = 3e-4  # new layers (image tokens, target block, heads)
     text_lr: float = 3e-5  # fine-tuned pretrained text layers
     path_lr: float | None = None  # the sentence path (None: lr); it starts at zero
+    global_lr: float | None = None  # the global path (None: lr); 0 freezes it
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of all steps spent warming up
     seed: int = 0
@@ -427,11 +428,12 @@ class Trainer:
                                         len(self.bank.index), self.device)
             logger.info("training only %s over frozen token blocks",
                         ", ".join(n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
-        path_lr = cfg.lr if cfg.path_lr is None else cfg.path_lr  # 0 freezes the path
+        rates = {"reference.text.": cfg.text_lr,  # 0 freezes a path
+                 "sentence_path.": cfg.lr if cfg.path_lr is None else cfg.path_lr}
+        if cfg.global_lr is not None:  # its own group only then: older train states resume
+            rates["global_path."] = cfg.global_lr
         self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
-                               extra=self.loss.parameters(),
-                               prefix_lrs={"reference.text.": cfg.text_lr,
-                                           "sentence_path.": path_lr})
+                               extra=self.loss.parameters(), prefix_lrs=rates)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)
@@ -558,6 +560,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--text-lr", type=float, default=defaults.text_lr)
     p.add_argument("--path-lr", type=float, default=defaults.path_lr,
                    help="learning rate of the sentence path (default: --lr)")
+    p.add_argument("--global-lr", type=float, default=defaults.global_lr,
+                   help="learning rate of the global path (default: --lr; 0 freezes it)")
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--out", default=defaults.out)
@@ -616,7 +620,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
-        text_lr=a.text_lr, path_lr=a.path_lr, weight_decay=a.weight_decay, seed=a.seed, out=a.out,
+        text_lr=a.text_lr, path_lr=a.path_lr, global_lr=a.global_lr,
+        weight_decay=a.weight_decay, seed=a.seed, out=a.out,
         cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,

@@ -319,6 +319,10 @@ def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_pa
     assert moved and all(k.startswith(("net.sentence_path.", "net.global_path."))
                          for k in moved)
     assert any(k.startswith("net.sentence_path.") for k in moved)
+    still = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "still"), global_lr=0.0))
+    assert {g["initial_lr"] for g in still.optimizer.param_groups
+            if any(p is q for p in g["params"]
+                   for q in still.retriever.net.global_path.parameters())} == {0.0}
     with pytest.raises(ValueError, match="paths-only"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
 
