@@ -24,7 +24,6 @@ class TokenOutputMemo:
 
     def __init__(self, net: nn.Module, queries: int, targets: int, device: torch.device):
         self.net, self.device = net, device
-        self.queries, self.targets = queries, targets
         self.query_out: dict[str, torch.Tensor] = {}  # name -> (queries, dim), filled lazily
         self.target_out: dict[str, torch.Tensor] = {}
         self.query_known = torch.zeros(queries, dtype=torch.bool, device=device)
@@ -33,11 +32,10 @@ class TokenOutputMemo:
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         rows, targets = batch["query_rows"], batch["target_ids"]
-        self._fill(self.query_out, self.query_known, self.queries, rows,
-                   batch["ref_whole"], batch["ref_crop"], batch["input_ids"],
-                   batch["attention_mask"])
-        self._fill(self.target_out, self.target_known, self.targets, targets,
-                   batch["tar_whole"], batch["tar_crop"])
+        self._fill(self.query_out, self.query_known, rows, batch["ref_whole"],
+                   batch["ref_crop"], batch["input_ids"], batch["attention_mask"])
+        self._fill(self.target_out, self.target_known, targets, batch["tar_whole"],
+                   batch["tar_crop"])
         sentence = self.query_out.get("sentence")
         f_ref = self.net.compose_reference(self.query_out["fused"][rows], batch["ref_whole"],
                                            None if sentence is None else sentence[rows])
@@ -45,9 +43,8 @@ class TokenOutputMemo:
         return f_ref, f_tar
 
     @torch.no_grad()
-    def _fill(self, store: dict[str, torch.Tensor], known: torch.Tensor, size: int,
-              rows: torch.Tensor, whole: torch.Tensor, crop: torch.Tensor,
-              *words: torch.Tensor) -> None:
+    def _fill(self, store: dict[str, torch.Tensor], known: torch.Tensor, rows: torch.Tensor,
+              whole: torch.Tensor, crop: torch.Tensor, *words: torch.Tensor) -> None:
         """Run the token blocks (in eval mode: no dropout, as at query time) on the rows not
         yet known; a row drawn twice in one batch is computed once."""
         missing = ~known[rows]
@@ -63,7 +60,7 @@ class TokenOutputMemo:
             self.net.train(was_training)
         for name, value in out.items():
             if name not in store:
-                store[name] = torch.zeros(size, value.shape[1], device=self.device)
+                store[name] = torch.zeros(len(known), value.shape[1], device=self.device)
             store[name][rows] = value.float()
         known[rows] = True
         self.computed += len(rows)
