@@ -11,12 +11,42 @@ the time a full fine-tune spends on a fraction of one epoch.
 The memo assumes the same inputs each time a row comes back: batches must come without
 flips, with one fixed caption per triplet (``TripletBatches(fixed_captions=True)``), which
 numbers each (reference, caption) as a row.
+
+The filled outputs are also written to disk after every epoch (``save``), named by what they
+depend on (``memo_key``: the frozen weights and the backbone features), so a resumed run or the
+next experiment from the same checkpoint starts with them instead of paying the first epoch's
+token-block passes again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import pickle
+from collections.abc import Collection
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from model.config import RESIDUAL_PATHS
+
+logger = logging.getLogger(__name__)
+
+QueryKey = tuple[str, str]  # (reference id, caption)
+
+
+def memo_key(net: nn.Module, model_fields: dict, features_key: str) -> str:
+    """16 hex digits naming the token outputs ``net`` gives: every weight outside the trained
+    residual paths, the architecture, and the backbone features it reads (``features_key``)."""
+    digest = hashlib.sha256(json.dumps([model_fields, features_key], sort_keys=True).encode())
+    paths = tuple(f"{name}." for name in RESIDUAL_PATHS)
+    for name, tensor in sorted(net.state_dict().items()):
+        if not name.startswith(paths):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 class TokenOutputMemo:
@@ -42,6 +72,59 @@ class TokenOutputMemo:
         f_tar = self.net.compose_target(self.target_out["target"][targets], batch["tar_whole"])
         return f_ref, f_tar
 
+    def save(self, path: str | Path, query_rows: dict[QueryKey, int],
+             target_rows: dict[str, int]) -> None:
+        """Write every known output, named by (reference, caption) and by target id rather
+        than by row (rows are numbered in the order batches first drew them), atomically."""
+        queries = [(key, row) for key, row in query_rows.items() if self.query_known[row]]
+        picks = torch.tensor([row for _, row in queries], dtype=torch.long, device=self.device)
+        targets = [(i, row) for i, row in target_rows.items() if self.target_known[row]]
+        rows = torch.tensor([row for _, row in targets], dtype=torch.long, device=self.device)
+        record = {"queries": [key for key, _ in queries],
+                  "query_out": {n: v[picks].cpu() for n, v in self.query_out.items()},
+                  "targets": [i for i, _ in targets],
+                  "target_out": {n: v[rows].cpu() for n, v in self.target_out.items()}}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(record, tmp)
+        tmp.replace(path)
+
+    def load(self, path: str | Path, query_rows: dict[QueryKey, int],
+             wanted: Collection[QueryKey], target_rows: dict[str, int]) -> None:
+        """Fill in the outputs a ``save`` wrote for these token blocks: saved queries among
+        ``wanted`` get the next free rows in ``query_rows`` (the batches' numbering), saved
+        targets their row in ``target_rows``. A missing or unreadable file is skipped."""
+        try:
+            record = torch.load(path, map_location=self.device, weights_only=True)
+        except FileNotFoundError:
+            return
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            logger.warning("token memo %s unreadable (%s): computing it again", path, exc)
+            return
+        queries = [(k, query_rows.setdefault(key, len(query_rows)))
+                   for k, key in enumerate(map(tuple, record["queries"])) if key in wanted]
+        targets = [(k, target_rows[i]) for k, i in enumerate(record["targets"])
+                   if i in target_rows]
+        for store, known, saved, pairs in ((self.query_out, self.query_known, "query_out",
+                                            queries),
+                                           (self.target_out, self.target_known, "target_out",
+                                            targets)):
+            self._put(store, known, record[saved], [k for k, _ in pairs], [r for _, r in pairs])
+        logger.info("token memo %s: %d queries and %d targets already computed", path,
+                    int(self.query_known.sum()), int(self.target_known.sum()))
+
+    def _put(self, store: dict[str, torch.Tensor], known: torch.Tensor,
+             saved: dict[str, torch.Tensor], picks: list[int], rows: list[int]) -> None:
+        if not rows:
+            return
+        rows_t = torch.tensor(rows, dtype=torch.long, device=self.device)
+        for name, value in saved.items():
+            if name not in store:
+                store[name] = torch.zeros(len(known), value.shape[1], device=self.device)
+            store[name][rows_t] = value[picks].float()
+        known[rows_t] = True
+
     @torch.no_grad()
     def _fill(self, store: dict[str, torch.Tensor], known: torch.Tensor, rows: torch.Tensor,
               whole: torch.Tensor, crop: torch.Tensor, *words: torch.Tensor) -> None:
@@ -58,11 +141,7 @@ class TokenOutputMemo:
             out = self.net.token_outputs(whole[picks], crop[picks], *(w[picks] for w in words))
         finally:
             self.net.train(was_training)
-        for name, value in out.items():
-            if name not in store:
-                store[name] = torch.zeros(len(known), value.shape[1], device=self.device)
-            store[name][rows] = value.float()
-        known[rows] = True
+        self._put(store, known, out, list(range(len(rows))), rows.tolist())
         self.computed += len(rows)
 
 

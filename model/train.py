@@ -50,7 +50,7 @@ from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
 from model.retriever import Retriever, build_retriever, load_retriever, with_residual_paths
-from model.token_memo import TokenOutputMemo
+from model.token_memo import TokenOutputMemo, memo_key
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +245,10 @@ class TripletBatches:
                         "(median pool %d)", colourway_negatives, len(self.negatives),
                         np.median([len(v) for v in self.negatives.values()] or [0]))
 
+    def query_keys(self) -> set[tuple[str, str]]:
+        """Every (reference, caption) a batch can number as a row with ``fixed_captions``."""
+        return {(t.candidate, eval_caption(t.captions)) for t in self.triplets}
+
     def __len__(self) -> int:
         """Batches in one pass over the training triplets."""
         return len(self.triplets) // self.batch_size
@@ -419,13 +423,19 @@ class Trainer:
         self.loss = make_loss(self.retriever.cfg, init_scale=cfg.logit_scale).to(self.device)
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
-        self.memo = None
+        self.memo, self.memo_file = None, None
         if cfg.paths_only:
             paths = tuple(f"{name}." for name in RESIDUAL_PATHS)
             for name, param in self.retriever.net.named_parameters():
                 param.requires_grad_(name.startswith(paths))
             self.memo = TokenOutputMemo(self.retriever.net, len(self.batches.triplets),
                                         len(self.bank.index), self.device)
+            if cfg.cache_dir:
+                key = memo_key(self.retriever.net, self.retriever.cfg.to_dict(),
+                               self.retriever.encoder.cache_key)
+                self.memo_file = Path(cfg.cache_dir) / "token_memo" / f"{key}.pt"
+                self.memo.load(self.memo_file, self.batches.query_rows,
+                               self.batches.query_keys(), self.batches.target_codes)
             logger.info("training only %s over frozen token blocks",
                         ", ".join(n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
         rates = {"reference.text.": cfg.text_lr,  # 0 freezes a path
@@ -534,6 +544,8 @@ class Trainer:
         while self.epoch < self.cfg.epochs:
             stats = self.train_epoch()
             self.epoch += 1
+            if self.memo_file is not None:
+                self.memo.save(self.memo_file, self.batches.query_rows, self.batches.target_codes)
             score, report = validate(self.retriever, self.bank, self.datasets,
                                      self.cfg.max_val_queries)
             metrics = {"epoch": self.epoch, "score": score, **stats, "val": report}

@@ -6,15 +6,17 @@ import dataclasses
 import json
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from dataprep import load_fashioniq
+from dataprep import eval_caption, load_fashioniq
 from model import ModelConfig, build_retriever, load_retriever
 from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
 from model.feature_cache import extract_features
+from model.token_memo import memo_key
 from model.train import TrainConfig, Trainer, flip_grid
 from model.train import main as train_main
 from tests.tiny_dataset import write_tiny_dataset
@@ -305,6 +307,42 @@ def test_paths_only_memo_gives_the_networks_own_encodings(tiny_data, tmp_path):
     for g, w in zip(got, want, strict=True):
         assert torch.allclose(g, w, atol=1e-5)
     assert t.memo.computed == passes and torch.allclose(again[0], want[0][:8], atol=1e-5)
+
+
+def test_paths_only_memo_is_kept_on_disk_for_the_next_run(tiny_data, tmp_path):
+    """A later run from the same checkpoint starts with the token outputs an earlier one
+    wrote after its epochs; the file is named by the frozen weights, not the trained paths;
+    a corrupt file is computed again."""
+    _, cfg = _paths_only_config(tiny_data, tmp_path)
+    first = Trainer(cfg)
+    first.fit()
+    files = list((Path(cfg.cache_dir) / "token_memo").glob("*.pt"))
+    assert len(files) == 1
+    second = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "second")))
+    assert second.memo_file == files[0]
+    known = int(first.memo.query_known.sum())
+    assert int(second.memo.query_known.sum()) == known > 0
+    rows, targets = second.batches.query_rows, second.batches.target_codes
+    triplets = [t for t in second.batches.triplets
+                if (t.candidate, eval_caption(t.captions)) in rows
+                and second.memo.target_known[targets[t.target]]][:4]
+    net = second.retriever.net.eval()
+    batch = second.batches.batch(triplets)
+    with torch.no_grad():
+        got, want = second.memo(batch), net(batch)
+    assert len(triplets) == 4 and second.memo.computed == 0
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, atol=1e-5)
+
+    key = memo_key(net, second.retriever.cfg.to_dict(), "features")
+    with torch.no_grad():
+        next(net.global_path.parameters()).add_(1.0)
+        assert memo_key(net, second.retriever.cfg.to_dict(), "features") == key
+        next(net.target.parameters()).add_(1.0)
+        assert memo_key(net, second.retriever.cfg.to_dict(), "features") != key
+    files[0].write_bytes(b"not a memo")
+    third = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "third")))
+    assert int(third.memo.query_known.sum()) == 0
 
 
 def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_path):
