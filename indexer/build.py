@@ -72,6 +72,11 @@ class BuildConfig:
     description: dict = field(default_factory=dict)  # extra fields for the build record
     db_wait_s: float = 60.0  # how long a write may wait for a database that stopped answering
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """Every database call of a build rides out an outage of up to ``db_wait_s``."""
+        return RetryPolicy(wait_s=self.db_wait_s)
+
 
 class BuildDatabaseError(DatabaseUnavailableError):
     """The database went away during a build and did not come back in time."""
@@ -164,12 +169,12 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
             raise _outage_error(exc, report, config) from exc
         raise
     report.seconds = time.monotonic() - t0
-    policy = RetryPolicy(wait_s=config.db_wait_s)
     try:
         report.total_for_fingerprint = call_with_retry(
-            lambda: store.items.count_documents({"model": fp}), "counting the catalog", policy)
+            lambda: store.items.count_documents({"model": fp}), "counting the catalog",
+            config.retry)
         call_with_retry(lambda: record.finish("done", report.summary()), "recording the build",
-                        policy)
+                        config.retry)
     except DatabaseOutage as exc:
         raise _outage_error(exc, report, config) from exc
     return report
@@ -203,7 +208,7 @@ def _plan(items: Sequence[CatalogItem], store: CatalogStore, fp: str, config: Bu
               "image_path": 1, "quarantined": 1}
     ids = [it.id for it in items]
     stored = call_with_retry(lambda: _stored_docs(store, ids, fields), "reading stored items",
-                             RetryPolicy(wait_s=config.db_wait_s))
+                             config.retry)
     todo, updates = [], []
     for item, digest in zip(items, hashes, strict=True):
         doc = stored.get(item.id)
@@ -264,7 +269,7 @@ def _embed_and_write(todo: list[tuple[CatalogItem, str]], encoder: TargetEncoder
                     while len(pending) > MAX_PENDING_WRITES or (pending and pending[0].done()):
                         report.embedded += pending.popleft().result()
                 call_with_retry(lambda: record.heartbeat(report.counts()), "the build heartbeat",
-                                RetryPolicy(wait_s=config.db_wait_s))
+                                config.retry)
                 bar.update(len(batch.ok) + len(batch.failed))
             while pending:
                 report.embedded += pending.popleft().result()
@@ -308,7 +313,7 @@ def _write(store: CatalogStore, ops: list, config: BuildConfig, what: str):
     wc = store.items.write_concern.document
     items = store.items.with_options(write_concern=WriteConcern(**{**wc, "j": True}))
     return call_with_retry(lambda: items.bulk_write(ops, ordered=False), what,
-                           RetryPolicy(wait_s=config.db_wait_s))
+                           config.retry)
 
 
 def _quarantine(item_id: str, reason: str, digest: str | None) -> UpdateOne:
