@@ -25,6 +25,7 @@ _HOME = {
     "IMAGE_EXTENSIONS": "dataprep.layout",
     "ImageScan": "dataprep.layout",
     "image_id": "dataprep.layout",
+    "read_looks": "dataprep.layout",
     "read_metadata_column": "dataprep.layout",
     "scan_images": "dataprep.layout",
     "write_json": "dataprep.layout",
@@ -41,8 +42,8 @@ __all__ = [
     "DemoCatalogConfig", "FASHIONIQ_CATEGORIES", "FashionIQSplit", "HMTripletsConfig",
     "IMAGE_EXTENSIONS", "ImageScan", "build_hm_triplets",
     "ProductTripletsConfig", "Triplet", "build_demo_catalog", "build_product_triplets",
-    "eval_caption", "image_id", "load_fashioniq", "read_metadata_column", "scan_images",
-    "train_caption", "write_json",
+    "eval_caption", "image_id", "load_fashioniq", "read_looks", "read_metadata_column",
+    "scan_images", "train_caption", "write_json",
     "write_metadata", "write_split",
 ]
 
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
         IMAGE_EXTENSIONS,
         ImageScan,
         image_id,
+        read_looks,
         read_metadata_column,
         scan_images,
         write_json,

@@ -114,6 +114,23 @@ def read_metadata_column(root: str | Path, columns: Sequence[str]) -> dict[str, 
         return {r["id"]: r[column] for r in reader} if column else {}
 
 
+# Columns of metadata.csv that name an item rather than describe what it looks like.
+NOT_LOOK_COLUMNS = ("id", "title", "description")
+
+
+def read_looks(root: str | Path) -> dict[str, tuple[str, ...]]:
+    """id -> every attribute ``metadata.csv`` gives the item (category, type, colour, sleeve,
+    ...; not its id, title or free text): two items with one look satisfy the same attribute
+    captions. Empty when the folder has no metadata.csv."""
+    path = Path(root) / "metadata.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = [c for c in reader.fieldnames or () if c not in NOT_LOOK_COLUMNS]
+        return {r["id"]: tuple(r[c] for c in columns) for r in reader}
+
+
 def write_metadata(path: Path, attributes: Sequence[str],
                    rows: Iterable[tuple[str, str, str, Sequence[str]]]) -> None:
     """``metadata.csv``: ``id,category,title,<attributes>``, one row per (id, category, title,

@@ -25,11 +25,19 @@ class BatchClassificationLoss(nn.Module):
         self.max_log_scale = math.log(max_scale)
 
     def get_logits(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
-                   target_ids: torch.Tensor | None = None) -> torch.Tensor:
+                   target_ids: torch.Tensor | None = None,
+                   not_negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled similarities (B, targets); a duplicate of a query's target, and any target
+        ``not_negatives`` (B, targets) marks for that query, is masked out (never the query's
+        own target on the diagonal)."""
         scale = self.log_scale.clamp(max=self.max_log_scale).exp()
         logits = scale * f_ref @ f_tar.T  # (B, B + extra negatives)
-        if target_ids is not None:
-            same = target_ids[:len(f_ref), None] == target_ids[None, :]
+        if target_ids is not None or not_negatives is not None:
+            same = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
+            if target_ids is not None:
+                same |= target_ids[:len(f_ref), None] == target_ids[None, :]
+            if not_negatives is not None:
+                same |= not_negatives
             same.fill_diagonal_(False)
             logits = logits.masked_fill(same, torch.finfo(logits.dtype).min)
         return logits
@@ -37,10 +45,11 @@ class BatchClassificationLoss(nn.Module):
     def forward(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
                 target_ids: torch.Tensor | None = None,
                 kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
-                kind_weight: float = 0.0) -> torch.Tensor:
+                kind_weight: float = 0.0,
+                not_negatives: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy over the batch; with ``kinds`` (garment-kind codes of each query's
         reference and of each target) plus ``kind_weight`` times `kind_loss`."""
-        logits = self.get_logits(f_ref, f_tar, target_ids)
+        logits = self.get_logits(f_ref, f_tar, target_ids, not_negatives)
         n = len(logits)
         loss = F.cross_entropy(logits, torch.arange(n, device=logits.device))
         if kinds is not None and kind_weight > 0:  # over the queries' own targets only

@@ -32,6 +32,7 @@ from dataprep import (
     FashionIQSplit,
     eval_caption,
     load_fashioniq,
+    read_looks,
     read_metadata_column,
     train_caption,
 )
@@ -104,6 +105,11 @@ class TrainConfig:
     # matrix products, so the paths see every triplet several times. Batches come without
     # flips and with one fixed caption per triplet (the evaluation form, both captions joined).
     paths_only: bool = False
+    # Lookalikes are not negatives: an attribute-change query's in-batch targets with the same
+    # metadata attributes as its own target (dataprep.read_looks) satisfy its caption as well
+    # (they are in its relevant set at evaluation), so the loss does not push them away.
+    # Colourway queries, which ask for one exact garment, keep every other target a negative.
+    mask_lookalikes: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -201,7 +207,8 @@ class TripletBatches:
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
                  dataset_weights: Sequence[float] | None = None, group_by: str = "category",
-                 colourway_negatives: int = 0, fixed_captions: bool = False):
+                 colourway_negatives: int = 0, fixed_captions: bool = False,
+                 mask_lookalikes: bool = False):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
         if colourway_negatives < 0:
@@ -236,6 +243,12 @@ class TripletBatches:
                 for i in (t.candidate, t.target):
                     kind = (d.name, kinds[d.name].get(i, t.category))
                     self.kind_codes[i] = codes.setdefault(kind, len(codes))
+        self.look_codes: dict[str, int] = {}  # image id -> code of (dataset, look)
+        if mask_lookalikes:
+            looks: dict[tuple, int] = {}
+            for d in datasets:
+                for i, look in (read_looks(d.root) if d.root else {}).items():
+                    self.look_codes[i] = looks.setdefault((d.name, look), len(looks))
         self.per_triplet_negatives = colourway_negatives
         self.negatives: dict[tuple[str, str], list[str]] = {}
         if colourway_negatives > 0:
@@ -303,7 +316,22 @@ class TripletBatches:
                 "tar_crop": tar_crop, **self.retriever.tokenize(captions), **rows,
                 "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
-                "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets])}
+                "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets]),
+                **self.looks(triplets, targets)}
+
+    def looks(self, triplets, targets: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Look codes of each query's wanted target and of each target (with
+        ``mask_lookalikes``): equal codes mark a lookalike that is not a negative. A colourway
+        query, or an item without metadata, gets a code of its own (below zero)."""
+        if not self.look_codes:
+            return {}
+
+        def code(i: str) -> int:
+            return self.look_codes.get(i, -1 - self.target_codes[i])
+        return {"query_looks": torch.tensor([-1 - self.target_codes[t.target]
+                                             if "colourway" in t.tags else code(t.target)
+                                             for t in triplets]),
+                "target_looks": torch.tensor([code(i) for i in targets])}
 
 
 def colourway_negatives_of(dataset: Dataset, kinds: dict[str, str]
@@ -414,7 +442,8 @@ class Trainer:
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
                                       cfg.flip and not cfg.paths_only, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
-                                      cfg.colourway_negatives, fixed_captions=cfg.paths_only)
+                                      cfg.colourway_negatives, fixed_captions=cfg.paths_only,
+                                      mask_lookalikes=cfg.mask_lookalikes)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
@@ -473,8 +502,11 @@ class Trainer:
         with autocast(self.device):
             forward = self.retriever.net if self.memo is None else self.memo
             f_ref, f_tar = forward(batch)
+        lookalikes = (batch["query_looks"][:, None] == batch["target_looks"][None, :]
+                      if "query_looks" in batch else None)
         loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"],
-                         (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight)
+                         (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight,
+                         lookalikes)
         if self.grounding:
             loss = loss + self.cfg.grounding * self.grounding_loss()
         self.optimizer.zero_grad(set_to_none=True)
@@ -604,6 +636,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--colourway-negatives", type=int, default=defaults.colourway_negatives,
                    help="extra negatives per colourway triplet: other garments of the target's "
                    "kind and colour (default 0: off)")
+    p.add_argument("--mask-lookalikes", action="store_true",
+                   help="in-batch targets with the metadata attributes of an attribute-change "
+                   "query's own target are not its negatives")
     p.add_argument("--no-global-path", action="store_true",
                    help="no residual pooled-feature term (the architecture before it)")
     p.add_argument("--sentence-path", action="store_true",
@@ -639,6 +674,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
         logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
+        mask_lookalikes=a.mask_lookalikes,
         paths_only=a.paths_only, freeze_scale=a.freeze_scale,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)

@@ -96,6 +96,22 @@ def test_extra_negative_targets_count_only_as_negatives():
     assert torch.isfinite(loss(f, torch.cat([f, near]), ids, kinds, kind_weight=0.5))
 
 
+def test_lookalikes_marked_not_negative_leave_the_loss_as_if_absent():
+    loss = BatchClassificationLoss(init_scale=10.0)
+    f = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    tar = torch.cat([f, f[:1] + 0.01])  # a fourth target, almost query 0's own
+    lookalike = torch.zeros(3, 4, dtype=torch.bool)
+    lookalike[0, 3] = True
+    lookalike[0, 0] = True  # the diagonal is never masked, even when marked
+    masked = loss.get_logits(f, tar, not_negatives=lookalike)
+    assert torch.equal(masked[1:], loss.get_logits(f, tar)[1:]) and masked[0, 0] > -1e30
+    # Query 0 is scored as if the lookalike were not in the batch.
+    without = loss.get_logits(f[:1], tar[:3])
+    row0 = torch.nn.functional.cross_entropy(masked[:1], torch.tensor([0]))
+    assert torch.allclose(row0, torch.nn.functional.cross_entropy(without, torch.tensor([0])))
+    assert loss(f, tar, not_negatives=lookalike) < loss(f, tar)
+
+
 def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
     tiny.save(tmp_path / "ck")
     again = load_retriever(tmp_path / "ck", engine="eager")  # the weights, bit for bit (the

@@ -211,6 +211,31 @@ def test_colourway_triplets_get_other_garments_of_the_targets_kind_and_colour(tm
         Trainer(tiny_train_config(data, tmp_path / "bad", colourway_negatives=-1))
 
 
+def test_mask_lookalikes_spares_targets_with_the_wanted_look_except_for_colourways(tmp_path):
+    # metadata.csv gives every item its colour only, so a "is red" query's target has the
+    # look of every other red target; colourway queries want one exact garment.
+    data = write_tiny_dataset(tmp_path / "d")
+    entries = json.loads((data / "train.json").read_text())
+    (data / "train.json").write_text(json.dumps(
+        [e | {"tags": ["colourway"]} if k % 2 else e for k, e in enumerate(entries)]))
+    ids = [p.stem for p in (data / "images").glob("*.png")]
+    (data / "metadata.csv").write_text(
+        "id,category,title,colour\n" + "".join(f"{i},shapes,{i},{i.split('_')[1]}\n"
+                                                 for i in ids))
+    off = Trainer(tiny_train_config(data, tmp_path / "off"))
+    assert "query_looks" not in off.batches.batch(off.batches.triplets[:8])
+    trainer = Trainer(tiny_train_config(data, tmp_path / "on", mask_lookalikes=True))
+    triplets = trainer.batches.triplets
+    batch = trainer.batches.batch(triplets)
+    spared = batch["query_looks"][:, None] == batch["target_looks"][None, :]
+    for q, t in enumerate(triplets):
+        colour = t.target.split("_")[1]
+        want = [j for j, u in enumerate(triplets)
+                if "colourway" not in t.tags and u.target.split("_")[1] == colour]
+        assert spared[q].nonzero().squeeze(1).tolist() == want
+    assert spared.any() and trainer.step(batch) > 0
+
+
 def test_logit_scale_sets_the_losss_initial_temperature(tiny_data, tmp_path):
     default = Trainer(tiny_train_config(tiny_data, tmp_path / "default"))
     assert default.loss.log_scale.exp().item() == pytest.approx(ModelConfig.tiny().init_logit_scale)
