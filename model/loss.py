@@ -54,14 +54,17 @@ class BatchClassificationLoss(nn.Module):
         loss = F.cross_entropy(logits, torch.arange(n, device=logits.device))
         if kinds is not None and kind_weight > 0:  # over the queries' own targets only
             ids = None if target_ids is None else target_ids[:n]
-            loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids)
+            spared = None if not_negatives is None else not_negatives[:, :n]
+            loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids, spared)
         return loss
 
 
 def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Tensor,
-              target_ids: torch.Tensor | None = None) -> torch.Tensor:
+              target_ids: torch.Tensor | None = None,
+              not_negatives: torch.Tensor | None = None) -> torch.Tensor:
     """-log of the probability mass that a query puts on targets of its reference's garment
-    kind, among the batch's *other* targets (its own target, and duplicates of it, left out).
+    kind, among the batch's *other* targets (its own target, duplicates of it and the
+    lookalikes ``not_negatives`` marks, all masked out of the logits, left out).
 
     Why: the batch cross-entropy only asks that the exact target comes first; it says nothing
     about ranks 2-10, so a shopper's top 10 could fill with red items of any kind after "is
@@ -74,6 +77,8 @@ def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Te
     own = torch.eye(n, dtype=torch.bool, device=logits.device)
     if target_ids is not None:
         own |= target_ids[:, None] == target_ids[None, :]
+    if not_negatives is not None:
+        own |= not_negatives
     same = (ref_kinds[:, None] == tar_kinds[None, :]) & ~own
     other = ~same & ~own
     rankable = same.any(dim=1) & other.any(dim=1)

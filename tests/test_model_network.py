@@ -110,6 +110,12 @@ def test_lookalikes_marked_not_negative_leave_the_loss_as_if_absent():
     row0 = torch.nn.functional.cross_entropy(masked[:1], torch.tensor([0]))
     assert torch.allclose(row0, torch.nn.functional.cross_entropy(without, torch.tensor([0])))
     assert loss(f, tar, not_negatives=lookalike) < loss(f, tar)
+    # Query 0's only other target of its kind is a lookalike: the kind loss has nothing left
+    # to rank for it, rather than an infinite term for a masked-out target.
+    kinds = (torch.tensor([0, 0, 0]), torch.tensor([0, 0, 1]))
+    spared = torch.zeros(3, 3, dtype=torch.bool)
+    spared[0, 1] = True
+    assert loss(f, f, None, kinds, 1.0, spared) < 100  # was 1.7e38 with the lookalike counted
 
 
 def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
