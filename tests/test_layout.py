@@ -138,3 +138,16 @@ def test_no_sys_path_edits_outside_tests():
         offenders += [f"{path.relative_to(REPO)}:{n.lineno}" for n in ast.walk(tree)
                       if _edits_sys_path(n)]
     assert offenders == []
+
+
+def test_an_items_look_is_every_metadata_attribute_but_its_names(tmp_path):
+    from dataprep import read_looks
+    assert read_looks(tmp_path) == {}  # no metadata.csv
+    (tmp_path / "metadata.csv").write_text(
+        "id,category,title,colour,sleeve,description\n"
+        "a,tops,Red tee,red,short,Soft cotton\n"
+        "b,tops,Another red tee,red,short,Slub jersey\n"
+        "c,tops,Red tank,red,,Rib knit\n", encoding="utf-8")
+    looks = read_looks(tmp_path)
+    assert looks == {"a": ("tops", "red", "short"), "b": ("tops", "red", "short"),
+                     "c": ("tops", "red", "")}
