@@ -105,13 +105,9 @@ def write_split(out: Path, category: str, split: str, entries: list[dict],
 def read_metadata_column(root: str | Path, columns: Sequence[str]) -> dict[str, str]:
     """id -> value of the first of ``columns`` that the dataset's ``metadata.csv`` has; empty
     when the folder has no metadata.csv or none of those columns."""
-    path = Path(root) / "metadata.csv"
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        column = next((c for c in columns if c in (reader.fieldnames or ())), None)
-        return {r["id"]: r[column] for r in reader} if column else {}
+    fields, rows = _metadata_table(root)
+    column = next((c for c in columns if c in fields), None)
+    return {r["id"]: r[column] for r in rows} if column else {}
 
 
 # Columns of metadata.csv that name an item rather than describe what it looks like.
@@ -122,13 +118,19 @@ def read_looks(root: str | Path) -> dict[str, tuple[str, ...]]:
     """id -> every attribute ``metadata.csv`` gives the item (category, type, colour, sleeve,
     ...; not its id, title or free text): two items with one look satisfy the same attribute
     captions. Empty when the folder has no metadata.csv."""
+    fields, rows = _metadata_table(root)
+    columns = [c for c in fields if c not in NOT_LOOK_COLUMNS]
+    return {r["id"]: tuple(r[c] for c in columns) for r in rows}
+
+
+def _metadata_table(root: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of the dataset's ``metadata.csv``; nothing when the folder has none."""
     path = Path(root) / "metadata.csv"
     if not path.is_file():
-        return {}
+        return [], []
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        columns = [c for c in reader.fieldnames or () if c not in NOT_LOOK_COLUMNS]
-        return {r["id"]: tuple(r[c] for c in columns) for r in reader}
+        return list(reader.fieldnames or ()), list(reader)
 
 
 def write_metadata(path: Path, attributes: Sequence[str],
