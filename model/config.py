@@ -14,6 +14,7 @@ from typing import Any
 # Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
 # before them and addable to a trained model (model.retriever.with_residual_paths).
 RESIDUAL_PATHS = ("global_path", "sentence_path")
+RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).

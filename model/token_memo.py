@@ -21,7 +21,6 @@ token-block passes again.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Collection
 from pathlib import Path
@@ -29,23 +28,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.config import RESIDUAL_PATHS
+from model.checkpoint import fingerprint
+from model.config import RESIDUAL_PREFIXES, ModelConfig
 
 logger = logging.getLogger(__name__)
 
 QueryKey = tuple[str, str]  # (reference id, caption)
 
 
-def memo_key(net: nn.Module, model_fields: dict, features_key: str) -> str:
-    """16 hex digits naming the token outputs ``net`` gives: every weight outside the trained
-    residual paths, the architecture, and the backbone features it reads (``features_key``)."""
-    digest = hashlib.sha256(json.dumps([model_fields, features_key], sort_keys=True).encode())
-    paths = tuple(f"{name}." for name in RESIDUAL_PATHS)
-    for name, tensor in sorted(net.state_dict().items()):
-        if not name.startswith(paths):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
+    """16 hex digits naming the token outputs ``net`` gives: the checkpoint fingerprint of its
+    architecture and every weight outside the trained residual paths, and the backbone
+    features it reads (``features_key``)."""
+    frozen = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()
+              if not name.startswith(RESIDUAL_PREFIXES)}
+    return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]
 
 
 class TokenOutputMemo:

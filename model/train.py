@@ -36,7 +36,7 @@ from dataprep import (
     read_metadata_column,
     train_caption,
 )
-from model.config import RESIDUAL_PATHS, ModelConfig
+from model.config import RESIDUAL_PATHS, RESIDUAL_PREFIXES, ModelConfig
 from model.device import DEVICE_CHOICES, autocast, resolve_device
 from model.evaluate import (
     evaluate_kept,
@@ -454,13 +454,12 @@ class Trainer:
         self.retriever.set_trainable()
         self.memo, self.memo_file = None, None
         if cfg.paths_only:
-            paths = tuple(f"{name}." for name in RESIDUAL_PATHS)
             for name, param in self.retriever.net.named_parameters():
-                param.requires_grad_(name.startswith(paths))
+                param.requires_grad_(name.startswith(RESIDUAL_PREFIXES))
             self.memo = TokenOutputMemo(self.retriever.net, len(self.batches.triplets),
                                         len(self.bank.index), self.device)
             if cfg.cache_dir:
-                key = memo_key(self.retriever.net, self.retriever.cfg.to_dict(),
+                key = memo_key(self.retriever.net, self.retriever.cfg,
                                self.retriever.encoder.cache_key)
                 self.memo_file = Path(cfg.cache_dir) / "token_memo" / f"{key}.pt"
                 self.memo.load(self.memo_file, self.batches.query_rows,

@@ -359,12 +359,12 @@ def test_paths_only_memo_is_kept_on_disk_for_the_next_run(tiny_data, tmp_path):
     for g, w in zip(got, want, strict=True):
         assert torch.allclose(g, w, atol=1e-5)
 
-    key = memo_key(net, second.retriever.cfg.to_dict(), "features")
+    key = memo_key(net, second.retriever.cfg, "features")
     with torch.no_grad():
         next(net.global_path.parameters()).add_(1.0)
-        assert memo_key(net, second.retriever.cfg.to_dict(), "features") == key
+        assert memo_key(net, second.retriever.cfg, "features") == key
         next(net.target.parameters()).add_(1.0)
-        assert memo_key(net, second.retriever.cfg.to_dict(), "features") != key
+        assert memo_key(net, second.retriever.cfg, "features") != key
     files[0].write_bytes(b"not a memo")
     third = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "third")))
     assert int(third.memo.query_known.sum()) == 0
