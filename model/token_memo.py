@@ -55,6 +55,7 @@ class TokenOutputMemo:
         self.query_known = torch.zeros(queries, dtype=torch.bool, device=device)
         self.target_known = torch.zeros(targets, dtype=torch.bool, device=device)
         self.computed = 0  # token-block passes so far (queries + targets), for the log
+        self.saved_at = 0  # ``computed`` when the memo last matched its file (saved or loaded)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         rows, targets = batch["query_rows"], batch["target_ids"]
@@ -71,7 +72,10 @@ class TokenOutputMemo:
     def save(self, path: str | Path, query_rows: dict[QueryKey, int],
              target_rows: dict[str, int]) -> None:
         """Write every known output, named by (reference, caption) and by target id rather
-        than by row (rows are numbered in the order batches first drew them), atomically."""
+        than by row (rows are numbered in the order batches first drew them), atomically;
+        nothing to do when no pass ran since the memo last matched its file."""
+        if self.computed == self.saved_at:
+            return
         queries = [(key, row) for key, row in query_rows.items() if self.query_known[row]]
         picks = torch.tensor([row for _, row in queries], dtype=torch.long, device=self.device)
         targets = [(i, row) for i, row in target_rows.items() if self.target_known[row]]
@@ -85,6 +89,7 @@ class TokenOutputMemo:
         tmp = path.with_name(path.name + ".tmp")
         torch.save(record, tmp)
         tmp.replace(path)
+        self.saved_at = self.computed
 
     def load(self, path: str | Path, query_rows: dict[QueryKey, int],
              wanted: Collection[QueryKey], target_rows: dict[str, int]) -> None:

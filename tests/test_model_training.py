@@ -343,6 +343,9 @@ def test_paths_only_memo_is_kept_on_disk_for_the_next_run(tiny_data, tmp_path):
     first.fit()
     files = list((Path(cfg.cache_dir) / "token_memo").glob("*.pt"))
     assert len(files) == 1
+    written = files[0].stat().st_mtime_ns
+    first.memo.save(files[0], first.batches.query_rows, first.batches.target_codes)
+    assert files[0].stat().st_mtime_ns == written  # no new pass since: not written again
     second = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "second")))
     assert second.memo_file == files[0]
     known = int(first.memo.query_known.sum())
