@@ -17,20 +17,37 @@ class BatchClassificationLoss(nn.Module):
     a batch share the same target image, the duplicate is not counted as a negative. ``f_tar``
     may hold more rows than ``f_ref``: the first ``len(f_ref)`` are the queries' targets, the
     rest extra negatives (`model.train`'s colourway negatives), with ``target_ids`` for all.
+
+    With ``groups`` > 1 each group of queries (`model.train`: each dataset) learns its own
+    temperature, and every call names each query's group (``query_groups``). Why: one shared
+    temperature is a compromise between a colourway query, which has one right answer and
+    gains from a sharp softmax, and a products query, whose batch holds other items that
+    satisfy it as well, each pushed away harder the sharper the softmax (README, stages 10-12).
+    Ranking never sees the temperature, so this changes training only.
     """
 
-    def __init__(self, init_scale: float = 10.0, max_scale: float = 100.0):
+    def __init__(self, init_scale: float = 10.0, max_scale: float = 100.0, groups: int = 1):
         super().__init__()
-        self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
+        shape = () if groups == 1 else (groups,)  # a scalar keeps older train states loading
+        self.log_scale = nn.Parameter(torch.full(shape, math.log(init_scale)))
         self.max_log_scale = math.log(max_scale)
+
+    def scales(self) -> list[float]:
+        """The inverse temperature(s), one per group."""
+        return self.log_scale.detach().clamp(max=self.max_log_scale).exp().reshape(-1).tolist()
 
     def get_logits(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
                    target_ids: torch.Tensor | None = None,
-                   not_negatives: torch.Tensor | None = None) -> torch.Tensor:
+                   not_negatives: torch.Tensor | None = None,
+                   query_groups: torch.Tensor | None = None) -> torch.Tensor:
         """Scaled similarities (B, targets); a duplicate of a query's target, and any target
         ``not_negatives`` (B, targets) marks for that query, is masked out (never the query's
         own target on the diagonal)."""
         scale = self.log_scale.clamp(max=self.max_log_scale).exp()
+        if scale.ndim:  # one per group: each query's row gets its group's
+            if query_groups is None:
+                raise ValueError(f"a loss with {len(scale)} temperatures needs query_groups")
+            scale = scale[query_groups][:, None]
         logits = scale * f_ref @ f_tar.T  # (B, B + extra negatives)
         if target_ids is not None or not_negatives is not None:
             same = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
@@ -46,10 +63,11 @@ class BatchClassificationLoss(nn.Module):
                 target_ids: torch.Tensor | None = None,
                 kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
                 kind_weight: float = 0.0,
-                not_negatives: torch.Tensor | None = None) -> torch.Tensor:
+                not_negatives: torch.Tensor | None = None,
+                query_groups: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy over the batch; with ``kinds`` (garment-kind codes of each query's
         reference and of each target) plus ``kind_weight`` times `kind_loss`."""
-        logits = self.get_logits(f_ref, f_tar, target_ids, not_negatives)
+        logits = self.get_logits(f_ref, f_tar, target_ids, not_negatives, query_groups)
         n = len(logits)
         loss = F.cross_entropy(logits, torch.arange(n, device=logits.device))
         if kinds is not None and kind_weight > 0:  # over the queries' own targets only
@@ -90,10 +108,10 @@ def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Te
     return -log_p.masked_fill(~same[rankable], float("-inf")).logsumexp(dim=-1).mean()
 
 
-def make_loss(cfg=None, max_scale: float = 100.0, init_scale: float | None = None
-              ) -> BatchClassificationLoss:
+def make_loss(cfg=None, max_scale: float = 100.0, init_scale: float | None = None,
+              groups: int = 1) -> BatchClassificationLoss:
     """The training loss; ``init_scale``, else ``cfg`` (a ModelConfig), sets the initial
-    inverse temperature (default 10)."""
+    inverse temperature (default 10) of each of its ``groups``."""
     if init_scale is None:
         init_scale = getattr(cfg, "init_logit_scale", 10.0)
-    return BatchClassificationLoss(init_scale, max_scale)
+    return BatchClassificationLoss(init_scale, max_scale, groups)

@@ -110,6 +110,9 @@ class TrainConfig:
     # (they are in its relevant set at evaluation), so the loss does not push them away.
     # Colourway queries, which ask for one exact garment, keep every other target a negative.
     mask_lookalikes: bool = False
+    # One learned temperature per dataset instead of one for all (model.loss): colourway
+    # queries gained and products lost as the one shared temperature climbed (stages 10-12).
+    dataset_scales: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -233,6 +236,8 @@ class TripletBatches:
             raise ValueError(f"{len(weights)} dataset weights for {len(self.names)} datasets "
                              f"with training triplets ({', '.join(self.names)})")
         self.weights = weights / weights.sum()
+        self.dataset_codes = {t.candidate: self.names.index(d.name)  # reference -> dataset
+                              for d in datasets for t in d.train.triplets}
         self.batch_size, self.mixed_share, self.seed = batch_size, mixed_share, seed
         self.rng = random.Random(seed)
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
@@ -317,6 +322,8 @@ class TripletBatches:
                 "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
                 "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets]),
+                "query_datasets": torch.tensor([self.dataset_codes[t.candidate]
+                                                for t in triplets]),
                 **self.looks(triplets, targets)}
 
     def looks(self, triplets, targets: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -439,6 +446,9 @@ class Trainer:
                                                                                      self.bank)
         if cfg.paths_only and cfg.grounding > 0:
             raise ValueError("--grounding trains the token blocks, which --paths-only freezes")
+        if cfg.dataset_scales and cfg.grounding > 0:
+            raise ValueError("--grounding's image <-> text pairs belong to no dataset, so "
+                             "they have no temperature under --dataset-scales")
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
                                       cfg.flip and not cfg.paths_only, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
@@ -449,7 +459,9 @@ class Trainer:
                              f"batch ({cfg.batch_size}): lower --batch-size")
         self.device = resolve_device(cfg.device)
         self.retriever.to(self.device)
-        self.loss = make_loss(self.retriever.cfg, init_scale=cfg.logit_scale).to(self.device)
+        self.loss = make_loss(self.retriever.cfg, init_scale=cfg.logit_scale,
+                              groups=len(self.batches.names) if cfg.dataset_scales else 1
+                              ).to(self.device)
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
         self.memo, self.memo_file = None, None
@@ -505,7 +517,7 @@ class Trainer:
                       if "query_looks" in batch else None)
         loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"],
                          (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight,
-                         lookalikes)
+                         lookalikes, batch["query_datasets"])
         if self.grounding:
             loss = loss + self.cfg.grounding * self.grounding_loss()
         self.optimizer.zero_grad(set_to_none=True)
@@ -540,11 +552,13 @@ class Trainer:
         for _ in bar:
             losses.append(self.step(next(batches)))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
-                            scale=f"{self.loss.log_scale.exp().item():.1f}")
+                            scale="/".join(f"{x:.1f}" for x in self.loss.scales()))
         self.retriever.net.eval()
         self.retriever.invalidate_fingerprint()
         seconds = time.perf_counter() - started
         stats = {"loss": float(np.mean(losses)), "seconds": seconds,
+                 "scales": dict(zip(self.batches.names, self.loss.scales()))
+                 if self.cfg.dataset_scales else {"all": self.loss.scales()[0]},
                  "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
         if self.memo is not None:  # how many token-block passes the memo has paid for so far
             stats["token_passes"] = self.memo.computed
@@ -643,6 +657,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--sentence-path", action="store_true",
                    help="add a residual combiner of the pooled reference image and the "
                    "feedback's sentence embedding to f_ref (zero-initialised)")
+    p.add_argument("--dataset-scales", action="store_true",
+                   help="learn one loss temperature per dataset instead of one for all")
     p.add_argument("--paths-only", action="store_true",
                    help="train only the residual paths over frozen token blocks, whose outputs "
                    "are computed once per triplet (no flips, one fixed caption per triplet)")
@@ -673,7 +689,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
         logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
-        mask_lookalikes=a.mask_lookalikes,
+        mask_lookalikes=a.mask_lookalikes, dataset_scales=a.dataset_scales,
         paths_only=a.paths_only, freeze_scale=a.freeze_scale,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)

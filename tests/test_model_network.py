@@ -321,3 +321,20 @@ def test_roi_align_equals_torchvision(aligned):
     got = roi_align(features, rois, 3, 7 / 224, 2, aligned)
     assert got.shape == want.shape == (40, 5, 3, 3)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_each_group_of_queries_is_scored_at_its_own_temperature():
+    loss = BatchClassificationLoss(init_scale=10.0, groups=2)
+    with torch.no_grad():
+        loss.log_scale[1] = torch.log(torch.tensor(30.0))
+    f = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    groups = torch.tensor([0, 1, 1, 0])
+    logits = loss.get_logits(f, f, query_groups=groups)
+    plain = f @ f.T
+    assert torch.allclose(logits[[0, 3]], 10 * plain[[0, 3]], atol=1e-5)
+    assert torch.allclose(logits[[1, 2]], 30 * plain[[1, 2]], atol=1e-4)
+    assert loss.scales() == pytest.approx([10.0, 30.0])
+    loss(f, f, query_groups=groups).backward()
+    assert (loss.log_scale.grad != 0).all()  # both temperatures learn
+    with pytest.raises(ValueError, match="query_groups"):
+        loss(f, f)

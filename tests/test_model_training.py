@@ -236,6 +236,32 @@ def test_mask_lookalikes_spares_targets_with_the_wanted_look_except_for_colourwa
     assert spared.any() and 0 < trainer.step(batch) < float("inf")
 
 
+def test_dataset_scales_give_each_datasets_queries_their_own_temperature(tiny_data, tmp_path):
+    other = _two_category_data(tmp_path / "other")  # a second dataset with its own ids
+    for split in ("train", "val"):
+        entries = json.loads((other / f"{split}.json").read_text())
+        (other / f"{split}.json").write_text(json.dumps(
+            [e | {"candidate": f"o{e['candidate']}", "target": f"o{e['target']}"}
+             for e in entries]))
+    for image in (other / "images").glob("*.png"):
+        image.rename(image.with_name(f"o{image.name}"))
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", dataset_scales=True,
+                            annotations=[str(tiny_data), str(other)],
+                            images=[str(tiny_data / "images"), str(other / "images")])
+    trainer = Trainer(cfg)
+    assert trainer.loss.scales() == pytest.approx([ModelConfig.tiny().init_logit_scale] * 2)
+    triplets = trainer.batches.triplets
+    batch = trainer.batches.batch(triplets[:4] + triplets[-4:])
+    assert batch["query_datasets"].tolist() == [0] * 4 + [1] * 4
+    only_first = trainer.batches.batch(triplets[:8])
+    before = trainer.loss.log_scale.detach().clone()
+    trainer.step(only_first)
+    moved = trainer.loss.log_scale.detach() != before
+    assert moved.tolist() == [True, False]  # a batch of one dataset moves only its temperature
+    with pytest.raises(ValueError, match="grounding"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
+
+
 def test_logit_scale_sets_the_losss_initial_temperature(tiny_data, tmp_path):
     default = Trainer(tiny_train_config(tiny_data, tmp_path / "default"))
     assert default.loss.log_scale.exp().item() == pytest.approx(ModelConfig.tiny().init_logit_scale)
