@@ -64,16 +64,23 @@ class BatchClassificationLoss(nn.Module):
                 kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
                 kind_weight: float = 0.0,
                 not_negatives: torch.Tensor | None = None,
-                query_groups: torch.Tensor | None = None) -> torch.Tensor:
+                query_groups: torch.Tensor | None = None,
+                looks: tuple[torch.Tensor, torch.Tensor] | None = None,
+                look_weight: float = 0.0) -> torch.Tensor:
         """Cross-entropy over the batch; with ``kinds`` (garment-kind codes of each query's
-        reference and of each target) plus ``kind_weight`` times `kind_loss`."""
+        reference and of each target) plus ``kind_weight`` times `kind_loss`; with ``looks``
+        (look codes of each query's wanted target and of each target) plus ``look_weight``
+        times the same term one level finer: the batch's other targets with the wanted look
+        (every attribute of the target) ranked above the rest."""
         logits = self.get_logits(f_ref, f_tar, target_ids, not_negatives, query_groups)
         n = len(logits)
         loss = F.cross_entropy(logits, torch.arange(n, device=logits.device))
-        if kinds is not None and kind_weight > 0:  # over the queries' own targets only
-            ids = None if target_ids is None else target_ids[:n]
+        ids = None if target_ids is None else target_ids[:n]  # the queries' own targets only
+        if kinds is not None and kind_weight > 0:
             spared = None if not_negatives is None else not_negatives[:, :n]
             loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids, spared)
+        if looks is not None and look_weight > 0:  # lookalikes are what it ranks: none spared
+            loss = loss + look_weight * kind_loss(logits[:, :n], looks[0], looks[1][:n], ids)
         return loss
 
 

@@ -110,6 +110,11 @@ class TrainConfig:
     # (they are in its relevant set at evaluation), so the loss does not push them away.
     # Colourway queries, which ask for one exact garment, keep every other target a negative.
     mask_lookalikes: bool = False
+    # Weight of the look loss (0: off): the kind loss one level finer, the batch's other
+    # targets with every metadata attribute of a query's own target ranked above the rest.
+    # Why: a products or attribute-change query is answered by every item with the wanted
+    # attributes (its relevant set: hit@10, P@10), the cross-entropy rewards only the exact one.
+    look_weight: float = 0.0
     # One learned temperature per dataset instead of one for all (model.loss): colourway
     # queries gained and products lost as the one shared temperature climbed (stages 10-12).
     dataset_scales: bool = False
@@ -211,7 +216,7 @@ class TripletBatches:
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
                  dataset_weights: Sequence[float] | None = None, group_by: str = "category",
                  colourway_negatives: int = 0, fixed_captions: bool = False,
-                 mask_lookalikes: bool = False):
+                 with_looks: bool = False):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
         if colourway_negatives < 0:
@@ -249,7 +254,7 @@ class TripletBatches:
                     kind = (d.name, kinds[d.name].get(i, t.category))
                     self.kind_codes[i] = codes.setdefault(kind, len(codes))
         self.look_codes: dict[str, int] = {}  # image id -> code of (dataset, look)
-        if mask_lookalikes:
+        if with_looks:
             looks: dict[tuple, int] = {}
             for d in datasets:
                 for i, look in (read_looks(d.root) if d.root else {}).items():
@@ -327,9 +332,10 @@ class TripletBatches:
                 **self.looks(triplets, targets)}
 
     def looks(self, triplets, targets: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Look codes of each query's wanted target and of each target (with
-        ``mask_lookalikes``): equal codes mark a lookalike that is not a negative. A colourway
-        query, or an item without metadata, gets a code of its own (below zero)."""
+        """Look codes of each query's wanted target and of each target (with ``with_looks``):
+        equal codes mark a lookalike, satisfying the query as well (``mask_lookalikes``, the
+        look loss). A colourway query, or an item without metadata, gets a code of its own
+        (below zero)."""
         if not self.look_codes:
             return {}
 
@@ -453,7 +459,7 @@ class Trainer:
                                       cfg.flip and not cfg.paths_only, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
                                       cfg.colourway_negatives, fixed_captions=cfg.paths_only,
-                                      mask_lookalikes=cfg.mask_lookalikes)
+                                      with_looks=cfg.mask_lookalikes or cfg.look_weight > 0)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
@@ -513,11 +519,12 @@ class Trainer:
         with autocast(self.device):
             forward = self.retriever.net if self.memo is None else self.memo
             f_ref, f_tar = forward(batch)
-        lookalikes = (batch["query_looks"][:, None] == batch["target_looks"][None, :]
-                      if "query_looks" in batch else None)
+        looks = (batch["query_looks"], batch["target_looks"]) if "query_looks" in batch else None
+        lookalikes = (looks[0][:, None] == looks[1][None, :]
+                      if looks is not None and self.cfg.mask_lookalikes else None)
         loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"],
                          (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight,
-                         lookalikes, batch["query_datasets"])
+                         lookalikes, batch["query_datasets"], looks, self.cfg.look_weight)
         if self.grounding:
             loss = loss + self.cfg.grounding * self.grounding_loss()
         self.optimizer.zero_grad(set_to_none=True)
@@ -657,6 +664,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--sentence-path", action="store_true",
                    help="add a residual combiner of the pooled reference image and the "
                    "feedback's sentence embedding to f_ref (zero-initialised)")
+    p.add_argument("--look-weight", type=float, default=defaults.look_weight,
+                   help="weight of the look loss: other in-batch targets with every metadata "
+                   "attribute of a query's own target ranked above the rest (default 0: off)")
     p.add_argument("--dataset-scales", action="store_true",
                    help="learn one loss temperature per dataset instead of one for all")
     p.add_argument("--paths-only", action="store_true",
@@ -690,6 +700,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
         logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
         mask_lookalikes=a.mask_lookalikes, dataset_scales=a.dataset_scales,
+        look_weight=a.look_weight,
         paths_only=a.paths_only, freeze_scale=a.freeze_scale,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)

@@ -338,3 +338,26 @@ def test_each_group_of_queries_is_scored_at_its_own_temperature():
     assert (loss.log_scale.grad != 0).all()  # both temperatures learn
     with pytest.raises(ValueError, match="query_groups"):
         loss(f, f)
+
+
+def test_look_loss_pulls_lookalikes_of_the_wanted_target_up_and_spares_colourways():
+    # Query 0 wants target 0, whose look (code 3) target 2 shares; query 1's code is its own
+    # (a colourway query: one exact garment wanted), so no other target is its lookalike.
+    loss = BatchClassificationLoss(init_scale=1.0)
+    f_ref = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    query_looks, target_looks = torch.tensor([3, -2, 5, 6]), torch.tensor([3, 4, 3, 6])
+    near = f_ref.clone()
+    near[2] = torch.nn.functional.normalize(f_ref[0] + 0.2 * torch.randn(8), dim=0)
+    far = near.clone()
+    far[2] = -f_ref[0]  # query 0's lookalike as far from it as can be
+    looks = (query_looks, target_looks)
+
+    def with_looks(f_tar, weight):
+        return loss(f_ref, f_tar, looks=looks, look_weight=weight)
+    assert with_looks(near, 0.0) == loss(f_ref, near)  # off: the plain cross-entropy
+    assert with_looks(far, 1.0) - loss(f_ref, far) > with_looks(near, 1.0) - loss(f_ref, near)
+    # Only query 0 has a lookalike to rank: the other queries' scores change nothing.
+    logits = loss.get_logits(f_ref, near).detach()
+    shuffled = torch.cat([logits[:1], torch.randn(3, 4)])
+    assert torch.allclose(kind_loss(logits, *looks), kind_loss(shuffled, *looks))
+    assert kind_loss(logits, *looks) > 0

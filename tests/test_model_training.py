@@ -234,6 +234,11 @@ def test_mask_lookalikes_spares_targets_with_the_wanted_look_except_for_colourwa
                 if "colourway" not in t.tags and u.target.split("_")[1] == colour]
         assert spared[q].nonzero().squeeze(1).tolist() == want
     assert spared.any() and 0 < trainer.step(batch) < float("inf")
+    # The look loss reads the same codes, without sparing anything from the cross-entropy.
+    looking = Trainer(tiny_train_config(data, tmp_path / "look", look_weight=0.5))
+    batch = looking.batches.batch(looking.batches.triplets)
+    assert torch.equal(batch["query_looks"], trainer.batches.batch(triplets)["query_looks"])
+    assert 0 < looking.step(batch) < float("inf")
 
 
 def test_dataset_scales_give_each_datasets_queries_their_own_temperature(tiny_data, tmp_path):
