@@ -20,10 +20,10 @@ class BatchClassificationLoss(nn.Module):
 
     With ``groups`` > 1 each group of queries (`model.train`: each dataset) learns its own
     temperature, and every call names each query's group (``query_groups``). Why: one shared
-    temperature is a compromise between a colourway query, which has one right answer and
-    gains from a sharp softmax, and a products query, whose batch holds other items that
-    satisfy it as well, each pushed away harder the sharper the softmax (README, stages 10-12).
-    Ranking never sees the temperature, so this changes training only.
+    temperature may be a compromise between a colourway query, which has one right answer, and
+    a products query, whose batch holds other items that satisfy it as well (README, stages
+    10-12). Measured: the per-dataset temperatures climbed together (stage 14). Ranking never
+    sees the temperature, so this changes training only.
     """
 
     def __init__(self, init_scale: float = 10.0, max_scale: float = 100.0, groups: int = 1):

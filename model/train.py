@@ -116,7 +116,8 @@ class TrainConfig:
     # attributes (its relevant set: hit@10, P@10), the cross-entropy rewards only the exact one.
     look_weight: float = 0.0
     # One learned temperature per dataset instead of one for all (model.loss): colourway
-    # queries gained and products lost as the one shared temperature climbed (stages 10-12).
+    # queries gained and products lost as the one shared temperature climbed (stages 10-12);
+    # the demo checkpoint's run (stage 14) has it, though its three temperatures rose together.
     dataset_scales: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
 
