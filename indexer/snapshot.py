@@ -51,7 +51,7 @@ class SnapshotKey:
     collection: str  # db.collection of the items
     fingerprint: str  # model fingerprint of the vectors
     build_id: str  # _id of the finished build record the vectors were loaded at
-    kind: str  # flat | hnsw
+    kind: str  # SearchConfig.index: auto | flat | hnsw
     params: str  # index parameters that shape the stored index (HNSW M, efConstruction)
 
     @property
@@ -157,7 +157,7 @@ class SnapshotStore:
             raise ValueError(f"index holds {index.ntotal} x {index.d}, ids {len(ids)}, manifest "
                              f"{n} x {dim}")
         labels = None
-        if manifest["kind"] == "hnsw":
+        if manifest["kind"] == "hnsw" or "labels.npy" in manifest["files"]:  # older "auto"
             labels = np.load(folder / "labels.npy", mmap_mode="r")
             vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         else:  # the flat index's own storage, viewed without a copy (sorted order)
@@ -195,7 +195,8 @@ class SnapshotStore:
                 np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
             files = {p.name: {"size": p.stat().st_size, "crc32": _crc32(p)}
                      for p in sorted(tmp.iterdir())}
-            manifest = {"format": FORMAT, "key": asdict(key), "kind": key.kind,
+            kind = "flat" if labels is None else "hnsw"  # what was built, not the setting
+            manifest = {"format": FORMAT, "key": asdict(key), "kind": kind,
                         "count": int(len(ids)), "dim": int(vectors.shape[1]),
                         "ranges": {c: list(r) for c, r in ranges.items()}, "files": files,
                         "written_at": time.time(), "pid": os.getpid()}

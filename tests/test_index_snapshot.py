@@ -33,17 +33,18 @@ def one_folder(root) -> list:
     return [p for p in root.rglob("manifest.json")]
 
 
-@pytest.mark.parametrize("index", ["flat", "hnsw"])
+@pytest.mark.parametrize("index", ["flat", "hnsw", "auto"])  # auto: HNSW above 100 vectors
 def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, index, caplog):
     store, docs, queries = catalog
-    config = SearchConfig(index=index, snapshot_dir=str(tmp_path / "snaps"))
+    config = SearchConfig(index=index, hnsw_threshold=100, snapshot_dir=str(tmp_path / "snaps"))
     caplog.set_level(logging.INFO, logger="indexer.search")
     first = CatalogSearch(store, "fp", config)
     assert first.faiss_index is not None and snapshot_reasons(caplog) == ["index snapshot missing"]
     assert len(one_folder(tmp_path / "snaps")) == 1
     second = CatalogSearch(store, "fp", config)
     assert second.load_source == "snapshot" and first.load_source == "database"
-    assert second.index_kind == index and second.size == 300 and second.dim == 24
+    assert second.index_kind == first.index_kind == ("hnsw" if index == "auto" else index)
+    assert second.size == 300 and second.dim == 24
     assert second.categories == first.categories == {c: 100 for c in CATS}
     for q in queries:
         assert second.search(q, 10) == first.search(q, 10)

@@ -22,6 +22,13 @@ from project_settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_MS = 5000  # fail fast: a missing server should be reported in seconds
+# How long a heartbeat may wait for an answer. pymongo's monitor uses connectTimeoutMS as its
+# socket timeout and, when a heartbeat times out, cancels every operation in flight on that
+# server ("operation cancelled"). SecantusDB answers nothing while it materialises a large
+# result, about a minute for the app's load of a million vectors, so a 5 s heartbeat made
+# such a catalog impossible to load. Failing fast is kept by serverSelectionTimeoutMS (a
+# server that is down refuses connections at once).
+HEARTBEAT_TIMEOUT_MS = 300_000
 
 _USERINFO = re.compile(r"^(mongodb(?:\+srv)?://)([^@/]*)@")
 
@@ -39,7 +46,8 @@ def mask_uri(uri: str) -> str:
 def connect(uri: str, timeout_ms: int = CONNECT_TIMEOUT_MS, **client_kwargs) -> pymongo.MongoClient:
     """A client that has answered a ping; DatabaseUnavailableError (URI masked) otherwise."""
     client = pymongo.MongoClient(
-        uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, **client_kwargs
+        uri, serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=max(timeout_ms, HEARTBEAT_TIMEOUT_MS), **client_kwargs
     )
     try:
         client.admin.command("ping")
