@@ -157,7 +157,7 @@ class SnapshotStore:
             raise ValueError(f"index holds {index.ntotal} x {index.d}, ids {len(ids)}, manifest "
                              f"{n} x {dim}")
         labels = None
-        if manifest["kind"] == "hnsw" or "labels.npy" in manifest["files"]:  # older "auto"
+        if "labels.npy" in manifest["files"]:  # HNSW: also when an older manifest says "auto"
             labels = np.load(folder / "labels.npy", mmap_mode="r")
             vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         else:  # the flat index's own storage, viewed without a copy (sorted order)
