@@ -5,6 +5,7 @@ naming the reason, and the snapshot is rewritten."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -53,6 +54,14 @@ def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, 
             assert got == first.search(q, 5, category=cat)
             assert [i for i, _ in got] == brute_force(docs, q, 5, cat)[0]
     assert second.random_id("shirt") in {d["_id"] for d in docs if d["category"] == "shirt"}
+    manifest_file = one_folder(tmp_path / "snaps")[0]
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["kind"] == first.index_kind  # what was built, not the setting
+    if index == "auto":  # a manifest from before that fix says "auto": still read as HNSW
+        manifest_file.write_text(json.dumps(manifest | {"kind": "auto"}))
+        third = CatalogSearch(store, "fp", config)
+        assert third.load_source == "snapshot" and third.index_kind == "hnsw"
+        assert third.search(queries[0], 10) == first.search(queries[0], 10)
 
 
 def test_a_new_build_makes_the_snapshot_stale_and_replaces_it(catalog, mongo_collection,
