@@ -1,0 +1,114 @@
+"""Average the weights of checkpoints fine-tuned from one start: a "model soup".
+
+Why: runs fine-tuned from the same checkpoint sit in one basin of the loss, so a weighted mean
+of their weights is itself a working model (Wortsman et al., "Model soups", ICML 2022), and it
+often keeps what each run was best at where choosing one run keeps only its own trade-off.
+Here the runs of stages 11 and 14 (README, Training) trade the real-photo products split
+against H&M colourways; their soup is one checkpoint in the usual format, costs no training
+and encodes exactly as fast as either.
+
+    python -m model.soup --checkpoints RUN_A/best RUN_B/best [--weights 0.5 0.5] --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from model.config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SoupConfig:
+    checkpoints: list[str]
+    out: str
+    weights: list[float] = field(default_factory=list)  # empty: uniform
+
+
+def soup_weights(count: int, weights: list[float]) -> list[float]:
+    """The mixing weights, normalised to sum 1 (uniform when none are given)."""
+    if count < 2:
+        raise ValueError("a soup needs at least two checkpoints")
+    if not weights:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} checkpoints")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError("weights must be non-negative and not all zero")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]
+                   ) -> dict[str, torch.Tensor]:
+    """Weighted mean of float tensors (accumulated in float32, stored in the first state's
+    dtype); every other tensor must be equal across the states."""
+    names = set(states[0])
+    for i, state in enumerate(states[1:], start=1):
+        if set(state) != names:
+            diff = sorted(names ^ set(state))
+            raise CheckpointError(f"checkpoint {i} holds other weights (e.g. {diff[:3]})")
+    mixed: dict[str, torch.Tensor] = {}
+    for name in sorted(names):
+        tensors = [state[name] for state in states]
+        if any(t.shape != tensors[0].shape for t in tensors):
+            raise CheckpointError(f"weight {name} has different shapes across checkpoints")
+        if not tensors[0].is_floating_point():
+            if any(not torch.equal(t, tensors[0]) for t in tensors):
+                raise CheckpointError(f"non-float weight {name} differs across checkpoints")
+            mixed[name] = tensors[0]
+            continue
+        total = sum(w * t.float() for w, t in zip(weights, tensors))
+        mixed[name] = total.to(tensors[0].dtype)
+    return mixed
+
+
+def make_soup(cfg: SoupConfig) -> str:
+    """Write the soup of `cfg.checkpoints` to `cfg.out`; return its fingerprint."""
+    weights = soup_weights(len(cfg.checkpoints), cfg.weights)
+    read = [read_checkpoint(path) for path in cfg.checkpoints]
+    model_cfg: ModelConfig = read[0][0]
+    for path, (other, _, _) in zip(cfg.checkpoints[1:], read[1:]):
+        if other != model_cfg:
+            raise CheckpointError(f"{path} has another architecture than {cfg.checkpoints[0]}")
+    starts = {(record.get("meta") or {}).get("init_from", {}).get("fingerprint")
+              for _, _, record in read}
+    if len(starts) != 1 or None in starts:
+        logger.warning("the checkpoints do not name one common start (init_from: %s); a soup "
+                       "of unrelated runs is rarely a working model", sorted(map(str, starts)))
+    state = average_states([s for _, s, _ in read], weights)
+    meta: dict[str, Any] = {"soup": [
+        {"checkpoint": path, "fingerprint": record.get("fingerprint"), "weight": w}
+        for path, (_, _, record), w in zip(cfg.checkpoints, read, weights)]}
+    digest = write_checkpoint(cfg.out, model_cfg, state, meta)
+    logger.info("soup of %d checkpoints (weights %s) -> %s (fingerprint %s)",
+                len(read), ", ".join(f"{w:.3f}" for w in weights), cfg.out, digest)
+    return digest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m model.soup", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("--checkpoints", nargs="+", required=True,
+                        help="checkpoint directories fine-tuned from one start")
+    parser.add_argument("--weights", nargs="*", type=float, default=[],
+                        help="one mixing weight per checkpoint (normalised; default uniform)")
+    parser.add_argument("--out", required=True, help="directory for the soup checkpoint")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        make_soup(SoupConfig(checkpoints=args.checkpoints, out=args.out, weights=args.weights))
+    except (CheckpointError, ValueError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+
+
+if __name__ == "__main__":
+    main()

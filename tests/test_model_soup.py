@@ -1,0 +1,64 @@
+"""`python -m model.soup`: weighted means of checkpoints, written and loaded like any other."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from model import CheckpointError, ModelConfig, build_retriever, load_retriever
+from model.checkpoint import read_checkpoint
+from model.soup import SoupConfig, main, make_soup, soup_weights
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two tiny checkpoints of one architecture that differ in every float weight."""
+    root = tmp_path_factory.mktemp("soup")
+    return (build_retriever(ModelConfig.tiny(), seed=0).save(root / "a"),
+            build_retriever(ModelConfig.tiny(), seed=1).save(root / "b"))
+
+
+def test_weights_are_normalised_and_checked():
+    assert soup_weights(2, []) == [0.5, 0.5]
+    assert soup_weights(2, [3, 1]) == [0.75, 0.25]
+    for count, weights in ((1, []), (2, [1.0]), (2, [-1.0, 2.0]), (2, [0.0, 0.0])):
+        with pytest.raises(ValueError):
+            soup_weights(count, weights)
+
+
+def test_soup_is_the_weighted_mean_and_loads(two_runs, tmp_path):
+    a, b = two_runs
+    make_soup(SoupConfig(checkpoints=[str(a), str(b)], weights=[3, 1], out=str(tmp_path / "s")))
+    _, state_a, _ = read_checkpoint(a)
+    _, state_b, _ = read_checkpoint(b)
+    _, mixed, record = read_checkpoint(tmp_path / "s")
+    changed = 0
+    for name, value in mixed.items():
+        if value.is_floating_point():
+            expected = (0.75 * state_a[name].float() + 0.25 * state_b[name].float())
+            torch.testing.assert_close(value.float(), expected.to(value.dtype).float())
+            changed += int(not torch.equal(value, state_a[name]))
+    assert changed > 0
+    assert [part["weight"] for part in record["meta"]["soup"]] == [0.75, 0.25]
+    retriever = load_retriever(tmp_path / "s")  # fingerprint and shapes checked on load
+    assert retriever.fingerprint == record["fingerprint"]
+
+
+def test_soup_of_one_run_with_itself_is_that_run(two_runs, tmp_path):
+    a, _ = two_runs
+    digest = make_soup(SoupConfig(checkpoints=[str(a), str(a)], out=str(tmp_path / "s")))
+    assert digest == read_checkpoint(a)[2]["fingerprint"]
+
+
+def test_other_architectures_are_refused(two_runs, tmp_path):
+    a, _ = two_runs
+    wider = build_retriever(replace(ModelConfig.tiny(), embed_dim=48), seed=0).save(tmp_path / "w")
+    with pytest.raises(CheckpointError, match="another architecture"):
+        make_soup(SoupConfig(checkpoints=[str(a), str(wider)], out=str(tmp_path / "s")))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoints", str(a), str(wider), "--out", str(tmp_path / "s")])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "s").exists()
