@@ -201,7 +201,7 @@ def run_baselines(cfg: AccuracyConfig, data: list[Data], bank, meta: dict,
     rows = bank.index
     embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
     embed.prepare(eval_caption(t.captions) for d in data for t in d.val.triplets)
-    val_queries = cfg.max_val_queries or meta.get("train", {}).get(
+    val_queries = cfg.max_val_queries or _train_record(meta).get(
         "max_val_queries") or 1000  # what the checkpoint's own epoch selection used
     train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
     training = {}
@@ -275,8 +275,18 @@ def reused_baselines(cfg: AccuracyConfig, results: dict[str, dict[str, dict]]) -
     return reused
 
 
+def _train_record(meta: dict) -> dict:
+    """The training configuration in a checkpoint's meta (a soup's: its first part's)."""
+    return meta.get("train") or next((p["train"] for p in meta.get("soup", []) if "train" in p),
+                                     {})
+
+
 def _training_summary(meta: dict) -> dict:
-    """What the checkpoint was trained on and for how long (from its config.json)."""
+    """What the checkpoint was trained on and for how long (from its config.json); for a soup
+    (`python -m model.soup`), that of each part."""
+    if "soup" in meta:
+        return {"soup": [_training_summary(part) | {"weight": part.get("weight")}
+                         for part in meta["soup"]]}
     train = meta.get("train") or {}
     epochs, steps = meta.get("epoch"), train.get("steps_per_epoch")
     return {"datasets": train.get("annotations"), "epochs": epochs,

@@ -79,15 +79,18 @@ def make_soup(cfg: SoupConfig) -> str:
     for path, (other, _, _) in zip(cfg.checkpoints[1:], read[1:]):
         if other != model_cfg:
             raise CheckpointError(f"{path} has another architecture than {cfg.checkpoints[0]}")
-    starts = {(record.get("meta") or {}).get("init_from", {}).get("fingerprint")
-              for _, _, record in read}
+    metas = [record.get("meta") or {} for _, _, record in read]
+    starts = {(meta.get("init_from") or {}).get("fingerprint") for meta in metas}
     if len(starts) != 1 or None in starts:
         logger.warning("the checkpoints do not name one common start (init_from: %s); a soup "
                        "of unrelated runs is rarely a working model", sorted(map(str, starts)))
     state = average_states([s for _, s, _ in read], weights)
-    meta: dict[str, Any] = {"soup": [
-        {"checkpoint": path, "fingerprint": record.get("fingerprint"), "weight": w}
-        for path, (_, _, record), w in zip(cfg.checkpoints, read, weights)]}
+    meta: dict[str, Any] = {"soup": [  # each part keeps how it was trained (its epoch, its run)
+        {"checkpoint": path, "fingerprint": record.get("fingerprint"), "weight": w,
+         **{k: part[k] for k in ("epoch", "train") if k in part}}
+        for path, (_, _, record), part, w in zip(cfg.checkpoints, read, metas, weights)]}
+    if len(starts) == 1 and None not in starts:
+        meta["init_from"] = metas[0]["init_from"]
     digest = write_checkpoint(cfg.out, model_cfg, state, meta)
     logger.info("soup of %d checkpoints (weights %s) -> %s (fingerprint %s)",
                 len(read), ", ".join(f"{w:.3f}" for w in weights), cfg.out, digest)

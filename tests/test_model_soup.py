@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench import accuracy
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.checkpoint import read_checkpoint
 from model.soup import SoupConfig, main, make_soup, soup_weights
@@ -62,3 +63,17 @@ def test_other_architectures_are_refused(two_runs, tmp_path):
         main(["--checkpoints", str(a), str(wider), "--out", str(tmp_path / "s")])
     assert exit_info.value.code == 2
     assert not (tmp_path / "s").exists()
+
+
+def test_a_soup_remembers_its_parts_and_their_common_start(tmp_path):
+    start = {"checkpoint": "runs/start", "fingerprint": "0123456789abcdef"}
+    parts = [build_retriever(ModelConfig.tiny(), seed=s).save(
+        tmp_path / f"run{s}", meta={"init_from": start, "epoch": 3 + s,
+                                    "train": {"batch_size": 8, "seed": s}}) for s in (0, 1)]
+    make_soup(SoupConfig(checkpoints=[str(p) for p in parts], out=str(tmp_path / "s")))
+    meta = read_checkpoint(tmp_path / "s")[2]["meta"]
+    assert meta["init_from"] == start
+    assert [(p["epoch"], p["train"]["seed"]) for p in meta["soup"]] == [(3, 0), (4, 1)]
+    summary = accuracy._training_summary(meta)  # bench.accuracy reports each part
+    assert [p["epochs"] for p in summary["soup"]] == [3, 4]
+    assert accuracy._train_record(meta)["batch_size"] == 8
