@@ -81,7 +81,8 @@ def make_soup(cfg: SoupConfig) -> str:
             raise CheckpointError(f"{path} has another architecture than {cfg.checkpoints[0]}")
     metas = [record.get("meta") or {} for _, _, record in read]
     starts = {(meta.get("init_from") or {}).get("fingerprint") for meta in metas}
-    if len(starts) != 1 or None in starts:
+    common_start = len(starts) == 1 and None not in starts
+    if not common_start:
         logger.warning("the checkpoints do not name one common start (init_from: %s); a soup "
                        "of unrelated runs is rarely a working model", sorted(map(str, starts)))
     state = average_states([s for _, s, _ in read], weights)
@@ -89,7 +90,7 @@ def make_soup(cfg: SoupConfig) -> str:
         {"checkpoint": path, "fingerprint": record.get("fingerprint"), "weight": w,
          **{k: part[k] for k in ("epoch", "train") if k in part}}
         for path, (_, _, record), part, w in zip(cfg.checkpoints, read, metas, weights)]}
-    if len(starts) == 1 and None not in starts:
+    if common_start:
         meta["init_from"] = metas[0]["init_from"]
     digest = write_checkpoint(cfg.out, model_cfg, state, meta)
     logger.info("soup of %d checkpoints (weights %s) -> %s (fingerprint %s)",
