@@ -65,6 +65,23 @@ def test_other_architectures_are_refused(two_runs, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("second, weights, message", [
+    ("b", ["1"], "error: 1 weights for 2 checkpoints"),
+    ("b", ["0", "0"], "error: weights must be non-negative and not all zero"),
+    ("nowhere", [], "error: no checkpoint at"),
+])
+def test_the_command_line_answers_bad_input_with_one_message(two_runs, tmp_path, capsys, second,
+                                                              weights, message):
+    a, b = two_runs
+    other = b if second == "b" else tmp_path / second
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoints", str(a), str(other), "--out", str(tmp_path / "s"),
+              *(["--weights", *weights] if weights else [])])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_soup_remembers_its_parts_and_their_common_start(tmp_path):
     start = {"checkpoint": "runs/start", "fingerprint": "0123456789abcdef"}
     parts = [build_retriever(ModelConfig.tiny(), seed=s).save(
