@@ -87,6 +87,11 @@ class TrainConfig:
     grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
     kind_weight: float = 0.5  # weight of the keep-the-garment-kind loss (model.loss.kind_loss)
     group_by: str = "category"  # what a one-group batch shares: "category" or garment "kind"
+    # Which group a one-group batch comes from: with probability size ** group_balance
+    # (1: in proportion to its triplets; 0: every group of a dataset alike). Evaluation
+    # averages recall over categories, so a small category (products' dresses: 3% of its
+    # training triplets) weighs as much in the score as the largest (tops: 70%).
+    group_balance: float = 1.0
     # Initial inverse temperature of the loss (default: the model config's, 10). It is
     # learnable, but AdamW at these learning rates moved it by at most 10% in a run, so the
     # initial value is in effect the one trained with; higher sharpens the softmax onto hard
@@ -217,12 +222,15 @@ class TripletBatches:
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
                  dataset_weights: Sequence[float] | None = None, group_by: str = "category",
                  colourway_negatives: int = 0, fixed_captions: bool = False,
-                 with_looks: bool = False):
+                 with_looks: bool = False, group_balance: float = 1.0):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
         if colourway_negatives < 0:
             raise ValueError(f"colourway_negatives must be 0 (off) or more, not "
                              f"{colourway_negatives}")
+        if not 0.0 <= group_balance <= 1.0:
+            raise ValueError(f"group_balance must be between 0 (groups alike) and 1 (by "
+                             f"size), not {group_balance}")
         self.retriever, self.bank, self.flip = retriever, bank, flip
         self.fixed_captions = fixed_captions
         self.query_rows: dict[tuple[str, str], int] = {}  # (reference, caption) -> row
@@ -245,6 +253,7 @@ class TripletBatches:
         self.dataset_codes = {t.candidate: self.names.index(d.name)  # reference -> dataset
                               for d in datasets for t in d.train.triplets}
         self.batch_size, self.mixed_share, self.seed = batch_size, mixed_share, seed
+        self.group_balance = group_balance
         self.rng = random.Random(seed)
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
         self.kind_codes: dict[str, int] = {}  # image id -> code of (dataset, garment kind)
@@ -284,7 +293,8 @@ class TripletBatches:
         if rng.random() < self.mixed_share:
             pool = [t for g in groups for t in g]
         else:
-            pool = rng.choices(groups, weights=[len(g) for g in groups])[0]
+            pool = rng.choices(groups, weights=[len(g) ** self.group_balance
+                                                for g in groups])[0]
         return rng.sample(pool, min(self.batch_size, len(pool)))
 
     def epoch(self, epoch: int):
@@ -460,7 +470,8 @@ class Trainer:
                                       cfg.flip and not cfg.paths_only, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
                                       cfg.colourway_negatives, fixed_captions=cfg.paths_only,
-                                      with_looks=cfg.mask_lookalikes or cfg.look_weight > 0)
+                                      with_looks=cfg.mask_lookalikes or cfg.look_weight > 0,
+                                      group_balance=cfg.group_balance)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
@@ -565,7 +576,7 @@ class Trainer:
         self.retriever.invalidate_fingerprint()
         seconds = time.perf_counter() - started
         stats = {"loss": float(np.mean(losses)), "seconds": seconds,
-                 "scales": dict(zip(self.batches.names, self.loss.scales()))
+                 "scales": dict(zip(self.batches.names, self.loss.scales(), strict=True))
                  if self.cfg.dataset_scales else {"all": self.loss.scales()[0]},
                  "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
         if self.memo is not None:  # how many token-block passes the memo has paid for so far
@@ -650,6 +661,9 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--group-by", default=defaults.group_by, choices=GROUP_BY,
                    help="what the triplets of a one-group (not mixed) batch share: the "
                    "category, or the target's garment kind (product type where known)")
+    p.add_argument("--group-balance", type=float, default=defaults.group_balance,
+                   help="a one-group batch picks its group with probability size ** this "
+                   "(1: by size, the default; 0.5: by the square root; 0: groups alike)")
     p.add_argument("--logit-scale", type=float, default=defaults.logit_scale,
                    help="initial inverse temperature of the loss (default: the model's, 10)")
     p.add_argument("--freeze-scale", action="store_true",
@@ -699,6 +713,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
+        group_balance=a.group_balance,
         logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
         mask_lookalikes=a.mask_lookalikes, dataset_scales=a.dataset_scales,
         look_weight=a.look_weight,

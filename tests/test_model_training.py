@@ -162,6 +162,20 @@ def test_mixed_batches_mix_categories_and_group_batches_do_not(tmp_path):
         assert all(len(trainer.batches.draw(rng)) == 16 for _ in range(5))
 
 
+def test_group_balance_gives_small_groups_their_share_of_group_batches(tmp_path):
+    # "round" holds a third of the triplets and "angular" two thirds: by size (balance 1)
+    # a third of the group batches are round, with every group alike (balance 0) half.
+    data = _two_category_data(tmp_path / "d")
+    for balance, expected in ((1.0, 1 / 3), (0.0, 1 / 2)):
+        trainer = Trainer(tiny_train_config(data, tmp_path / f"run{balance}", mixed_share=0.0,
+                                            group_balance=balance, batch_size=4))
+        rng = random.Random(0)
+        share = sum(trainer.batches.draw(rng)[0].category == "round" for _ in range(600)) / 600
+        assert abs(share - expected) < 0.06, (balance, share)
+    with pytest.raises(ValueError, match="group_balance"):
+        Trainer(tiny_train_config(data, tmp_path / "bad", group_balance=1.5))
+
+
 def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
     # One category ("shapes") holding three product types (the shape), as H&M's "upper" holds
     # T-shirts, blouses and hoodies: grouping by kind gives batches of one product type.
