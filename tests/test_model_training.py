@@ -17,7 +17,7 @@ from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
 from model.feature_cache import extract_features
 from model.token_memo import memo_key
-from model.train import TrainConfig, Trainer, flip_grid
+from model.train import TrainConfig, Trainer, flip_grid, parse_args
 from model.train import main as train_main
 from tests.tiny_dataset import write_tiny_dataset
 
@@ -174,6 +174,9 @@ def test_group_balance_gives_small_groups_their_share_of_group_batches(tmp_path)
         assert abs(share - expected) < 0.06, (balance, share)
     with pytest.raises(ValueError, match="group_balance"):
         Trainer(tiny_train_config(data, tmp_path / "bad", group_balance=1.5))
+    where = ["--annotations", str(data), "--images", str(data / "images")]
+    assert parse_args(where).group_balance == 1.0
+    assert parse_args([*where, "--group-balance", "0.5"]).group_balance == 0.5
 
 
 def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
