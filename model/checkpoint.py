@@ -43,6 +43,9 @@ def write_checkpoint(directory: str | Path, cfg: ModelConfig, state: dict[str, t
     state = {k: v.contiguous() for k, v in state.items()}
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp))
+    # safetensors creates the file owner-only (0600), but a checkpoint is read by other users
+    # (an app container, a colleague, a shared volume): owner writes, everyone reads
+    tmp.chmod(0o644)
     tmp.replace(directory / WEIGHTS_FILE)
     digest = fingerprint(cfg, state)
     record = {"model": cfg.to_dict(), "fingerprint": digest, "meta": meta}

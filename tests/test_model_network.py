@@ -129,6 +129,11 @@ def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
     np.testing.assert_array_equal(again.encode_targets([image]), tiny.encode_targets([image]))
 
 
+def test_saved_weights_are_readable_by_other_users(tiny, tmp_path):
+    tiny.save(tmp_path / "ck")  # safetensors alone writes 0600: an app container could not read it
+    assert (tmp_path / "ck" / "weights.safetensors").stat().st_mode & 0o777 == 0o644
+
+
 def test_float16_checkpoint_is_close_and_smaller(tmp_path):
     r32 = build_retriever(ModelConfig.tiny(), seed=1)
     cfg16 = ModelConfig.tiny()
