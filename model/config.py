@@ -18,7 +18,8 @@ RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parame
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
-LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256}
+LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
+                "reference_grid": None}
 PATH_OF_FIELD = {"sentence_hidden": "sentence_path"}  # a field that shapes only this path
 
 
@@ -52,6 +53,11 @@ class ModelConfig:
     global_path: bool = True  # residual pooled-feature term on both sides (GlobalPath)
     sentence_path: bool = False  # residual image + sentence combiner on f_ref (SentencePath)
     sentence_hidden: int = 128  # width of the SentencePath's MLP (128 keeps weights <= 25 MB)
+    # Side of the whole-image grid the reference block fuses with the words (None: the
+    # backbone's grid, 7x7 at 224 px); a smaller side average-pools the grid first. The fused
+    # pass costs in proportion to its tokens, so this is the query-time lever (README, Query
+    # latency); the target block always reads the full grid.
+    reference_grid: int | None = None
 
     @classmethod
     def tiny(cls) -> ModelConfig:

@@ -83,6 +83,18 @@ class BatchClassificationLoss(nn.Module):
             loss = loss + look_weight * kind_loss(logits[:, :n], looks[0], looks[1][:n], ids)
         return loss
 
+    def distillation(self, f_ref: torch.Tensor, teacher_ref: torch.Tensor, f_tar: torch.Tensor,
+                     target_ids: torch.Tensor | None = None,
+                     query_groups: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(teacher || student) of each query's softmax over the batch's targets, at this
+        loss's temperature(s): the student learns the teacher's whole ranking of the batch,
+        not only where the own target lands (`model.train --distill`)."""
+        student = self.get_logits(f_ref, f_tar, target_ids, query_groups=query_groups)
+        with torch.no_grad():
+            teacher = self.get_logits(teacher_ref, f_tar, target_ids, query_groups=query_groups)
+        return F.kl_div(student.log_softmax(dim=-1), teacher.log_softmax(dim=-1),
+                        reduction="batchmean", log_target=True)
+
 
 def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Tensor,
               target_ids: torch.Tensor | None = None,

@@ -44,6 +44,17 @@ class AttentionPool(nn.Module):
         return self.norm(out + q), weights  # (B, Q, H), (B, Q, T)
 
 
+def pooling_matrix(side: int, out: int) -> torch.Tensor:
+    """(out*out, side*side) weights that average a side x side grid of tokens into out x out
+    cells with adaptive_avg_pool2d's bins, as one matrix product: it exports to ONNX for any
+    pair of sizes (the adaptive pooling op does not when out does not divide side)."""
+    axis = torch.zeros(out, side)
+    for i in range(out):
+        start, end = (i * side) // out, -((-(i + 1) * side) // out)  # floor, ceil
+        axis[i, start:end] = 1.0 / (end - start)
+    return torch.einsum("ar,bc->abrc", axis, axis).reshape(out * out, side * side)
+
+
 class ImageTokens(nn.Module):
     """Project backbone features to the hidden size and derive landmark tokens.
 
@@ -79,10 +90,17 @@ class ReferenceBlock(nn.Module):
     same vector for every input, which stalled training at chance level.
     """
 
-    def __init__(self, cfg: ModelConfig, text_model: nn.Module):
+    def __init__(self, cfg: ModelConfig, text_model: nn.Module, grid: int):
         super().__init__()
         self.text = text_model
         hidden = text_model.config.hidden_size
+        self.register_buffer("pool", None, False)  # cfg.reference_grid: fewer whole tokens
+        if cfg.reference_grid is not None:
+            if not 1 <= cfg.reference_grid <= grid:
+                raise ValueError(f"reference_grid must be between 1 and the backbone grid "
+                                 f"({grid}), not {cfg.reference_grid}")
+            if cfg.reference_grid < grid:  # not a parameter: checkpoints keep their keys
+                self.register_buffer("pool", pooling_matrix(grid, cfg.reference_grid), False)
         self.type_embed = nn.Embedding(3, hidden)
         self.image_norm = nn.LayerNorm(hidden, eps=text_model.config.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
@@ -91,7 +109,10 @@ class ReferenceBlock(nn.Module):
     def image_sequence(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         for kind, name in ((WHOLE, "whole"), (CROP, "crop"), (LANDMARK, "landmark")):
-            parts.append(tokens[name] + tokens[f"{name}_pos"] + self.type_embed.weight[kind])
+            token = tokens[name] + tokens[f"{name}_pos"]
+            if kind == WHOLE and self.pool is not None:
+                token = self.pool.to(token.dtype) @ token  # (B, r*r, H)
+            parts.append(token + self.type_embed.weight[kind])
         return self.dropout(self.image_norm(torch.cat(parts, dim=1)))  # (B, G+Tc+K, H)
 
     def embed_text(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -219,7 +240,7 @@ class FashionVLP(nn.Module):
         super().__init__()
         hidden = text_model.config.hidden_size
         self.tokens = ImageTokens(cfg, channels, grid, hidden)
-        self.reference = ReferenceBlock(cfg, text_model)
+        self.reference = ReferenceBlock(cfg, text_model, grid)
         self.target = TargetBlock(cfg, hidden)
         self.global_path = GlobalPath(channels, cfg.embed_dim) if cfg.global_path else None
         self.sentence_path = (SentencePath(channels, hidden, cfg.sentence_hidden, cfg.embed_dim,

@@ -253,6 +253,21 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
     return grown.to(retriever.device)
 
 
+def with_reference_grid(retriever: Retriever, side: int | None) -> Retriever:
+    """The same weights with the reference block reading a ``side`` x ``side`` pooled grid
+    (None: the full grid). The pooling has no parameters, so every weight carries over; the
+    starting point of a cheaper query encoder trained by ``model.train --distill``."""
+    if side == retriever.cfg.reference_grid:
+        return retriever
+    logger.info("reference block reads a %s whole-image grid", f"{side}x{side}" if side
+                else "full")
+    pooled = build_retriever(dataclasses.replace(retriever.cfg, reference_grid=side))
+    pooled.encoder.load_state_dict(retriever.encoder.state_dict())
+    pooled.net.load_state_dict(retriever.net.state_dict())
+    pooled.meta = dict(retriever.meta)
+    return pooled.to(retriever.device)
+
+
 def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = None
                    ) -> Retriever:
     """Load a checkpoint directory (or its config.json / weights file) onto ``device``

@@ -50,12 +50,19 @@ from model.evaluate import (
 from model.feature_cache import FeatureBank, extract_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
-from model.retriever import Retriever, build_retriever, load_retriever, with_residual_paths
+from model.retriever import (
+    Retriever,
+    build_retriever,
+    load_retriever,
+    with_reference_grid,
+    with_residual_paths,
+)
 from model.token_memo import TokenOutputMemo, memo_key
 
 logger = logging.getLogger(__name__)
 
 GROUP_BY = ("category", "kind")
+DISTILLED_PREFIXES = ("reference.", "sentence_path.")  # what --distill trains: the query side
 
 
 @dataclass
@@ -124,6 +131,14 @@ class TrainConfig:
     # queries gained and products lost as the one shared temperature climbed (stages 10-12);
     # the demo checkpoint's run (stage 14) has it, though its three temperatures rose together.
     dataset_scales: bool = False
+    # Weight of the distillation term (0: off). The checkpoint at --init-from, frozen, is the
+    # teacher; the model trains only its reference side (reference block and sentence path)
+    # towards the teacher's ranking of the batch's targets (KL of the two softmaxes) beside the
+    # usual loss. Targets, shared image tokens and the global path stay the teacher's, so a
+    # catalog indexed with the teacher keeps its vectors. Why: a cheaper reference block
+    # (model.reference_grid) for faster queries without re-indexing; batches come as with
+    # --paths-only, whose token memo holds the teacher's outputs.
+    distill: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -442,6 +457,8 @@ class Trainer:
         elif cfg.init_from:
             self.retriever = load_retriever(cfg.init_from, engine="eager")
             self.retriever = with_residual_paths(self.retriever, cfg.model)
+            if cfg.model.reference_grid is not None:
+                self.retriever = with_reference_grid(self.retriever, cfg.model.reference_grid)
             self.retriever.meta = {"init_from": {"checkpoint": cfg.init_from,
                                                  "fingerprint": self.retriever.fingerprint}}
             logger.info("fine-tuning %s (fingerprint %s)", cfg.init_from,
@@ -463,13 +480,17 @@ class Trainer:
                                                                                      self.bank)
         if cfg.paths_only and cfg.grounding > 0:
             raise ValueError("--grounding trains the token blocks, which --paths-only freezes")
+        if cfg.distill > 0 and (cfg.paths_only or cfg.grounding > 0 or not cfg.init_from):
+            raise ValueError("--distill needs --init-from (the teacher) and trains the reference "
+                             "side alone: not with --paths-only or --grounding")
         if cfg.dataset_scales and cfg.grounding > 0:
             raise ValueError("--grounding's image <-> text pairs belong to no dataset, so "
                              "they have no temperature under --dataset-scales")
+        memoised = cfg.paths_only or cfg.distill > 0
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
-                                      cfg.flip and not cfg.paths_only, cfg.seed,
+                                      cfg.flip and not memoised, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
-                                      cfg.colourway_negatives, fixed_captions=cfg.paths_only,
+                                      cfg.colourway_negatives, fixed_captions=memoised,
                                       with_looks=cfg.mask_lookalikes or cfg.look_weight > 0,
                                       group_balance=cfg.group_balance)
         if len(self.batches) == 0:
@@ -483,19 +504,26 @@ class Trainer:
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
         self.memo, self.memo_file = None, None
-        if cfg.paths_only:
+        if memoised:
+            trained = RESIDUAL_PREFIXES if cfg.paths_only else DISTILLED_PREFIXES
             for name, param in self.retriever.net.named_parameters():
-                param.requires_grad_(name.startswith(RESIDUAL_PREFIXES))
-            self.memo = TokenOutputMemo(self.retriever.net, len(self.batches.triplets),
+                param.requires_grad_(param.requires_grad and name.startswith(trained))
+            # The memo holds the frozen blocks' outputs (paths only) or the teacher's (distill)
+            teacher = self.retriever
+            if cfg.distill > 0:
+                teacher = load_retriever(cfg.init_from, engine="eager").to(self.device)
+                teacher.net.requires_grad_(False)
+            self.memo = TokenOutputMemo(teacher.net, len(self.batches.triplets),
                                         len(self.bank.index), self.device)
             if cfg.cache_dir:
-                key = memo_key(self.retriever.net, self.retriever.cfg,
-                               self.retriever.encoder.cache_key)
+                key = memo_key(teacher.net, teacher.cfg, teacher.encoder.cache_key)
                 self.memo_file = Path(cfg.cache_dir) / "token_memo" / f"{key}.pt"
                 self.memo.load(self.memo_file, self.batches.query_rows,
                                self.batches.query_keys(), self.batches.target_codes)
-            logger.info("training only %s over frozen token blocks",
-                        ", ".join(n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
+            logger.info("training only %s", "the reference side, distilled from " + cfg.init_from
+                        if cfg.distill > 0 else ", ".join(
+                            n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n))
+                        + " over frozen token blocks")
         rates = {"reference.text.": cfg.text_lr,  # 0 freezes a path
                  "sentence_path.": cfg.lr if cfg.path_lr is None else cfg.path_lr}
         if cfg.global_lr is not None:  # its own group only then: older train states resume
@@ -531,6 +559,10 @@ class Trainer:
         with autocast(self.device):
             forward = self.retriever.net if self.memo is None else self.memo
             f_ref, f_tar = forward(batch)
+            if self.cfg.distill > 0:  # the memo gave the teacher's f_ref: the student's now
+                teacher_ref, f_ref = f_ref, self.retriever.net.encode_reference(
+                    batch["ref_whole"], batch["ref_crop"], batch["input_ids"],
+                    batch["attention_mask"])
         looks = (batch["query_looks"], batch["target_looks"]) if "query_looks" in batch else None
         lookalikes = (looks[0][:, None] == looks[1][None, :]
                       if looks is not None and self.cfg.mask_lookalikes else None)
@@ -539,6 +571,10 @@ class Trainer:
                          lookalikes, batch["query_datasets"], looks, self.cfg.look_weight)
         if self.grounding:
             loss = loss + self.cfg.grounding * self.grounding_loss()
+        if self.cfg.distill > 0:
+            loss = loss + self.cfg.distill * self.loss.distillation(
+                f_ref.float(), teacher_ref.float(), f_tar.float(), batch["target_ids"],
+                batch["query_datasets"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
@@ -687,6 +723,12 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--paths-only", action="store_true",
                    help="train only the residual paths over frozen token blocks, whose outputs "
                    "are computed once per triplet (no flips, one fixed caption per triplet)")
+    p.add_argument("--distill", type=float, default=defaults.distill,
+                   help="weight of a distillation term: train only the reference side towards "
+                   "the --init-from checkpoint's ranking of each batch (default 0: off)")
+    p.add_argument("--reference-grid", type=int, default=mdefaults.reference_grid,
+                   help="side of the pooled whole-image grid the reference block reads "
+                   "(default: the backbone's full grid)")
     p.add_argument("--sentence-hidden", type=int, default=mdefaults.sentence_hidden,
                    help="width of the sentence path's MLP")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last exists")
@@ -704,6 +746,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     model.global_path = not a.no_global_path
     model.sentence_path = a.sentence_path
     model.sentence_hidden = a.sentence_hidden
+    model.reference_grid = a.reference_grid
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
@@ -717,7 +760,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
         mask_lookalikes=a.mask_lookalikes, dataset_scales=a.dataset_scales,
         look_weight=a.look_weight,
-        paths_only=a.paths_only, freeze_scale=a.freeze_scale,
+        paths_only=a.paths_only, freeze_scale=a.freeze_scale, distill=a.distill,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

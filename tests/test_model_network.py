@@ -14,7 +14,8 @@ from PIL import Image
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.checkpoint import fingerprint, read_checkpoint
 from model.loss import BatchClassificationLoss, kind_loss
-from model.retriever import with_residual_paths
+from model.network import pooling_matrix
+from model.retriever import with_reference_grid, with_residual_paths
 from tests.tiny_dataset import draw
 
 
@@ -251,7 +252,8 @@ def test_sentence_path_follows_the_words_and_ignores_padding(tiny):
     assert torch.allclose(alone[0], sentence[0], atol=1e-5)  # padding does not leak in
 
 
-@pytest.mark.parametrize("field, legacy", [("global_path", False), ("sentence_hidden", 256)])
+@pytest.mark.parametrize("field, legacy", [("global_path", False), ("sentence_hidden", 256),
+                                           ("reference_grid", None)])
 def test_checkpoint_from_before_a_field_loads_with_its_fingerprint(tmp_path, field, legacy):
     """A config.json written before ``field`` existed loads with the field at the value that
     reproduces its architecture (the sentence path was 256 wide), and keeps its id."""
@@ -266,6 +268,35 @@ def test_checkpoint_from_before_a_field_loads_with_its_fingerprint(tmp_path, fie
     loaded = load_retriever(tmp_path / "ck")
     assert getattr(loaded.cfg, field) == legacy and loaded.net.global_path is None
     assert loaded.fingerprint == old.fingerprint == record["fingerprint"]
+
+
+@pytest.mark.parametrize("side, out", [(7, 3), (7, 2), (3, 2), (4, 2), (5, 1)])
+def test_pooling_matrix_is_adaptive_average_pooling(side, out):
+    grid = torch.randn(2, side * side, 5)
+    want = torch.nn.functional.adaptive_avg_pool2d(
+        grid.transpose(1, 2).reshape(2, 5, side, side), out).flatten(2).transpose(1, 2)
+    assert torch.allclose(pooling_matrix(side, out) @ grid, want, atol=1e-6)
+
+
+def test_reference_grid_pools_only_the_reference_sides_whole_image_tokens():
+    """Same weights, a smaller grid: the query encoding changes, the target encoding does not;
+    the backbone's own side is no pooling at all; a side beyond it is refused."""
+    full = build_retriever(ModelConfig.tiny(), seed=8)  # tiny grid: 3x3
+    pooled = with_reference_grid(full, 2)
+    whole = torch.randn(2, 9, full.encoder.channels)
+    crop = torch.randn(2, 4, full.encoder.channels)
+    texts = ["is blue", "has long sleeves"]
+    with torch.no_grad():
+        assert torch.equal(pooled.net.encode_target(whole, crop),
+                           full.net.encode_target(whole, crop))
+    assert not torch.allclose(pooled.encode_reference_features(whole, crop, texts),
+                              full.encode_reference_features(whole, crop, texts), atol=1e-4)
+    same = with_reference_grid(full, 3)
+    assert torch.equal(same.encode_reference_features(whole, crop, texts),
+                       full.encode_reference_features(whole, crop, texts))
+    assert pooled.trained_state().keys() == full.trained_state().keys()
+    with pytest.raises(ValueError, match="reference_grid"):
+        with_reference_grid(full, 4)
 
 
 def test_sentence_path_width_is_hashed_only_while_the_path_is_on():

@@ -16,6 +16,7 @@ from model import ModelConfig, build_retriever, load_retriever
 from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
 from model.feature_cache import extract_features
+from model.loss import make_loss
 from model.token_memo import memo_key
 from model.train import TrainConfig, Trainer, flip_grid, parse_args
 from model.train import main as train_main
@@ -503,3 +504,48 @@ def test_grounding_loss_ties_images_to_their_descriptions(tmp_path):
     for _ in range(15):
         trainer.step(trainer.batches.batch(trainer.batches.triplets[:8]))
     assert loss_on_the_same_pairs() < first
+
+
+def _distill_config(tiny_data, tmp_path):
+    teacher = build_retriever(dataclasses.replace(ModelConfig.tiny(), sentence_path=True,
+                                                  sentence_hidden=8), seed=7)
+    teacher.save(tmp_path / "teacher")
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "teacher"),
+                            distill=1.0, epochs=2, text_lr=1e-3)
+    cfg.model = dataclasses.replace(cfg.model, reference_grid=2)
+    return teacher, cfg
+
+
+def test_distill_trains_a_pooled_reference_side_and_keeps_the_teachers_targets(tiny_data,
+                                                                               tmp_path):
+    """A cheaper reference block learns from the teacher while every target vector (and so
+    every catalog indexed with the teacher) stays exactly the teacher's."""
+    teacher, cfg = _distill_config(tiny_data, tmp_path)
+    trainer = Trainer(cfg)
+    assert trainer.retriever.cfg.reference_grid == 2
+    assert not any(p.requires_grad for p in trainer.memo.net.parameters())
+    trainer.fit()
+    student = load_retriever(tmp_path / "run" / "last", engine="eager")
+    assert student.cfg.reference_grid == 2 and student.fingerprint != teacher.fingerprint
+    before, after = teacher.trained_state(), student.trained_state()
+    moved = {k for k in after if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("net.reference.", "net.sentence_path.")) for k in moved)
+    whole = torch.randn(3, 9, teacher.encoder.channels)
+    crop = torch.randn(3, 4, teacher.encoder.channels)
+    with torch.no_grad():
+        assert torch.equal(student.net.encode_target(whole, crop),
+                           teacher.net.encode_target(whole, crop))
+    with pytest.raises(ValueError, match="--distill needs --init-from"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "p"), paths_only=True))
+    with pytest.raises(ValueError, match="--distill needs --init-from"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "i"), init_from=None))
+
+
+def test_distillation_term_is_zero_only_for_the_teachers_own_ranking():
+    loss = make_loss(ModelConfig.tiny())
+    f_tar = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    teacher = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    ids = torch.tensor([0, 1, 2, 3, 4, 0])  # a duplicate target is masked for both
+    assert loss.distillation(teacher, teacher, f_tar, ids).abs().item() < 1e-6
+    other = torch.nn.functional.normalize(teacher + 0.5 * torch.randn(6, 8), dim=-1)
+    assert loss.distillation(other, teacher, f_tar, ids).item() > 1e-3
