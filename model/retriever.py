@@ -253,19 +253,33 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
     return grown.to(retriever.device)
 
 
-def with_reference_grid(retriever: Retriever, side: int | None) -> Retriever:
-    """The same weights with the reference block reading a ``side`` x ``side`` pooled grid
-    (None: the full grid). The pooling has no parameters, so every weight carries over; the
-    starting point of a cheaper query encoder trained by ``model.train --distill``."""
-    if side == retriever.cfg.reference_grid:
+def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | None
+                    ) -> Retriever:
+    """The same weights in a cheaper reference side: the whole-image grid average-pooled to
+    ``grid`` x ``grid`` (None: the full grid) and only the first ``text_layers`` layers of the
+    text transformer (None: all the checkpoint has). Pooling has no weights and dropped layers
+    leave the rest as they were, so nothing starts random: the starting point of a faster
+    query encoder trained by ``model.train --distill``. The target side is untouched."""
+    have = len(retriever.net.reference.text.encoder.layer)
+    keep = have if text_layers is None else text_layers
+    if not 1 <= keep <= have:
+        raise ValueError(f"text_layers must be between 1 and the {have} the checkpoint has, "
+                         f"not {text_layers}")
+    cfg = dataclasses.replace(retriever.cfg, reference_grid=grid,
+                              text_layers=retriever.cfg.text_layers if keep == have else keep)
+    if cfg == retriever.cfg:
         return retriever
-    logger.info("reference block reads a %s whole-image grid", f"{side}x{side}" if side
-                else "full")
-    pooled = build_retriever(dataclasses.replace(retriever.cfg, reference_grid=side))
-    pooled.encoder.load_state_dict(retriever.encoder.state_dict())
-    pooled.net.load_state_dict(retriever.net.state_dict())
-    pooled.meta = dict(retriever.meta)
-    return pooled.to(retriever.device)
+    logger.info("reference side: %s whole-image grid, %d of %d text layers",
+                f"{grid}x{grid}" if grid else "full", keep, have)
+    small = build_retriever(cfg)
+    small.encoder.load_state_dict(retriever.encoder.state_dict())
+    missing, unexpected = small.net.load_state_dict(retriever.net.state_dict(), strict=False)
+    dropped = tuple(f"reference.text.encoder.layer.{i}." for i in range(keep, have))
+    if missing or any(not k.startswith(dropped) for k in unexpected):
+        raise CheckpointError(f"cannot make the reference side smaller: missing {missing}, "
+                              f"unexpected {unexpected}")
+    small.meta = dict(retriever.meta)
+    return small.to(retriever.device)
 
 
 def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = None

@@ -54,7 +54,7 @@ from model.retriever import (
     Retriever,
     build_retriever,
     load_retriever,
-    with_reference_grid,
+    with_query_side,
     with_residual_paths,
 )
 from model.token_memo import TokenOutputMemo, memo_key
@@ -457,8 +457,7 @@ class Trainer:
         elif cfg.init_from:
             self.retriever = load_retriever(cfg.init_from, engine="eager")
             self.retriever = with_residual_paths(self.retriever, cfg.model)
-            if cfg.model.reference_grid is not None:
-                self.retriever = with_reference_grid(self.retriever, cfg.model.reference_grid)
+            self.retriever = self._cheaper_query_side(self.retriever, cfg.model)
             self.retriever.meta = {"init_from": {"checkpoint": cfg.init_from,
                                                  "fingerprint": self.retriever.fingerprint}}
             logger.info("fine-tuning %s (fingerprint %s)", cfg.init_from,
@@ -544,6 +543,17 @@ class Trainer:
         self.epoch, self.best = 0, -1.0
         if self.resuming:
             self._load_state(last / "train_state.pt")
+
+    @staticmethod
+    def _cheaper_query_side(retriever: Retriever, wanted: ModelConfig) -> Retriever:
+        """The checkpoint with the pooled grid and the fewer text layers ``wanted`` asks for
+        (``--reference-grid``, ``--text-layers`` below the checkpoint's); as it is else."""
+        layers = len(retriever.net.reference.text.encoder.layer)
+        fewer = wanted.text_layers is not None and wanted.text_layers < layers
+        if wanted.reference_grid is None and not fewer:
+            return retriever
+        return with_query_side(retriever, wanted.reference_grid or retriever.cfg.reference_grid,
+                               wanted.text_layers if fewer else None)
 
     def _load_state(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from model import ModelConfig, build_retriever, load_retriever
 from model.engines import OnnxEngine
-from model.retriever import with_reference_grid, with_residual_paths
+from model.retriever import with_query_side, with_residual_paths
 
 pytest.importorskip("onnxruntime")
 
@@ -71,11 +71,12 @@ def test_onnx_engine_exports_the_sentence_path(tmp_path):
                            plain.encode_queries(IMAGES, TEXTS), atol=1e-3)
 
 
-def test_onnx_engine_exports_a_pooled_reference_grid(tmp_path):
-    r = with_reference_grid(build_retriever(ModelConfig.tiny(), seed=6), 2)
+def test_onnx_engine_exports_a_cheaper_reference_side(tmp_path):
+    r = with_query_side(build_retriever(ModelConfig.tiny(), seed=6), 2, 1)
     ck = r.save(tmp_path / "ck")
     fast, eager = load_retriever(ck, engine="onnx"), load_retriever(ck, engine="eager")
     assert fast.engine.name == "onnx" and fast.cfg.reference_grid == 2
+    assert fast.cfg.text_layers == 1
     np.testing.assert_allclose(fast.encode_queries(IMAGES, TEXTS),
                                eager.encode_queries(IMAGES, TEXTS), atol=1e-4)
 

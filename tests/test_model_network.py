@@ -15,7 +15,7 @@ from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.checkpoint import fingerprint, read_checkpoint
 from model.loss import BatchClassificationLoss, kind_loss
 from model.network import pooling_matrix
-from model.retriever import with_reference_grid, with_residual_paths
+from model.retriever import with_query_side, with_residual_paths
 from tests.tiny_dataset import draw
 
 
@@ -282,7 +282,7 @@ def test_reference_grid_pools_only_the_reference_sides_whole_image_tokens():
     """Same weights, a smaller grid: the query encoding changes, the target encoding does not;
     the backbone's own side is no pooling at all; a side beyond it is refused."""
     full = build_retriever(ModelConfig.tiny(), seed=8)  # tiny grid: 3x3
-    pooled = with_reference_grid(full, 2)
+    pooled = with_query_side(full, 2, None)
     whole = torch.randn(2, 9, full.encoder.channels)
     crop = torch.randn(2, 4, full.encoder.channels)
     texts = ["is blue", "has long sleeves"]
@@ -291,12 +291,33 @@ def test_reference_grid_pools_only_the_reference_sides_whole_image_tokens():
                            full.net.encode_target(whole, crop))
     assert not torch.allclose(pooled.encode_reference_features(whole, crop, texts),
                               full.encode_reference_features(whole, crop, texts), atol=1e-4)
-    same = with_reference_grid(full, 3)
+    same = with_query_side(full, 3, None)
     assert torch.equal(same.encode_reference_features(whole, crop, texts),
                        full.encode_reference_features(whole, crop, texts))
     assert pooled.trained_state().keys() == full.trained_state().keys()
     with pytest.raises(ValueError, match="reference_grid"):
-        with_reference_grid(full, 4)
+        with_query_side(full, 4, None)
+
+
+def test_fewer_text_layers_keep_the_lower_ones_and_every_target():
+    full = build_retriever(ModelConfig.tiny(), seed=9)
+    layers = len(full.net.reference.text.encoder.layer)
+    short = with_query_side(full, None, layers - 1)
+    assert short.cfg.text_layers == layers - 1
+    assert len(short.net.reference.text.encoder.layer) == layers - 1
+    kept, before = short.trained_state(), full.trained_state()
+    assert set(before) - set(kept) == {k for k in before
+                                       if k.startswith(f"net.reference.text.encoder.layer."
+                                                       f"{layers - 1}.")}
+    assert all(torch.equal(kept[k], before[k]) for k in kept)
+    whole = torch.randn(2, 9, full.encoder.channels)
+    crop = torch.randn(2, 4, full.encoder.channels)
+    with torch.no_grad():
+        assert torch.equal(short.net.encode_target(whole, crop),
+                           full.net.encode_target(whole, crop))
+    for bad in (0, layers + 1):
+        with pytest.raises(ValueError, match="text_layers"):
+            with_query_side(full, None, bad)
 
 
 def test_sentence_path_width_is_hashed_only_while_the_path_is_on():

@@ -512,7 +512,7 @@ def _distill_config(tiny_data, tmp_path):
     teacher.save(tmp_path / "teacher")
     cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "teacher"),
                             distill=1.0, epochs=2, text_lr=1e-3)
-    cfg.model = dataclasses.replace(cfg.model, reference_grid=2)
+    cfg.model = dataclasses.replace(cfg.model, reference_grid=2, text_layers=1)
     return teacher, cfg
 
 
@@ -522,12 +522,14 @@ def test_distill_trains_a_pooled_reference_side_and_keeps_the_teachers_targets(t
     every catalog indexed with the teacher) stays exactly the teacher's."""
     teacher, cfg = _distill_config(tiny_data, tmp_path)
     trainer = Trainer(cfg)
-    assert trainer.retriever.cfg.reference_grid == 2
+    assert trainer.retriever.cfg.reference_grid == 2 and trainer.retriever.cfg.text_layers == 1
     assert not any(p.requires_grad for p in trainer.memo.net.parameters())
     trainer.fit()
     student = load_retriever(tmp_path / "run" / "last", engine="eager")
     assert student.cfg.reference_grid == 2 and student.fingerprint != teacher.fingerprint
     before, after = teacher.trained_state(), student.trained_state()
+    assert set(before) - set(after) == {k for k in before
+                                        if k.startswith("net.reference.text.encoder.layer.1.")}
     moved = {k for k in after if not torch.equal(before[k], after[k])}
     assert moved and all(k.startswith(("net.reference.", "net.sentence_path.")) for k in moved)
     whole = torch.randn(3, 9, teacher.encoder.channels)
