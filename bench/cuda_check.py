@@ -74,7 +74,7 @@ def run(cfg: CudaCheckConfig) -> dict:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     retriever.net.eval()
     retriever.invalidate_fingerprint()
     with tempfile.TemporaryDirectory(prefix="cuda-check-") as tmp:
