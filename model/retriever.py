@@ -244,13 +244,9 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
         return retriever
     logger.info("adding the zero-initialised %s", " and ".join(add))
     shape = {field: getattr(wanted, field) for field, path in PATH_OF_FIELD.items() if path in add}
-    grown = build_retriever(dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True), **shape))
-    grown.encoder.load_state_dict(retriever.encoder.state_dict())  # a randomly built CNN too
-    missing, unexpected = grown.net.load_state_dict(retriever.net.state_dict(), strict=False)
-    if unexpected or any(not k.startswith(tuple(f"{name}." for name in add)) for k in missing):
-        raise CheckpointError(f"cannot add {add}: missing {missing}, unexpected {unexpected}")
-    grown.meta = dict(retriever.meta)
-    return grown.to(retriever.device)
+    cfg = dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True), **shape)
+    return _in_architecture(retriever, cfg, f"add {add}",
+                            new=tuple(f"{name}." for name in add))
 
 
 def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | None
@@ -271,15 +267,23 @@ def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | N
         return retriever
     logger.info("reference side: %s whole-image grid, %d of %d text layers",
                 f"{grid}x{grid}" if grid else "full", keep, have)
-    small = build_retriever(cfg)
-    small.encoder.load_state_dict(retriever.encoder.state_dict())
-    missing, unexpected = small.net.load_state_dict(retriever.net.state_dict(), strict=False)
-    dropped = tuple(f"reference.text.encoder.layer.{i}." for i in range(keep, have))
-    if missing or any(not k.startswith(dropped) for k in unexpected):
-        raise CheckpointError(f"cannot make the reference side smaller: missing {missing}, "
-                              f"unexpected {unexpected}")
-    small.meta = dict(retriever.meta)
-    return small.to(retriever.device)
+    return _in_architecture(retriever, cfg, "make the reference side smaller", gone=tuple(
+        f"reference.text.encoder.layer.{i}." for i in range(keep, have)))
+
+
+def _in_architecture(retriever: Retriever, cfg: ModelConfig, change: str,
+                     new: tuple[str, ...] = (), gone: tuple[str, ...] = ()) -> Retriever:
+    """``retriever``'s weights in architecture ``cfg``: parameters under the ``new`` prefixes
+    keep their built values (zero-initialised paths), those under ``gone`` are dropped, and
+    anything else that does not carry over is an error naming ``change``."""
+    rebuilt = build_retriever(cfg)
+    rebuilt.encoder.load_state_dict(retriever.encoder.state_dict())  # a randomly built CNN too
+    missing, unexpected = rebuilt.net.load_state_dict(retriever.net.state_dict(), strict=False)
+    if any(not k.startswith(new) for k in missing) or any(not k.startswith(gone)
+                                                          for k in unexpected):
+        raise CheckpointError(f"cannot {change}: missing {missing}, unexpected {unexpected}")
+    rebuilt.meta = dict(retriever.meta)
+    return rebuilt.to(retriever.device)
 
 
 def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = None

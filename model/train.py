@@ -519,10 +519,12 @@ class Trainer:
                 self.memo_file = Path(cfg.cache_dir) / "token_memo" / f"{key}.pt"
                 self.memo.load(self.memo_file, self.batches.query_rows,
                                self.batches.query_keys(), self.batches.target_codes)
-            logger.info("training only %s", "the reference side, distilled from " + cfg.init_from
-                        if cfg.distill > 0 else ", ".join(
-                            n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n))
-                        + " over frozen token blocks")
+            if cfg.distill > 0:
+                logger.info("training only the reference side, distilled from %s",
+                            cfg.init_from)
+            else:
+                logger.info("training only %s over frozen token blocks", ", ".join(
+                    n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
         rates = {"reference.text.": cfg.text_lr,  # 0 freezes a path
                  "sentence_path.": cfg.lr if cfg.path_lr is None else cfg.path_lr}
         if cfg.global_lr is not None:  # its own group only then: older train states resume
