@@ -9,8 +9,10 @@ bench.catalog_vectors, which also explains the ``--noise isotropic`` variant) ar
 fresh embedded SecantusDB and loaded through indexer.search.CatalogSearch, once as an exact
 (flat) index and once as HNSW. Each of Q real queries (demo val reference image + feedback) is
 then timed end to end on one thread, as the app runs it. Reports p50/p95 per stage and in
-total, HNSW recall@10 against exact search, and the insert and load times; writes
-bench/results/latency.json and a plot of latency against catalog size (latency.png).
+total, recall@10 against a brute-force float32 search, and the insert and load times; writes
+bench/results/latency.json and a plot of latency against catalog size (latency.png). Before each
+query a plain eager timm Lite0 forward of one image is timed too: the same run's yardstick, since
+absolute times differ from one machine (and one load) to the next.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 
 from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table, temporary_server
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
+from bench.engines import plain_lite0
 from dataprep import eval_caption, load_fashioniq
 from imaging import load_image
 from indexer import CatalogSearch, CatalogStore, SearchConfig, connect
@@ -40,18 +43,24 @@ logger = logging.getLogger(__name__)
 
 
 # Index variants. "flat" and "hnsw" are the app's own settings (SearchConfig defaults), each
-# loaded through CatalogSearch. "flat-blas20" is the same loaded exact index queried with FAISS's
-# BLAS threshold at 20, the indexer's earlier setting (a process-wide FAISS value): FAISS then
-# answers even a single query with a BLAS call, 18 ms instead of 4 ms at 100k vectors on this
-# CPU, which is why SearchConfig now keeps FAISS's own threshold (fast for batches only).
-BLAS_THRESHOLD = {"flat": SearchConfig.blas_threshold, "flat-blas20": 20}
-KINDS = ("flat", "flat-blas20", "hnsw")
+# loaded through CatalogSearch. The exact variants are (SearchConfig.exact_scan, FAISS BLAS
+# threshold): "flat-fp32" scans the float32 vectors (the app's exact search before the
+# half-precision scan); "flat-blas20" is that index queried with FAISS's BLAS threshold at 20,
+# the indexer's earlier setting (a process-wide FAISS value): FAISS then answers even a single
+# query with a BLAS call, 18 ms instead of 4 ms at 100k vectors on this CPU, which is why
+# SearchConfig keeps FAISS's own threshold (fast for batches only).
+EXACT = {"flat": (SearchConfig.exact_scan, SearchConfig.blas_threshold),
+         "flat-fp32": ("fp32", SearchConfig.blas_threshold),
+         "flat-blas20": ("fp32", 20)}
+KINDS = (*EXACT, "hnsw")
 # Client timeouts while loading. SecantusDB materialises a query's whole result before its first
 # batch: 1M documents took ~56 s (and ~6 GB of server memory) before the first 5000 arrived. With
 # the project's 5 s connect/monitor timeout (indexer.db.store) the client declared the server
 # dead meanwhile and cancelled the load ("operation cancelled"), so the bench allows 10 minutes.
 LOAD_TIMEOUT_MS = 600_000
-LABELS = {"flat": "exact", "flat-blas20": "exact, BLAS threshold 20 (before)", "hnsw": "HNSW"}
+LABELS = {"flat": f"exact ({SearchConfig.exact_scan} scan + rerank)",
+          "flat-fp32": "exact, fp32 scan (before)",
+          "flat-blas20": "exact, fp32 scan, BLAS threshold 20 (before)", "hnsw": "HNSW"}
 
 
 @dataclass
@@ -66,7 +75,7 @@ class LatencyConfig:
     sigma: float | None = None  # isotropic noise only; None: calibrated to the seed's
     # nearest-neighbour distance (bench.catalog_vectors.calibrated_sigma)
     thumbnails_up_to: int = 100_000  # larger catalogs are inserted without thumbnails
-    kinds: list[str] = field(default_factory=lambda: ["flat", "flat-blas20", "hnsw"])
+    kinds: list[str] = field(default_factory=lambda: list(KINDS))
     flat_up_to: int | None = None  # larger sizes: HNSW only (recall against a brute-force
     # top-10 over the same vectors); None: every size
     ef_search: int = SearchConfig.hnsw_ef_search  # HNSW search breadth (the app's default)
@@ -87,12 +96,18 @@ def query_set(cfg: LatencyConfig) -> list[tuple]:
             for t in triplets]
 
 
-def time_queries(retriever, search: CatalogSearch, queries: list[tuple], cfg: LatencyConfig
-                 ) -> tuple[dict, np.ndarray]:
-    """Per-stage and total latency of each query; also returns the query vectors."""
-    stages = {"encode": [], "search": [], "fetch": [], "total": []}
-    vectors = []
+def time_queries(retriever, search: CatalogSearch, queries: list[tuple], cfg: LatencyConfig,
+                 yardstick: torch.nn.Module) -> tuple[dict, np.ndarray]:
+    """Per-stage and total latency of each query, each after one plain Lite0 forward (timed as
+    ``lite0``); also returns the query vectors."""
+    stages = {"lite0": [], "encode": [], "search": [], "fetch": [], "total": []}
+    vectors, size = [], retriever.cfg.image_size
+    x = torch.rand(1, 3, size, size)
     for image, text in queries:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            yardstick(x)
+        stages["lite0"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         q = retriever.encode_query(image, text)
         t1 = time.perf_counter()
@@ -143,7 +158,16 @@ def load(store: CatalogStore, fingerprint: str, config: SearchConfig
     return search, time.perf_counter() - t0
 
 
-def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig) -> dict:
+def brute_force_top(search: CatalogSearch, qvecs: np.ndarray, k: int = 10) -> list[list[tuple]]:
+    """The true top-k of each query: a float32 brute-force scan of the loaded vectors."""
+    scores, idx = faiss.knn(qvecs, np.ascontiguousarray(search.vectors), k,
+                            metric=faiss.METRIC_INNER_PRODUCT)
+    return [[(str(search.ids[j]), float(v)) for j, v in zip(row_i, row_s, strict=True)]
+            for row_i, row_s in zip(idx, scores, strict=True)]
+
+
+def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig,
+                 yardstick: torch.nn.Module) -> dict:
     """Insert n documents, then time every index variant on the same queries."""
     store = CatalogStore.from_collection(client["bench_latency"][f"items_{n}"])
     store.items.drop()
@@ -152,40 +176,35 @@ def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig) -
                               thumbnails=n <= cfg.thumbnails_up_to)}
     logger.info("%d docs inserted in %.1f s", n, out["insert"]["insert_s"])
     fp, exact_top = retriever.fingerprint, None
-    flat_kinds = [k for k in cfg.kinds if k in BLAS_THRESHOLD
+    flat_kinds = [k for k in cfg.kinds if k in EXACT
                   and (cfg.flat_up_to is None or n <= cfg.flat_up_to)]
-    if flat_kinds:  # one load serves both exact variants
-        search, load_s = load(store, fp, SearchConfig(index="flat", threads=cfg.threads))
-        for kind in flat_kinds:
-            faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD[kind]
-            time_queries(retriever, search, queries[:5], cfg)  # warm-up (caches, first fetch)
-            stats, qvecs = time_queries(retriever, search, queries, cfg)
+    for scan in dict.fromkeys(EXACT[k][0] for k in flat_kinds):  # one load per stored index
+        search, load_s = load(store, fp, SearchConfig(index="flat", exact_scan=scan,
+                                                      threads=cfg.threads))
+        for kind in (k for k in flat_kinds if EXACT[k][0] == scan):
+            faiss.cvar.distance_compute_blas_threshold = EXACT[kind][1]
+            time_queries(retriever, search, queries[:5], cfg, yardstick)  # warm-up
+            stats, qvecs = time_queries(retriever, search, queries, cfg, yardstick)
+            exact_top = exact_top or brute_force_top(search, qvecs)
             out[kind] = {"load_s": load_s, "index": search.index_kind, "size": search.size,
-                         "blas_threshold": BLAS_THRESHOLD[kind], **stats}
+                         "exact_scan": scan, "blas_threshold": EXACT[kind][1], **stats,
+                         "recall@10": recall_at(exact_top, search.search_batch(qvecs, 10))}
             _log(n, kind, out[kind])
         faiss.cvar.distance_compute_blas_threshold = SearchConfig.blas_threshold
-        exact_top = search.search_batch(qvecs, 10)
         del search
         gc.collect()
     if "hnsw" in cfg.kinds:
         search, load_s = load(store, fp, SearchConfig(index="hnsw", threads=cfg.build_threads,
                                                       hnsw_ef_search=cfg.ef_search))
         faiss.omp_set_num_threads(cfg.threads)  # built on 2 threads, answers on 1 (the app)
-        time_queries(retriever, search, queries[:5], cfg)
-        stats, qvecs = time_queries(retriever, search, queries, cfg)
-        entry = {"load_s": load_s, "index": search.index_kind, "size": search.size,
-                 "ef_search": cfg.ef_search, **stats}
-        if exact_top is None:  # no flat run: exact top-10 by brute force over the same vectors
-            scores, idx = faiss.knn(qvecs, np.ascontiguousarray(search.vectors), 10,
-                                    metric=faiss.METRIC_INNER_PRODUCT)
-            exact_top = [[(str(search.ids[j]), float(v)) for j, v in zip(row_i, row_s,
-                                                                         strict=True)]
-                         for row_i, row_s in zip(idx, scores, strict=True)]
-        if exact_top is not None:
-            entry["recall@10"] = recall_at(exact_top, search.search_batch(qvecs, 10))
-            entry["ef_sweep"] = ef_sweep(search, qvecs, exact_top, cfg)
-        out["hnsw"] = entry
-        _log(n, "hnsw", entry)
+        time_queries(retriever, search, queries[:5], cfg, yardstick)
+        stats, qvecs = time_queries(retriever, search, queries, cfg, yardstick)
+        exact_top = exact_top or brute_force_top(search, qvecs)
+        out["hnsw"] = {"load_s": load_s, "index": search.index_kind, "size": search.size,
+                       "ef_search": cfg.ef_search, **stats,
+                       "recall@10": recall_at(exact_top, search.search_batch(qvecs, 10)),
+                       "ef_sweep": ef_sweep(search, qvecs, exact_top, cfg)}
+        _log(n, "hnsw", out["hnsw"])
         del search
         gc.collect()
     store.items.drop()
@@ -207,7 +226,8 @@ def plot(results: dict[int, dict], kinds: list[str], path: Path, title: str) -> 
 
     sizes = sorted(results)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for kind, colour in zip(kinds, ("tab:blue", "tab:green", "tab:orange"), strict=False):
+    colours = ("tab:blue", "tab:purple", "tab:green", "tab:orange")
+    for kind, colour in zip(kinds, colours, strict=False):
         label = LABELS[kind]
         for ax, stage in ((ax1, "total"), (ax2, "search")):
             have = [n for n in sizes if kind in results[n]]
@@ -243,11 +263,11 @@ def run(cfg: LatencyConfig) -> dict:
     _, nn_cos = calibrated_sigma(seed.vectors)
     queries = query_set(cfg)
     logger.info("seed catalog %d items, %d queries", len(seed), len(queries))
-    results = {}
+    results, yardstick = {}, plain_lite0()
     with temporary_server(cache_size="1G") as server:
         client = connect(server.uri, timeout_ms=LOAD_TIMEOUT_MS, directConnection=True)
         for n in cfg.sizes:
-            results[n] = measure_size(retriever, client, seed, n, queries, cfg)
+            results[n] = measure_size(retriever, client, seed, n, queries, cfg, yardstick)
         client.close()
     report = {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
               "engine": retriever.engine.name,
@@ -265,7 +285,7 @@ FLOOR_RECALL = 0.98  # issue 12: HNSW recall@10 against exact at 1M
 def floors(report: dict) -> dict:
     res = report["results"]
     out = {}
-    for kind in ("flat", "flat-blas20"):
+    for kind in EXACT:
         if kind in res.get("100000", {}):
             p50 = res["100000"][kind]["total"]["p50_ms"]
             out[f"p50 <= {FLOOR_P50_MS:g} ms at 100k {LABELS[kind]}"] = {
@@ -295,13 +315,16 @@ def format_report(report: dict) -> str:
             e = r[kind]
             rows.append((f"{int(n):,}", LABELS[kind],
                          f"{e['total']['p50_ms']:.1f}", f"{e['total']['p95_ms']:.1f}",
+                         f"{e['lite0']['p50_ms']:.1f}",
+                         f"{e['total']['p50_ms'] / e['lite0']['p50_ms']:.2f}x",
                          f"{e['encode']['p50_ms']:.1f}", f"{e['search']['p50_ms']:.2f}",
                          f"{e['search']['p95_ms']:.2f}", f"{e['fetch']['p50_ms']:.1f}",
                          f"{e['recall@10']:.3f}" if "recall@10" in e else "-",
                          f"{e['load_s']:.1f}",
                          f"{r['insert']['insert_s']:.0f} ({r['insert']['docs_per_s']:,.0f}/s"
                          f"{'' if r['insert']['thumbnails'] else ', no thumbs'})"))
-    header = ("vectors", "index", "p50 ms", "p95 ms", "encode p50", "search p50",
+    header = ("vectors", "index", "p50 ms", "p95 ms", "Lite0 p50", "p50 / Lite0", "encode p50",
+              "search p50",
               "search p95", "fetch p50", "recall@10", "load s", "insert s (docs/s)")
     lines = [table(rows, header)]
     sweep = [(f"{int(n):,}", e["ef_search"], f"{e['recall@10']:.3f}",

@@ -3,9 +3,9 @@
 Why: loading a million vectors from MongoDB into FAISS took 84 s (exact) and 160 s (HNSW graph
 build) here, paid again by every restart and every app replica. A snapshot holds exactly what
 :class:`indexer.search.CatalogSearch` keeps in memory (the FAISS index, the ids sorted by
-category, the category ranges, the HNSW label map and, for HNSW, the sorted vectors), so a
-start maps the files instead of rebuilding anything; replicas sharing one volume share the
-page cache too.
+category, the category ranges, the HNSW label map and, unless the index stores them as float32
+itself, the sorted vectors), so a start maps the files instead of rebuilding anything; replicas
+sharing one volume share the page cache too.
 
 Keyed by what makes it valid: the collection, the model fingerprint, the build record it was
 loaded at (its ``_id``) and the index parameters. MongoDB stays the source of truth: a snapshot
@@ -156,11 +156,11 @@ class SnapshotStore:
         if index.ntotal != n or len(ids) != n or index.d != dim:
             raise ValueError(f"index holds {index.ntotal} x {index.d}, ids {len(ids)}, manifest "
                              f"{n} x {dim}")
-        labels = None
-        if "labels.npy" in manifest["files"]:  # HNSW: also when an older manifest says "auto"
-            labels = np.load(folder / "labels.npy", mmap_mode="r")
+        files = manifest["files"]  # HNSW: labels, whatever an older manifest's kind says
+        labels = np.load(folder / "labels.npy", mmap_mode="r") if "labels.npy" in files else None
+        if "vectors.npy" in files:  # HNSW, half-precision exact scan
             vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-        else:  # the flat index's own storage, viewed without a copy (sorted order)
+        else:  # a float32 flat index's own storage, viewed without a copy (sorted order)
             flat = faiss.downcast_index(index)
             codes = faiss.rev_swig_ptr(flat.codes.data(), flat.codes.size())
             vectors = codes.view(np.float32).reshape(n, dim).view(_Pinned)
@@ -192,6 +192,7 @@ class SnapshotStore:
             np.save(tmp / "ids.npy", np.asarray(ids, dtype=str))
             if labels is not None:
                 np.save(tmp / "labels.npy", np.asarray(labels, dtype=np.int64))
+            if not isinstance(index, faiss.IndexFlat):  # its storage is not the float32 vectors
                 np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
             files = {p.name: {"size": p.stat().st_size, "crc32": _crc32(p)}
                      for p in sorted(tmp.iterdir())}

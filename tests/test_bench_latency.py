@@ -26,7 +26,11 @@ def test_latency_script_writes_json_and_plot(tiny_checkpoint, tmp_path):
     assert 0.9 <= big["hnsw"]["recall@10"] <= 1.0  # 300 vectors: HNSW is near exact
     assert [e["ef_search"] for e in big["hnsw"]["ef_sweep"]] == [64, 128, 256, 512, 1024]
     assert big["flat"]["blas_threshold"] == SearchConfig.blas_threshold  # the app's setting
+    assert big["flat"]["exact_scan"] == SearchConfig.exact_scan
+    assert big["flat-fp32"]["exact_scan"] == big["flat-blas20"]["exact_scan"] == "fp32"
     assert big["flat-blas20"]["blas_threshold"] == 20
+    assert big["flat"]["recall@10"] == big["flat-fp32"]["recall@10"] == 1.0  # both exact
+    assert big["flat"]["lite0"]["n"] == 12 and big["flat"]["lite0"]["p50_ms"] > 0  # yardstick
     assert not big["insert"]["thumbnails"] and saved["results"]["100"]["insert"]["thumbnails"]
     assert (tmp_path / "out" / "latency.png").stat().st_size > 10_000
     assert report["seed_items"] == 36

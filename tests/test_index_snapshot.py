@@ -34,10 +34,13 @@ def one_folder(root) -> list:
     return [p for p in root.rglob("manifest.json")]
 
 
-@pytest.mark.parametrize("index", ["flat", "hnsw", "auto"])  # auto: HNSW above 100 vectors
-def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, index, caplog):
-    store, docs, queries = catalog
-    config = SearchConfig(index=index, hnsw_threshold=100, snapshot_dir=str(tmp_path / "snaps"))
+@pytest.mark.parametrize(("index", "scan"), [("flat", "fp16"), ("flat", "fp32"),
+                                           ("hnsw", "fp16"), ("auto", "fp16")])
+def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, index, scan,
+                                                             caplog):
+    store, docs, queries = catalog  # auto: HNSW above 100 vectors
+    config = SearchConfig(index=index, hnsw_threshold=100, exact_scan=scan,
+                          snapshot_dir=str(tmp_path / "snaps"))
     caplog.set_level(logging.INFO, logger="indexer.search")
     first = CatalogSearch(store, "fp", config)
     assert first.faiss_index is not None and snapshot_reasons(caplog) == ["index snapshot missing"]
@@ -57,6 +60,8 @@ def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, 
     manifest_file = one_folder(tmp_path / "snaps")[0]
     manifest = json.loads(manifest_file.read_text())
     assert manifest["kind"] == first.index_kind  # what was built, not the setting
+    # float32 vectors are stored beside the index unless the index's own storage is them
+    assert ("vectors.npy" in manifest["files"]) == (index != "flat" or scan != "fp32")
     if index == "auto":  # a manifest from before that fix says "auto": still read as HNSW
         manifest_file.write_text(json.dumps(manifest | {"kind": "auto"}))
         third = CatalogSearch(store, "fp", config)

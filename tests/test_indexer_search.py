@@ -66,9 +66,10 @@ def populated(mongo_collection):
     return store, docs, unit(rng, 20)
 
 
-def test_exact_search_equals_numpy_brute_force(populated):
+@pytest.mark.parametrize("scan", ["fp16", "fp32"])  # fp16: half-precision scan + rerank
+def test_exact_search_equals_numpy_brute_force(populated, scan):
     store, docs, queries = populated
-    search = CatalogSearch(store, "fp")
+    search = CatalogSearch(store, "fp", SearchConfig(exact_scan=scan))
     assert search.size == 600 and search.dim == DIM and search.index_kind == "flat"
     assert search.categories == {"dress": 200, "shirt": 200, "toptee": 200}
     for q in queries:
