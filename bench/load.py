@@ -63,14 +63,23 @@ PHRASES = ["in navy", "with long sleeves", "in red", "is shorter", "with a flora
            "sleeveless", "in black", "with a v-neck", "in green", "is longer"]
 ACTION_TIMEOUT_S = 90.0
 
-# Installed before each action: records that the page changed since: its script ran
-# (Streamlit sets data-test-script-state while a run streams elements) or any text or element
-# came or went. Watching only the attribute missed runs: a busy renderer can commit "running"
-# and "notRunning" in one frame, so the page showed the outcome while the flag stayed false.
+# Installed before each action: records that the page changed since (any text or element came
+# or went, or the script-state attribute moved), and whether a script run showed itself
+# (Streamlit sets data-test-script-state while a run streams elements). The attribute alone
+# missed runs: a busy renderer can commit "running" and "notRunning" in one frame, so the page
+# showed the outcome while the flag stayed false. Error alerts already on the page are marked:
+# without a run seen, only a new alert is this action's error (typing into the feedback box
+# changes the page while the previous action's alert is still shown).
 ARM = """() => {
+  window.__changed = false;
   window.__ran = false;
+  document.querySelectorAll('[data-testid="stAlertContentError"]')
+    .forEach(e => { e.dataset.benchSeen = '1'; });
   if (window.__watch) window.__watch.disconnect();
-  window.__watch = new MutationObserver(() => { window.__ran = true; });
+  window.__watch = new MutationObserver(records => {
+    window.__changed = true;
+    if (records.some(r => r.type === 'attributes')) window.__ran = true;
+  });
   window.__watch.observe(document.body, {subtree: true, childList: true, characterData: true,
                                          attributeFilter: ['data-test-script-state']});
 }"""
@@ -80,11 +89,12 @@ OUTCOME = """([success, need, fresh, absent]) => {
   const text = document.body.textContent;
   if (text.includes('Connection error')) return {kind: 'connection', text: 'Connection error'};
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return null;
-  if (!fresh && !window.__ran) return null;
+  if (!fresh && !window.__changed) return null;
   const steps = document.querySelectorAll('[class*="st-key-step_"]').length;
   const metric = document.querySelector('[data-testid="stMetricValue"]');
   const items = metric ? metric.textContent : null;
   const errors = [...document.querySelectorAll('[data-testid="stAlertContentError"]')]
+    .filter(e => fresh || window.__ran || !e.dataset.benchSeen)
     .map(e => e.textContent.trim()).filter(t => t);
   if (text.includes(success) && (need === null || steps === need) &&
       (absent === null || !text.includes(absent)))
@@ -102,11 +112,11 @@ OUTCOME = """([success, need, fresh, absent]) => {
 STATE = """(success) => {
   const app = document.querySelector('[data-testid="stApp"]');
   const text = document.body.textContent;
-  return {script: app ? app.getAttribute('data-test-script-state') : null, ran: !!window.__ran,
-          success: text.includes(success),
+  return {script: app ? app.getAttribute('data-test-script-state') : null,
+          changed: !!window.__changed, ran: !!window.__ran, success: text.includes(success),
           steps: document.querySelectorAll('[class*="st-key-step_"]').length,
           status: (document.querySelector('[data-testid="stStatusWidget"]') || {}).textContent,
-          text: text.slice(0, 400)};
+          text: app ? app.innerText.replace(/\s+/g, ' ').slice(0, 500) : null};
 }"""
 
 
@@ -299,7 +309,7 @@ class Shopper:
     async def page_state(self, success: str) -> str:
         """What the page showed when an action found no outcome (for the report)."""
         try:
-            return json.dumps(await self.page.evaluate(STATE, success))[:600]
+            return json.dumps(await self.page.evaluate(STATE, success))[:900]
         except Exception as exc:  # noqa: BLE001 -- a closed or navigating page
             return f"unreadable ({type(exc).__name__})"
 
@@ -507,11 +517,15 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
 
 
 def browser_command(nice: int, folder: Path) -> str:
-    """Chromium, or a wrapper that starts it (and so its renderers) at ``nice``."""
+    """Chromium, or a wrapper that starts it and its renderers at ``nice``.
+
+    Chromium sets its own processes' priorities (as root: -8 for the browser, 0 for renderers),
+    so under root the wrapper also drops CAP_SYS_NICE: nothing it starts can rise again."""
     if nice <= 0:
         return CHROMIUM
+    keep_down = "setpriv --bounding-set -sys_nice " if os.geteuid() == 0 else ""
     wrapper = folder / "chromium-nice"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec {keep_down}nice -n {int(nice)} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
