@@ -74,6 +74,14 @@ def describe_problem(exc: BaseException, settings: Settings | None) -> str:
     return f"**Unexpected error.** {type(exc).__name__}: {exc}"
 
 
+def reconnecting(settings: Settings | None, wait_s: float) -> str:
+    """Shown while an action waits for the database to come back (see wait_for_database)."""
+    uri = mask_uri(settings.effective_uri) if settings else "the configured MongoDB"
+    return (f"**The catalog database is not answering right now (`{uri}`); reconnecting.** "
+            f"This answers as soon as it is back (waiting up to {wait_s:.0f} s); your steps are "
+            "kept.")
+
+
 def describe_checkpoint_problem(exc: BaseException, checkpoint: Path) -> str:
     """Message for a checkpoint that is missing or cannot be loaded."""
     what = "does not exist" if not Path(checkpoint).exists() else "cannot be loaded"

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+import pymongo.errors
 from PIL import Image
 
 from app.feedback import MAX_FEEDBACK_CHARS, normalize_feedback
 from app.history import Reference, ResultItem, Turn
 from imaging import ImageLoadError, load_image, make_thumbnail
+from indexer import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 THUMBNAIL_PX = 256  # side of the JPEG kept for uploads in the history strip
 
@@ -159,3 +162,29 @@ def run_query(
         category=category,
         latency_ms=1e3 * (t3 - t0),
     )
+
+
+def wait_for_database(call: Callable[[], T], wait_s: float,
+                      on_wait: Callable[[], None] = lambda: None, pause_s: float = 0.5) -> T:
+    """``call()``, tried again while the database does not answer, for up to ``wait_s``.
+
+    Why: a database restart takes seconds; an action that waits through it answers as soon as
+    the database is back, where failing at once made every shopper retry by hand. ``on_wait``
+    runs once, when the first try failed (the page says "reconnecting"). Each try already
+    waits up to pymongo's server-selection timeout, rechecking the server twice a second, so
+    a try that starts during the outage succeeds right after it. The last error is raised
+    once ``wait_s`` has passed."""
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            return call()
+        except (DatabaseUnavailableError, pymongo.errors.ConnectionFailure) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            if not said:
+                log.warning("database not answering (%s); waiting up to %.0f s",
+                            type(exc).__name__, wait_s)
+                on_wait()
+                said = True
+            time.sleep(min(pause_s, max(0.0, deadline - time.monotonic())))

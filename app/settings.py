@@ -13,6 +13,9 @@ DEFAULT_MAX_UPLOAD_MB = 10.0  # an upload above this is refused before decoding
 DEFAULT_TOP_K = 12
 MAX_TOP_K = 48
 DEFAULT_TORCH_THREADS = 1  # see load_model
+# A database restart takes seconds: an action waits this long for it (saying so on the page)
+# before it gives up with the "try again" message, so the shopper need not retry by hand.
+DEFAULT_DB_WAIT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class AppConfig:
     max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
     default_k: int = DEFAULT_TOP_K
     torch_threads: int = DEFAULT_TORCH_THREADS
+    db_wait_s: float = DEFAULT_DB_WAIT_S
 
     @property
     def checkpoint(self) -> Path:
@@ -41,7 +45,7 @@ class AppConfig:
 
 
 def load_app_config(env: Mapping[str, str] | None = None) -> AppConfig:
-    """Project settings plus APP_MAX_UPLOAD_MB, APP_TOP_K and APP_TORCH_THREADS.
+    """Project settings plus APP_MAX_UPLOAD_MB, APP_TOP_K, APP_TORCH_THREADS, APP_DB_WAIT_S.
 
     Raises SettingsError naming the variable when a value is malformed.
     """
@@ -50,8 +54,9 @@ def load_app_config(env: Mapping[str, str] | None = None) -> AppConfig:
     max_mb = _number(env, "APP_MAX_UPLOAD_MB", float, DEFAULT_MAX_UPLOAD_MB, 1e-6, 1024)
     k = _number(env, "APP_TOP_K", int, DEFAULT_TOP_K, 1, MAX_TOP_K)
     threads = _number(env, "APP_TORCH_THREADS", int, DEFAULT_TORCH_THREADS, 1, 256)
+    db_wait = _number(env, "APP_DB_WAIT_S", float, DEFAULT_DB_WAIT_S, 0, 300)
     return AppConfig(settings=settings, max_upload_bytes=int(max_mb * 1024 * 1024),
-                     default_k=k, torch_threads=threads)
+                     default_k=k, torch_threads=threads, db_wait_s=db_wait)
 
 
 def _number(env: Mapping[str, str], name: str, kind: type, default, lo, hi):

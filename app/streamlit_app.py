@@ -21,7 +21,12 @@ from app import messages, resources
 from app.feedback import MAX_FEEDBACK_CHARS
 from app.history import History, HistoryError, ResultItem, Turn
 from app.markup import plain
-from app.pipeline import reference_from_document, reference_from_upload, run_query
+from app.pipeline import (
+    reference_from_document,
+    reference_from_upload,
+    run_query,
+    wait_for_database,
+)
 from app.settings import MAX_TOP_K, AppConfig, load_app_config
 from imaging import ImageLoadError
 from indexer import DatabaseUnavailableError, IndexerError
@@ -129,6 +134,14 @@ def sidebar_ui(index, retriever, config: AppConfig) -> tuple[int, str | None]:
     return int(k), (None if category == ALL_CATEGORIES else category)
 
 
+def fetch_one(index, config: AppConfig, item_id: str) -> list[dict]:
+    """The item's document, waiting through a short database outage (callbacks draw no
+    placeholder, so a toast says why the click takes a while)."""
+    return wait_for_database(
+        lambda: index.fetch([item_id]), config.db_wait_s,
+        on_wait=lambda: st.toast("Reconnecting to the catalog database...", icon=":material/sync:"))
+
+
 def on_random(index, config: AppConfig, category: str | None) -> None:
     """Callback: start a new chain from a random catalog item (of the chosen category)."""
     try:
@@ -136,7 +149,7 @@ def on_random(index, config: AppConfig, category: str | None) -> None:
         if item_id is None:
             st.session_state["notice"] = ("warning", "No catalog item in that category.")
             return
-        doc = index.fetch([item_id])[0]
+        doc = fetch_one(index, config, item_id)[0]
         st.session_state["history"].start(reference_from_document(doc, config.image_dirs))
         st.session_state["upload_error"] = None
         st.session_state["feedback"] = ""
@@ -148,7 +161,7 @@ def on_refine(index, config: AppConfig, item_id: str) -> None:
     """Callback: the chosen result becomes the next reference; the feedback box empties."""
     history: History = st.session_state["history"]
     try:
-        docs = index.fetch([item_id])
+        docs = fetch_one(index, config, item_id)
         if not docs:
             raise HistoryError(f"item {item_id} is no longer in the catalog")
         history.refine_from(item_id, reference_from_document(docs[0], config.image_dirs))
@@ -233,11 +246,17 @@ def search(retriever, index, config: AppConfig, raw: str, k: int,
            category: str | None) -> None:
     """Run one query from the current reference and record it; errors become messages."""
     history: History = st.session_state["history"]
+    status = st.empty()  # "reconnecting" while the database is away, then the error or nothing
     try:
-        turn = run_query(retriever, index, history.reference, raw, k=k, category=category)
+        turn = wait_for_database(
+            lambda: run_query(retriever, index, history.reference, raw, k=k, category=category),
+            config.db_wait_s,
+            on_wait=lambda: status.warning(messages.reconnecting(config.settings,
+                                                                 config.db_wait_s)))
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
-        st.error(messages.describe_problem(exc, config.settings))
+        status.error(messages.describe_problem(exc, config.settings))
         return
+    status.empty()
     history.record(turn)
 
 

@@ -463,13 +463,16 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
     outcome, except the database's "reconnecting" message while the database is down (and for
     10 s after). A page reset (a new server session, the chain of turns gone) is expected only
     while the app restarts; anywhere else it counts as a chain lost with the server up, like a
-    step strip that does not show the turns the session made."""
+    step strip that does not show the turns the session made. An action in flight when the
+    app was killed that then got no outcome (its page kept showing the old, error-free
+    content: the click died with the server) is counted apart, as lost with the restart."""
     ok = [a for a in actions if a.outcome == "ok"]
     latency = {kind: percentiles([a.end - a.start for a in ok if a.kind == kind])
                for kind in ("search", "refine", "back", "upload") if
                any(a.kind == kind for a in ok)}
     messages: dict[str, dict[str, int]] = {}
     shown_errors, reconnecting_in_outage, resets_by_restart, chains_lost = 0, 0, 0, 0
+    lost_with_restart = 0
     for a in actions:
         if a.outcome == "ok":
             if not a.chain_ok and a.app_starts[0] == a.app_starts[1]:
@@ -477,7 +480,10 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
             continue
         window = tl.window(a.end)
         reconnecting = a.outcome == "error" and "reconnecting" in a.text
+        lost = (a.outcome == "timeout" and "page:" in a.text
+                and tl.overlaps_app_restart(a.start, a.end))
         label = ("database reconnecting message" if reconnecting else
+                 "no outcome: in flight when the app was killed" if lost else
                  f"error: {a.text[:160]}" if a.outcome == "error" else a.outcome)
         messages.setdefault(window, {}).setdefault(label, 0)
         messages[window][label] += 1
@@ -488,6 +494,8 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
                 chains_lost += 1
         elif reconnecting and window == "database down":
             reconnecting_in_outage += 1
+        elif lost:
+            lost_with_restart += 1
         else:
             shown_errors += 1
     db_up = tl.events.get("db_up")
@@ -512,6 +520,7 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
             "rebuild_done"], 2) if reload_seen and "rebuild_done" in tl.events else None),
         "chains_lost_while_server_up": chains_lost,
         "chains_reset_by_app_restart": resets_by_restart,
+        "actions_lost_with_app_restart": lost_with_restart,
         "timeline_s": tl.events, **info,
     }
 
@@ -604,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         "actions", "answered", "errors_shown", "reconnecting_messages_during_outage",
         "max_recovery_after_database_s", "sessions_not_answering_after_database",
         "index_reload_seen_after_rebuild_s", "chains_lost_while_server_up",
-        "chains_reset_by_app_restart", "timeline_s")}, indent=1))
+        "chains_reset_by_app_restart", "actions_lost_with_app_restart", "timeline_s")},
+                     indent=1))
     print("messages seen, by fault window:", json.dumps(s["messages_by_window"], indent=1))
     ok = (s["errors_shown"] == 0
           and s["sessions_not_answering_after_database"] == 0

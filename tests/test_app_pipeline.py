@@ -14,6 +14,7 @@ from app.pipeline import (
     reference_from_document,
     reference_from_upload,
     run_query,
+    wait_for_database,
 )
 from app.settings import load_app_config
 from imaging import ImageLoadError
@@ -177,8 +178,9 @@ def test_random_item_respects_the_category(index):
 
 
 def test_app_config_reads_upload_limit_and_top_k(mongo_env):
-    cfg = load_app_config({**mongo_env, "APP_MAX_UPLOAD_MB": "2", "APP_TOP_K": "7"})
-    assert cfg.max_upload_bytes == 2 * 2**20 and cfg.default_k == 7
+    cfg = load_app_config({**mongo_env, "APP_MAX_UPLOAD_MB": "2", "APP_TOP_K": "7",
+                           "APP_DB_WAIT_S": "4.5"})
+    assert cfg.max_upload_bytes == 2 * 2**20 and cfg.default_k == 7 and cfg.db_wait_s == 4.5
     with pytest.raises(SettingsError, match="APP_TOP_K"):
         load_app_config({**mongo_env, "APP_TOP_K": "many"})
 
@@ -201,3 +203,37 @@ def test_a_new_build_is_picked_up_without_restarting(mongo_env, mongo_collection
     assert index.refresh() and index.size == 18
     turn = run_query(retriever, index, upload_ref(), "green", k=18)
     assert len(turn.results) == 18
+
+
+def test_an_action_waits_through_a_short_database_outage():
+    from indexer import DatabaseUnavailableError
+
+    tries, said = [], []
+
+    def fetch():
+        tries.append(1)
+        if len(tries) < 3:
+            raise DatabaseUnavailableError("cannot fetch catalog documents: refused")
+        return ["doc"]
+
+    assert wait_for_database(fetch, 5.0, on_wait=lambda: said.append(1), pause_s=0.01) == ["doc"]
+    assert len(tries) == 3 and said == [1]  # "reconnecting" said once, not per try
+
+
+def test_a_longer_outage_ends_with_the_error_and_other_errors_are_not_retried():
+    import pymongo.errors
+
+    def down():
+        raise pymongo.errors.ServerSelectionTimeoutError("no server")
+
+    with pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
+        wait_for_database(down, 0.05, pause_s=0.01)
+    tries = []
+
+    def broken():
+        tries.append(1)
+        raise ValueError("not a database problem")
+
+    with pytest.raises(ValueError):
+        wait_for_database(broken, 5.0)
+    assert tries == [1]

@@ -8,7 +8,9 @@ real uploads, rendering).
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,7 +63,7 @@ def app_env(monkeypatch, mongo_server, indexed, checkpoint, tmp_path):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    for key in ("APP_MAX_UPLOAD_MB", "APP_TOP_K", "CATALOG_DIR"):
+    for key in ("APP_MAX_UPLOAD_MB", "APP_TOP_K", "APP_DB_WAIT_S", "CATALOG_DIR"):
         monkeypatch.delenv(key, raising=False)
     return env
 
@@ -239,9 +241,9 @@ def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
     assert "does not exist" in at.error[0].value and "--checkpoint" in at.error[0].value
 
 
-def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
-                                                            retriever):
-    """Stop the server under a live session: the page says so; restarting it resumes."""
+@contextmanager
+def database_session(monkeypatch, tmp_path, checkpoint, retriever, **app_env):
+    """A real embedded server holding a small indexed catalog, and the page's environment."""
     from indexer import EmbeddedConfig, EmbeddedServer
 
     with socket.socket() as s:
@@ -258,8 +260,18 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
         client.close()
         for key, value in {"MONGO_URI": server.uri, "DB_NAME": "shop",
                            "COLLECTION_NAME": "catalog", "CHECKPOINT": str(checkpoint),
-                           "DATA_DIR": str(tmp_path / "data")}.items():
+                           "DATA_DIR": str(tmp_path / "data"), **app_env}.items():
             monkeypatch.setenv(key, value)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
+                                                            retriever):
+    """Stop the server under a live session: the page says so; restarting it resumes."""
+    with database_session(monkeypatch, tmp_path, checkpoint, retriever,
+                          APP_DB_WAIT_S="0") as server:
         at = search(uploaded(new_app().run(), garment_jpeg()), "red")
         assert len(result_buttons(at)) == 12
 
@@ -278,8 +290,27 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
         assert not at.exception and not at.error
         assert len(at.session_state["history"].turns) == 1  # the session survived
         assert len(result_buttons(at)) == 12
-    finally:
+
+
+def test_a_search_during_a_database_restart_waits_and_answers(monkeypatch, tmp_path,
+                                                               checkpoint, retriever):
+    """The database restarts while a shopper searches: no error, the results come once it is
+    back (the page said "reconnecting" meanwhile)."""
+    with database_session(monkeypatch, tmp_path, checkpoint, retriever,
+                          APP_DB_WAIT_S="60") as server:
+        at = search(uploaded(new_app().run(), garment_jpeg()), "red")
         server.stop()
+        # down longer than pymongo's own 5 s server selection, which rides out shorter ones
+        restart = threading.Timer(7.0, server.start)
+        restart.start()
+        try:
+            at = search(at, "blue")
+        finally:
+            restart.join()
+        assert not at.exception and not at.error
+        assert not at.warning  # the "reconnecting" placeholder is gone with the answer
+        assert at.session_state["history"].open_turn.feedback == "blue"
+        assert len(result_buttons(at)) == 12
 
 
 def test_model_and_index_load_once_per_process_not_per_run_or_session(app_env, monkeypatch):

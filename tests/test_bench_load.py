@@ -101,12 +101,14 @@ def test_what_sessions_saw_is_classed_by_fault_window():
         Action(3, "refine", 40.0, 41.0, "reset"),  # a page reset while the server was up
         Action(3, "search", 60.0, 150.5, "timeout", "no outcome within 90 s"),
         Action(2, "search", 30.0, 31.0, "ok", chain_ok=False),  # steps strip lost a turn
+        Action(4, "search", 149.5, 240.0, "timeout", "no outcome within 90 s; page: {}"),
     ]
-    s = summarise(LoadConfig(sessions=4), actions, tl, {})
+    s = summarise(LoadConfig(sessions=5), actions, tl, {})
     assert s["reconnecting_messages_during_outage"] == 1
     assert s["errors_shown"] == 2  # the dialog and the timeout; not the reconnecting message
     assert s["chains_reset_by_app_restart"] == 1
     assert s["chains_lost_while_server_up"] == 2
     assert s["recovery_after_database_s"][1] == 4.0
-    assert s["sessions_not_answering_after_database"] == 3
+    assert s["actions_lost_with_app_restart"] == 1  # the click died with the server
+    assert s["sessions_not_answering_after_database"] == 4
     assert s["latency_ms"]["search"]["n"] == 3

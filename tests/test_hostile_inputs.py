@@ -307,7 +307,8 @@ def test_a_nul_byte_in_a_path_setting_is_refused():
 
 
 @pytest.mark.parametrize("name, value", [("APP_TOP_K", "1e9"), ("APP_TOP_K", "-3"),
-                                         ("APP_MAX_UPLOAD_MB", "lots")])
+                                         ("APP_MAX_UPLOAD_MB", "lots"),
+                                         ("APP_DB_WAIT_S", "forever")])
 def test_malformed_app_values_are_refused_naming_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         load_app_config({name: value})
