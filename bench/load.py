@@ -5,7 +5,8 @@ database restarts and the app process is killed and started again.
 
 Each session (one browser context of one headless Chromium, loopback only) opens the page,
 uploads a reference photo and then loops search -> refine -> search -> back, with a short
-pause between actions. Meanwhile, at fixed times:
+pause between actions. Chromium runs at ``--browser-nice`` (10): shoppers' browsers are not on
+the server, here they share its cores. Meanwhile, at fixed times:
 
 (a) rebuild: new items are added to the catalog folder and ``python -m indexer build`` runs;
     the app must pick up the new build (the sidebar's item count is read after every action);
@@ -17,10 +18,11 @@ Every action waits for its own outcome in the page (its results caption, the new
 the earlier step) or for what the page shows instead (an error alert, a reset page, the
 "Connection error" dialog). Reported: p50/p95 per action kind, every message a session saw
 (classed by the fault window it fell in), how long each session took to answer again after
-the database came back, whether the app reloaded the rebuilt catalog, and whether any session
-lost its chain of turns while the server stayed up. Prints a table, writes
-bench/results/load.json. Bounded: at most ``--sessions`` contexts (40 at most), for
-``--duration`` seconds, stretched to 45 s after the app restart but never beyond 1.5x.
+the database came back, whether the app reloaded the rebuilt catalog, whether any session
+lost its chain of turns while the server stayed up, and the actions lost with the app.
+Prints a table, writes bench/results/load.json. Bounded: at most ``--sessions`` contexts
+(40 at most), for ``--duration`` seconds, stretched to 45 s after the app restart but never
+beyond 1.5x.
 """
 
 from __future__ import annotations
