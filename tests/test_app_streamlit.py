@@ -292,33 +292,35 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
         assert len(result_buttons(at)) == 12
 
 
-def test_actions_during_a_database_restart_wait_and_answer(monkeypatch, tmp_path,
-                                                               checkpoint, retriever):
+@contextmanager
+def down_for(server, seconds: float):
+    """The database stopped now and started again ``seconds`` later, in the background."""
+    server.stop()
+    restart = threading.Timer(seconds, server.start)
+    restart.start()
+    try:
+        yield
+    finally:
+        restart.join()
+
+
+def test_actions_during_a_database_restart_wait_and_answer(monkeypatch, tmp_path, checkpoint,
+                                                           retriever):
     """The database restarts while a shopper searches, then while they refine: no error, the
     answer comes once it is back (the page said "reconnecting" meanwhile)."""
     with database_session(monkeypatch, tmp_path, checkpoint, retriever,
                           APP_DB_WAIT_S="60") as server:
         at = search(uploaded(new_app().run(), garment_jpeg()), "red")
-        server.stop()
         # down longer than pymongo's own 5 s server selection, which rides out shorter ones
-        restart = threading.Timer(7.0, server.start)
-        restart.start()
-        try:
+        with down_for(server, 7.0):
             at = search(at, "blue")
-        finally:
-            restart.join()
         assert not at.exception and not at.error
         assert not at.warning  # the "reconnecting" placeholder is gone with the answer
         assert at.session_state["history"].open_turn.feedback == "blue"
         assert len(result_buttons(at)) == 12
 
-        server.stop()  # and a "Refine from this" click (a callback) waits the same way
-        restart = threading.Timer(7.0, server.start)
-        restart.start()
-        try:
+        with down_for(server, 7.0):  # a "Refine from this" click (a callback) waits the same way
             at = result_buttons(at)[0].click().run()
-        finally:
-            restart.join()
         assert not at.exception and not at.error
         history = at.session_state["history"]
         assert history.reference.kind == "catalog" and history.turns[-1].chosen is not None
