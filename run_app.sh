@@ -11,7 +11,8 @@
 # unset), generates the demo catalog and indexes it (progress in this terminal), then serves.
 # Later runs reuse all of that and start in seconds. Flags win over the environment:
 #   APP_PORT (8501)  APP_ADDRESS (127.0.0.1)  APP_TOP_K (12)  APP_MAX_UPLOAD_MB (10)
-#   APP_TORCH_THREADS (1), and the project settings, which may also come from .env:
+#   APP_TORCH_THREADS (1)  APP_DB_WAIT_S (15), and the project settings, which may also
+#   come from .env:
 #   CATALOG_DIR (data/demo_catalog)  CHECKPOINT (checkpoints/demo)  MONGO_URI DB_NAME
 #   COLLECTION_NAME (see .env.example)
 # --seed/--per-category shape the generated demo catalog (0/200); --reindex runs the
