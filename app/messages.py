@@ -42,15 +42,19 @@ def build_hint(settings: Settings) -> str:
     )
 
 
+def database_down(settings: Settings | None) -> str:
+    """The first sentence of every database-outage message (markdown)."""
+    uri = mask_uri(settings.effective_uri) if settings else "the configured MongoDB"
+    return f"**The catalog database is not answering right now (`{uri}`); reconnecting.**"
+
+
 def describe_problem(exc: BaseException, settings: Settings | None) -> str:
     """One message for the page: what is wrong and what to do next (markdown)."""
-    uri = mask_uri(settings.effective_uri) if settings else "the configured MongoDB"
     if isinstance(exc, DatabaseUnavailableError | pymongo.errors.PyMongoError):
         detail = str(exc) if isinstance(exc, IndexerError) else type(exc).__name__
         return (
-            f"**The catalog database is not answering right now (`{uri}`); reconnecting.** "
-            "Try again in a few seconds: your steps are kept, and the app reconnects by "
-            "itself as soon as the database is back.\n\n"
+            f"{database_down(settings)} Try again in a few seconds: your steps are kept, and "
+            "the app reconnects by itself as soon as the database is back.\n\n"
             "If it stays down: start the embedded database with `python -m indexer.db start` "
             "(or `bash run_app.sh`, which starts it), or set `MONGO_URI` to a running "
             f"MongoDB.\n\n({detail})"
@@ -76,10 +80,8 @@ def describe_problem(exc: BaseException, settings: Settings | None) -> str:
 
 def reconnecting(settings: Settings | None, wait_s: float) -> str:
     """Shown while an action waits for the database to come back (see wait_for_database)."""
-    uri = mask_uri(settings.effective_uri) if settings else "the configured MongoDB"
-    return (f"**The catalog database is not answering right now (`{uri}`); reconnecting.** "
-            f"This answers as soon as it is back (waiting up to {wait_s:.0f} s); your steps are "
-            "kept.")
+    return (f"{database_down(settings)} This answers as soon as it is back (waiting up to "
+            f"{wait_s:.0f} s); your steps are kept.")
 
 
 def describe_checkpoint_problem(exc: BaseException, checkpoint: Path) -> str:

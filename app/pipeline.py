@@ -20,7 +20,7 @@ from PIL import Image
 from app.feedback import MAX_FEEDBACK_CHARS, normalize_feedback
 from app.history import Reference, ResultItem, Turn
 from imaging import ImageLoadError, load_image, make_thumbnail
-from indexer import DatabaseUnavailableError
+from indexer import DatabaseOutage, DatabaseUnavailableError, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -165,26 +165,21 @@ def run_query(
 
 
 def wait_for_database(call: Callable[[], T], wait_s: float,
-                      on_wait: Callable[[], None] = lambda: None, pause_s: float = 0.5) -> T:
+                      on_wait: Callable[[], None] | None = None, pause_s: float = 0.5) -> T:
     """``call()``, tried again while the database does not answer, for up to ``wait_s``.
 
     Why: a database restart takes seconds; an action that waits through it answers as soon as
-    the database is back, where failing at once made every shopper retry by hand. ``on_wait``
-    runs once, when the first try failed (the page says "reconnecting"). Each try already
-    waits up to pymongo's server-selection timeout, rechecking the server twice a second, so
-    a try that starts during the outage succeeds right after it. The last error is raised
-    once ``wait_s`` has passed."""
-    deadline = time.monotonic() + wait_s
-    said = False
-    while True:
-        try:
-            return call()
-        except (DatabaseUnavailableError, pymongo.errors.ConnectionFailure) as exc:
-            if time.monotonic() >= deadline:
-                raise
-            if not said:
-                log.warning("database not answering (%s); waiting up to %.0f s",
-                            type(exc).__name__, wait_s)
-                on_wait()
-                said = True
-            time.sleep(min(pause_s, max(0.0, deadline - time.monotonic())))
+    the database is back, where failing at once made every shopper retry by hand. The
+    indexer's retry loop with short, fixed pauses: each try already waits up to pymongo's
+    server-selection timeout, rechecking the server twice a second, so a try that starts
+    during the outage succeeds right after it. ``on_wait`` runs once, when the first try failed
+    (the page says "reconnecting"); after ``wait_s`` the last error is raised, for the page to
+    word as before."""
+    policy = RetryPolicy(wait_s=wait_s, first_delay_s=pause_s, max_delay_s=pause_s)
+    try:
+        return call_with_retry(call, "a shopper's action", policy,
+                               transient=(DatabaseUnavailableError,
+                                          pymongo.errors.ConnectionFailure),
+                               on_first_failure=on_wait)
+    except DatabaseOutage as exc:
+        raise exc.cause from None

@@ -322,7 +322,7 @@ class Shopper:
         self.turns, self.open_turn = 0, False
 
         async def go():
-            await self.page.goto(self.app.url, timeout=ACTION_TIMEOUT_S * 1000)
+            await self.page.goto(self.app.url)
         a = await self.act("open", go, "Upload a photo, or pick a random catalog item", None,
                            fresh=True)  # a new document: nothing armed survives navigation
         return a.outcome in ("ok", "reset")
@@ -331,8 +331,7 @@ class Shopper:
         ref = self.rng.choice(self.refs)
 
         async def do():
-            await self.page.locator('input[type="file"]').set_input_files(
-                str(ref), timeout=ACTION_TIMEOUT_S * 1000)
+            await self.page.locator('input[type="file"]').set_input_files(str(ref))
         a = await self.act("upload", do, f"Reference: {ref.name}", 0)
         if a.outcome == "ok":
             self.turns, self.open_turn = 0, False
@@ -345,7 +344,7 @@ class Shopper:
         need = self.turns if self.open_turn else self.turns + 1
 
         async def do():
-            await box.fill(text, timeout=ACTION_TIMEOUT_S * 1000)
+            await box.fill(text)
             await box.press("Enter")
         a = await self.act("search", do, f'results for "{text}" in ', need)
         if a.outcome == "ok":
@@ -360,8 +359,7 @@ class Shopper:
         title = (await card.locator("strong").first.inner_text()).replace("\u200b", "")
 
         async def do():
-            await card.get_by_role("button", name="Refine from this").click(
-                timeout=ACTION_TIMEOUT_S * 1000)
+            await card.get_by_role("button", name="Refine from this").click()
         # the open turn keeps its card (now with its pick): the chain length does not change;
         # its results go (the title may already be the reference's: refined from itself)
         a = await self.act("refine", do, f"Reference: {title}", self.turns,
@@ -372,8 +370,7 @@ class Shopper:
 
     async def back(self) -> Action:
         async def do():
-            await self.page.get_by_role("button", name="Back to step 1").click(
-                timeout=ACTION_TIMEOUT_S * 1000)
+            await self.page.get_by_role("button", name="Back to step 1").click()
         a = await self.act("back", do, f'results for "{self.first_feedback}" in ', 1)
         if a.outcome == "ok":
             self.turns, self.open_turn = 1, True
@@ -553,6 +550,8 @@ async def drive(cfg: LoadConfig, app: App, server, catalog: FaultCatalog, env, l
                                           headless=True)
         contexts = [await browser.new_context(viewport={"width": 1280, "height": 1400})
                     for _ in range(cfg.sessions)]
+        for ctx in contexts:  # every input and page read gets the action's limit, not 30 s
+            ctx.set_default_timeout(ACTION_TIMEOUT_S * 1000)
         tl = Timeline()
         shoppers = [Shopper(i, ctx, app, tl, refs, cfg, actions)
                     for i, ctx in enumerate(contexts)]

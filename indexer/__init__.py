@@ -48,6 +48,9 @@ _HOME = {
     "FingerprintMismatchError": "indexer.errors",
     "IndexerError": "indexer.errors",
     "PortInUseError": "indexer.errors",
+    "DatabaseOutage": "indexer.retry",
+    "RetryPolicy": "indexer.retry",
+    "call_with_retry": "indexer.retry",
     "CatalogSearch": "indexer.search",
     "SearchConfig": "indexer.search",
     "settings_config": "indexer.search",
@@ -63,10 +66,11 @@ _HOME = {
 }
 __all__ = [
     "BuildConfig", "BuildReport", "Catalog", "CatalogItem", "CatalogSearch", "CatalogStore",
-    "DEFAULT_CATEGORY", "DatabaseUnavailableError", "DimensionMismatchError", "EmbeddedConfig",
-    "EmbeddedDBError", "EmbeddedServer", "EmptyCatalogError", "FingerprintMismatchError",
-    "IndexerError", "PortInUseError", "SearchConfig", "Snapshot", "SnapshotError",
-    "SnapshotKey", "SnapshotStore", "build_index", "catalog_stats", "connect",
+    "DEFAULT_CATEGORY", "DatabaseOutage", "DatabaseUnavailableError", "DimensionMismatchError",
+    "EmbeddedConfig", "EmbeddedDBError", "EmbeddedServer", "EmptyCatalogError",
+    "FingerprintMismatchError", "IndexerError", "PortInUseError", "RetryPolicy", "SearchConfig",
+    "Snapshot", "SnapshotError", "SnapshotKey", "SnapshotStore", "build_index",
+    "call_with_retry", "catalog_stats", "connect",
     "discover", "drop_catalog", "effective_status", "ensure_database", "from_binary",
     "item_document", "item_metadata", "latest_finished_build", "mask_uri", "parse_shard", "ping",
     "port_open", "record_finished_build", "report_dict", "settings_config", "shard_of",
@@ -101,6 +105,7 @@ if TYPE_CHECKING:
         IndexerError,
         PortInUseError,
     )
+    from indexer.retry import DatabaseOutage, RetryPolicy, call_with_retry
     from indexer.search import CatalogSearch, SearchConfig, settings_config
     from indexer.snapshot import Snapshot, SnapshotError, SnapshotKey, SnapshotStore
     from indexer.stats import catalog_stats, drop_catalog

@@ -4,7 +4,8 @@ Why: a build writes for minutes; a database restart in the middle (a crash, a de
 embedded server killed) used to end it with a raw pymongo traceback 15 s later. Writes of the
 indexer are idempotent upserts, so repeating one after a connection failure is always safe;
 only when the database stays away longer than the allowed wait does the build stop, with one
-message saying what happened and that the same command resumes.
+message saying what happened and that the same command resumes. The app's actions wait
+through an outage with the same loop (``app.pipeline.wait_for_database``).
 """
 
 from __future__ import annotations
@@ -41,15 +42,19 @@ class DatabaseOutage(Exception):
         self.what, self.waited_s, self.cause = what, waited_s, cause
 
 
-def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy = RetryPolicy()) -> T:
-    """``fn()``, repeated after connection failures until ``policy.wait_s`` has passed."""
+def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy = RetryPolicy(), *,
+                    transient: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
+                    on_first_failure: Callable[[], None] | None = None) -> T:
+    """``fn()``, repeated after ``transient`` failures until ``policy.wait_s`` has passed.
+
+    ``on_first_failure`` runs once, before the first pause (the app says "reconnecting")."""
     start = time.monotonic()
     delay = policy.first_delay_s
     attempt = 0
     while True:
         try:
             result = fn()
-        except TRANSIENT_ERRORS as exc:
+        except transient as exc:
             attempt += 1
             waited = time.monotonic() - start
             if waited >= policy.wait_s:
@@ -58,6 +63,8 @@ def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy = RetryP
             log.warning("database not answering (%s during %s); retry %d in %.1f s "
                         "(giving up after %.0f s)", type(exc).__name__, what, attempt, pause,
                         policy.wait_s)
+            if attempt == 1 and on_first_failure is not None:
+                on_first_failure()
             time.sleep(pause)
             delay *= 2
             continue
