@@ -60,9 +60,13 @@ def call_with_retry(fn: Callable[[], T], what: str, policy: RetryPolicy = RetryP
             if waited >= policy.wait_s:
                 raise DatabaseOutage(what, waited, exc) from exc
             pause = min(delay, policy.max_delay_s, max(0.0, policy.wait_s - waited))
-            log.warning("database not answering (%s during %s); retry %d in %.1f s "
-                        "(giving up after %.0f s)", type(exc).__name__, what, attempt, pause,
-                        policy.wait_s)
+            # Retry 1, 2, 4, 8, ... warn; the rest are debug lines. An outage of any length
+            # then leaves a handful of warnings (the app retries twice a second) that still
+            # show how long it lasted.
+            level = logging.WARNING if attempt & (attempt - 1) == 0 else logging.DEBUG
+            log.log(level, "database not answering (%s during %s); retry %d in %.1f s "
+                    "(giving up after %.0f s)", type(exc).__name__, what, attempt, pause,
+                    policy.wait_s)
             if attempt == 1 and on_first_failure is not None:
                 on_first_failure()
             time.sleep(pause)

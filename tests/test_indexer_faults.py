@@ -223,3 +223,27 @@ def test_retries_ride_out_connection_failures_and_stop_after_the_wait():
     with pytest.raises(DuplicateKeyError):
         call_with_retry(bad_document, "a write", fast)
     assert calls == [0]  # not retried
+
+
+def test_a_long_outage_warns_a_handful_of_times_not_once_per_retry(caplog):
+    import logging
+
+    from pymongo.errors import AutoReconnect
+
+    from indexer.retry import DatabaseOutage, RetryPolicy, call_with_retry
+
+    # The app's policy: short, fixed pauses, so a long outage means many retries.
+    fixed = RetryPolicy(wait_s=0.5, first_delay_s=0.005, max_delay_s=0.005)
+    attempts = []
+
+    def down():
+        attempts.append(1)
+        raise AutoReconnect("gone")
+
+    with caplog.at_level(logging.DEBUG, logger="indexer.retry"), pytest.raises(DatabaseOutage):
+        call_with_retry(down, "a shopper's action", fixed)
+    retries = [r for r in caplog.records if "database not answering" in r.getMessage()]
+    warnings = [r.getMessage() for r in retries if r.levelno == logging.WARNING]
+    assert len(attempts) >= 20 and len(retries) == len(attempts) - 1  # every retry is logged
+    assert 3 <= len(warnings) <= len(attempts).bit_length()  # retries 1, 2, 4, 8, ... warn
+    assert "retry 1 " in warnings[0] and "retry 2 " in warnings[1] and "retry 4 " in warnings[2]
