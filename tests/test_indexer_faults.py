@@ -244,6 +244,6 @@ def test_a_long_outage_warns_a_handful_of_times_not_once_per_retry(caplog):
         call_with_retry(down, "a shopper's action", fixed)
     retries = [r for r in caplog.records if "database not answering" in r.getMessage()]
     warnings = [r.getMessage() for r in retries if r.levelno == logging.WARNING]
-    assert len(attempts) >= 20 and len(retries) == len(attempts) - 1  # every retry is logged
+    assert len(attempts) >= 10 and len(retries) == len(attempts) - 1  # every retry is logged
     assert 3 <= len(warnings) <= len(attempts).bit_length()  # retries 1, 2, 4, 8, ... warn
     assert "retry 1 " in warnings[0] and "retry 2 " in warnings[1] and "retry 4 " in warnings[2]
