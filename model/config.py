@@ -19,7 +19,7 @@ RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parame
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None}
+                "reference_grid": None, "backbone_tail": False}
 PATH_OF_FIELD = {"sentence_hidden": "sentence_path"}  # a field that shapes only this path
 
 
@@ -58,6 +58,9 @@ class ModelConfig:
     # pass costs in proportion to its tokens, so this is the query-time lever (README, Query
     # latency); the target block always reads the full grid.
     reference_grid: int | None = None
+    # The backbone's last stage was fine-tuned (model.train --train-backbone-tail): the
+    # checkpoint then stores that stage's weights, which replace the package's.
+    backbone_tail: bool = False
 
     @classmethod
     def tiny(cls) -> ModelConfig:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dataprep import FashionIQSplit, eval_caption, load_fashioniq, read_metadata_column
 from model.device import DEVICE_CHOICES
@@ -147,19 +148,22 @@ def restrict_to_bank(split: FashionIQSplit, bank: FeatureBank) -> FashionIQSplit
 
 def model_encoders(retriever, bank: FeatureBank, batch_size: int = 128
                    ) -> tuple[QueryEncoder, GalleryEncoder]:
-    """Encoding functions of a trained retriever over precomputed backbone features."""
+    """Encoding functions of a trained retriever over precomputed backbone features (a
+    FeatureBank, or a training run's TrunkBank, whose lookup runs the backbone's tail)."""
 
+    @torch.no_grad()
     def queries(ref_ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
         out = []
         for i in range(0, len(ref_ids), batch_size):
             whole, crop = bank.lookup(ref_ids[i:i + batch_size])
             out.append(retriever.encode_reference_features(whole, crop, texts[i:i + batch_size]))
-        return np.concatenate([o.float().numpy() for o in out])
+        return np.concatenate([o.float().cpu().numpy() for o in out])
 
+    @torch.no_grad()
     def gallery(ids: Sequence[str]) -> np.ndarray:
         out = [retriever.encode_target_features(*bank.lookup(ids[i:i + batch_size]))
                for i in range(0, len(ids), batch_size)]
-        return np.concatenate([o.float().numpy() for o in out])
+        return np.concatenate([o.float().cpu().numpy() for o in out])
 
     return queries, gallery
 

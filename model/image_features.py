@@ -108,6 +108,47 @@ class ImageEncoder(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         return grid_tokens(pixels, grid, self.cfg)
 
+    # -------------------------------------------------- the tail (--train-backbone-tail)
+
+    def tail_parameters(self) -> dict[str, nn.Parameter]:
+        """The backbone's last stage, by state-dict name: what a tail fine-tune trains."""
+        keys = self.net.tail_keys()
+        return {k: p for k, p in self.net.named_parameters() if k in keys}
+
+    @property
+    def trunk_cache_key(self) -> str:
+        """Like cache_key, over the frozen part only: the trunk's cached output stays valid
+        while the tail trains."""
+        tail = self.net.tail_keys()
+        digest = hashlib.sha256(b"trunk")
+        for name, tensor in sorted(self.net.state_dict().items()):
+            if name not in tail:
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return (f"{self.cfg.backbone}-{self.cfg.image_size}px-trunk{self.net.tail_from}-"
+                f"{digest.hexdigest()[:12]}")
+
+    @torch.no_grad()
+    def trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                   torch.Tensor]:
+        """(N, 3, S, S) pixels -> (tail input, pooled side map or None, garment boxes)."""
+        x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        pre, side = self.net.trunk(x)
+        return (pre.float().contiguous(), None if side is None else side.float().contiguous(),
+                foreground_boxes(pixels).to(pre.device))
+
+    def tokens_from_trunk(self, pre: torch.Tensor, side: torch.Tensor | None,
+                          boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(whole, crop) tokens from the trunk's output: the tail, then the same RoI pooling
+        as `grid_tokens`. Differentiable in the tail's weights (no no_grad here)."""
+        grid = self.net.head(pre, side)
+        rois = torch.cat([torch.arange(len(grid), dtype=grid.dtype, device=grid.device)[:, None],
+                          boxes.to(grid.dtype)], dim=1)
+        crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
+                         spatial_scale=grid.shape[-1] / self.cfg.image_size, sampling_ratio=2,
+                         aligned=True)
+        return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)
+
 
 def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: int,
               spatial_scale: float, sampling_ratio: int = 2, aligned: bool = True

@@ -70,8 +70,52 @@ def _efficientnet_lite0_state_dict(path: str | None) -> dict[str, torch.Tensor]:
     return renamed
 
 
-class EfficientNetGrid(nn.Module):
-    """EfficientNet-Lite0 trunk returning a multi-level grid: final map + pooled stage-5 map."""
+class GridBackbone(nn.Module):
+    """A CNN whose grid is ``late(mid)`` with the stride-16 map ``mid`` average-pooled beside
+    it, split where a training run may fine-tune the last stage.
+
+    ``late[tail_from:]`` is the *tail* (`model.train --train-backbone-tail`): everything before
+    it stays frozen, so its output (``trunk``) is cached once per image and a training step
+    runs only the tail. The split is by index, not by new submodules, so the state-dict names
+    (and the feature-cache keys hashed from them) are those of the plain backbone.
+    """
+
+    late: nn.Sequential
+    tail_from: int
+    side_channels: int  # channels of the pooled stride-16 map beside the grid (0: none)
+
+    def mid(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def tail(self) -> nn.Sequential:
+        return self.late[self.tail_from:]
+
+    def tail_keys(self) -> set[str]:
+        """State-dict names of the tail's weights and buffers."""
+        return {f"late.{i}.{k}" for i in range(self.tail_from, len(self.late))
+                for k in self.late[i].state_dict()}
+
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(input of the tail, pooled stride-16 map or None): what never trains."""
+        mid = self.mid(x)
+        side = nn.functional.avg_pool2d(mid, 2) if self.side_channels else None
+        return self.late[:self.tail_from](mid), side
+
+    def head(self, pre: torch.Tensor, side: torch.Tensor | None) -> torch.Tensor:
+        final = self.tail(pre)
+        return final if side is None else torch.cat([final, side], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(*self.trunk(x))
+
+
+class EfficientNetGrid(GridBackbone):
+    """EfficientNet-Lite0 trunk returning a multi-level grid: final map + pooled stage-5 map.
+    Tail: the last stage (one inverted-residual block, 192 -> 320) and the 1x1 head conv."""
+
+    tail_from = 1
+    side_channels = 112
 
     def __init__(self, weights: str | None):
         super().__init__()
@@ -84,14 +128,16 @@ class EfficientNetGrid(nn.Module):
         self.late = nn.Sequential(*net.blocks[5:], net.conv_head, net.bn2)  # stride 32: 1280
         self.out_channels = 1280 + 112
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mid = self.early(self.stem(x))  # (N, 112, 2g, 2g)
-        final = self.late(mid)  # (N, 1280, g, g)
-        return torch.cat([final, nn.functional.avg_pool2d(mid, 2)], dim=1)
+    def mid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.early(self.stem(x))  # (N, 112, 2g, 2g)
 
 
-class ResNet50Grid(nn.Module):
-    """torchvision ResNet-50 (weights from a local file): layer4 + pooled layer3."""
+class ResNet50Grid(GridBackbone):
+    """torchvision ResNet-50 (weights from a local file): layer4 + pooled layer3. Tail: the
+    last bottleneck of layer4."""
+
+    tail_from = 2
+    side_channels = 1024
 
     def __init__(self, weights: str | None):
         super().__init__()
@@ -108,12 +154,11 @@ class ResNet50Grid(nn.Module):
         self.late = net.layer4
         self.out_channels = 2048 + 1024
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mid = self.early(x)
-        return torch.cat([self.late(mid), nn.functional.avg_pool2d(mid, 2)], dim=1)
+    def mid(self, x: torch.Tensor) -> torch.Tensor:
+        return self.early(x)
 
 
-class TinyGrid(nn.Module):
+class TinyGrid(GridBackbone):
     """Random stride-32 CNN for tests: same interface, no weights to ship.
 
     He-initialised so activations keep their scale through the layers (with default init a
@@ -131,8 +176,18 @@ class TinyGrid(nn.Module):
         self.body = nn.Sequential(*layers)
         self.out_channels = widths[-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    @property
+    def late(self) -> nn.Sequential:  # the whole body; its tail is the last conv + ReLU
+        return self.body
+
+    tail_from = 8
+    side_channels = 0
+
+    def mid(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def tail_keys(self) -> set[str]:
+        return {k.replace("late.", "body.", 1) for k in super().tail_keys()}
 
 
 BACKBONES: dict[str, BackboneSpec] = {

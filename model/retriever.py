@@ -139,20 +139,27 @@ class Retriever:
         dtype = getattr(torch, self.cfg.save_dtype)
         frozen = self.frozen_keys()
         state = {f"net.{k}": v.cpu() for k, v in self.net.state_dict().items() if k not in frozen}
+        encoder = self.encoder.net.state_dict()
         if not backbone_spec(self.cfg.backbone).pretrained:
-            encoder = self.encoder.net.state_dict()
             state.update({f"encoder.{k}": v.cpu() for k, v in encoder.items()})
+        elif self.cfg.backbone_tail:
+            tail = self.encoder.net.tail_keys()
+            state.update({f"encoder.{k}": v.cpu() for k, v in encoder.items() if k in tail})
         return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach()
                 for k, v in state.items()}
 
     def set_trainable(self) -> list[torch.nn.Parameter]:
-        """Freeze the pretrained lower text layers; return the parameters to optimise."""
+        """Freeze the pretrained lower text layers (and the backbone, but for its tail when
+        ``cfg.backbone_tail``); return the parameters to optimise."""
         frozen = self.frozen_keys()
         for name, param in self.net.named_parameters():
             param.requires_grad_(name not in frozen)
+        for param in self.encoder.tail_parameters().values():
+            param.requires_grad_(self.cfg.backbone_tail)
         self._fingerprint = None
         self.engine = EagerEngine(self)  # an exported copy would not follow the training
-        return [p for p in self.net.parameters() if p.requires_grad]
+        return [p for p in self.net.parameters() if p.requires_grad] + [
+            p for p in self.encoder.tail_parameters().values() if p.requires_grad]
 
     def invalidate_fingerprint(self) -> None:
         """Call after the weights changed (training), so the fingerprint is recomputed."""
@@ -323,8 +330,9 @@ def _filled_retriever(path: str | Path, cfg: ModelConfig, state: dict[str, torch
     retriever.net.load_state_dict(net_state, strict=False)
     encoder_state = {k[8:]: v.float() if v.is_floating_point() else v
                      for k, v in state.items() if k.startswith("encoder.")}
-    if encoder_state:
-        retriever.encoder.net.load_state_dict(encoder_state, strict=True)
+    if encoder_state:  # a random CNN's whole state, or a fine-tuned tail (checked above)
+        retriever.encoder.net.load_state_dict(
+            encoder_state, strict=not backbone_spec(cfg.backbone).pretrained)
     retriever.meta = record.get("meta", {})
     retriever._fingerprint = record["fingerprint"]
     return retriever

@@ -47,7 +47,7 @@ from model.evaluate import (
     remembered_encoders,
     restrict_to_bank,
 )
-from model.feature_cache import FeatureBank, extract_features
+from model.feature_cache import FeatureBank, extract_features, extract_trunk_features
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
 from model.retriever import (
@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 GROUP_BY = ("category", "kind")
 DISTILLED_PREFIXES = ("reference.", "sentence_path.")  # what --distill trains: the query side
+TAIL_PREFIX = "backbone_tail."  # the backbone's last stage, in the optimiser's names
 
 
 @dataclass
@@ -139,6 +140,10 @@ class TrainConfig:
     # (model.reference_grid) for faster queries without re-indexing; batches come as with
     # --paths-only, whose token memo holds the teacher's outputs.
     distill: float = 0.0
+    # Learning rate of the backbone's last stage when the model config's backbone_tail is on
+    # (--train-backbone-tail; None: lr). The frozen trunk's output is cached instead of the
+    # grid, and a step runs the tail on it, so the image tokens of both sides can adapt.
+    tail_lr: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -467,13 +472,18 @@ class Trainer:
         if (self.resuming or cfg.init_from) and self.retriever.cfg != cfg.model:
             logger.warning("resuming with the architecture stored in %s, not the one asked for",
                            last if self.resuming else cfg.init_from)
+        if cfg.model.backbone_tail and not self.retriever.cfg.backbone_tail:
+            self.retriever.cfg = dataclasses.replace(self.retriever.cfg, backbone_tail=True)
+            self.retriever.invalidate_fingerprint()
+        tail = self.retriever.cfg.backbone_tail
         self.datasets = load_datasets(cfg)
         paths = {}
         for d in self.datasets:
             paths.update(d.train.image_paths)
             paths.update(d.val.image_paths)
-        self.bank = extract_features(self.retriever.encoder, paths, cfg.cache_dir or None,
-                                     workers=cfg.workers)
+        extract = extract_trunk_features if tail else extract_features
+        self.bank = extract(self.retriever.encoder, paths, cfg.cache_dir or None,
+                            workers=cfg.workers)
         for d in self.datasets:
             d.train, d.val = restrict_to_bank(d.train, self.bank), restrict_to_bank(d.val,
                                                                                      self.bank)
@@ -486,8 +496,13 @@ class Trainer:
             raise ValueError("--grounding's image <-> text pairs belong to no dataset, so "
                              "they have no temperature under --dataset-scales")
         memoised = cfg.paths_only or cfg.distill > 0
+        if tail and memoised:
+            raise ValueError("--train-backbone-tail changes every token, so it cannot train "
+                             "over memoised outputs (--paths-only, --distill)")
+        if tail and cfg.flip:  # a flip of the tail's input would be a different image's grid
+            logger.info("training the backbone's tail: no flips of the cached trunk features")
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
-                                      cfg.flip and not memoised, cfg.seed,
+                                      cfg.flip and not memoised and not tail, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
                                       cfg.colourway_negatives, fixed_captions=memoised,
                                       with_looks=cfg.mask_lookalikes or cfg.look_weight > 0,
@@ -529,8 +544,17 @@ class Trainer:
                  "sentence_path.": cfg.lr if cfg.path_lr is None else cfg.path_lr}
         if cfg.global_lr is not None:  # its own group only then: older train states resume
             rates["global_path."] = cfg.global_lr
-        self.optimizer = adamw(self.retriever.net.named_parameters(), cfg.lr, cfg.weight_decay,
-                               extra=self.loss.parameters(), prefix_lrs=rates)
+        named = list(self.retriever.net.named_parameters())
+        if tail:
+            rates[TAIL_PREFIX] = cfg.lr if cfg.tail_lr is None else cfg.tail_lr
+            named += [(TAIL_PREFIX + k, p)
+                      for k, p in self.retriever.encoder.tail_parameters().items()]
+        for name, param in named:  # a rate of 0: no gradient to compute either
+            if next((r for p, r in rates.items() if name.startswith(p)), cfg.lr) == 0:
+                param.requires_grad_(False)
+        self.trained = [p for _, p in named if p.requires_grad]
+        self.optimizer = adamw(named, cfg.lr, cfg.weight_decay, extra=self.loss.parameters(),
+                               prefix_lrs=rates)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)
@@ -589,7 +613,7 @@ class Trainer:
                 batch["query_datasets"])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.retriever.net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
         self.optimizer.step()
         self.scheduler.step()
         return loss.item()
@@ -738,6 +762,11 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--distill", type=float, default=defaults.distill,
                    help="weight of a distillation term: train only the reference side towards "
                    "the --init-from checkpoint's ranking of each batch (default 0: off)")
+    p.add_argument("--train-backbone-tail", action="store_true",
+                   help="fine-tune the backbone's last stage too, from cached features of the "
+                   "stages before it (no flips)")
+    p.add_argument("--tail-lr", type=float, default=defaults.tail_lr,
+                   help="learning rate of the backbone's last stage (default: --lr)")
     p.add_argument("--reference-grid", type=int, default=mdefaults.reference_grid,
                    help="side of the pooled whole-image grid the reference block reads "
                    "(default: the backbone's full grid)")
@@ -759,6 +788,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     model.sentence_path = a.sentence_path
     model.sentence_hidden = a.sentence_hidden
     model.reference_grid = a.reference_grid
+    model.backbone_tail = a.train_backbone_tail
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
@@ -773,6 +803,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         mask_lookalikes=a.mask_lookalikes, dataset_scales=a.dataset_scales,
         look_weight=a.look_weight,
         paths_only=a.paths_only, freeze_scale=a.freeze_scale, distill=a.distill,
+        tail_lr=a.tail_lr,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]
         if a.dataset_weights else None, model=model)
 

@@ -8,8 +8,10 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dataprep import eval_caption, load_fashioniq
 from model import ModelConfig, build_retriever, load_retriever
@@ -347,9 +349,10 @@ def test_init_from_with_sentence_path_adds_it_at_zero_with_its_own_rate(tiny_dat
     t.fit()  # trains and saves with the new path
     assert load_retriever(tmp_path / "run" / "best").cfg.sentence_path
     frozen = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "frozen"), path_lr=0.0))
-    assert {g["initial_lr"] for g in frozen.optimizer.param_groups
-            if any(p is q for p in g["params"]
-                   for q in frozen.retriever.net.sentence_path.parameters())} == {0.0}
+    path = list(frozen.retriever.net.sentence_path.parameters())  # rate 0: not even a gradient
+    assert not any(p.requires_grad for p in path)
+    assert not any(p is q for g in frozen.optimizer.param_groups for p in g["params"]
+                   for q in path)
 
 
 def _paths_only_config(tiny_data, tmp_path):
@@ -435,9 +438,7 @@ def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_pa
                          for k in moved)
     assert any(k.startswith("net.sentence_path.") for k in moved)
     still = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "still"), global_lr=0.0))
-    assert {g["initial_lr"] for g in still.optimizer.param_groups
-            if any(p is q for p in g["params"]
-                   for q in still.retriever.net.global_path.parameters())} == {0.0}
+    assert not any(p.requires_grad for p in still.retriever.net.global_path.parameters())
     with pytest.raises(ValueError, match="paths-only"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
 
@@ -551,3 +552,36 @@ def test_distillation_term_is_zero_only_for_the_teachers_own_ranking():
     assert loss.distillation(teacher, teacher, f_tar, ids).abs().item() < 1e-6
     other = torch.nn.functional.normalize(teacher + 0.5 * torch.randn(6, 8), dim=-1)
     assert loss.distillation(other, teacher, f_tar, ids).item() > 1e-3
+
+
+def test_train_backbone_tail_trains_that_stage_alone_from_cached_trunk_features(tiny_data,
+                                                                                tmp_path):
+    """With every other rate at 0, a run moves the backbone's last stage and nothing else; its
+    tokens come from the cached trunk through the tail, and the checkpoint it writes encodes
+    images with the trained tail."""
+    start = build_retriever(ModelConfig.tiny(), seed=5)
+    start.save(tmp_path / "start")
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"),
+                            lr=0.0, text_lr=0.0, tail_lr=1e-2, freeze_scale=True, epochs=2)
+    cfg.model = dataclasses.replace(cfg.model, backbone_tail=True)
+    trainer = Trainer(cfg)
+    assert trainer.retriever.cfg.backbone_tail and not trainer.batches.flip
+    ids = list(trainer.bank.index)[:4]
+    frozen = extract_features(start.encoder, {i: tiny_data / "images" / f"{i}.png" for i in ids},
+                              None, workers=0)
+    with torch.no_grad():
+        for got, want in zip(trainer.bank.lookup(ids), frozen.lookup(ids), strict=True):
+            assert torch.allclose(got, want, atol=2e-2)  # fp16 cache on both sides
+    assert {id(p) for p in trainer.trained} == {
+        id(p) for p in trainer.retriever.encoder.tail_parameters().values()}
+    trainer.fit()
+    after = load_retriever(tmp_path / "run" / "last", engine="eager")
+    assert after.cfg.backbone_tail
+    before_state, after_state = start.trained_state(), after.trained_state()
+    moved = {k for k in after_state if not torch.equal(before_state[k], after_state[k])}
+    assert moved and moved <= {f"encoder.{k}" for k in start.encoder.net.tail_keys()}
+    image = Image.open(tiny_data / "images" / f"{ids[0]}.png")
+    assert not np.allclose(after.encode_targets([image]), start.encode_targets([image]),
+                           atol=1e-4)
+    with pytest.raises(ValueError, match="--train-backbone-tail"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "p"), paths_only=True))

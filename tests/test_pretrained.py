@@ -55,3 +55,34 @@ def test_unknown_components_are_clear_errors():
         load_text_model("/nonexistent/bert-folder")
     with pytest.raises(PretrainedWeightsError, match="backbone_weights"):
         backbone_spec("resnet50").build(None)
+
+
+def test_efficientnet_tail_split_gives_the_same_grid_and_is_stored_with_the_checkpoint(tmp_path):
+    """The grid is the trunk's cached output through the tail; a checkpoint whose tail was
+    fine-tuned stores that stage alone (not the rest of the package's CNN) and loads it back."""
+    import dataclasses
+
+    from model import ModelConfig, build_retriever, load_retriever
+    from model.image_features import preprocess_image
+
+    cfg = dataclasses.replace(ModelConfig(), text_model="tiny-bert", backbone_tail=True)
+    retriever = build_retriever(cfg)
+    enc = retriever.encoder
+    x = torch.stack([preprocess_image(draw(c, "circle", size=224), cfg) for c in ("red", "blue")])
+    whole, crop = enc(x)
+    again = enc.tokens_from_trunk(*enc.trunk(x))
+    assert torch.allclose(again[0], whole, atol=1e-4) and torch.allclose(again[1], crop, atol=1e-4)
+    stored = {k for k in retriever.trained_state() if k.startswith("encoder.")}
+    assert stored == {f"encoder.{k}" for k in enc.net.tail_keys()}
+    assert any(k.startswith("encoder.late.1.") for k in stored)
+    assert not any(k.startswith(("encoder.late.0.", "encoder.stem.")) for k in stored)
+    with torch.no_grad():
+        enc.net.late[2].weight.mul_(1.5)  # the 1x1 head conv, as training would move it
+    trunk_key = enc.trunk_cache_key
+    retriever.invalidate_fingerprint()
+    retriever.save(tmp_path / "ckpt")
+    loaded = load_retriever(tmp_path / "ckpt", engine="eager")
+    assert loaded.fingerprint == retriever.fingerprint
+    assert torch.allclose(loaded.encoder.net.late[2].weight, enc.net.late[2].weight, atol=1e-3)
+    assert loaded.encoder.cache_key != build_retriever(cfg).encoder.cache_key  # its own grids
+    assert loaded.encoder.trunk_cache_key == trunk_key  # the same trunk features
