@@ -82,15 +82,22 @@ class ImageEncoder(nn.Module):
         """Always stays in eval mode: batch-norm statistics are part of the frozen weights."""
         return super().train(False)
 
+    def _weights_digest(self, prefix: bytes = b"", skip: set[str] = frozenset()) -> str:
+        digest = hashlib.sha256(prefix)
+        for name, tensor in sorted(self.net.state_dict().items()):
+            if name not in skip:
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:12]
+
     @property
     def cache_key(self) -> str:
         """Identifies what produced a feature: backbone, input size, crop grid, weights."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.net.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return (f"{self.cfg.backbone}-{self.cfg.image_size}px-crop{self.cfg.crop_grid}-"
-                f"{digest.hexdigest()[:12]}")
+                f"{self._weights_digest()}")
+
+    def _normalised(self, pixels: torch.Tensor) -> torch.Tensor:
+        return ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,8 +108,7 @@ class ImageEncoder(nn.Module):
     def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) pixels in [0, 1] -> (N, C, g, g) last feature map: the CNN alone, the
         part a faster runtime can take over (model.engines exports exactly this)."""
-        x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        return self.net(x).float().contiguous()
+        return self.net(self._normalised(pixels)).float().contiguous()
 
     def tokens(self, pixels: torch.Tensor, grid: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,21 +125,14 @@ class ImageEncoder(nn.Module):
     def trunk_cache_key(self) -> str:
         """Like cache_key, over the frozen part only: the trunk's cached output stays valid
         while the tail trains."""
-        tail = self.net.tail_keys()
-        digest = hashlib.sha256(b"trunk")
-        for name, tensor in sorted(self.net.state_dict().items()):
-            if name not in tail:
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return (f"{self.cfg.backbone}-{self.cfg.image_size}px-trunk{self.net.tail_from}-"
-                f"{digest.hexdigest()[:12]}")
+                f"{self._weights_digest(b'trunk', self.net.tail_keys())}")
 
     @torch.no_grad()
     def trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
                                                    torch.Tensor]:
         """(N, 3, S, S) pixels -> (tail input, pooled side map or None, garment boxes)."""
-        x = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        pre, side = self.net.trunk(x)
+        pre, side = self.net.trunk(self._normalised(pixels))
         return (pre.float().contiguous(), None if side is None else side.float().contiguous(),
                 foreground_boxes(pixels).to(pre.device))
 
@@ -141,13 +140,8 @@ class ImageEncoder(nn.Module):
                           boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(whole, crop) tokens from the trunk's output: the tail, then the same RoI pooling
         as `grid_tokens`. Differentiable in the tail's weights (no no_grad here)."""
-        grid = self.net.head(pre, side)
-        rois = torch.cat([torch.arange(len(grid), dtype=grid.dtype, device=grid.device)[:, None],
-                          boxes.to(grid.dtype)], dim=1)
-        crop = roi_align(grid, rois, output_size=self.cfg.crop_grid,
-                         spatial_scale=grid.shape[-1] / self.cfg.image_size, sampling_ratio=2,
-                         aligned=True)
-        return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)
+        return boxed_tokens(self.net.head(pre, side), boxes, self.cfg.image_size,
+                            self.cfg.crop_grid)
 
 
 def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: int,
@@ -214,10 +208,17 @@ def grid_tokens(pixels: torch.Tensor, grid: torch.Tensor, cfg: ModelConfig
     """(whole, crop) tokens from the feature map: the garment box found on the pixels is
     RoI-pooled from the grid. Cheap and data-dependent, so it stays in PyTorch whatever runs
     the backbone, and needs no weights (a start from exported engines never builds the CNN)."""
-    boxes = foreground_boxes(pixels)
-    rois = torch.cat([torch.arange(len(pixels), dtype=torch.float32)[:, None], boxes], dim=1)
-    rois = rois.to(grid.device)
-    crop = roi_align(grid, rois, output_size=cfg.crop_grid,
-                     spatial_scale=grid.shape[-1] / pixels.shape[-1], sampling_ratio=2,
+    return boxed_tokens(grid, foreground_boxes(pixels), pixels.shape[-1], cfg.crop_grid)
+
+
+def boxed_tokens(grid: torch.Tensor, boxes: torch.Tensor, image_side: int, crop_grid: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(whole, crop) tokens of a (N, C, g, g) grid whose garment boxes (N, 4, in the pixels of
+    an image_side-square input) are already known: one RoI per image. Keeps the grid's
+    gradient (a trained tail)."""
+    rois = torch.cat([torch.arange(len(grid), dtype=torch.float32)[:, None], boxes.cpu()],
+                     dim=1).to(grid.device)
+    crop = roi_align(grid, rois, output_size=crop_grid,
+                     spatial_scale=grid.shape[-1] / image_side, sampling_ratio=2,
                      aligned=True)  # (N, C, cg, cg)
     return grid.flatten(2).transpose(1, 2), crop.flatten(2).transpose(1, 2)

@@ -19,13 +19,17 @@ def adamw(named_parameters: Iterable[tuple[str, nn.Parameter]], lr: float, weigh
           extra: Iterable[nn.Parameter] = (), prefix_lrs: Mapping[str, float] | None = None
           ) -> torch.optim.AdamW:
     """AdamW over the trainable ``named_parameters`` plus ``extra`` (never decayed); a
-    parameter whose name starts with a key of ``prefix_lrs`` learns at that key's rate."""
+    parameter whose name starts with a key of ``prefix_lrs`` learns at that key's rate. A rate
+    of 0 freezes the parameter outright (``requires_grad`` off, left out of the optimiser), so
+    backward does not compute a gradient that would never be applied."""
     prefix_lrs = dict(prefix_lrs or {})
     prefixes, rates = list(prefix_lrs), [lr, *prefix_lrs.values()]
     groups: dict[tuple[int, bool], list[nn.Parameter]] = {}  # (index into rates, no decay)
     for name, param in named_parameters:
+        rate = next((i + 1 for i, p in enumerate(prefixes) if name.startswith(p)), 0)
+        if rates[rate] == 0:
+            param.requires_grad_(False)
         if param.requires_grad:
-            rate = next((i + 1 for i, p in enumerate(prefixes) if name.startswith(p)), 0)
             groups.setdefault((rate, param.ndim < 2), []).append(param)
     param_groups = [{"params": params, "lr": rates[rate],
                      "weight_decay": 0.0 if no_decay else weight_decay}

@@ -549,12 +549,9 @@ class Trainer:
             rates[TAIL_PREFIX] = cfg.lr if cfg.tail_lr is None else cfg.tail_lr
             named += [(TAIL_PREFIX + k, p)
                       for k, p in self.retriever.encoder.tail_parameters().items()]
-        for name, param in named:  # a rate of 0: no gradient to compute either
-            if next((r for p, r in rates.items() if name.startswith(p)), cfg.lr) == 0:
-                param.requires_grad_(False)
-        self.trained = [p for _, p in named if p.requires_grad]
         self.optimizer = adamw(named, cfg.lr, cfg.weight_decay, extra=self.loss.parameters(),
-                               prefix_lrs=rates)
+                               prefix_lrs=rates)  # a rate of 0 freezes what it names
+        self.trained = [p for _, p in named if p.requires_grad]
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)
