@@ -6,7 +6,9 @@ database), so it lives beside them rather than inside any one of them.
 Why a function and not module-level constants: tests, the CLI and the app each need to load
 settings with different environments, and nothing should read ``os.environ`` as a side effect
 of an import. Precedence: process environment, then ``.env`` (python-dotenv), then defaults
-that work with no ``.env`` at all (the embedded database under ``data/``).
+that work with no ``.env`` at all (the embedded database under ``data/``). The only
+module-level values are fixed names (defaults, paths such as FEATURE_CACHE_DIR), never read
+from the environment.
 """
 
 from __future__ import annotations
@@ -24,8 +26,15 @@ DEFAULT_EMBEDDED_HOST = "127.0.0.1"
 DEFAULT_EMBEDDED_PORT = 27017
 DEFAULT_DB_NAME = "fashionvlp"
 DEFAULT_COLLECTION_NAME = "catalog"
+# Paths named once (relative to the repository root, or to the working directory of a command
+# run from it): the backbone-feature cache of training, evaluation and benchmarks, and the
+# committed checkpoint every entry point uses when none is named.
+FEATURE_CACHE_DIR = "data/feature_cache"
+DEFAULT_CHECKPOINT = "checkpoints/demo"
+ENV_FILE = REPO_ROOT / ".env"  # the .env read when a caller names none
 
-# Every variable the project reads, with its meaning (used by docs and error messages).
+# Every variable the project reads, with its meaning (used by docs and error messages). Each is
+# read through `read_environment` / `setting`, so the process environment and .env agree.
 VARIABLES: dict[str, str] = {
     "MONGO_URI": "MongoDB connection string; unset = embedded SecantusDB on 127.0.0.1",
     "DB_NAME": "database name",
@@ -37,6 +46,14 @@ VARIABLES: dict[str, str] = {
     "DEVICE": "where the indexer and the app run the model: auto (CUDA when present), cpu, cuda",
     "INDEX_SNAPSHOT_DIR": "folder of search-index snapshots, shareable by app replicas "
                           "(default DATA_DIR/index_snapshots; 'off' disables them)",
+    "ENCODER_ENGINE": "inference engine of load_retriever (model.engines): auto (ONNX Runtime "
+                      "on the CPU, eager PyTorch on CUDA), eager, onnx, onnx-int8",
+    "APP_PORT": "port of the Streamlit app (run_app.sh; --port wins), default 8501",
+    "APP_ADDRESS": "interface the app listens on (run_app.sh), default 127.0.0.1",
+    "APP_TOP_K": "default number of results on the page (1-48), default 12",
+    "APP_MAX_UPLOAD_MB": "uploads above this are refused before decoding, default 10",
+    "APP_TORCH_THREADS": "torch threads per app process, default 1",
+    "APP_DB_WAIT_S": "seconds an app action waits for a restarting database, default 15",
 }
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -55,7 +72,7 @@ class Settings:
     db_name: str = DEFAULT_DB_NAME
     collection_name: str = DEFAULT_COLLECTION_NAME
     data_dir: Path = REPO_ROOT / "data"
-    checkpoint: Path = REPO_ROOT / "checkpoints" / "demo"
+    checkpoint: Path = REPO_ROOT / DEFAULT_CHECKPOINT
     catalog_dir: Path = REPO_ROOT / "data" / "demo_catalog"
     embedded_port: int = DEFAULT_EMBEDDED_PORT
     embedded_host: str = DEFAULT_EMBEDDED_HOST
@@ -105,18 +122,13 @@ def load_settings(
 
     Raises SettingsError naming the variable when a value is malformed.
     """
-    env = os.environ if env is None else env
-    path = Path(env_file) if env_file is not None else REPO_ROOT / ".env"
-    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    merged = {**file_values, **{k: v for k, v in env.items() if k in VARIABLES}}
-    raw = {k: v.strip() for k, v in merged.items() if k in VARIABLES and v.strip() != ""}
-
+    raw = read_environment(env, env_file)
     return Settings(
         mongo_uri=_mongo_uri(raw.get("MONGO_URI")),
         db_name=_db_name(raw.get("DB_NAME", DEFAULT_DB_NAME)),
         collection_name=_collection_name(raw.get("COLLECTION_NAME", DEFAULT_COLLECTION_NAME)),
         data_dir=_path("DATA_DIR", raw.get("DATA_DIR"), REPO_ROOT / "data"),
-        checkpoint=_path("CHECKPOINT", raw.get("CHECKPOINT"), REPO_ROOT / "checkpoints" / "demo"),
+        checkpoint=_path("CHECKPOINT", raw.get("CHECKPOINT"), REPO_ROOT / DEFAULT_CHECKPOINT),
         catalog_dir=_path(
             "CATALOG_DIR", raw.get("CATALOG_DIR"), REPO_ROOT / "data" / "demo_catalog"
         ),
@@ -124,6 +136,42 @@ def load_settings(
         device=_device(raw.get("DEVICE", "auto")),
         index_snapshot_dir=_snapshot_dir(raw.get("INDEX_SNAPSHOT_DIR"), raw.get("DATA_DIR")),
     )
+
+
+def read_environment(
+    env: Mapping[str, str] | None = None, env_file: str | Path | None = None
+) -> dict[str, str]:
+    """Every declared variable (VARIABLES) that is set: ``env`` (default ``os.environ``) over
+    ``env_file`` (default ``ENV_FILE``, ignored when absent); values stripped, empty = unset.
+
+    Why one reader: a variable read from ``os.environ`` alone silently ignores ``.env``
+    (ENCODER_ENGINE once did), so every part of the project reads through this.
+    """
+    env = os.environ if env is None else env
+    path = Path(env_file) if env_file is not None else ENV_FILE
+    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    merged = {**file_values, **{k: v for k, v in env.items() if k in VARIABLES}}
+    return {k: v.strip() for k, v in merged.items() if k in VARIABLES and v.strip() != ""}
+
+
+def setting(name: str, env: Mapping[str, str] | None = None,
+            env_file: str | Path | None = None) -> str | None:
+    """One declared variable's value (environment over .env), or None when unset."""
+    if name not in VARIABLES:
+        raise KeyError(f"{name} is not declared in project_settings.VARIABLES")
+    return read_environment(env, env_file).get(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m project_settings NAME [DEFAULT]``: print one setting (for shell scripts,
+    so run_app.sh reads APP_PORT from .env as the Python code does)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2:
+        raise SystemExit("usage: python -m project_settings NAME [DEFAULT]")
+    value = setting(args[0])
+    print(value if value is not None else (args[1] if len(args) == 2 else ""))
 
 
 def _snapshot_dir(value: str | None, data_dir: str | None) -> Path | None:
@@ -190,3 +238,7 @@ def _path(name: str, value: str | None, default: Path) -> Path:
         raise SettingsError(f"{name} contains a NUL byte")
     path = Path(value).expanduser()
     return path if path.is_absolute() else (REPO_ROOT / path).resolve()
+
+
+if __name__ == "__main__":
+    main()

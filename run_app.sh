@@ -9,10 +9,10 @@
 # another name or place. Relative paths are taken from the current directory.
 # First run: creates the virtual environment, starts the embedded database (when MONGO_URI is
 # unset), generates the demo catalog and indexes it (progress in this terminal), then serves.
-# Later runs reuse all of that and start in seconds. Flags win over the environment:
+# Later runs reuse all of that and start in seconds. Flags win over the settings, read from
+# the environment, then .env (project_settings.VARIABLES):
 #   APP_PORT (8501)  APP_ADDRESS (127.0.0.1)  APP_TOP_K (12)  APP_MAX_UPLOAD_MB (10)
-#   APP_TORCH_THREADS (1)  APP_DB_WAIT_S (15), and the project settings, which may also
-#   come from .env:
+#   APP_TORCH_THREADS (1)  APP_DB_WAIT_S (15)
 #   CATALOG_DIR (data/demo_catalog)  CHECKPOINT (checkpoints/demo)  MONGO_URI DB_NAME
 #   COLLECTION_NAME (see .env.example)
 # --seed/--per-category shape the generated demo catalog (0/200); --reindex runs the
@@ -23,9 +23,9 @@ CALLER_DIR="$PWD"
 cd "$(dirname "$0")"
 # A path given on the command line is relative to where the command was typed.
 from_caller() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$CALLER_DIR" "$1" ;; esac; }
+check_port() { case "$1" in ''|*[!0-9]*) echo "run_app.sh: port must be a number, got '$1'" >&2; exit 2 ;; esac; }
 
-PORT="${APP_PORT:-8501}"
-ADDRESS="${APP_ADDRESS:-127.0.0.1}"
+PORT=""  # --port, else APP_PORT (environment or .env, read below), else 8501
 BOOT_ARGS=()
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -40,8 +40,7 @@ while [ $# -gt 0 ]; do
     *) echo "run_app.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
 done
-case "$PORT" in ''|*[!0-9]*) echo "run_app.sh: port must be a number, got '$PORT'" >&2; exit 2 ;; esac
-
+[ -z "$PORT" ] || check_port "$PORT"
 # The dev requirements include the runtime ones: when run_tests.sh has already installed them
 # for the current requirements files, there is nothing to do (and no pip run inside tests).
 DEV_STAMP=.venv/.requirements-requirements-dev.txt.sha256
@@ -53,6 +52,10 @@ else
 fi
 source scripts/env.sh
 PY=.venv/bin/python
+# APP_PORT / APP_ADDRESS as every setting is read: the environment, then .env (project_settings)
+[ -n "$PORT" ] || PORT="$("$PY" -m project_settings APP_PORT 8501)"
+ADDRESS="$("$PY" -m project_settings APP_ADDRESS 127.0.0.1)"
+check_port "$PORT"
 
 "$PY" -m app.bootstrap "${BOOT_ARGS[@]}"
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from project_settings import REPO_ROOT, Settings, SettingsError, load_settings
+from project_settings import (
+    REPO_ROOT,
+    Settings,
+    SettingsError,
+    load_settings,
+    read_environment,
+)
 
 DEFAULT_MAX_UPLOAD_MB = 10.0  # an upload above this is refused before decoding
 DEFAULT_TOP_K = 12
@@ -45,11 +50,12 @@ class AppConfig:
 
 
 def load_app_config(env: Mapping[str, str] | None = None) -> AppConfig:
-    """Project settings plus APP_MAX_UPLOAD_MB, APP_TOP_K, APP_TORCH_THREADS, APP_DB_WAIT_S.
+    """Project settings plus APP_MAX_UPLOAD_MB, APP_TOP_K, APP_TORCH_THREADS, APP_DB_WAIT_S,
+    each from the environment or .env (project_settings.read_environment).
 
     Raises SettingsError naming the variable when a value is malformed.
     """
-    env = os.environ if env is None else env
+    env = read_environment(env)
     settings = load_settings(env)
     max_mb = _number(env, "APP_MAX_UPLOAD_MB", float, DEFAULT_MAX_UPLOAD_MB, 1e-6, 1024)
     k = _number(env, "APP_TOP_K", int, DEFAULT_TOP_K, 1, MAX_TOP_K)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pymongo.errors
 
 from indexer.errors import IndexerError
-from project_settings import DEVICES, load_settings
+from project_settings import DEFAULT_CHECKPOINT, DEVICES, load_settings
 
 log = logging.getLogger("indexer")
 
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--category-column", default=None,
                    help="CSV column holding the category (default: category, else type)")
     b.add_argument("--checkpoint", type=Path, default=None,
-                   help="retriever checkpoint directory (default: CHECKPOINT, checkpoints/demo)")
+                   help="retriever checkpoint directory (default: CHECKPOINT, "
+                        f"{DEFAULT_CHECKPOINT})")
     b.add_argument("--batch", type=int, default=32, help="images per forward pass and write")
     b.add_argument("--device", default=None, choices=DEVICES,
                    help="where the model runs (default: DEVICE from the environment, else "

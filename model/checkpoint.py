@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from model.config import ModelConfig, fingerprinted_fields
+from project_settings import DEFAULT_CHECKPOINT
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -62,7 +63,7 @@ def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tens
     if not config_file.is_file() or not weights_file.is_file():
         raise CheckpointError(
             f"no checkpoint at {directory}: expected {CONFIG_FILE} and {WEIGHTS_FILE}. Train one "
-            "with `bash train.sh ...` or use the committed demo checkpoint checkpoints/demo")
+            f"with `bash train.sh ...` or use the committed demo checkpoint {DEFAULT_CHECKPOINT}")
     try:
         record = json.loads(config_file.read_text())
         cfg = ModelConfig.from_dict(record["model"])

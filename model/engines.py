@@ -58,7 +58,7 @@ CPU_DEFAULT = "onnx"  # what "auto" means on the CPU. Not onnx-int8, though fast
 # 0.4 point of recall: its dynamic int8 quantises activations with one scale per batch, so an
 # item's vector depends on the other items of its batch (0.03 apart in tests/test_indexer_build),
 # and a resumed or re-batched build would store other vectors for the same images.
-ENGINE_ENV = "ENCODER_ENGINE"  # overrides the default engine (one of ENGINES)
+ENGINE_ENV = "ENCODER_ENGINE"  # overrides the default engine (project_settings.VARIABLES)
 EXPORT_FORMAT = 1  # bump when the exported graphs change meaning
 EXPORT_CHECK_ATOL = 2e-3  # fp32 export vs eager, on unit-length outputs and backbone features
 OPSET = 17
@@ -294,11 +294,15 @@ class CompiledEngine(EagerEngine):
 
 
 def resolve_engine_name(name: str | None, device: torch.device) -> str:
-    """``name`` or ENCODER_ENGINE or auto; auto is ONNX Runtime on the CPU, eager on CUDA."""
-    name = (name or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+    """``name`` or ENCODER_ENGINE (environment or .env) or auto; auto is ONNX Runtime on the
+    CPU, eager on CUDA."""
+    from project_settings import setting
+
+    configured = None if name else setting(ENGINE_ENV)
+    name = (name or configured or "auto").strip().lower()
     if name not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}"
-                         f"{f' (from {ENGINE_ENV})' if os.environ.get(ENGINE_ENV) else ''}")
+                         f"{f' (from {ENGINE_ENV})' if configured else ''}")
     if name == "auto":
         return "eager" if device.type != "cpu" else CPU_DEFAULT
     return name

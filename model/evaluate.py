@@ -22,6 +22,7 @@ from dataprep import FashionIQSplit, eval_caption, load_fashioniq, read_metadata
 from model.device import DEVICE_CHOICES
 from model.feature_cache import FeatureBank, extract_features
 from model.metrics import retrieval_metrics, summarise, top_k
+from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -186,13 +187,13 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default="checkpoints/demo")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     parser.add_argument("--data", required=True, help="annotations root (FashionIQ layout)")
     parser.add_argument("--images", help="image folder (default: DATA/images)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--categories", nargs="*", help="default: every category present")
     parser.add_argument("--json", help="write {category: {R@10, R@50, ...}} here")
-    parser.add_argument("--cache-dir", default="data/feature_cache",
+    parser.add_argument("--cache-dir", default=FEATURE_CACHE_DIR,
                         help="backbone feature cache ('' to disable)")
     parser.add_argument("--max-queries", type=int, help="per category (for quick checks)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,

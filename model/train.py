@@ -58,6 +58,7 @@ from model.retriever import (
     with_residual_paths,
 )
 from model.token_memo import TokenOutputMemo, memo_key
+from project_settings import FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class TrainConfig:
     warmup: float = 0.05  # fraction of all steps spent warming up
     seed: int = 0
     out: str = "checkpoints/run"
-    cache_dir: str = "data/feature_cache"
+    cache_dir: str = FEATURE_CACHE_DIR
     workers: int = 2  # image decoding processes for feature extraction
     max_val_queries: int | None = 1000  # per category, to keep per-epoch validation short
     steps_per_epoch: int | None = None  # cap (for quick runs); default: one pass over the data

@@ -56,5 +56,5 @@ def test_the_page_never_renders_raw_html():
 
 def test_the_app_binds_to_loopback_by_default():
     script = (REPO / "run_app.sh").read_text()
-    assert 'ADDRESS="${APP_ADDRESS:-127.0.0.1}"' in script
+    assert 'ADDRESS="$("$PY" -m project_settings APP_ADDRESS 127.0.0.1)"' in script
     assert '--server.address "$ADDRESS"' in script

@@ -106,3 +106,89 @@ def test_settings_are_frozen(tmp_path):
     s = load({}, tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.db_name = "other"  # type: ignore[misc]
+
+
+def test_every_variable_of_env_example_is_declared():
+    """.env.example documents exactly the declared variables (VARIABLES), nothing else."""
+    import re
+
+    from project_settings import VARIABLES
+
+    text = (REPO_ROOT / ".env.example").read_text()
+    named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert named == set(VARIABLES)
+
+
+def test_no_product_code_reads_the_process_environment_directly():
+    """A variable read from os.environ alone ignores .env (ENCODER_ENGINE once did): every
+    read goes through project_settings (read_environment / setting / load_settings)."""
+    import re
+
+    reads = re.compile(r"os\.environ(?!\s*,)|getenv\(")
+    offenders = []
+    for package in ("model", "indexer", "app", "dataprep", "imaging"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if reads.search(line) and "{**os.environ" not in line:
+                    offenders.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_setting_reads_dotenv_and_refuses_undeclared_names(tmp_path):
+    from project_settings import setting
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("ENCODER_ENGINE=eager\nAPP_TOP_K=7\n")
+    assert setting("ENCODER_ENGINE", {}, env_file) == "eager"
+    assert setting("ENCODER_ENGINE", {"ENCODER_ENGINE": "onnx"}, env_file) == "onnx"
+    assert setting("APP_PORT", {}, env_file) is None
+    with pytest.raises(KeyError, match="NOT_A_SETTING"):
+        setting("NOT_A_SETTING", {}, env_file)
+
+
+def test_encoder_engine_from_dotenv_takes_effect(tiny_checkpoint, tmp_path, monkeypatch):
+    """ENCODER_ENGINE in .env picks load_retriever's engine, as it does from the environment
+    (it used to be read from os.environ alone, so .env was silently ignored)."""
+    import project_settings
+    from model import load_retriever
+
+    monkeypatch.delenv("ENCODER_ENGINE", raising=False)
+    env_file = tmp_path / ".env"
+    monkeypatch.setattr(project_settings, "ENV_FILE", env_file)
+    env_file.write_text("ENCODER_ENGINE=eager\n")
+    assert load_retriever(tiny_checkpoint).engine.name == "eager"
+    env_file.write_text("ENCODER_ENGINE=warp-drive\n")
+    with pytest.raises(ValueError, match="ENCODER_ENGINE"):
+        load_retriever(tiny_checkpoint)
+    monkeypatch.setenv("ENCODER_ENGINE", "eager")  # the environment wins over .env
+    assert load_retriever(tiny_checkpoint).engine.name == "eager"
+
+
+def test_app_settings_from_dotenv_take_effect(tmp_path, monkeypatch):
+    import project_settings
+    from app.settings import load_app_config
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("APP_TOP_K=7\nAPP_TORCH_THREADS=3\n")
+    monkeypatch.setattr(project_settings, "ENV_FILE", env_file)
+    config = load_app_config({"APP_TORCH_THREADS": "2"})
+    assert (config.default_k, config.torch_threads) == (7, 2)
+
+
+def test_shell_scripts_read_settings_through_project_settings():
+    """run_app.sh asks `python -m project_settings NAME DEFAULT`: the environment, then .env,
+    then the default it names."""
+    import os
+    import subprocess
+    import sys
+
+    from project_settings import setting
+
+    def get(value: str) -> str:
+        env = {**os.environ, "APP_PORT": value}
+        return subprocess.run([sys.executable, "-m", "project_settings", "APP_PORT", "8501"],
+                              cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert get("9000") == "9000"
+    assert get("") == (setting("APP_PORT", {}) or "8501")  # unset: .env, else the default
