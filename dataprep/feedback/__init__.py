@@ -1,0 +1,33 @@
+"""Shopper feedback as people say it: relative, negated, several changes, any phrasing.
+
+The shared phrasing generator (this package's public face, reused by the conversation
+simulator):
+
+    from dataprep.feedback import Change, phrase, join, TRAIN_FAMILIES, HELDOUT_FAMILIES
+    rng = numpy.random.default_rng(0)
+    phrase(Change("lightness", "relative", "lighter"), rng, "train")   # "make it lighter"
+    join([Change("length", "relative", "shorter"),
+          Change("colour", "absolute", "red")], rng, "heldout")        # "I'd prefer it ..."
+
+Rooms: ``phrasing`` (the generator and its families), then the H&M feedback triplets:
+``attributes`` (articles and parsed attributes), ``lightness`` (measured L* of the garment),
+``relations`` (relative, negation, multi-change and mixed-catalog queries with relevant sets
+and hard negatives), ``triplets`` (the FashionIQ-format writer and ``python -m
+dataprep.feedback``).
+"""
+
+from dataprep.feedback.phrasing import (
+    FAMILIES,
+    HELDOUT_FAMILIES,
+    HELDOUT_MARKERS,
+    TRAIN_FAMILIES,
+    Change,
+    Family,
+    fragment,
+    heldout_markers_in,
+    join,
+    phrase,
+)
+
+__all__ = ["FAMILIES", "HELDOUT_FAMILIES", "HELDOUT_MARKERS", "TRAIN_FAMILIES", "Change",
+           "Family", "fragment", "heldout_markers_in", "join", "phrase"]
