@@ -118,6 +118,8 @@ def test_stated_fingerprint_is_the_json_and_the_shipped_checkpoint():
     shipped = json.loads((ROOT / "checkpoints/demo/config.json").read_text())["fingerprint"]
     assert fingerprint == shipped, f"{source} scored {fingerprint}, checkpoints/demo is {shipped}"
     assert f"fingerprint {fingerprint}" in text
+    if source.parent.parent.name == "results":  # bench/results/<benchmark>/<fingerprint>.json
+        assert source.stem == fingerprint, f"{source} holds the scores of {fingerprint}"
 
 
 @pytest.mark.parametrize("page", [README, *sorted((ROOT / "docs").glob("*.md"))],
