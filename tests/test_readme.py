@@ -133,3 +133,14 @@ def test_relative_links_resolve(page: Path):
         if not path.exists():
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {broken}"
+
+
+def test_settings_table_lists_every_declared_variable():
+    from project_settings import VARIABLES
+
+    block = re.search(r"<!-- settings -->\n(.*?)<!-- /settings -->", README.read_text(), re.S)
+    assert block, "README.md has no <!-- settings --> ... <!-- /settings --> table"
+    listed = re.findall(r"^\| `([A-Z_]+)` \|", block.group(1), re.M)
+    assert len(listed) == len(set(listed)), f"listed twice: {listed}"
+    assert set(listed) == set(VARIABLES), (f"missing: {sorted(set(VARIABLES) - set(listed))}, "
+                                           f"not declared: {sorted(set(listed) - set(VARIABLES))}")
