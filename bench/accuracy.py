@@ -10,7 +10,7 @@ model.evaluate.evaluate_split, with its own two encoding functions. Baselines ar
 on the train splits of all datasets together (as the demo checkpoint is), for a fixed number
 of epochs each (bench.baselines.DEFAULT_EPOCHS: about 1-2.5 minutes each on one thread).
 Prints the tables and the margins of FashionVLP over every baseline, and writes
-bench/results/accuracy.json.
+bench/results/accuracy/<fingerprint>.json.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from model.evaluate import (
     restrict_to_bank,
 )
 from model.feature_cache import extract_features
+from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,10 @@ class DatasetSpec:
 
 @dataclass
 class AccuracyConfig:
-    checkpoint: str = "checkpoints/demo"
+    checkpoint: str = DEFAULT_CHECKPOINT
     datasets: list[str] = field(default_factory=lambda: list(DEFAULT_DATASETS))
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    cache_dir: str = "data/feature_cache"  # backbone + text feature cache ('' disables)
+    cache_dir: str = FEATURE_CACHE_DIR  # backbone + text feature cache ('' disables)
     text_model: str = "all-MiniLM-L6-v2"  # frozen sentence encoder of the baselines
     max_queries: int | None = None  # per category, for quick checks (default: all)
     max_val_queries: int | None = None  # per category, for baseline epoch selection; default:

@@ -12,8 +12,9 @@ nearer its original than any sibling copy (by a factor sqrt(2), with almost no s
 each original becomes the hub of a star of 417 points at 1M. HNSW's neighbour-selection
 heuristic keeps only the hub as a copy's neighbour and the hub keeps at most 2M links, so most
 copies become unreachable: recall@10 0.60-0.67 for efSearch 64-1024 at 1M
-(bench/results/isotropic/latency.json). Documents follow the DESIGN.md schema under the
-checkpoint's fingerprint, so CatalogSearch and the app load them exactly as an indexed catalog.
+(bench/results/latency/a4dda1f98374ca2e-isotropic.json). Documents follow the DESIGN.md
+schema under the checkpoint's fingerprint, so CatalogSearch and the app load them exactly as an
+indexed catalog.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from imaging import load_image, make_thumbnail
 from indexer import CatalogStore, discover, item_document, item_metadata, record_finished_build
 from model.feature_cache import extract_features
+from project_settings import FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class SeedCatalog:
         return len(self.ids)
 
 
-def encode_catalog(retriever, catalog_dir: Path, cache_dir: str | None = "data/feature_cache",
+def encode_catalog(retriever, catalog_dir: Path, cache_dir: str | None = FEATURE_CACHE_DIR,
                    limit: int | None = None, batch_size: int = 128) -> SeedCatalog:
     """f_tar of every catalog image (backbone features from the cache, as the trainer uses)."""
     catalog_dir = Path(catalog_dir)

@@ -16,7 +16,8 @@ from pixels (not through the feature cache, so the backbone's own numerics count
 reference and target blocks; ``model.evaluate.evaluate_split`` gives R@10 / R@50, compared
 with eager fp32 (the project's path before this benchmark). ``compile`` is timed only:
 Inductor computes the same fp32 graph as eager.
-Prints tables and writes bench/results/engines.json.
+Prints tables and writes bench/results/engines_speed/<fingerprint>.json (and
+engines_accuracy/, or engines/ when both parts run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,13 +37,21 @@ import numpy as np
 import timm
 import torch
 
-from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table
+from bench._common import (
+    RESULTS,
+    machine_line,
+    percentiles,
+    run_benchmark,
+    table,
+    under_project_allocator,
+)
 from dataprep import eval_caption, load_fashioniq
 from imaging import decode_batches, load_image
 from model import load_retriever
 from model.engines import cache_dir_for, make_engine
 from model.evaluate import evaluate_split, model_encoders
 from model.feature_cache import FeatureBank
+from project_settings import DEFAULT_CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +62,8 @@ DATASETS = ["demo:data/demo_catalog",
 
 @dataclass
 class EnginesConfig:
-    checkpoint: str = "checkpoints/demo"
-    engines: list[str] = field(default_factory=lambda: ["eager", "onnx", "onnx-int8",
-                                                        "compile"])
+    checkpoint: str = DEFAULT_CHECKPOINT
+    engines: list[str] = field(default_factory=lambda: ["eager", "onnx", "onnx-int8"])
     accuracy_engines: list[str] = field(default_factory=lambda: ["eager", "onnx",
                                                                  "onnx-int8"])
     datasets: list[str] = field(default_factory=lambda: list(DATASETS))  # NAME:ANN[:IMAGES]
@@ -353,7 +362,7 @@ def parse_args(argv: Sequence[str] | None) -> EnginesConfig:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     name = parse_args(argv).result_name
-    cfg, report, path = run_benchmark(name, argv, parse_args, run, module="engines")
+    cfg, report, path = run_benchmark(name, argv, parse_args, run, module="bench.engines")
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
           f"(fingerprint {report['fingerprint']}); total {report['seconds']:.0f} s\n")
     print(format_report(report))
@@ -362,4 +371,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    # the plain Lite0 yardstick runs under the allocator the project runs with
+    under_project_allocator("bench.engines", sys.argv[1:])
     main()

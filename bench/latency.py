@@ -10,7 +10,8 @@ fresh embedded SecantusDB and loaded through indexer.search.CatalogSearch, once 
 (flat) index and once as HNSW. Each of Q real queries (demo val reference image + feedback) is
 then timed end to end on one thread, as the app runs it. Reports p50/p95 per stage and in
 total, recall@10 against a brute-force float32 search, and the insert and load times; writes
-bench/results/latency.json and a plot of latency against catalog size (latency.png). Before each
+bench/results/latency/<fingerprint>.json and a plot of latency against catalog size beside it
+(<fingerprint>.png). Before each
 query a plain eager timm Lite0 forward of one image is timed too: the same run's yardstick, since
 absolute times differ from one machine (and one load) to the next.
 """
@@ -21,6 +22,7 @@ import argparse
 import gc
 import logging
 import random
+import sys
 import textwrap
 import time
 from collections.abc import Sequence
@@ -31,13 +33,22 @@ import faiss
 import numpy as np
 import torch
 
-from bench._common import RESULTS, machine_line, percentiles, run_benchmark, table, temporary_server
+from bench._common import (
+    RESULTS,
+    machine_line,
+    percentiles,
+    run_benchmark,
+    table,
+    temporary_server,
+    under_project_allocator,
+)
 from bench.catalog_vectors import NOISE_KINDS, calibrated_sigma, encode_catalog, populate
 from bench.engines import plain_lite0
 from dataprep import eval_caption, load_fashioniq
 from imaging import load_image
 from indexer import CatalogSearch, CatalogStore, SearchConfig, connect
 from model import load_retriever
+from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +76,7 @@ LABELS = {"flat": f"exact ({SearchConfig.exact_scan} scan + rerank)",
 
 @dataclass
 class LatencyConfig:
-    checkpoint: str = "checkpoints/demo"
+    checkpoint: str = DEFAULT_CHECKPOINT
     catalog: str = "data/demo_catalog"  # seed catalog (FashionIQ layout + metadata.csv)
     sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])  # add 1_000_000
     queries: int = 200  # timed queries per (size, index kind)
@@ -83,7 +94,7 @@ class LatencyConfig:
     # and search time of the loaded HNSW graph at each efSearch
     threads: int = 1  # torch + FAISS threads while answering (the app's default)
     build_threads: int = 2  # FAISS threads while building HNSW (start-up, not per query)
-    cache_dir: str = "data/feature_cache"
+    cache_dir: str = FEATURE_CACHE_DIR
     out_dir: str = str(RESULTS)
 
 
@@ -379,7 +390,7 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
 def main(argv: Sequence[str] | None = None) -> dict:
     cfg, report, path = run_benchmark("latency", argv, parse_args, run)
     png = plot({int(n): r for n, r in report["results"].items()}, cfg.kinds,
-               Path(cfg.out_dir) / "latency.png",
+               path.with_suffix(".png"),
                f"{report['queries']} queries, 1 thread; {machine_line()}")
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint} "
           f"(fingerprint {report['fingerprint']}, engine {report['engine']}); "
@@ -391,4 +402,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    # the plain Lite0 yardstick runs under the allocator the project runs with
+    under_project_allocator("bench.latency", sys.argv[1:])
     main()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 from bench._common import REPO_ROOT
+from project_settings import DEFAULT_CHECKPOINT
 
 
 def commands(checkpoint: str, quick: bool) -> list[list[str]]:
@@ -41,7 +42,7 @@ def commands(checkpoint: str, quick: bool) -> list[list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default="checkpoints/demo")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--quick", action="store_true", help="100k only, no accuracy part")
     a = p.parse_args(argv)
     for cmd in commands(a.checkpoint, a.quick):

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from model.pretrained import load_text_model, text_model_is_pretrained
+from project_settings import FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class TextConfig:
     model: str = "all-MiniLM-L6-v2"  # registry name (model.pretrained); "tiny-bert" for tests
     max_tokens: int = 40  # as ModelConfig.max_text_tokens: same truncation as FashionVLP
     batch_size: int = 256
-    cache_dir: str | None = "data/feature_cache"  # None: no disk cache
+    cache_dir: str | None = FEATURE_CACHE_DIR  # None: no disk cache
 
 
 class TextEmbedder:

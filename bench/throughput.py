@@ -15,7 +15,8 @@
    datasets) with backbone features looked up from the cache, then the same steps computing
    the backbone on the fly for every batch's reference and target images. Per-epoch figures
    are EXTRAPOLATED from those steps to one pass over the training triplets.
-Prints a table and writes bench/results/throughput.json.
+Prints a table and writes bench/results/throughput/<fingerprint>.json (throughput_cold/ for a
+cold-start-only run).
 """
 
 from __future__ import annotations
@@ -46,19 +47,21 @@ from bench._common import (
     run_benchmark,
     table,
     temporary_server,
+    under_project_allocator,
 )
 from bench.catalog_vectors import encode_catalog, populate
 from imaging import load_image
 from indexer import CatalogStore, connect
 from model import ModelConfig, load_retriever
 from model.train import TrainConfig, Trainer
+from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class ThroughputConfig:
-    checkpoint: str = "checkpoints/demo"
+    checkpoint: str = DEFAULT_CHECKPOINT
     parts: list[str] = field(default_factory=lambda: ["index", "cold", "train"])
     # indexing
     index_images: int = 512
@@ -79,7 +82,7 @@ class ThroughputConfig:
     workers: int = 2  # decode processes for the on-the-fly variant
     threads: int | None = None  # torch threads for indexing and training; None: torch's default
     # (2 here), what `python -m indexer build` and `python -m model.train` run with
-    cache_dir: str = "data/feature_cache"
+    cache_dir: str = FEATURE_CACHE_DIR
     out_dir: str = str(RESULTS)
 
 
@@ -370,7 +373,7 @@ def parse_args(argv: Sequence[str] | None) -> ThroughputConfig:
 def main(argv: Sequence[str] | None = None) -> dict:
     # a cold-start-only run keeps its own file, so the training figures of throughput.json stay
     name = "throughput_cold" if parse_args(argv).parts == ["cold"] else "throughput"
-    cfg, report, path = run_benchmark(name, argv, parse_args, run, module="throughput")
+    cfg, report, path = run_benchmark(name, argv, parse_args, run, module="bench.throughput")
     print(f"\n$ {report['command']}\n{machine_line()}\ncheckpoint {cfg.checkpoint}; "
           f"total {math.ceil(report['seconds'])} s\n")
     print(format_report(report))
@@ -379,4 +382,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    # the plain Lite0 yardstick runs under the allocator the project runs with
+    under_project_allocator("bench.throughput", sys.argv[1:])
     main()

@@ -38,7 +38,8 @@ def test_accuracy_script_writes_every_method_and_margins(tiny_data, tiny_checkpo
         "--checkpoint", str(tiny_checkpoint), "--datasets", str(tiny_data), "--cache-dir", "",
         "--text-model", "tiny-bert", "--epochs", "2", "--batch-size", "8",
         "--workers", "0", "--out-dir", str(tmp_path)])
-    saved = json.loads((tmp_path / "accuracy.json").read_text())
+    written = tmp_path / "accuracy" / f"{report['fingerprint']}.json"  # by checkpoint
+    saved = json.loads(written.read_text())
     methods = saved["results"][tiny_data.name]
     assert set(methods) == {accuracy.MODEL, *BASELINES}
     for m in methods.values():
@@ -56,7 +57,7 @@ def test_accuracy_script_writes_every_method_and_margins(tiny_data, tiny_checkpo
     alone = accuracy.main([*common, "--out-dir", str(tmp_path / "alone")])
     assert alone["fashionvlp_beats_every_baseline_on_every_metric"] is None
     kept = tmp_path / "kept.json"
-    (tmp_path / "accuracy.json").rename(kept)
+    written.rename(kept)
     joined = accuracy.main([*common, "--baseline-rows", str(kept), "--out-dir", str(tmp_path)])
     for name in BASELINES:
         assert joined["results"][tiny_data.name][name] == methods[name]
@@ -113,16 +114,3 @@ def test_a_shared_score_of_100_is_a_tie_not_a_win():
     gaps = accuracy.margins(results)["demo"]
     assert gaps["combiner"]["R@50"] == 0 and gaps["combiner"]["R@10"] == pytest.approx(1.1)
 
-
-def test_colourway_miss_slots_are_counted_by_colour_kind_and_product():
-    from bench.colourway_misses import slot_shares
-
-    colour = {"0000001001": "red", "0000001002": "blue", "0000002001": "blue",
-              "0000003001": "blue"}
-    kind = {"0000001001": "Top", "0000001002": "Top", "0000002001": "Top",
-            "0000003001": "Skirt"}
-    # Reference: product 1 in red; asked for blue; the top holds another blue top and a skirt.
-    got = slot_shares(["0000002001", "0000003001"], "0000001001", "0000001002", colour, kind)
-    assert got == {"target colour": 2, "reference's product type": 1,
-                   "target colour and product type": 1, "reference colour": 0,
-                   "same product, other colourway": 0}

@@ -17,11 +17,12 @@ pytest.importorskip("onnxruntime")
 def test_engines_script_writes_json(tiny_retriever, tmp_path):
     checkpoint = tiny_retriever.save(tmp_path / "ck")
     data = write_tiny_dataset(tmp_path / "tiny")
-    engines.main(["--checkpoint", str(checkpoint), "--catalog", str(data),
+    report = engines.main(["--checkpoint", str(checkpoint), "--catalog", str(data),
                   "--engines", "eager", "onnx", "onnx-int8", "--queries", "3",
                   "--batch", "4", "--batch-rounds", "1", "--datasets", f"tiny:{data}",
                   "--out-dir", str(tmp_path / "out")])
-    saved = json.loads((tmp_path / "out" / "engines.json").read_text())
+    saved = json.loads((tmp_path / "out" / "engines" / f"{report['fingerprint']}.json")
+                       .read_text())
     assert saved["single"]["plain"]["lite0_forward"]["n"] == 3
     for name in ("eager", "onnx", "onnx-int8"):
         assert saved["single"][name]["encode_query"]["p50_ms"] > 0

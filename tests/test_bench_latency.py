@@ -18,7 +18,8 @@ def test_latency_script_writes_json_and_plot(tiny_checkpoint, tmp_path):
         "--checkpoint", str(tiny_checkpoint), "--catalog", str(catalog), "--cache-dir", "",
         "--sizes", "300", "100", "--queries", "12", "--thumbnails-up-to", "100",
         "--out-dir", str(tmp_path / "out")])
-    saved = json.loads((tmp_path / "out" / "latency.json").read_text())
+    written = tmp_path / "out" / "latency" / f"{report['fingerprint']}.json"  # by checkpoint
+    saved = json.loads(written.read_text())
     assert set(saved["results"]) == {"100", "300"}
     big = saved["results"]["300"]
     assert big["flat"]["size"] == big["hnsw"]["size"] == 300
@@ -32,7 +33,7 @@ def test_latency_script_writes_json_and_plot(tiny_checkpoint, tmp_path):
     assert big["flat"]["recall@10"] == big["flat-fp32"]["recall@10"] == 1.0  # both exact
     assert big["flat"]["lite0"]["n"] == 12 and big["flat"]["lite0"]["p50_ms"] > 0  # yardstick
     assert not big["insert"]["thumbnails"] and saved["results"]["100"]["insert"]["thumbnails"]
-    assert (tmp_path / "out" / "latency.png").stat().st_size > 10_000
+    assert written.with_suffix(".png").stat().st_size > 10_000
     assert report["seed_items"] == 36
 
 

@@ -14,12 +14,13 @@ from tests.tiny_dataset import write_tiny_dataset
 @pytest.mark.slow
 def test_throughput_script_writes_json(tiny_checkpoint, tmp_path):
     data = write_tiny_dataset(tmp_path / "tiny")
-    throughput.main([
+    report = throughput.main([
         "--checkpoint", str(tiny_checkpoint), "--catalog", str(data), "--datasets", str(data),
         "--cache-dir", "", "--index-images", "48", "--cold-vectors", "500", "--cold-runs", "1",
         "--train-steps", "2", "--warmup-steps", "1", "--batch-size", "8", "--workers", "0",
         "--out-dir", str(tmp_path / "out")])
-    saved = json.loads((tmp_path / "out" / "throughput.json").read_text())
+    saved = json.loads((tmp_path / "out" / "throughput" / f"{report['fingerprint']}.json")
+                       .read_text())
     assert saved["index"]["builds"][0]["embedded"] == 48
     assert saved["index"]["backbone_images_per_s"] > 0
     assert saved["index"]["plain_lite0_images_per_s"] > 0
