@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,29 @@ def test_settings_table_lists_every_declared_variable():
     assert len(listed) == len(set(listed)), f"listed twice: {listed}"
     assert set(listed) == set(VARIABLES), (f"missing: {sorted(set(VARIABLES) - set(listed))}, "
                                            f"not declared: {sorted(set(listed) - set(VARIABLES))}")
+
+
+def section(text: str, title: str) -> str:
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"README.md has no '## {title}' section"
+    return match.group(1)
+
+
+def cli_help(module: str) -> str:
+    result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, text=True,
+                            capture_output=True, timeout=300, check=True)
+    return result.stdout
+
+
+@pytest.mark.parametrize("title, module", [("Training", "model.train"),
+                                           ("Evaluation", "model.evaluate")])
+def test_options_the_readme_names_exist(title: str, module: str):
+    """Every --option the section names is one the command accepts (run_app.sh's and train.sh's
+    own, on lines that call them, are theirs)."""
+    named = set()
+    for line in section(README.read_text(), title).splitlines():
+        line = line.split("run_app.sh")[0].split("train.sh --recipe")[0]
+        named.update(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line))
+    assert named, f"no options found in '## {title}'"
+    accepted = set(re.findall(r"--[a-z][a-z0-9-]*", cli_help(module)))
+    assert named <= accepted, f"{module} has no {sorted(named - accepted)}"
