@@ -18,8 +18,9 @@ eager (``Retriever.set_trainable`` puts it back, since changed weights make an e
 
 Engines: ``eager`` (PyTorch, bf16 autocast on CUDA), ``onnx`` (ONNX Runtime fp32), ``onnx-int8``
 (ONNX Runtime; reference and target blocks with dynamic int8 weights, backbone fp32: dynamic
-int8 convolutions were 3x slower here; its vectors depend on the batch, see CPU_DEFAULT),
-``compile`` (torch.compile, slow warm-up every start).
+int8 convolutions were 3x slower here; its vectors depend on the batch, see CPU_DEFAULT).
+A ``compile`` engine (torch.compile) was never measured to win and was removed (git tag
+``experiments-before-cleanup`` has it).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Retriever(Protocol):
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "eager", "onnx", "onnx-int8", "compile")
+ENGINES = ("auto", "eager", "onnx", "onnx-int8")
 CPU_DEFAULT = "onnx"  # what "auto" means on the CPU. Not onnx-int8, though faster and within
 # 0.4 point of recall: its dynamic int8 quantises activations with one scale per batch, so an
 # item's vector depends on the other items of its batch (0.03 apart in tests/test_indexer_build),
@@ -274,25 +275,6 @@ class OnnxEngine:
         return self._run("target", whole=whole, crop=crop)
 
 
-class CompiledEngine(EagerEngine):
-    """torch.compile of the same three parts (Inductor); compiles on first use of each shape."""
-
-    name = "compile"
-
-    def __init__(self, retriever: Retriever):
-        super().__init__(retriever)
-        self._parts = {p: torch.compile(_module(retriever, p), dynamic=True) for p in PARTS}
-
-    def grid(self, pixels):
-        return self._parts["backbone"](pixels)
-
-    def reference(self, whole, crop, input_ids, attention_mask):
-        return self._parts["reference"](whole, crop, input_ids, attention_mask)
-
-    def target(self, whole, crop):
-        return self._parts["target"](whole, crop)
-
-
 def resolve_engine_name(name: str | None, device: torch.device) -> str:
     """``name`` or ENCODER_ENGINE (environment or .env) or auto; auto is ONNX Runtime on the
     CPU, eager on CUDA."""
@@ -301,7 +283,8 @@ def resolve_engine_name(name: str | None, device: torch.device) -> str:
     configured = None if name else setting(ENGINE_ENV)
     name = (name or configured or "auto").strip().lower()
     if name not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}"
+        removed = " (removed: git tag experiments-before-cleanup)" if name == "compile" else ""
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}{removed}"
                          f"{f' (from {ENGINE_ENV})' if configured else ''}")
     if name == "auto":
         return "eager" if device.type != "cpu" else CPU_DEFAULT
@@ -319,8 +302,6 @@ def make_engine(retriever: Retriever, name: str | None = None,
         log.warning("engine %s runs on the CPU only; using eager on %s", name, retriever.device)
         return EagerEngine(retriever)
     try:
-        if name == "compile":
-            return CompiledEngine(retriever)
         directory = Path(cache_dir) if cache_dir else cache_dir_for(None)
         with _quiet():
             return OnnxEngine(retriever, directory, int8=name == "onnx-int8")

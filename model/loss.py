@@ -16,7 +16,7 @@ class BatchClassificationLoss(nn.Module):
     Scores are cosine similarities times a learnable inverse temperature. When two queries in
     a batch share the same target image, the duplicate is not counted as a negative. ``f_tar``
     may hold more rows than ``f_ref``: the first ``len(f_ref)`` are the queries' targets, the
-    rest extra negatives (`model.train`'s colourway negatives), with ``target_ids`` for all.
+    rest extra negatives (a `model.sampling.NegativeMiner`'s), with ``target_ids`` for all.
 
     With ``groups`` > 1 each group of queries (`model.train`: each dataset) learns its own
     temperature, and every call names each query's group (``query_groups``). Why: one shared
@@ -38,23 +38,17 @@ class BatchClassificationLoss(nn.Module):
 
     def get_logits(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
                    target_ids: torch.Tensor | None = None,
-                   not_negatives: torch.Tensor | None = None,
                    query_groups: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled similarities (B, targets); a duplicate of a query's target, and any target
-        ``not_negatives`` (B, targets) marks for that query, is masked out (never the query's
-        own target on the diagonal)."""
+        """Scaled similarities (B, targets); a duplicate of a query's target is masked out
+        (never the query's own target on the diagonal)."""
         scale = self.log_scale.clamp(max=self.max_log_scale).exp()
         if scale.ndim:  # one per group: each query's row gets its group's
             if query_groups is None:
                 raise ValueError(f"a loss with {len(scale)} temperatures needs query_groups")
             scale = scale[query_groups][:, None]
         logits = scale * f_ref @ f_tar.T  # (B, B + extra negatives)
-        if target_ids is not None or not_negatives is not None:
-            same = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
-            if target_ids is not None:
-                same |= target_ids[:len(f_ref), None] == target_ids[None, :]
-            if not_negatives is not None:
-                same |= not_negatives
+        if target_ids is not None:
+            same = target_ids[:len(f_ref), None] == target_ids[None, :]
             same.fill_diagonal_(False)
             logits = logits.masked_fill(same, torch.finfo(logits.dtype).min)
         return logits
@@ -63,24 +57,15 @@ class BatchClassificationLoss(nn.Module):
                 target_ids: torch.Tensor | None = None,
                 kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
                 kind_weight: float = 0.0,
-                not_negatives: torch.Tensor | None = None,
-                query_groups: torch.Tensor | None = None,
-                looks: tuple[torch.Tensor, torch.Tensor] | None = None,
-                look_weight: float = 0.0) -> torch.Tensor:
+                query_groups: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy over the batch; with ``kinds`` (garment-kind codes of each query's
-        reference and of each target) plus ``kind_weight`` times `kind_loss`; with ``looks``
-        (look codes of each query's wanted target and of each target) plus ``look_weight``
-        times the same term one level finer: the batch's other targets with the wanted look
-        (every attribute of the target) ranked above the rest."""
-        logits = self.get_logits(f_ref, f_tar, target_ids, not_negatives, query_groups)
+        reference and of each target) plus ``kind_weight`` times `kind_loss`."""
+        logits = self.get_logits(f_ref, f_tar, target_ids, query_groups)
         n = len(logits)
         loss = F.cross_entropy(logits, torch.arange(n, device=logits.device))
         ids = None if target_ids is None else target_ids[:n]  # the queries' own targets only
         if kinds is not None and kind_weight > 0:
-            spared = None if not_negatives is None else not_negatives[:, :n]
-            loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids, spared)
-        if looks is not None and look_weight > 0:  # lookalikes are what it ranks: none spared
-            loss = loss + look_weight * kind_loss(logits[:, :n], looks[0], looks[1][:n], ids)
+            loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids)
         return loss
 
     def distillation(self, f_ref: torch.Tensor, teacher_ref: torch.Tensor, f_tar: torch.Tensor,
@@ -97,11 +82,10 @@ class BatchClassificationLoss(nn.Module):
 
 
 def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Tensor,
-              target_ids: torch.Tensor | None = None,
-              not_negatives: torch.Tensor | None = None) -> torch.Tensor:
+              target_ids: torch.Tensor | None = None) -> torch.Tensor:
     """-log of the probability mass that a query puts on targets of its reference's garment
-    kind, among the batch's *other* targets (its own target, duplicates of it and the
-    lookalikes ``not_negatives`` marks, all masked out of the logits, left out).
+    kind, among the batch's *other* targets (its own target and duplicates of it, both
+    masked out of the logits, left out).
 
     Why: the batch cross-entropy only asks that the exact target comes first; it says nothing
     about ranks 2-10, so a shopper's top 10 could fill with red items of any kind after "is
@@ -114,8 +98,6 @@ def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Te
     own = torch.eye(n, dtype=torch.bool, device=logits.device)
     if target_ids is not None:
         own |= target_ids[:, None] == target_ids[None, :]
-    if not_negatives is not None:
-        own |= not_negatives
     same = (ref_kinds[:, None] == tar_kinds[None, :]) & ~own
     other = ~same & ~own
     rankable = same.any(dim=1) & other.any(dim=1)

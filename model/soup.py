@@ -8,14 +8,17 @@ the mean of the runs: one checkpoint in the usual format, encoding exactly as fa
 The demo checkpoint is the soup of three seeds. Mixes of two different recipes (stages 11 and
 14) landed between their two ends: a soup averages what its parts do, it adds nothing new.
 
-    python -m model.soup --checkpoints RUN_A/best RUN_B/best [--weights 0.5 0.5] --out DIR
+    python -m model.soup --checkpoints RUN_A/best RUN_B/best --out DIR
+
+The soup is uniform: a weighted mix (WiSE-FT of stage 1 into a later checkpoint, README stage
+17) did not win and its ``--weights`` flag was removed (git tag ``experiments-before-cleanup``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,21 +33,13 @@ logger = logging.getLogger(__name__)
 class SoupConfig:
     checkpoints: list[str]
     out: str
-    weights: list[float] = field(default_factory=list)  # empty: uniform
 
 
-def soup_weights(count: int, weights: list[float]) -> list[float]:
-    """The mixing weights, normalised to sum 1 (uniform when none are given)."""
+def soup_weights(count: int) -> list[float]:
+    """The uniform mixing weights of ``count`` checkpoints."""
     if count < 2:
         raise ValueError("a soup needs at least two checkpoints")
-    if not weights:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise ValueError(f"{len(weights)} weights for {count} checkpoints")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError("weights must be non-negative and not all zero")
-    total = sum(weights)
-    return [w / total for w in weights]
+    return [1.0 / count] * count
 
 
 def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]
@@ -73,7 +68,7 @@ def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]
 
 def make_soup(cfg: SoupConfig) -> str:
     """Write the soup of `cfg.checkpoints` to `cfg.out`; return its fingerprint."""
-    weights = soup_weights(len(cfg.checkpoints), cfg.weights)
+    weights = soup_weights(len(cfg.checkpoints))
     read = [read_checkpoint(path) for path in cfg.checkpoints]
     model_cfg: ModelConfig = read[0][0]
     for path, (other, _, _) in zip(cfg.checkpoints[1:], read[1:], strict=True):
@@ -104,13 +99,11 @@ def main(argv: list[str] | None = None) -> None:
         "\n\n")[0])
     parser.add_argument("--checkpoints", nargs="+", required=True,
                         help="checkpoint directories fine-tuned from one start")
-    parser.add_argument("--weights", nargs="*", type=float, default=[],
-                        help="one mixing weight per checkpoint (normalised; default uniform)")
     parser.add_argument("--out", required=True, help="directory for the soup checkpoint")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        make_soup(SoupConfig(checkpoints=args.checkpoints, out=args.out, weights=args.weights))
+        make_soup(SoupConfig(checkpoints=args.checkpoints, out=args.out))
     except (CheckpointError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
 

@@ -32,7 +32,6 @@ from dataprep import (
     FashionIQSplit,
     eval_caption,
     load_fashioniq,
-    read_looks,
     read_metadata_column,
     train_caption,
 )
@@ -65,6 +64,11 @@ logger = logging.getLogger(__name__)
 GROUP_BY = ("category", "kind")
 DISTILLED_PREFIXES = ("reference.", "sentence_path.")  # what --distill trains: the query side
 TAIL_PREFIX = "backbone_tail."  # the backbone's last stage, in the optimiser's names
+# Options of experiments that did not win (README, Training: stages 7, 10g, 13, 15, 17), removed
+# from the code; git tag experiments-before-cleanup has them. A stored train config naming one
+# (checkpoints/demo's parts do) still loads: each maps to the value that meant "off".
+REMOVED_OPTIONS = {"global_lr": None, "group_balance": 1.0, "colourway_negatives": 0,
+                   "mask_lookalikes": False, "look_weight": 0.0}
 
 
 @dataclass
@@ -77,7 +81,6 @@ class TrainConfig:
     lr: float = 3e-4  # new layers (image tokens, target block, heads)
     text_lr: float = 3e-5  # fine-tuned pretrained text layers
     path_lr: float | None = None  # the sentence path (None: lr); it starts at zero
-    global_lr: float | None = None  # the global path (None: lr); 0 freezes it
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of all steps spent warming up
     seed: int = 0
@@ -96,11 +99,6 @@ class TrainConfig:
     grounding: float = 0.0  # weight of the auxiliary image <-> description loss (0: off)
     kind_weight: float = 0.5  # weight of the keep-the-garment-kind loss (model.loss.kind_loss)
     group_by: str = "category"  # what a one-group batch shares: "category" or garment "kind"
-    # Which group a one-group batch comes from: with probability size ** group_balance
-    # (1: in proportion to its triplets; 0: every group of a dataset alike). Evaluation
-    # averages recall over categories, so a small category (products' dresses: 3% of its
-    # training triplets) weighs as much in the score as the largest (tops: 70%).
-    group_balance: float = 1.0
     # Initial inverse temperature of the loss (default: the model config's, 10). It is
     # learnable, but AdamW at these learning rates moved it by at most 10% in a run, so the
     # initial value is in effect the one trained with; higher sharpens the softmax onto hard
@@ -109,26 +107,11 @@ class TrainConfig:
     # Keep the temperature at its start: in a long --paths-only run (7,000 steps) it climbed
     # from 10 to 19, far beyond the at most 10% it moved in full fine-tunes.
     freeze_scale: bool = False
-    # Extra negatives per colourway triplet (tag "colourway": the reference's own garment in
-    # another colour): other training garments of the target's kind and colour, the kind of
-    # garment stage 6's colourway misses rank above the exact one (0: off; measured to lose
-    # colourway R@10, README Training stage 7).
-    colourway_negatives: int = 0
     # Train only the residual paths (global, sentence) over frozen token blocks whose outputs
     # are computed once per query and target (model.token_memo): a step then costs a few small
     # matrix products, so the paths see every triplet several times. Batches come without
     # flips and with one fixed caption per triplet (the evaluation form, both captions joined).
     paths_only: bool = False
-    # Lookalikes are not negatives: an attribute-change query's in-batch targets with the same
-    # metadata attributes as its own target (dataprep.read_looks) satisfy its caption as well
-    # (they are in its relevant set at evaluation), so the loss does not push them away.
-    # Colourway queries, which ask for one exact garment, keep every other target a negative.
-    mask_lookalikes: bool = False
-    # Weight of the look loss (0: off): the kind loss one level finer, the batch's other
-    # targets with every metadata attribute of a query's own target ranked above the rest.
-    # Why: a products or attribute-change query is answered by every item with the wanted
-    # attributes (its relevant set: hit@10, P@10), the cross-entropy rewards only the exact one.
-    look_weight: float = 0.0
     # One learned temperature per dataset instead of one for all (model.loss): colourway
     # queries gained and products lost as the one shared temperature climbed (stages 10-12);
     # the demo checkpoint's run (stage 14) has it, though its three temperatures rose together.
@@ -146,6 +129,21 @@ class TrainConfig:
     # grid, and a step runs the tail on it, so the image tokens of both sides can adapt.
     tail_lr: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """A stored config (OUT/train_config.json, a checkpoint's meta["train"]); a removed
+        option at its "off" value is dropped with a debug line, at any other with a warning
+        (that run used code this version no longer has)."""
+        data = dict(data)
+        for name, off in REMOVED_OPTIONS.items():
+            if name in data:
+                value = data.pop(name)
+                log = logger.debug if value == off else logger.warning
+                log("train config option %s=%r was removed (git tag experiments-before-cleanup)",
+                    name, value)
+        model = ModelConfig.from_dict(data.pop("model", {}))
+        return cls(**data, model=model)
 
 
 @dataclass
@@ -232,9 +230,8 @@ class TripletBatches:
     proportion to its triplets), so a small, important dataset is not drowned out. Which
     triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
     Every batch carries the garment-kind code of each reference and target (product type
-    where the dataset's metadata has one, else the category) for `model.loss.kind_loss`, and
-    with ``colourway_negatives`` > 0 up to that many extra negative targets per colourway
-    triplet after the batch's own targets (`colourway_negatives_of`). With ``fixed_captions``
+    where the dataset's metadata has one, else the category) for `model.loss.kind_loss`. With
+    ``fixed_captions``
     each triplet always gets its evaluation caption and the batch numbers each (reference,
     caption) as a row (``query_rows``), for `model.token_memo`.
     """
@@ -242,16 +239,9 @@ class TripletBatches:
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
                  batch_size: int, flip: bool, seed: int, mixed_share: float = 0.0,
                  dataset_weights: Sequence[float] | None = None, group_by: str = "category",
-                 colourway_negatives: int = 0, fixed_captions: bool = False,
-                 with_looks: bool = False, group_balance: float = 1.0):
+                 fixed_captions: bool = False):
         if group_by not in GROUP_BY:
             raise ValueError(f"group_by must be one of {GROUP_BY}, not {group_by!r}")
-        if colourway_negatives < 0:
-            raise ValueError(f"colourway_negatives must be 0 (off) or more, not "
-                             f"{colourway_negatives}")
-        if not 0.0 <= group_balance <= 1.0:
-            raise ValueError(f"group_balance must be between 0 (groups alike) and 1 (by "
-                             f"size), not {group_balance}")
         self.retriever, self.bank, self.flip = retriever, bank, flip
         self.fixed_captions = fixed_captions
         self.query_rows: dict[tuple[str, str], int] = {}  # (reference, caption) -> row
@@ -274,7 +264,6 @@ class TripletBatches:
         self.dataset_codes = {t.candidate: self.names.index(d.name)  # reference -> dataset
                               for d in datasets for t in d.train.triplets}
         self.batch_size, self.mixed_share, self.seed = batch_size, mixed_share, seed
-        self.group_balance = group_balance
         self.rng = random.Random(seed)
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
         self.kind_codes: dict[str, int] = {}  # image id -> code of (dataset, garment kind)
@@ -284,21 +273,6 @@ class TripletBatches:
                 for i in (t.candidate, t.target):
                     kind = (d.name, kinds[d.name].get(i, t.category))
                     self.kind_codes[i] = codes.setdefault(kind, len(codes))
-        self.look_codes: dict[str, int] = {}  # image id -> code of (dataset, look)
-        if with_looks:
-            looks: dict[tuple, int] = {}
-            for d in datasets:
-                for i, look in (read_looks(d.root) if d.root else {}).items():
-                    self.look_codes[i] = looks.setdefault((d.name, look), len(looks))
-        self.per_triplet_negatives = colourway_negatives
-        self.negatives: dict[tuple[str, str], list[str]] = {}
-        if colourway_negatives > 0:
-            for d in datasets:
-                self.negatives.update(colourway_negatives_of(d, kinds[d.name]))
-            logger.info("colourway negatives: %d per triplet, for %d colourway triplets "
-                        "(median pool %d)", colourway_negatives, len(self.negatives),
-                        np.median([len(v) for v in self.negatives.values()] or [0]))
-
     def query_keys(self) -> set[tuple[str, str]]:
         """Every (reference, caption) a batch can number as a row with ``fixed_captions``."""
         return {(t.candidate, eval_caption(t.captions)) for t in self.triplets}
@@ -314,8 +288,7 @@ class TripletBatches:
         if rng.random() < self.mixed_share:
             pool = [t for g in groups for t in g]
         else:
-            pool = rng.choices(groups, weights=[len(g) ** self.group_balance
-                                                for g in groups])[0]
+            pool = rng.choices(groups, weights=[len(g) for g in groups])[0]
         return rng.sample(pool, min(self.batch_size, len(pool)))
 
     def epoch(self, epoch: int):
@@ -324,17 +297,9 @@ class TripletBatches:
             yield self.batch(self.draw(rng))
 
     def batch(self, triplets) -> dict[str, torch.Tensor]:
-        targets = [t.target for t in triplets] + self.draw_negatives(triplets)
+        targets = [t.target for t in triplets]
         return self.assemble(triplets, *self.bank.lookup([t.candidate for t in triplets]),
                              *self.bank.lookup(targets), targets)
-
-    def draw_negatives(self, triplets) -> list[str]:
-        """Extra negative targets for the batch's colourway triplets (none when off)."""
-        out = []
-        for t in triplets:
-            pool = self.negatives.get((t.candidate, t.target), [])
-            out += self.rng.sample(pool, min(self.per_triplet_negatives, len(pool)))
-        return out
 
     def assemble(self, triplets, ref_whole: torch.Tensor, ref_crop: torch.Tensor,
                  tar_whole: torch.Tensor, tar_crop: torch.Tensor,
@@ -360,63 +325,7 @@ class TripletBatches:
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
                 "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets]),
                 "query_datasets": torch.tensor([self.dataset_codes[t.candidate]
-                                                for t in triplets]),
-                **self.looks(triplets, targets)}
-
-    def looks(self, triplets, targets: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Look codes of each query's wanted target and of each target (with ``with_looks``):
-        equal codes mark a lookalike, satisfying the query as well (``mask_lookalikes``, the
-        look loss). A colourway query, or an item without metadata, gets a code of its own
-        (below zero)."""
-        if not self.look_codes:
-            return {}
-
-        def code(i: str) -> int:
-            return self.look_codes.get(i, -1 - self.target_codes[i])
-        return {"query_looks": torch.tensor([-1 - self.target_codes[t.target]
-                                             if "colourway" in t.tags else code(t.target)
-                                             for t in triplets]),
-                "target_looks": torch.tensor([code(i) for i in targets])}
-
-
-def colourway_negatives_of(dataset: Dataset, kinds: dict[str, str]
-                           ) -> dict[tuple[str, str], list[str]]:
-    """(reference, target) of each colourway triplet -> other training garments of the
-    target's kind and colour (metadata.csv's ``colour``).
-
-    A colourway query asks for the reference's own garment in another colour; the top 10s of
-    stage 6's misses are often other garments of that kind in that colour (README, colourway
-    misses), which a batch holds only by chance. Left out of a pool: the reference's
-    colourway family (items linked to it by colourway triplets) and items titled like the
-    target, which may be the same garment.
-    """
-    colours = read_metadata_column(dataset.root, ("colour",)) if dataset.root else {}
-    titles = read_metadata_column(dataset.root, ("title",)) if dataset.root else {}
-    colourway = [t for t in dataset.train.triplets if "colourway" in t.tags]
-    if not colours or not colourway:
-        return {}
-    family: dict[str, str] = {}  # union-find over colourway links
-
-    def root(i: str) -> str:
-        while family.get(i, i) != i:
-            i = family[i]
-        return i
-
-    for t in colourway:
-        family[root(t.candidate)] = root(t.target)
-    pools: dict[tuple[str, str], list[str]] = {}
-    ids = {i for t in dataset.train.triplets for i in (t.candidate, t.target)}
-    for i in sorted(ids):
-        if colours.get(i):
-            pools.setdefault((kinds.get(i, ""), colours[i]), []).append(i)
-    out = {}
-    for t in colourway:
-        key = (kinds.get(t.target, ""), colours.get(t.target, ""))
-        out[(t.candidate, t.target)] = [
-            i for i in pools.get(key, []) if root(i) != root(t.candidate)
-            and not (titles.get(i) and titles.get(i) == titles.get(t.target))]
-    return out
-
+                                                for t in triplets])}
 
 def grounding_texts(annotations: Sequence[str], ids: set[str]) -> dict[str, str]:
     """id -> words describing the item (metadata.csv's ``description``, else its ``title``) for
@@ -505,9 +414,7 @@ class Trainer:
         self.batches = TripletBatches(self.retriever, self.bank, self.datasets, cfg.batch_size,
                                       cfg.flip and not memoised and not tail, cfg.seed,
                                       cfg.mixed_share, cfg.dataset_weights, cfg.group_by,
-                                      cfg.colourway_negatives, fixed_captions=memoised,
-                                      with_looks=cfg.mask_lookalikes or cfg.look_weight > 0,
-                                      group_balance=cfg.group_balance)
+                                      fixed_captions=memoised)
         if len(self.batches) == 0:
             raise ValueError(f"fewer training triplets ({len(self.batches.triplets)}) than one "
                              f"batch ({cfg.batch_size}): lower --batch-size")
@@ -543,8 +450,6 @@ class Trainer:
                     n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
         rates = {"reference.text.": cfg.text_lr,  # 0 freezes a path
                  "sentence_path.": cfg.lr if cfg.path_lr is None else cfg.path_lr}
-        if cfg.global_lr is not None:  # its own group only then: older train states resume
-            rates["global_path."] = cfg.global_lr
         named = list(self.retriever.net.named_parameters())
         if tail:
             rates[TAIL_PREFIX] = cfg.lr if cfg.tail_lr is None else cfg.tail_lr
@@ -597,12 +502,9 @@ class Trainer:
                 teacher_ref, f_ref = f_ref, self.retriever.net.encode_reference(
                     batch["ref_whole"], batch["ref_crop"], batch["input_ids"],
                     batch["attention_mask"])
-        looks = (batch["query_looks"], batch["target_looks"]) if "query_looks" in batch else None
-        lookalikes = (looks[0][:, None] == looks[1][None, :]
-                      if looks is not None and self.cfg.mask_lookalikes else None)
         loss = self.loss(f_ref.float(), f_tar.float(), batch["target_ids"],
                          (batch["ref_kinds"], batch["tar_kinds"]), self.cfg.kind_weight,
-                         lookalikes, batch["query_datasets"], looks, self.cfg.look_weight)
+                         batch["query_datasets"])
         if self.grounding:
             loss = loss + self.cfg.grounding * self.grounding_loss()
         if self.cfg.distill > 0:
@@ -706,8 +608,6 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--text-lr", type=float, default=defaults.text_lr)
     p.add_argument("--path-lr", type=float, default=defaults.path_lr,
                    help="learning rate of the sentence path (default: --lr)")
-    p.add_argument("--global-lr", type=float, default=defaults.global_lr,
-                   help="learning rate of the global path (default: --lr; 0 freezes it)")
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--out", default=defaults.out)
@@ -731,27 +631,15 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     p.add_argument("--group-by", default=defaults.group_by, choices=GROUP_BY,
                    help="what the triplets of a one-group (not mixed) batch share: the "
                    "category, or the target's garment kind (product type where known)")
-    p.add_argument("--group-balance", type=float, default=defaults.group_balance,
-                   help="a one-group batch picks its group with probability size ** this "
-                   "(1: by size, the default; 0.5: by the square root; 0: groups alike)")
     p.add_argument("--logit-scale", type=float, default=defaults.logit_scale,
                    help="initial inverse temperature of the loss (default: the model's, 10)")
     p.add_argument("--freeze-scale", action="store_true",
                    help="keep the loss temperature at its start instead of learning it")
-    p.add_argument("--colourway-negatives", type=int, default=defaults.colourway_negatives,
-                   help="extra negatives per colourway triplet: other garments of the target's "
-                   "kind and colour (default 0: off)")
-    p.add_argument("--mask-lookalikes", action="store_true",
-                   help="in-batch targets with the metadata attributes of an attribute-change "
-                   "query's own target are not its negatives")
     p.add_argument("--no-global-path", action="store_true",
                    help="no residual pooled-feature term (the architecture before it)")
     p.add_argument("--sentence-path", action="store_true",
                    help="add a residual combiner of the pooled reference image and the "
                    "feedback's sentence embedding to f_ref (zero-initialised)")
-    p.add_argument("--look-weight", type=float, default=defaults.look_weight,
-                   help="weight of the look loss: other in-batch targets with every metadata "
-                   "attribute of a query's own target ranked above the rest (default 0: off)")
     p.add_argument("--dataset-scales", action="store_true",
                    help="learn one loss temperature per dataset instead of one for all")
     p.add_argument("--paths-only", action="store_true",
@@ -790,16 +678,13 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     return TrainConfig(
         annotations=a.annotations.split(","), images=a.images.split(","),
         batch_size=a.batch_size, epochs=a.epochs, categories=a.categories, lr=a.lr,
-        text_lr=a.text_lr, path_lr=a.path_lr, global_lr=a.global_lr,
+        text_lr=a.text_lr, path_lr=a.path_lr,
         weight_decay=a.weight_decay, seed=a.seed, out=a.out,
         cache_dir=a.cache_dir, workers=a.workers, max_val_queries=a.max_val_queries,
         steps_per_epoch=a.steps_per_epoch, flip=not a.no_flip, resume=not a.no_resume,
         mixed_share=a.mixed_share, grounding=a.grounding, init_from=a.init_from,
         holdout=a.holdout, device=a.device, kind_weight=a.kind_weight, group_by=a.group_by,
-        group_balance=a.group_balance,
-        logit_scale=a.logit_scale, colourway_negatives=a.colourway_negatives,
-        mask_lookalikes=a.mask_lookalikes, dataset_scales=a.dataset_scales,
-        look_weight=a.look_weight,
+        logit_scale=a.logit_scale, dataset_scales=a.dataset_scales,
         paths_only=a.paths_only, freeze_scale=a.freeze_scale, distill=a.distill,
         tail_lr=a.tail_lr,
         dataset_weights=[float(w) for w in a.dataset_weights.split(",")]

@@ -97,28 +97,6 @@ def test_extra_negative_targets_count_only_as_negatives():
     assert torch.isfinite(loss(f, torch.cat([f, near]), ids, kinds, kind_weight=0.5))
 
 
-def test_lookalikes_marked_not_negative_leave_the_loss_as_if_absent():
-    loss = BatchClassificationLoss(init_scale=10.0)
-    f = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
-    tar = torch.cat([f, f[:1] + 0.01])  # a fourth target, almost query 0's own
-    lookalike = torch.zeros(3, 4, dtype=torch.bool)
-    lookalike[0, 3] = True
-    lookalike[0, 0] = True  # the diagonal is never masked, even when marked
-    masked = loss.get_logits(f, tar, not_negatives=lookalike)
-    assert torch.equal(masked[1:], loss.get_logits(f, tar)[1:]) and masked[0, 0] > -1e30
-    # Query 0 is scored as if the lookalike were not in the batch.
-    without = loss.get_logits(f[:1], tar[:3])
-    row0 = torch.nn.functional.cross_entropy(masked[:1], torch.tensor([0]))
-    assert torch.allclose(row0, torch.nn.functional.cross_entropy(without, torch.tensor([0])))
-    assert loss(f, tar, not_negatives=lookalike) < loss(f, tar)
-    # Query 0's only other target of its kind is a lookalike: the kind loss has nothing left
-    # to rank for it, rather than an infinite term for a masked-out target.
-    kinds = (torch.tensor([0, 0, 0]), torch.tensor([0, 0, 1]))
-    spared = torch.zeros(3, 3, dtype=torch.bool)
-    spared[0, 1] = True
-    assert loss(f, f, None, kinds, 1.0, spared) < 100  # was 1.7e38 with the lookalike counted
-
-
 def test_save_load_round_trip_is_exact_in_float32(tiny, tmp_path):
     tiny.save(tmp_path / "ck")
     again = load_retriever(tmp_path / "ck", engine="eager")  # the weights, bit for bit (the
@@ -395,26 +373,3 @@ def test_each_group_of_queries_is_scored_at_its_own_temperature():
     assert (loss.log_scale.grad != 0).all()  # both temperatures learn
     with pytest.raises(ValueError, match="query_groups"):
         loss(f, f)
-
-
-def test_look_loss_pulls_lookalikes_of_the_wanted_target_up_and_spares_colourways():
-    # Query 0 wants target 0, whose look (code 3) target 2 shares; query 1's code is its own
-    # (a colourway query: one exact garment wanted), so no other target is its lookalike.
-    loss = BatchClassificationLoss(init_scale=1.0)
-    f_ref = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
-    query_looks, target_looks = torch.tensor([3, -2, 5, 6]), torch.tensor([3, 4, 3, 6])
-    near = f_ref.clone()
-    near[2] = torch.nn.functional.normalize(f_ref[0] + 0.2 * torch.randn(8), dim=0)
-    far = near.clone()
-    far[2] = -f_ref[0]  # query 0's lookalike as far from it as can be
-    looks = (query_looks, target_looks)
-
-    def with_looks(f_tar, weight):
-        return loss(f_ref, f_tar, looks=looks, look_weight=weight)
-    assert with_looks(near, 0.0) == loss(f_ref, near)  # off: the plain cross-entropy
-    assert with_looks(far, 1.0) - loss(f_ref, far) > with_looks(near, 1.0) - loss(f_ref, near)
-    # Only query 0 has a lookalike to rank: the other queries' scores change nothing.
-    logits = loss.get_logits(f_ref, near).detach()
-    shuffled = torch.cat([logits[:1], torch.randn(3, 4)])
-    assert torch.allclose(kind_loss(logits, *looks), kind_loss(shuffled, *looks))
-    assert kind_loss(logits, *looks) > 0

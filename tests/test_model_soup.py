@@ -1,4 +1,4 @@
-"""`python -m model.soup`: weighted means of checkpoints, written and loaded like any other."""
+"""`python -m model.soup`: uniform means of checkpoints, written and loaded like any other."""
 
 from __future__ import annotations
 
@@ -22,28 +22,27 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             build_retriever(ModelConfig.tiny(), seed=1).save(root / "b"))
 
 
-def test_weights_are_normalised_and_checked():
-    assert soup_weights(2, []) == [0.5, 0.5]
-    assert soup_weights(2, [3, 1]) == [0.75, 0.25]
-    for count, weights in ((1, []), (2, [1.0]), (2, [-1.0, 2.0]), (2, [0.0, 0.0])):
-        with pytest.raises(ValueError):
-            soup_weights(count, weights)
+def test_a_soup_needs_two_checkpoints():
+    assert soup_weights(2) == [0.5, 0.5]
+    assert soup_weights(4) == [0.25] * 4
+    with pytest.raises(ValueError, match="two checkpoints"):
+        soup_weights(1)
 
 
-def test_soup_is_the_weighted_mean_and_loads(two_runs, tmp_path):
+def test_soup_is_the_uniform_mean_and_loads(two_runs, tmp_path):
     a, b = two_runs
-    make_soup(SoupConfig(checkpoints=[str(a), str(b)], weights=[3, 1], out=str(tmp_path / "s")))
+    make_soup(SoupConfig(checkpoints=[str(a), str(b)], out=str(tmp_path / "s")))
     _, state_a, _ = read_checkpoint(a)
     _, state_b, _ = read_checkpoint(b)
     _, mixed, record = read_checkpoint(tmp_path / "s")
     changed = 0
     for name, value in mixed.items():
         if value.is_floating_point():
-            expected = (0.75 * state_a[name].float() + 0.25 * state_b[name].float())
+            expected = (0.5 * state_a[name].float() + 0.5 * state_b[name].float())
             torch.testing.assert_close(value.float(), expected.to(value.dtype).float())
             changed += int(not torch.equal(value, state_a[name]))
     assert changed > 0
-    assert [part["weight"] for part in record["meta"]["soup"]] == [0.75, 0.25]
+    assert [part["weight"] for part in record["meta"]["soup"]] == [0.5, 0.5]
     retriever = load_retriever(tmp_path / "s")  # fingerprint and shapes checked on load
     assert retriever.fingerprint == record["fingerprint"]
 
@@ -65,21 +64,26 @@ def test_other_architectures_are_refused(two_runs, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("second, weights, message", [
-    ("b", ["1"], "error: 1 weights for 2 checkpoints"),
-    ("b", ["0", "0"], "error: weights must be non-negative and not all zero"),
-    ("nowhere", [], "error: no checkpoint at"),
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoints", "A"], "error: a soup needs at least two checkpoints"),
+    (["--checkpoints", "A", "nowhere"], "error: no checkpoint at"),
 ])
-def test_the_command_line_answers_bad_input_with_one_message(two_runs, tmp_path, capsys, second,
-                                                              weights, message):
-    a, b = two_runs
-    other = b if second == "b" else tmp_path / second
+def test_the_command_line_answers_bad_input_with_one_message(two_runs, tmp_path, capsys, args,
+                                                              message):
+    paths = {"A": str(two_runs[0]), "nowhere": str(tmp_path / "nowhere")}
     with pytest.raises(SystemExit) as exit_info:
-        main(["--checkpoints", str(a), str(other), "--out", str(tmp_path / "s"),
-              *(["--weights", *weights] if weights else [])])
+        main([paths.get(a, a) for a in args] + ["--out", str(tmp_path / "s")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith(message)
     assert not (tmp_path / "s").exists()
+
+
+def test_weighted_soups_are_gone(two_runs, tmp_path):
+    """--weights (WiSE-FT, README stage 17, not kept) was removed with the other experiments."""
+    a, b = two_runs
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoints", str(a), str(b), "--weights", "3", "1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
 
 
 def test_a_soup_remembers_its_parts_and_their_common_start(tmp_path):

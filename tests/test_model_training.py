@@ -165,23 +165,6 @@ def test_mixed_batches_mix_categories_and_group_batches_do_not(tmp_path):
         assert all(len(trainer.batches.draw(rng)) == 16 for _ in range(5))
 
 
-def test_group_balance_gives_small_groups_their_share_of_group_batches(tmp_path):
-    # "round" holds a third of the triplets and "angular" two thirds: by size (balance 1)
-    # a third of the group batches are round, with every group alike (balance 0) half.
-    data = _two_category_data(tmp_path / "d")
-    for balance, expected in ((1.0, 1 / 3), (0.0, 1 / 2)):
-        trainer = Trainer(tiny_train_config(data, tmp_path / f"run{balance}", mixed_share=0.0,
-                                            group_balance=balance, batch_size=4))
-        rng = random.Random(0)
-        share = sum(trainer.batches.draw(rng)[0].category == "round" for _ in range(600)) / 600
-        assert abs(share - expected) < 0.06, (balance, share)
-    with pytest.raises(ValueError, match="group_balance"):
-        Trainer(tiny_train_config(data, tmp_path / "bad", group_balance=1.5))
-    where = ["--annotations", str(data), "--images", str(data / "images")]
-    assert parse_args(where).group_balance == 1.0
-    assert parse_args([*where, "--group-balance", "0.5"]).group_balance == 0.5
-
-
 def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
     # One category ("shapes") holding three product types (the shape), as H&M's "upper" holds
     # T-shirts, blouses and hoodies: grouping by kind gives batches of one product type.
@@ -198,67 +181,6 @@ def test_group_batches_by_kind_share_the_targets_product_type(tmp_path):
         assert all(len(t) == 1 for t in types) == expect_one_type
     with pytest.raises(ValueError, match="group_by"):
         Trainer(tiny_train_config(data, tmp_path / "bad", group_by="colour"))
-
-
-def test_colourway_triplets_get_other_garments_of_the_targets_kind_and_colour(tmp_path):
-    # Every tiny triplet keeps the shape and changes the colour: tag them as colourways and
-    # put every shape in one product type, so a pool holds the other shapes in the target's
-    # colour - the ones a colourway query must rank below its own garment.
-    data = write_tiny_dataset(tmp_path / "d")
-    entries = json.loads((data / "train.json").read_text())
-    (data / "train.json").write_text(json.dumps([e | {"tags": ["colourway", "colour"]}
-                                                 for e in entries]))
-    ids = [p.stem for p in (data / "images").glob("*.png")]
-    (data / "metadata.csv").write_text(
-        "id,category,title,product_type,colour\n"
-        + "".join(f"{i},shapes,{i},top,{i.split('_')[1]}\n" for i in ids))
-    off = Trainer(tiny_train_config(data, tmp_path / "off", mixed_share=0.0))
-    assert off.batches.negatives == {}
-    trainer = Trainer(tiny_train_config(data, tmp_path / "on", mixed_share=0.0,
-                                        colourway_negatives=2))
-    negatives = trainer.batches.negatives
-    assert len(negatives) == len(entries)
-    for (_ref, target), pool in negatives.items():
-        shape, colour = target.split("_")[:2]
-        assert len(pool) == 2  # the two other shapes in the target's colour (train variant)
-        assert all(i.split("_")[1] == colour and i.split("_")[0] != shape for i in pool)
-    triplets = trainer.batches.triplets[:8]
-    batch = trainer.batches.batch(triplets)
-    assert len(batch["tar_whole"]) == len(batch["target_ids"]) == 8 + 2 * 8
-    assert len(batch["tar_kinds"]) == 8
-    assert trainer.step(batch) > 0
-    with pytest.raises(ValueError, match="colourway_negatives must be 0"):
-        Trainer(tiny_train_config(data, tmp_path / "bad", colourway_negatives=-1))
-
-
-def test_mask_lookalikes_spares_targets_with_the_wanted_look_except_for_colourways(tmp_path):
-    # metadata.csv gives every item its colour only, so a "is red" query's target has the
-    # look of every other red target; colourway queries want one exact garment.
-    data = write_tiny_dataset(tmp_path / "d")
-    entries = json.loads((data / "train.json").read_text())
-    (data / "train.json").write_text(json.dumps(
-        [e | {"tags": ["colourway"]} if k % 2 else e for k, e in enumerate(entries)]))
-    ids = [p.stem for p in (data / "images").glob("*.png")]
-    (data / "metadata.csv").write_text(
-        "id,category,title,colour\n" + "".join(f"{i},shapes,{i},{i.split('_')[1]}\n"
-                                                 for i in ids))
-    off = Trainer(tiny_train_config(data, tmp_path / "off"))
-    assert "query_looks" not in off.batches.batch(off.batches.triplets[:8])
-    trainer = Trainer(tiny_train_config(data, tmp_path / "on", mask_lookalikes=True))
-    triplets = trainer.batches.triplets
-    batch = trainer.batches.batch(triplets)
-    spared = batch["query_looks"][:, None] == batch["target_looks"][None, :]
-    for q, t in enumerate(triplets):
-        colour = t.target.split("_")[1]
-        want = [j for j, u in enumerate(triplets)
-                if "colourway" not in t.tags and u.target.split("_")[1] == colour]
-        assert spared[q].nonzero().squeeze(1).tolist() == want
-    assert spared.any() and 0 < trainer.step(batch) < float("inf")
-    # The look loss reads the same codes, without sparing anything from the cross-entropy.
-    looking = Trainer(tiny_train_config(data, tmp_path / "look", look_weight=0.5))
-    batch = looking.batches.batch(looking.batches.triplets)
-    assert torch.equal(batch["query_looks"], trainer.batches.batch(triplets)["query_looks"])
-    assert 0 < looking.step(batch) < float("inf")
 
 
 def test_dataset_scales_give_each_datasets_queries_their_own_temperature(tiny_data, tmp_path):
@@ -437,8 +359,6 @@ def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_pa
     assert moved and all(k.startswith(("net.sentence_path.", "net.global_path."))
                          for k in moved)
     assert any(k.startswith("net.sentence_path.") for k in moved)
-    still = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "still"), global_lr=0.0))
-    assert not any(p.requires_grad for p in still.retriever.net.global_path.parameters())
     with pytest.raises(ValueError, match="paths-only"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
 
