@@ -7,7 +7,9 @@ ignored. Cutting at a character limit here lets the page say so.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from app.markup import single_line
@@ -59,3 +61,37 @@ def normalize_feedback(raw: str | None, max_chars: int = MAX_FEEDBACK_CHARS) -> 
         f"(limit {max_chars}). Put the most important change first."
     )
     return Feedback(text=cut, original_length=len(text), truncated=True, notes=[note])
+
+
+# Joining words left dangling when a clause is cut out of a sentence ("navy with" once "long
+# sleeves" is removed), and punctuation left doubled.
+_CONNECTOR = r"(?:and|or|but|with|plus|also|then)"
+_TIDY = (
+    (re.compile(r"\s+([,;])"), r"\1"),  # "red ," -> "red,"
+    (re.compile(r"([,;])(?:\s*[,;])+"), r"\1"),  # "red,, floral" -> "red, floral"
+    (re.compile(rf"(?i)\b{_CONNECTOR}\s*(?=[,;]|$)"), ""),  # "navy with" -> "navy"
+    (re.compile(r"(?i)^(?:\s*(?:[,;]|\b(?:and|or|but|plus|also)\b))+\s*"), ""),  # "and red"
+    (re.compile(rf"(?i)\b{_CONNECTOR}\s+(?=(?:and|or|but)\b)"), ""),  # "red with and" -> "and"
+    (re.compile(r"\s{2,}"), " "),
+)
+
+
+def drop_clauses(sentence: str, clauses: Iterable[str]) -> str:
+    """``sentence`` without the given clauses (case-insensitive, whole words), tidied.
+
+    Why: a chip the shopper removes is a clause of one of their sentences ("navy" of "navy
+    with long sleeves"); the search then uses the sentence without it ("with long sleeves"),
+    so the model and the chips agree on what is still asked for."""
+    text = sentence
+    for clause in clauses:
+        words = clause.split()
+        if not words:
+            continue
+        pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
+        text = re.sub(pattern, " ", text, flags=re.IGNORECASE)
+    previous = None
+    while previous != text:
+        previous = text
+        for pattern, repl in _TIDY:
+            text = pattern.sub(repl, text).strip()
+    return text.strip(" ,;")

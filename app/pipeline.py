@@ -1,5 +1,9 @@
 """The query pipeline the page calls: reference image + feedback -> ranked catalog items.
 
+In a chain, a search also carries the conversation so far (the model encodes every turn's
+reference and sentence), the shopper's "More like this" / "Less like this" clicks (Rocchio over
+the items' vectors, app.reranking) and the items already shown and passed over (ranked lower).
+
 Plain Python with the encoder and the search passed in (the CLIP4Cir lesson: the UI, the tests
 and any benchmark share one path), so tests hand it a tiny real model and a real database.
 Nothing here touches Streamlit.
@@ -17,8 +21,10 @@ import numpy as np
 import pymongo.errors
 from PIL import Image
 
-from app.feedback import MAX_FEEDBACK_CHARS, normalize_feedback
-from app.history import Reference, ResultItem, Turn
+from app.feedback import MAX_FEEDBACK_CHARS, drop_clauses, normalize_feedback
+from app.history import Reference, ResultItem, Steer, Turn
+from app.memory import ConversationTurn, clicks, conversation, shown
+from app.reranking import demote, rocchio, search_depth
 from imaging import ImageLoadError, load_image, make_thumbnail
 from indexer import DatabaseOutage, DatabaseUnavailableError, RetryPolicy, call_with_retry
 
@@ -43,6 +49,8 @@ class CatalogIndex(Protocol):
 
     def fetch(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
 
+    def vectors_of(self, ids: Sequence[str]) -> np.ndarray: ...
+
 
 def reference_from_upload(data: bytes, name: str, *, max_bytes: int | None = None) -> Reference:
     """Validate and decode an uploaded file; raises ImageLoadError with a message for the page."""
@@ -54,6 +62,7 @@ def reference_from_upload(data: bytes, name: str, *, max_bytes: int | None = Non
         label=name or "uploaded image",
         image=image,
         thumbnail=make_thumbnail(image, THUMBNAIL_PX),
+        data=bytes(data),
     )
 
 
@@ -107,7 +116,8 @@ def reference_from_document(
     )
 
 
-def result_from_document(doc: Mapping[str, Any], score: float) -> ResultItem:
+def result_from_document(doc: Mapping[str, Any], score: float, seen: bool = False
+                         ) -> ResultItem:
     return ResultItem(
         item_id=str(doc["_id"]),
         score=float(score),
@@ -116,7 +126,20 @@ def result_from_document(doc: Mapping[str, Any], score: float) -> ResultItem:
         attributes=dict(doc.get("attributes") or {}),
         thumbnail=bytes(doc["thumbnail"]) if doc.get("thumbnail") else None,
         image_path=doc.get("image_path"),
+        seen=seen,
     )
+
+
+def encode_conversation(encoder: QueryEncoder, turns: Sequence[ConversationTurn]
+                        ) -> np.ndarray:
+    """One query vector for a conversation ((reference image, sentence) pairs, oldest first).
+
+    The model's memory (``Retriever.encode_conversation``) when the encoder has it; until then
+    the last reference with every sentence joined by "and" (as FashionIQ joins two captions)."""
+    if hasattr(encoder, "encode_conversation"):
+        return encoder.encode_conversation(list(turns))
+    text = " and ".join(sentence for _, sentence in turns if sentence)
+    return encoder.encode_query(turns[-1][0], text)
 
 
 def run_query(
@@ -128,31 +151,48 @@ def run_query(
     k: int,
     category: str | None = None,
     max_chars: int = MAX_FEEDBACK_CHARS,
+    steer: Steer | None = None,
 ) -> Turn:
-    """Encode (reference, feedback), search the in-memory index, fetch the top-k documents.
+    """Encode the conversation ending in (reference, feedback), move the query by the clicks,
+    search the in-memory index, rank items already seen lower, fetch the top-k documents.
 
     A catalog reference is left out of its own results: the shopper asked for something
-    *different* from it, and with weak feedback it would otherwise always rank first.
+    *different* from it, and with weak feedback it would otherwise always rank first. Without
+    a ``steer`` (no earlier turns, no clicks) this is the single query (reference, feedback).
     """
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
+    steer = steer or Steer()
     feedback = normalize_feedback(raw_feedback, max_chars)
+    sentence = drop_clauses(feedback.text, steer.removed) if steer.removed else feedback.text
     t0 = time.perf_counter()
-    query = encoder.encode_query(reference.image, feedback.text)
+    query = encode_conversation(encoder, conversation(steer.earlier, reference, sentence))
+    own = Turn(reference, feedback.text, [], likes=steer.likes, dislikes=steer.dislikes)
+    liked, disliked = clicks([*steer.earlier, own])
+    if liked or disliked:
+        query = rocchio(query, index.vectors_of(liked), index.vectors_of(disliked))
     t1 = time.perf_counter()
+    seen_before = shown(steer.earlier) - set(liked)
+    demoted = set() if steer.show_seen else seen_before | set(disliked)
     exclude = reference.key if reference.kind == "catalog" else None
-    hits = index.search(query, k + (exclude is not None), category)
-    hits = [(i, s) for i, s in hits if i != exclude][:k]
+    hits = index.search(query, search_depth(k, len(demoted), exclude is not None), category)
+    hits = demote([(i, s) for i, s in hits if i != exclude], demoted)[:k]
     t2 = time.perf_counter()
     docs = {str(d["_id"]): d for d in index.fetch([i for i, _ in hits])}
     t3 = time.perf_counter()
-    results = [result_from_document(docs[i], s) for i, s in hits if i in docs]
+    results = [result_from_document(docs[i], s, seen=i in seen_before)
+               for i, s in hits if i in docs]
     notes = list(feedback.notes)
+    if feedback.empty and any(t.said for t in steer.earlier):
+        notes = ["No new words: the search uses this image and what the conversation "
+                 "remembers."]
     if len(results) < len(hits):
         notes.append(f"{len(hits) - len(results)} result(s) vanished from the database since "
                      "the index was loaded; reload the page to refresh the index.")
-    log.info("query k=%d category=%s: encode %.0f ms, search %.1f ms, fetch %.0f ms",
-             k, category, 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+    log.info("query k=%d category=%s turns=%d clicks=%d demoted=%d: encode %.0f ms, "
+             "search %.1f ms, fetch %.0f ms", k, category, len(steer.earlier) + 1,
+             len(liked) + len(disliked), len(demoted), 1e3 * (t1 - t0), 1e3 * (t2 - t1),
+             1e3 * (t3 - t2))
     return Turn(
         reference=reference,
         feedback=feedback.text,
@@ -161,6 +201,11 @@ def run_query(
         k=k,
         category=category,
         latency_ms=1e3 * (t3 - t0),
+        likes=steer.likes,
+        dislikes=steer.dislikes,
+        removed=steer.removed,
+        show_seen=steer.show_seen,
+        basis=steer.basis(k, category),
     )
 
 

@@ -27,10 +27,13 @@ Items the indexer quarantined (their image changed and no longer decodes) are no
 
 from __future__ import annotations
 
+import bisect
+import functools
 import logging
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -110,6 +113,20 @@ class _Loaded:
     def reranks(self) -> bool:
         """True when the index scans half-precision copies (rank them again by ``vectors``)."""
         return isinstance(self.index, faiss.IndexScalarQuantizer)
+
+    @functools.cached_property
+    def id_order(self) -> np.ndarray:
+        """Positions that sort ``ids``, made on first use (only clicks look items up by id)."""
+        return np.argsort(self.ids, kind="stable")
+
+    def positions(self, ids: Sequence[str]) -> np.ndarray:
+        """Positions of ``ids`` in this load (ids not loaded are left out), by binary search."""
+        order, found = self.id_order, []
+        for item in ids:
+            at = bisect.bisect_left(order, item, key=lambda j: str(self.ids[j]))
+            if at < len(order) and str(self.ids[order[at]]) == item:
+                found.append(order[at])
+        return np.asarray(found, dtype=np.int64)
 
 
 _NOTHING_LOADED = _Loaded(np.empty(0, dtype=object), np.zeros((0, 0), np.float32), {}, None,
@@ -398,6 +415,12 @@ class CatalogSearch:
         state, rng = self._snapshot(), rng or random.Random()
         lo, hi = (0, len(state.ids)) if category is None else state.ranges.get(category, (0, 0))
         return str(state.ids[rng.randrange(lo, hi)]) if hi > lo else None
+
+    def vectors_of(self, ids: Sequence[str]) -> np.ndarray:
+        """(N, D) stored vectors of ``ids`` in that order, from the loaded index (not the
+        database); ids not loaded are left out. For the app's "More like this" clicks."""
+        state = self._snapshot()
+        return state.vectors[state.positions(ids)]
 
     def fetch(self, ids: list[str], include_thumbnail: bool = True) -> list[dict]:
         """Documents for ``ids`` in one query, in the same order, without the embedding."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.feedback import MAX_FEEDBACK_CHARS, normalize_feedback
+from app.feedback import MAX_FEEDBACK_CHARS, drop_clauses, normalize_feedback
 
 
 def test_plain_feedback_passes_through_unchanged():
@@ -54,3 +54,17 @@ def test_feedback_exactly_at_the_limit_is_kept_whole():
 def test_non_positive_limit_is_rejected():
     with pytest.raises(ValueError):
         normalize_feedback("red", max_chars=0)
+
+
+@pytest.mark.parametrize("sentence, clauses, expected", [
+    ("navy with long sleeves", ["navy"], "with long sleeves"),
+    ("navy with long sleeves", ["with long sleeves"], "navy"),
+    ("navy with long sleeves", ["long sleeves"], "navy"),  # no dangling "with"
+    ("is red and has long sleeves", ["IS RED"], "has long sleeves"),
+    ("is red, shorter and floral", ["is red", "floral"], "shorter"),
+    ("black and white and shorter", ["black and white"], "shorter"),
+    ("redder and shorter", ["red"], "redder and shorter"),  # whole words only
+    ("navy", ["navy"], ""),
+])
+def test_drop_clauses_removes_a_chip_and_tidies_the_joins(sentence, clauses, expected):
+    assert drop_clauses(sentence, clauses) == expected

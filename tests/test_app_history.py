@@ -1,6 +1,8 @@
-"""The chain of turns: search, refine from a result, go back to any step."""
+"""The chain of turns: search, refine from a result, go back, undo, clicks and chips."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from PIL import Image
@@ -24,14 +26,16 @@ def test_a_fresh_reference_has_no_results_on_display():
     assert h.turns == [] and h.open_turn is None
 
 
-def test_searching_again_from_the_same_reference_replaces_the_open_turn():
+def test_searching_again_from_the_same_reference_adds_a_turn_the_model_remembers():
     h = History()
     r0 = ref("upload:abc", "upload")
     h.start(r0)
     h.record(turn(r0, "red", ["a", "b"]))
     h.record(turn(r0, "navy", ["c", "d"]))
-    assert [t.feedback for t in h.turns] == ["navy"]
-    assert h.open_turn is h.turns[-1]
+    assert [t.feedback for t in h.turns] == ["red", "navy"]
+    assert h.turns[0].chosen is None and h.open_turn is h.turns[-1]
+    steer = h.steer(False, new=True)
+    assert [t.feedback for t in steer.earlier] == ["red", "navy"]
 
 
 def test_refine_from_a_result_chains_turns():
@@ -105,3 +109,78 @@ def test_a_search_from_another_reference_than_the_current_one_is_refused():
 def test_upload_key_depends_on_content_only():
     assert Reference.upload_key(b"abc") == Reference.upload_key(b"abc")
     assert Reference.upload_key(b"abc") != Reference.upload_key(b"abd")
+
+
+def chain() -> History:
+    """upload -> "navy" (pick b) -> "with long sleeves" on display."""
+    h = History()
+    h.start(ref("upload:abc", "upload"))
+    h.record(turn(h.reference, "navy", ["a", "b"]))
+    h.refine_from("b", ref("b"))
+    h.record(turn(h.reference, "with long sleeves", ["c", "d"]))
+    return h
+
+
+def test_undo_takes_back_the_last_search_and_shows_the_step_before():
+    h = chain()
+    back = h.undo()
+    assert back.feedback == "navy" and back.chosen is None
+    assert h.open_turn is h.turns[0] and h.reference.key == "upload:abc"
+    assert h.undo() is None  # the first search taken back: the chain is at its start
+    assert h.turns == [] and h.reference.key == "upload:abc"
+    with pytest.raises(HistoryError):
+        h.undo()
+
+
+def test_undo_after_a_pick_takes_back_the_pick():
+    h = chain()
+    h.refine_from("d", ref("d"))
+    assert h.open_turn is None
+    back = h.undo()
+    assert back.feedback == "with long sleeves" and h.open_turn is h.turns[1]
+    assert h.reference.key == "b" and len(h.turns) == 2
+
+
+def test_clicks_toggle_and_replace_each_other_on_the_open_turn():
+    h = chain()
+    h.toggle_click("c", "like")
+    assert h.open_turn.likes == ("c",)
+    h.toggle_click("c", "dislike")  # the other click replaces it
+    assert h.open_turn.likes == () and h.open_turn.dislikes == ("c",)
+    h.toggle_click("c", "dislike")  # the same click again takes it back
+    assert h.open_turn.dislikes == ()
+    with pytest.raises(HistoryError):
+        h.toggle_click("a", "like")  # not on display
+
+
+def test_a_click_or_a_removed_chip_makes_the_results_on_display_stale():
+    h = chain()
+    basis = h.steer(False, new=False).basis(2, None)
+    h.turns[-1] = dataclasses.replace(h.turns[-1], basis=basis)
+    assert not h.is_stale(2, None, False)
+    assert h.is_stale(3, None, False) and h.is_stale(2, "dress", False)
+    assert h.is_stale(2, None, True)  # the "show items already seen" switch
+    h.toggle_click("c", "like")
+    assert h.is_stale(2, None, False)
+    h.toggle_click("c", "like")  # taken back: the results on display fit again
+    assert not h.is_stale(2, None, False)
+    assert h.remove_words("navy") == 1  # an earlier turn's words
+    assert h.turns[0].said == "" and h.is_stale(2, None, False)
+
+
+def test_removing_words_drops_that_clause_from_every_turn_that_said_it():
+    h = chain()
+    h.record(turn(h.reference, "navy and shorter", ["e"]))
+    assert h.remove_words("NAVY") == 2
+    assert [t.said for t in h.turns] == ["", "with long sleeves", "shorter"]
+    assert [t.feedback for t in h.turns][2] == "navy and shorter"  # what was typed is kept
+    assert h.remove_words("floral") == 0
+
+
+def test_removing_a_click_forgets_it_in_every_turn():
+    h = chain()
+    h.toggle_click("c", "like")
+    h.record(turn(h.reference, "shorter", ["c", "e"]))
+    h.toggle_click("c", "dislike")
+    assert h.remove_click("c") == 2
+    assert all(not t.likes and not t.dislikes for t in h.turns)

@@ -237,3 +237,74 @@ def test_a_longer_outage_ends_with_the_error_and_other_errors_are_not_retried():
     with pytest.raises(ValueError):
         wait_for_database(broken, 5.0)
     assert tries == [1]
+
+
+# ---- a search in a chain: conversation, clicks, items already seen ----------------------------
+def position(index, item_id: str) -> int:
+    return list(index.ids).index(item_id)
+
+
+def test_vectors_of_reads_the_stored_vectors_by_id(index):
+    ids = ["toptee-red-long", "dress-navy-short", "no-such-item", "shirt-green-long"]
+    vectors = index.vectors_of(ids)
+    expected = [index.vectors[position(index, i)] for i in ids if i != "no-such-item"]
+    np.testing.assert_array_equal(vectors, np.stack(expected))
+    assert index.vectors_of([]).shape == (0, index.dim)
+
+
+def test_a_chain_search_encodes_the_whole_conversation(retriever, index):
+    from app.history import Steer
+    from app.pipeline import encode_conversation
+
+    first = run_query(retriever, index, upload_ref(), "in red", k=4)
+    ref2 = reference_from_document(index.fetch([first.results[0].item_id])[0])
+    turn = run_query(retriever, index, ref2, "shorter", k=4, steer=Steer(earlier=(first,)))
+    q = encode_conversation(retriever, [(first.reference.image, "in red"), (ref2.image, "shorter")])
+    vec = index.vectors[position(index, turn.results[0].item_id)]
+    assert turn.results[0].score == pytest.approx(float(q @ vec), abs=1e-5)
+    single = encode_conversation(retriever, [(ref2.image, "shorter")])
+    np.testing.assert_allclose(single, retriever.encode_query(ref2.image, "shorter"), atol=1e-5)
+
+
+def test_more_like_this_moves_the_query_by_rocchio_over_the_items_vectors(retriever, index):
+    from app.history import Steer
+    from app.reranking import rocchio
+
+    ref = upload_ref()
+    plain_turn = run_query(retriever, index, ref, "navy", k=6)
+    liked = plain_turn.results[5].item_id
+    turn = run_query(retriever, index, ref, "navy", k=6, steer=Steer(likes=(liked,)))
+    q = rocchio(retriever.encode_query(ref.image, "navy"), index.vectors_of([liked]))
+    for r in turn.results:
+        assert r.score == pytest.approx(float(q @ index.vectors[position(index, r.item_id)]),
+                                        abs=1e-5)
+    ranks = [r.item_id for r in turn.results]
+    assert liked in ranks and ranks.index(liked) < 5 and turn.likes == (liked,)
+
+
+def test_less_like_this_sends_the_item_down_with_the_items_seen(retriever, index):
+    from app.history import Steer
+
+    ref = upload_ref()
+    first = run_query(retriever, index, ref, "navy", k=6)
+    disliked = first.results[0].item_id
+    again = run_query(retriever, index, ref, "navy", k=6, steer=Steer(dislikes=(disliked,)))
+    assert disliked not in [r.item_id for r in again.results]
+
+
+def test_items_already_seen_rank_below_unseen_ones_unless_the_switch_is_on(retriever, index):
+    from app.history import Steer
+    from app.pipeline import encode_conversation
+
+    ref = upload_ref()
+    first = run_query(retriever, index, ref, "navy", k=6)
+    seen = {r.item_id for r in first.results}
+    second = run_query(retriever, index, ref, "navy", k=6, steer=Steer(earlier=(first,)))
+    assert seen.isdisjoint(r.item_id for r in second.results)
+    assert not any(r.seen for r in second.results)
+    shown_again = run_query(retriever, index, ref, "navy", k=6,
+                            steer=Steer(earlier=(first,), show_seen=True))
+    q = encode_conversation(retriever, [(ref.image, "navy"), (ref.image, "navy")])
+    assert [r.item_id for r in shown_again.results] == [i for i, _ in index.search(q, 6)]
+    assert {r.item_id for r in shown_again.results if r.seen} == seen & {
+        r.item_id for r in shown_again.results}
