@@ -290,13 +290,16 @@ def _pick(options: Sequence[str], rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def fragment(change: Change, rng: np.random.Generator, split: Split) -> str:
+def fragment(change: Change, rng: np.random.Generator, split: Split,
+             name_ref: bool = True) -> str:
     """The change as a postnominal modifier in the split's words ("paler", "in navy",
-    "without sleeves"); it reads after "something", "make it" or "the same but"."""
+    "without sleeves"); it reads after "something", "make it" or "the same but". With
+    ``name_ref`` an absolute change sometimes names the reference's value too ("in navy
+    instead of black")."""
     _check_split(split)
     text = _pick(_entries(_lexicon(change), split, rng), rng).format(
         v=change.value, r=change.ref_value or "")
-    if change.ref_value and change.kind == "absolute" and rng.random() < 0.25:
+    if name_ref and change.ref_value and change.kind == "absolute" and rng.random() < 0.25:
         text += (" instead of " if split == "train" else " rather than ") + change.ref_value
     return text
 
@@ -377,15 +380,21 @@ def join(changes: Sequence[Change], rng: np.random.Generator, split: Split,
         else:
             rest = [fragment(c, rng, split) for c in changes[1:]]
             tail = (" " + _connect(rest, fam, rng)) if rest else ""
-            return template.format(A=adjective, R=tail)
+            return _tidy(template.format(A=adjective, R=tail))
     if "{P}" in template:  # "is lighter and has no sleeves"
-        return template.replace("{P}", _connect([_predicate(fragment(c, rng, split))
-                                                 for c in changes], fam, rng))
+        return _tidy(template.replace("{P}", _connect([_predicate(fragment(c, rng, split))
+                                                       for c in changes], fam, rng)))
     if "{I}" in template or "{J}" in template:
         text = _connect([_imperative(c, rng, split) for c in changes], fam, rng)
         return template.replace("{I}", text).replace("{J}", text)
-    return template.replace("{M}", _connect([fragment(c, rng, split) for c in changes],
-                                            fam, rng))
+    name_ref = not any(w in template for w in ("instead", "rather"))  # said once
+    text = _connect([fragment(c, rng, split, name_ref) for c in changes], fam, rng)
+    return _tidy(template.replace("{M}", text))
+
+
+def _tidy(text: str) -> str:
+    """Join seams: "along with with shorter sleeves" -> "along with shorter sleeves"."""
+    return re.sub(r"\bwith with\b", "with", text)
 
 
 def phrase(change: Change, rng: np.random.Generator, split: Split,

@@ -1,0 +1,197 @@
+"""Write the H&M feedback queries as a FashionIQ-format dataset that ``model.train`` reads.
+
+    python -m dataprep.feedback --data ../shared/data/hm --out data/hm_feedback
+
+Layout (``dataprep.layout``): ``captions/cap.{cat}.{split}.json``, ``image_splits/``,
+``metadata.csv`` (every H&M article: product type and group, parsed attributes, colour),
+``stats.json`` and ``lightness.csv`` (the measured L* cache). Images stay where they are: pass
+``../shared/data/hm/images`` as the image folder, e.g.
+
+    bash train.sh data/demo_catalog,data/products,data/hm,data/hm_feedback \\
+        data/demo_catalog/images,../shared/data/fashion-products/images,\\
+../shared/data/hm/images,../shared/data/hm/images 64 N
+
+Categories: a training triplet's category is its reference's product group (upper, lower,
+full, accessories, shoes, underwear, ...), so one-category batches hold comparable items; its
+gallery is every training article of the group. Val categories are the query kinds
+(``relative``, ``negation``, ``multi``, ``colourway``), each ranking one gallery of *every*
+val article (garments, shoes, bags, underwear, accessories, no filter): the mixed catalog.
+
+Captions: training triplets carry two captions in training phrasing families
+(:data:`~dataprep.feedback.TRAIN_FAMILIES`); val queries one caption in one held-out family
+(:data:`~dataprep.feedback.HELDOUT_FAMILIES`), named in the entry; every val colourway query
+appears once per held-out family, for the per-family rows.
+
+Every entry also carries: ``tags`` (kind, bench row, relation[, "family:NAME"]),
+``relation``, ``row``, ``changes`` ([slot, kind, value, ref_value] each), ``relevant`` (every
+article of the split that satisfies the request) and ``negatives`` (hard negatives: items
+that look right and are not, then items of another product group in the target's colour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dataprep.feedback.attributes import read_items
+from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths, measure
+from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
+from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
+from dataprep.hm_triplets import ATTRIBUTES
+from dataprep.layout import write_json, write_metadata, write_split
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val")
+VAL_KINDS = ("relative", "negation", "multi", "colourway")
+MIN_VAL_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
+MIN_TRAIN_TRIPLETS = 300  # below this a relation is flagged as too little to train on
+
+
+@dataclass
+class FeedbackConfig:
+    """Inputs and knobs; the same config always writes the same files."""
+
+    data: Path
+    out: Path
+    seed: int = 0
+    relations: RelationConfig = field(default_factory=RelationConfig)
+    lightness: LightnessConfig = field(default_factory=LightnessConfig)
+
+
+def _change_rows(q: Query) -> list[list[str | None]]:
+    return [[c.slot, c.kind, c.value, c.ref_value] for c in q.changes]
+
+
+def train_entry(q: Query, rng: np.random.Generator) -> dict:
+    """Two different training phrasings of the request."""
+    first = join(q.changes, rng, "train")
+    second = first
+    for _ in range(6):
+        second = join(q.changes, rng, "train")
+        if second != first:
+            break
+    return _entry(q, [first, second])
+
+
+def val_entries(q: Query, rng: np.random.Generator) -> list[dict]:
+    """One held-out phrasing (a random family); colourway queries once per family."""
+    families = ([f.name for f in HELDOUT_FAMILIES] if q.relation == "colourway" else
+                [HELDOUT_FAMILIES[int(rng.integers(len(HELDOUT_FAMILIES)))].name])
+    return [_entry(q, [join(q.changes, rng, "heldout", f)], f) for f in families]
+
+
+def _entry(q: Query, captions: list[str], family: str | None = None) -> dict:
+    tags = [q.kind, q.row, q.relation] + ([f"family:{family}"] if family else [])
+    entry = {"candidate": q.reference.id, "target": q.target.id, "captions": captions,
+             "tags": list(dict.fromkeys(tags)), "relation": q.relation, "row": q.row,
+             "changes": _change_rows(q), "relevant": q.relevant, "negatives": q.negatives}
+    if family:
+        entry["family"] = family
+    return entry
+
+
+def build_feedback(cfg: FeedbackConfig) -> dict:
+    """Write the dataset under cfg.out; returns the stats (also in stats.json)."""
+    items = read_items(cfg.data)
+    if not items:
+        raise FileNotFoundError(f"no H&M articles with images under {cfg.data}")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    lightness = measure(image_paths(cfg.data, [i.id for i in items]), cfg.out / CACHE_NAME,
+                        cfg.lightness)
+    cat = Catalog(items, lightness)
+    queries = all_queries(cat, cfg.relations, cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 99])
+    by_split: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
+    for q in queries:
+        if q.reference.split == "train":
+            by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng))
+        else:
+            by_split["val"].setdefault(q.kind, []).extend(val_entries(q, rng))
+    for entries in by_split["val"].values():  # validation caps queries: mix what comes first
+        order = rng.permutation(len(entries))
+        entries[:] = [entries[int(k)] for k in order]
+    for group in sorted({i.group for i in items if i.split == "train"}):
+        gallery = [i.id for i in items if i.split == "train" and i.group == group]
+        write_split(cfg.out, group, "train", by_split["train"].get(group, []), gallery)
+    val_gallery = [i.id for i in items if i.split == "val"]
+    for kind in VAL_KINDS:
+        write_split(cfg.out, kind, "val", by_split["val"].get(kind, []), val_gallery)
+    write_metadata(cfg.out / "metadata.csv",
+                   ["product_type", "product_group", *ATTRIBUTES, "description"],
+                   ((i.id, i.group, i.title,
+                     [i.product_type, i.group, *(i.attributes.get(k, "") for k in ATTRIBUTES),
+                      i.description]) for i in items))
+    stats = _stats(items, queries, by_split, lightness, cfg)
+    write_json(cfg.out / "stats.json", stats, indent=2)
+    return stats
+
+
+def _stats(items, queries: Sequence[Query], by_split, lightness, cfg: FeedbackConfig) -> dict:
+    triplets = {s: Counter(e["relation"] for es in by_split[s].values() for e in es)
+                for s in SPLITS}
+    queries_per = {s: Counter(q.relation for q in queries if q.reference.split == s)
+                   for s in SPLITS}
+    rows = {s: Counter(q.row for q in queries if q.reference.split == s) for s in SPLITS}
+    flagged = sorted({r for r in ROWS.values() if rows["val"][r] < MIN_VAL_QUERIES
+                      or rows["train"][r] < MIN_TRAIN_TRIPLETS})
+    return {"articles": len(items), "measured_lightness": len(lightness),
+            "articles_per_split": dict(Counter(i.split for i in items)),
+            "config": {"seed": cfg.seed, "relations": asdict(cfg.relations),
+                       "lightness": asdict(cfg.lightness)},
+            "triplets": {s: dict(triplets[s]) for s in SPLITS},
+            "queries": {s: dict(queries_per[s]) for s in SPLITS},
+            "rows": {s: dict(rows[s]) for s in SPLITS},
+            "too_little_data": flagged,
+            "thresholds": {"val_queries": MIN_VAL_QUERIES, "train_triplets":
+                           MIN_TRAIN_TRIPLETS}}
+
+
+def format_stats(stats: dict) -> str:
+    """Markdown table: triplets (train) and queries (val) per relation and per bench row."""
+    lines = ["| relation | bench row | train triplets | val queries | val entries |",
+             "|---|---|---|---|---|"]
+    for relation, row in ROWS.items():
+        lines.append(f"| {relation} | {row} | {stats['triplets']['train'].get(relation, 0)} | "
+                     f"{stats['queries']['val'].get(relation, 0)} | "
+                     f"{stats['triplets']['val'].get(relation, 0)} |")
+    lines += ["", "| bench row | train | val | enough data |", "|---|---|---|---|"]
+    for row in dict.fromkeys(ROWS.values()):
+        ok = "no: too little data" if row in stats["too_little_data"] else "yes"
+        lines.append(f"| {row} | {stats['rows']['train'].get(row, 0)} | "
+                     f"{stats['rows']['val'].get(row, 0)} | {ok} |")
+    lines.append(f"\n(too little: under {stats['thresholds']['val_queries']} val queries or "
+                 f"{stats['thresholds']['train_triplets']} training queries; val colourway "
+                 "entries = queries x held-out families)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    p = argparse.ArgumentParser(prog="python -m dataprep.feedback", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, type=Path,
+                   help="the hm folder (articles.csv, images/)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lightness-margin", type=float,
+                   default=RelationConfig.lightness_margin,
+                   help="L* units between reference and target of lighter / darker")
+    a = p.parse_args(argv)
+    started = time.perf_counter()
+    stats = build_feedback(FeedbackConfig(
+        data=a.data, out=a.out, seed=a.seed,
+        relations=RelationConfig(lightness_margin=a.lightness_margin)))
+    print(f"{stats['articles']} articles -> {a.out} in {time.perf_counter() - started:.0f} s")
+    print(format_stats(stats))
+
+
+if __name__ == "__main__":
+    main()
