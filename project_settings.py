@@ -54,6 +54,11 @@ VARIABLES: dict[str, str] = {
     "APP_MAX_UPLOAD_MB": "uploads above this are refused before decoding, default 10",
     "APP_TORCH_THREADS": "torch threads per app process, default 1",
     "APP_DB_WAIT_S": "seconds an app action waits for a restarting database, default 15",
+    "SESSION_TTL_DAYS": "days a saved app session (the ?session= link) lives after its last "
+                        "change, default 7",
+    "SESSION_MAX_TURNS": "most turns one app session keeps, default 30",
+    "SESSION_MAX_BYTES": "largest saved app session in bytes (uploaded photo included), "
+                         "default 12582912 (12 MiB; MongoDB documents stop at 16 MiB)",
 }
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -1,8 +1,10 @@
 """The shopping page: a reference garment plus feedback -> catalog items, turn after turn.
 
 Layout only. The model and the FAISS index are cached resources (loaded once per process);
-the query pipeline, feedback rules and the chain of turns live in app.pipeline, app.feedback
-and app.history, settings in app.settings, and every failure is worded by app.messages.
+the query pipeline, feedback rules, the chain of turns, what it remembers and the ranking from
+clicks live in app.pipeline, app.feedback, app.history, app.memory and app.reranking; saved
+sessions (the ``?session=`` link) in app.sessions and app.session_page; settings in
+app.settings, and every failure is worded by app.messages.
 
 Run with ``bash run_app.sh`` (or, from the repository root with the database up,
 ``PYTHONPATH=. streamlit run app/streamlit_app.py``).
@@ -10,6 +12,8 @@ Run with ``bash run_app.sh`` (or, from the repository root with the database up,
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import random
 from pathlib import Path
@@ -17,16 +21,18 @@ from pathlib import Path
 import pymongo.errors
 import streamlit as st
 
-from app import messages, resources
+from app import messages, resources, session_page
 from app.feedback import MAX_FEEDBACK_CHARS
-from app.history import History, HistoryError, ResultItem, Turn
+from app.history import ClickKind, History, HistoryError, ResultItem, Turn
 from app.markup import plain
+from app.memory import Chip, chips
 from app.pipeline import (
     reference_from_document,
     reference_from_upload,
     run_query,
     wait_for_database,
 )
+from app.sessions import SESSIONS_COLLECTION, SessionStore
 from app.settings import MAX_TOP_K, AppConfig, load_app_config
 from imaging import ImageLoadError
 from indexer import DatabaseUnavailableError, IndexerError
@@ -34,7 +40,7 @@ from project_settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-ALL_CATEGORIES = "All categories"
+ALL_CATEGORIES = session_page.ALL_CATEGORIES
 GRID_COLUMNS = 4
 STEPS_PER_ROW = 4
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -53,6 +59,21 @@ def get_index(index_key: str, fingerprint: str, _config: AppConfig):
     return resources.open_index(_config.settings, fingerprint)
 
 
+@st.cache_resource(show_spinner=False)
+def get_sessions(index_key: str, limits: tuple, _index) -> SessionStore:
+    """The saved sessions, in the catalog's database (the index's client); the TTL index is
+    made here when the database answers, else by the first save."""
+    ttl_days, max_turns, max_bytes = limits
+    store = SessionStore(_index.store.items.database[SESSIONS_COLLECTION], ttl_days=ttl_days,
+                         max_turns=max_turns, max_bytes=max_bytes)
+    try:
+        with pymongo.timeout(REFRESH_CHECK_S):
+            store.ensure_indexes()
+    except pymongo.errors.PyMongoError as exc:
+        log.warning("session TTL index not checked yet (%s)", type(exc).__name__)
+    return store
+
+
 def configure_logging() -> None:
     """Our INFO lines (model load, index load, per-query timings) in the server terminal."""
     logging.basicConfig(level=logging.WARNING,
@@ -68,6 +89,8 @@ def init_state() -> None:
         "upload_seen": lambda: None,  # file_id of the last upload we processed
         "upload_error": lambda: None,  # message about the last rejected upload
         "notice": lambda: None,  # (level, text) shown once, set by callbacks
+        "session_token": lambda: None,  # token of the saved session this page shows
+        "saved": lambda: None,  # signature of the chain as last saved
     }
     for key, factory in defaults.items():
         if key not in st.session_state:
@@ -116,8 +139,8 @@ def refresh_index(index, config: AppConfig) -> None:
                     type(exc).__name__)
 
 
-def sidebar_ui(index, retriever, config: AppConfig) -> tuple[int, str | None]:
-    """Catalog facts and the search options; returns (top-k, category or None)."""
+def sidebar_ui(index, retriever, config: AppConfig) -> tuple[int, str | None, bool]:
+    """Catalog facts and the search options; returns (top-k, category or None, show seen)."""
     with st.sidebar:
         st.header("Catalog")
         st.metric("Items", f"{index.size:,}")
@@ -131,7 +154,11 @@ def sidebar_ui(index, retriever, config: AppConfig) -> tuple[int, str | None]:
         category = st.selectbox("Category", options, key="category",
                                 format_func=lambda c: c if c == ALL_CATEGORIES
                                 else f"{c} ({index.categories.get(c, 0)})")
-    return int(k), (None if category == ALL_CATEGORIES else category)
+        show_seen = st.toggle(
+            "Show items already seen", key="show_seen",
+            help="Items shown in earlier steps and passed over are ranked below the others; "
+                 "switch this on to rank them like any other item.")
+    return int(k), (None if category == ALL_CATEGORIES else category), bool(show_seen)
 
 
 def fetch_one(index, config: AppConfig, item_id: str) -> list[dict]:
@@ -142,8 +169,9 @@ def fetch_one(index, config: AppConfig, item_id: str) -> list[dict]:
         on_wait=lambda: st.toast("Reconnecting to the catalog database...", icon=":material/sync:"))
 
 
+# ---- callbacks (they run before the script; searches run in it, with a status line) -------
 def on_random(index, config: AppConfig, category: str | None) -> None:
-    """Callback: start a new chain from a random catalog item (of the chosen category)."""
+    """Start a new chain from a random catalog item (of the chosen category)."""
     try:
         item_id = index.random_id(category, random.Random())
         if item_id is None:
@@ -158,7 +186,7 @@ def on_random(index, config: AppConfig, category: str | None) -> None:
 
 
 def on_refine(index, config: AppConfig, item_id: str) -> None:
-    """Callback: the chosen result becomes the next reference; the feedback box empties."""
+    """The chosen result becomes the next reference; the feedback box empties."""
     history: History = st.session_state["history"]
     try:
         docs = fetch_one(index, config, item_id)
@@ -173,13 +201,41 @@ def on_refine(index, config: AppConfig, item_id: str) -> None:
         st.session_state["notice"] = ("error", messages.describe_problem(exc, config.settings))
 
 
-def on_go_back(index: int) -> None:
-    """Callback: return to step ``index`` with its feedback and results."""
+def history_action(action) -> None:
+    """Run a change of the chain; a stale button's refusal becomes a notice."""
     try:
-        turn = st.session_state["history"].go_back(index)
-        st.session_state["feedback"] = turn.feedback
+        action(st.session_state["history"])
     except HistoryError as exc:
         st.session_state["notice"] = ("warning", str(exc))
+
+
+def on_go_back(index: int) -> None:
+    """Return to step ``index`` with its results; the feedback box is for what comes next."""
+    history_action(lambda h: h.go_back(index))
+    st.session_state["feedback"] = ""
+
+
+def on_undo() -> None:
+    history_action(History.undo)
+    st.session_state["feedback"] = ""
+
+
+def on_click_item(item_id: str, kind: ClickKind) -> None:
+    """'More like this' / 'Less like this': the results are searched again in this run."""
+    history_action(lambda h: h.toggle_click(item_id, kind))
+
+
+def on_remove_chip(chip: Chip) -> None:
+    if chip.kind == "words":
+        history_action(lambda h: h.remove_words(chip.text))
+    else:
+        history_action(lambda h: h.remove_click(chip.item_id))
+
+
+def on_submit() -> None:
+    """Search: the words go to this run's search, and the box empties for the next ones."""
+    st.session_state["pending_search"] = st.session_state.get("feedback") or ""
+    st.session_state["feedback"] = ""
 
 
 def take_upload(uploaded, config: AppConfig) -> None:
@@ -207,13 +263,14 @@ def take_upload(uploaded, config: AppConfig) -> None:
     st.session_state["feedback"] = ""
 
 
+# ---- layout ---------------------------------------------------------------------------------
 def reference_ui(index, config: AppConfig, category: str | None) -> None:
     """Upload or random pick, and the current reference."""
     st.subheader("1. Reference")
     uploaded = st.file_uploader(
         "Upload a photo of a garment", type=UPLOAD_TYPES, key="upload",
         max_upload_size=UPLOAD_HARD_LIMIT_MB,
-        help=f"Up to {config.max_upload_bytes / 2**20:.0f} MB. A new image starts a new session.",
+        help=f"Up to {config.max_upload_bytes / 2**20:.0f} MB. A new image starts a new search.",
     )
     take_upload(uploaded, config)
     st.button("Random catalog item", key="random", on_click=on_random,
@@ -227,37 +284,63 @@ def reference_ui(index, config: AppConfig, category: str | None) -> None:
     st.image(ref.thumbnail or ref.image, caption=f"Reference: {plain(ref.label)}", width=220)
 
 
-def query_ui(enabled: bool) -> tuple[str, bool]:
+def query_ui(enabled: bool) -> None:
     """Feedback box and Search button in one form, so Enter searches too."""
-    st.subheader("2. What should change?")
     with st.form("query", border=False):
-        text = st.text_input(
+        st.text_input(
             "Feedback", key="feedback", disabled=not enabled,
             placeholder="e.g. like this, but navy with long sleeves",
-            help=f"At most {MAX_FEEDBACK_CHARS} characters are used. Leave empty to search by "
-                 "the image alone.",
+            help=f"At most {MAX_FEEDBACK_CHARS} characters are used. Earlier steps are "
+                 "remembered (shown below); leave empty to search with the image and them.",
         )
-        submitted = st.form_submit_button("Search", key="search", type="primary",
-                                          disabled=not enabled)
-    return text or "", submitted
+        st.form_submit_button("Search", key="search", type="primary", disabled=not enabled,
+                              on_click=on_submit)
 
 
-def search(retriever, index, config: AppConfig, raw: str, k: int,
-           category: str | None) -> None:
-    """Run one query from the current reference and record it; errors become messages."""
+def chip_key(chip: Chip) -> str:
+    digest = hashlib.sha1((chip.item_id or chip.text).encode()).hexdigest()[:12]
+    return f"chip_{chip.kind}_{digest}"
+
+
+def chips_ui(history: History) -> None:
+    """What the chain remembers, each removable with one click (the search runs without it)."""
+    turns = history.turns
+    if history.open_turn is None and turns and history.reference is not None:
+        # After a pick: what the next search will carry (the picked item, nothing new said).
+        turns = [*turns, Turn(history.reference, "", [])]
+    remembered = chips(turns)
+    if not remembered:
+        return
+    with st.container(horizontal=True, key="chips", vertical_alignment="center"):
+        st.markdown("**Remembered:**")
+        for chip in remembered:
+            st.button(f"{plain(chip.label, 60)} ✕", key=chip_key(chip), on_click=on_remove_chip,
+                      args=(chip,), help="Remove this: the search runs again without it")
+
+
+def search(retriever, index, config: AppConfig, status, raw: str, k: int,
+           category: str | None, show_seen: bool, *, new: bool) -> bool:
+    """A new turn (``new``) or the open turn searched again; errors become messages."""
     history: History = st.session_state["history"]
-    status = st.empty()  # "reconnecting" while the database is away, then the error or nothing
+    if new and len(history.turns) >= config.session_max_turns:
+        status.error(f"**This search already has {len(history.turns)} steps**, the most one "
+                     "session keeps (SESSION_MAX_TURNS). Undo a step, go back to an earlier "
+                     "one, or start a new search with an upload or a random item.")
+        return False
+    steer = history.steer(show_seen, new=new)
     try:
         turn = wait_for_database(
-            lambda: run_query(retriever, index, history.reference, raw, k=k, category=category),
+            lambda: run_query(retriever, index, history.reference, raw, k=k, category=category,
+                              steer=steer),
             config.db_wait_s,
             on_wait=lambda: status.warning(messages.reconnecting(config.settings,
                                                                  config.db_wait_s)))
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
         status.error(messages.describe_problem(exc, config.settings))
-        return
+        return False
     status.empty()
-    history.record(turn)
+    (history.record if new else history.replace_open)(turn)
+    return True
 
 
 def describe_attributes(item: ResultItem) -> str:
@@ -266,14 +349,22 @@ def describe_attributes(item: ResultItem) -> str:
                       if v not in (None, ""))
 
 
-def results_ui(turn: Turn, index, config: AppConfig) -> None:
-    """Grid of thumbnails with title, category, attributes, score and 'Refine from this'."""
+def results_caption(turn: Turn, remembers: bool) -> str:
+    where = f" in {plain(turn.category)}" if turn.category else ""
+    if turn.feedback:
+        said = f'"{plain(turn.feedback, None)}"'
+    else:
+        said = "no new words" if remembers else "the image alone"
+    return f"{len(turn.results)} results{where} for {said} in {turn.latency_ms:.0f} ms"
+
+
+def results_ui(history: History, index, config: AppConfig) -> None:
+    """Grid of thumbnails with title, category, attributes, score and the actions."""
+    turn = history.open_turn
     for note in turn.notes:
         st.info(note)
-    where = f" in {plain(turn.category)}" if turn.category else ""
-    said = f'"{plain(turn.feedback, None)}"' if turn.feedback else "the image alone"
-    st.caption(f"{len(turn.results)} results{where} for {said} "
-               f"in {turn.latency_ms:.0f} ms")
+    remembers = any(t.said for t in history.turns[:-1])
+    st.caption(results_caption(turn, remembers))
     if not turn.results:
         st.warning("No results: try another category or fewer constraints.")
         return
@@ -282,38 +373,58 @@ def results_ui(turn: Turn, index, config: AppConfig) -> None:
         for col, item in zip(cols, turn.results[row_start:row_start + GRID_COLUMNS],
                              strict=False):
             with col.container(border=True, key=f"result_{item.item_id}"):
-                if item.thumbnail:
-                    st.image(item.thumbnail, width="stretch")
-                st.markdown(f"**{plain(item.title)}**")
-                st.caption(f"{plain(item.category)} · score {item.score:.3f}  \n"
-                           f"{describe_attributes(item)}")
-                st.button("Refine from this", key=f"refine_{item.item_id}",
-                          on_click=on_refine, args=(index, config, item.item_id))
+                result_card(item, turn, index, config)
+
+
+def result_card(item: ResultItem, turn: Turn, index, config: AppConfig) -> None:
+    if item.thumbnail:
+        st.image(item.thumbnail, width="stretch")
+    st.markdown(f"**{plain(item.title)}**")
+    seen = " · seen before" if item.seen else ""
+    st.caption(f"{plain(item.category)} · score {item.score:.3f}{seen}  \n"
+               f"{describe_attributes(item)}")
+    st.button("Refine from this", key=f"refine_{item.item_id}", on_click=on_refine,
+              args=(index, config, item.item_id))
+    more, less = st.columns(2)
+    liked, disliked = item.item_id in turn.likes, item.item_id in turn.dislikes
+    more.button("More like this", key=f"like_{item.item_id}", on_click=on_click_item,
+                args=(item.item_id, "like"), type="primary" if liked else "secondary",
+                help="Rank items like this one higher (click again to take it back)")
+    less.button("Less like this", key=f"dislike_{item.item_id}", on_click=on_click_item,
+                args=(item.item_id, "dislike"), type="primary" if disliked else "secondary",
+                help="Rank items like this one lower (click again to take it back)")
 
 
 def history_ui(history: History) -> None:
-    """The chain of turns as a strip of cards: reference -> feedback -> pick, 'Back to step i'."""
+    """The chain of turns as a strip of cards: reference -> words -> pick, 'Back to step i'."""
     if not history.turns:
         return
-    st.subheader("Your steps")
+    head, undo = st.columns([4, 1], vertical_alignment="bottom")
+    head.subheader("Your steps")
+    undo.button("Undo last turn", key="undo", on_click=on_undo, icon=":material/undo:")
     for row_start in range(0, len(history.turns), STEPS_PER_ROW):
         cols = st.columns(STEPS_PER_ROW)
         for offset, col in enumerate(cols[: len(history.turns) - row_start]):
             i = row_start + offset
-            turn = history.turns[i]
             with col.container(border=True, key=f"step_{i}"):
-                said = f'"{plain(turn.feedback, 80)}"' if turn.feedback else "(image only)"
-                st.markdown(f"**Step {i + 1}.** {said}")
-                ref_col, pick_col = st.columns(2)
-                if turn.reference.thumbnail:
-                    ref_col.image(turn.reference.thumbnail, width=64, caption="from")
-                if turn.chosen and turn.chosen.thumbnail:
-                    pick_col.image(turn.chosen.thumbnail, width=64, caption="picked")
-                picked = (f" → {plain(turn.chosen.title, 60)}" if turn.chosen
-                          else " → (results on display)")
-                st.caption(f"{plain(turn.reference.label, 60)}{picked}")
-                st.button(f"Back to step {i + 1}", key=f"back_{i}", on_click=on_go_back,
-                          args=(i,))
+                step_card(i, history.turns[i])
+
+
+def step_card(i: int, turn: Turn) -> None:
+    said = f'"{plain(turn.said, 80)}"' if turn.said else "(no new words)"
+    st.markdown(f"**Step {i + 1}.** {said}")
+    ref_col, pick_col = st.columns(2)
+    if turn.reference.thumbnail:
+        ref_col.image(turn.reference.thumbnail, width=64, caption="from")
+    if turn.chosen and turn.chosen.thumbnail:
+        pick_col.image(turn.chosen.thumbnail, width=64, caption="picked")
+    picked = (f" → {plain(turn.chosen.title, 60)}" if turn.chosen
+              else " → (results on display)" if turn.is_open else "")
+    clicks = ", ".join(part for part in (
+        f"{len(turn.likes)} more like" if turn.likes else "",
+        f"{len(turn.dislikes)} less like" if turn.dislikes else "") if part)
+    st.caption(f"{plain(turn.reference.label, 60)}{picked}" + (f"  \n{clicks}" if clicks else ""))
+    st.button(f"Back to step {i + 1}", key=f"back_{i}", on_click=on_go_back, args=(i,))
 
 
 def notice_ui() -> None:
@@ -323,7 +434,7 @@ def notice_ui() -> None:
         return
     try:
         level, text = notice
-        (st.error if level == "error" else st.warning)(text)
+        {"error": st.error, "success": st.success}.get(level, st.warning)(text)
     finally:
         st.session_state["notice"] = None
 
@@ -339,8 +450,14 @@ def main() -> None:
     except (IndexerError, SettingsError) as exc:
         problem_ui(messages.describe_problem(exc, None))
     retriever, index = load_parts(config)
-    k, category = sidebar_ui(index, retriever, config)
+    sessions = get_sessions(config.index_key, (config.session_ttl_days,
+                            config.session_max_turns, config.session_max_bytes), index)
+    wait = functools.partial(wait_for_database, wait_s=config.db_wait_s)
+    session_page.restore(sessions, index, config, wait)  # before the widgets it sets
+    k, category, show_seen = sidebar_ui(index, retriever, config)
+    session_note = st.sidebar.container()
     notice_ui()
+    save_status = st.empty()
     history: History = st.session_state["history"]
     steps = st.container()  # filled last, so it shows the turn this run may add
 
@@ -348,17 +465,28 @@ def main() -> None:
     with left:
         reference_ui(index, config, category)
     with right:
-        raw, submitted = query_ui(enabled=history.reference is not None)
-        open_turn = history.open_turn
-        if submitted and history.reference is not None:
-            search(retriever, index, config, raw, k, category)
-        elif open_turn is not None and (open_turn.k, open_turn.category) != (k, category):
-            # Options changed: redo the search on display with the same feedback.
-            search(retriever, index, config, open_turn.feedback, k, category)
+        st.subheader("2. What should change?")
+        form_area, chips_area, status = st.container(), st.container(), st.empty()
+        pending = st.session_state.pop("pending_search", None)
+        if pending is not None and history.reference is not None:
+            if not search(retriever, index, config, status, pending, k, category, show_seen,
+                          new=True):
+                st.session_state["feedback"] = pending  # the words stay for another try
+        elif history.is_stale(k, category, show_seen):
+            # A click, a removed chip or an option changed: search the open turn again.
+            search(retriever, index, config, status, history.open_turn.feedback, k, category,
+                   show_seen, new=False)
+        with form_area:
+            query_ui(enabled=history.reference is not None)
+        with chips_area:
+            chips_ui(history)
         if history.open_turn is not None:
-            results_ui(history.open_turn, index, config)
+            results_ui(history, index, config)
     with steps:
         history_ui(history)
+    session_page.save(sessions, retriever.fingerprint, save_status)
+    with session_note:
+        session_page.sidebar_note(sessions, config)
 
 
 if __name__ == "__main__":

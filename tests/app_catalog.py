@@ -7,6 +7,9 @@ tiny catalog: images on disk, metadata.csv, documents indexed with a real tiny c
 from __future__ import annotations
 
 import io
+import socket
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +108,41 @@ def search(at: AppTest, feedback: str) -> AppTest:
 def result_buttons(at: AppTest) -> list:
     """The "refine" buttons of the results shown."""
     return [b for b in at.button if b.key and b.key.startswith("refine_")]
+
+
+@contextmanager
+def database_session(monkeypatch, tmp_path, checkpoint, retriever, **app_env):
+    """A real embedded server holding a small indexed catalog, and the page's environment."""
+    from indexer import EmbeddedConfig, EmbeddedServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = EmbeddedServer(EmbeddedConfig(home=tmp_path / "db", port=port, cache_size="64M"))
+    server.start()
+    try:
+        import pymongo
+
+        client = pymongo.MongoClient(server.uri, directConnection=True)
+        catalog = make_small_catalog(tmp_path / "catalog", colours=2)
+        index_small_catalog(catalog, retriever, client["shop"]["catalog"])
+        client.close()
+        for key, value in {"MONGO_URI": server.uri, "DB_NAME": "shop",
+                           "COLLECTION_NAME": "catalog", "CHECKPOINT": str(checkpoint),
+                           "DATA_DIR": str(tmp_path / "data"), **app_env}.items():
+            monkeypatch.setenv(key, value)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def down_for(server, seconds: float):
+    """The database stopped now and started again ``seconds`` later, in the background."""
+    server.stop()
+    restart = threading.Timer(seconds, server.start)
+    restart.start()
+    try:
+        yield
+    finally:
+        restart.join()

@@ -8,9 +8,7 @@ real uploads, rendering).
 from __future__ import annotations
 
 import socket
-import threading
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 from model import ModelConfig, build_retriever
 from tests.app_catalog import (
+    database_session,
+    down_for,
     draw_garment,
     index_small_catalog,
     jpeg_bytes,
@@ -135,7 +135,8 @@ def test_go_back_to_step_one_restores_its_feedback_and_results(app_env):
     assert not at.exception
     history = at.session_state["history"]
     assert len(history.turns) == 1 and history.turns[0].chosen is None
-    assert at.text_input(key="feedback").value == "red"
+    assert '12 results for "red"' in texts(at)
+    assert at.text_input(key="feedback").value == ""  # the box is for what comes next
     assert [b.key for b in result_buttons(at)] == step1_ids
 
 
@@ -241,32 +242,6 @@ def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
     assert "does not exist" in at.error[0].value and "--checkpoint" in at.error[0].value
 
 
-@contextmanager
-def database_session(monkeypatch, tmp_path, checkpoint, retriever, **app_env):
-    """A real embedded server holding a small indexed catalog, and the page's environment."""
-    from indexer import EmbeddedConfig, EmbeddedServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = EmbeddedServer(EmbeddedConfig(home=tmp_path / "db", port=port, cache_size="64M"))
-    server.start()
-    try:
-        import pymongo
-
-        client = pymongo.MongoClient(server.uri, directConnection=True)
-        catalog = make_small_catalog(tmp_path / "catalog", colours=2)
-        index_small_catalog(catalog, retriever, client["shop"]["catalog"])
-        client.close()
-        for key, value in {"MONGO_URI": server.uri, "DB_NAME": "shop",
-                           "COLLECTION_NAME": "catalog", "CHECKPOINT": str(checkpoint),
-                           "DATA_DIR": str(tmp_path / "data"), **app_env}.items():
-            monkeypatch.setenv(key, value)
-        yield server
-    finally:
-        server.stop()
-
-
 def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
                                                             retriever):
     """Stop the server under a live session: the page says so; restarting it resumes."""
@@ -284,24 +259,14 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
         msg = at.error[0].value
         assert "reconnecting" in msg and "Try again" in msg
         assert server.uri in msg and "indexer.db start" in msg
+        assert at.text_input(key="feedback").value == "blue"  # the words wait for a retry
 
         server.start()
         at = search(at, "blue")
         assert not at.exception and not at.error
-        assert len(at.session_state["history"].turns) == 1  # the session survived
+        history = at.session_state["history"]
+        assert [t.feedback for t in history.turns] == ["red", "blue"]  # the session survived
         assert len(result_buttons(at)) == 12
-
-
-@contextmanager
-def down_for(server, seconds: float):
-    """The database stopped now and started again ``seconds`` later, in the background."""
-    server.stop()
-    restart = threading.Timer(seconds, server.start)
-    restart.start()
-    try:
-        yield
-    finally:
-        restart.join()
 
 
 def test_actions_during_a_database_restart_wait_and_answer(monkeypatch, tmp_path, checkpoint,
@@ -350,3 +315,83 @@ def test_model_and_index_load_once_per_process_not_per_run_or_session(app_env, m
         at = search(at, "blue")
         assert len(result_buttons(at)) == 12
     assert calls == {"model": 1, "index": 1}
+
+
+# ---- the conversation: chips, clicks, items seen, undo ---------------------------------------
+def result_ids(at: AppTest) -> list[str]:
+    return [b.key.removeprefix("refine_") for b in result_buttons(at)]
+
+
+def chip_buttons(at: AppTest) -> list:
+    return [b for b in at.button if b.key and b.key.startswith("chip_")]
+
+
+def two_turns(at: AppTest) -> AppTest:
+    """Upload, "is red", pick the third result, "has long sleeves"."""
+    at = search(uploaded(at, garment_jpeg()), "is red")
+    at = result_buttons(at)[2].click().run()
+    return search(at, "has long sleeves")
+
+
+def test_chips_show_what_is_remembered_and_removing_one_searches_without_it(app_env):
+    at = two_turns(new_app().run())
+    labels = [b.label for b in chip_buttons(at)]
+    assert any("red" in label for label in labels)
+    assert any("long sleeves" in label for label in labels)
+    red = next(b for b in chip_buttons(at) if "red" in b.label)
+    before = result_ids(at)
+    at = red.click().run()
+    assert not at.exception
+    history = at.session_state["history"]
+    assert history.turns[0].said == "" and history.turns[0].feedback == "is red"
+    assert not any("red" in b.label for b in chip_buttons(at))
+    assert len(history.turns) == 2 and history.open_turn is history.turns[1]
+    assert result_ids(at) != before  # searched again without it
+    assert not history.is_stale(12, None, False)
+
+
+def test_more_like_this_reranks_without_typing_and_less_like_this_drops_the_item(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "navy")
+    ids = result_ids(at)
+    liked, disliked = ids[7], ids[0]
+    at = at.button(key=f"like_{liked}").click().run()
+    assert not at.exception
+    turn = at.session_state["history"].open_turn
+    assert turn.likes == (liked,) and turn.feedback == "navy"
+    assert len(at.session_state["history"].turns) == 1  # a click is not a new turn
+    assert result_ids(at).index(liked) < 7
+    assert any(b.label.startswith("More like") for b in chip_buttons(at))
+    at = at.button(key=f"dislike_{disliked}").click().run()
+    assert disliked not in result_ids(at)
+    assert at.session_state["history"].open_turn.dislikes == (disliked,)
+    at = at.button(key=f"like_{liked}").click().run()  # clicked again: taken back
+    assert at.session_state["history"].open_turn.likes == ()
+
+
+def test_items_seen_in_earlier_steps_rank_lower_until_the_switch_shows_them(app_env):
+    at = uploaded(new_app().run(), garment_jpeg())
+    at.sidebar.slider(key="top_k").set_value(5)
+    at = search(at.run(), "navy")
+    first = set(result_ids(at))
+    at = search(at, "with long sleeves")  # no pick: a second turn from the same reference
+    assert first.isdisjoint(result_ids(at))
+    at.sidebar.toggle(key="show_seen").set_value(True)
+    at = at.run()
+    turn = at.session_state["history"].open_turn
+    assert turn.show_seen and len(at.session_state["history"].turns) == 2
+    seen_now = {r.item_id for r in turn.results if r.seen}
+    assert seen_now and seen_now <= first
+    assert "seen before" in texts(at)
+
+
+def test_undo_last_turn_shows_the_step_before(app_env):
+    at = two_turns(new_app().run())
+    step1 = at.session_state["history"].turns[0]
+    at = at.button(key="undo").click().run()
+    assert not at.exception
+    history = at.session_state["history"]
+    assert len(history.turns) == 1 and history.open_turn.feedback == "is red"
+    assert result_ids(at) == [r.item_id for r in step1.results]
+    at = at.button(key="undo").click().run()
+    assert at.session_state["history"].turns == [] and result_buttons(at) == []
+    assert at.session_state["history"].reference.kind == "upload"
