@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from bench import cuda_check
+from tests.system import cuda_check
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the real check runs")
@@ -16,7 +16,8 @@ def test_without_a_gpu_it_says_so(tmp_path, capsys):
     report = cuda_check.main(["--out-dir", str(tmp_path)])
     assert report["cuda"] is False
     assert "no CUDA GPU" in capsys.readouterr().out
-    assert json.loads((tmp_path / "cuda_check.json").read_text())["cuda"] is False
+    saved = tmp_path / "cuda_check" / "no-checkpoint.json"  # a tiny random model, no checkpoint
+    assert json.loads(saved.read_text())["cuda"] is False
 
 
 def test_training_steps_and_comparison_run_end_to_end(tmp_path):

@@ -16,7 +16,6 @@ import pymongo
 import pytest
 from conftest import REPO_ROOT, free_port, write_catalog
 
-from bench.fault_catalog import alive, descendants
 from indexer import (
     BuildConfig,
     CatalogSearch,
@@ -27,6 +26,7 @@ from indexer import (
     discover,
 )
 from model import load_retriever
+from tests.system.fault_catalog import alive, descendants
 
 
 def start_build(images: Path, checkpoint: Path, env: dict[str, str], *extra: str,
@@ -65,6 +65,9 @@ def preprocess(image):
 paths = sorted(Path(sys.argv[1]).glob("*.jpg"))
 batches = iter(decode_batches(paths, preprocess, batch_size=32, workers=2))
 next(batches)
+# every batch the workers were asked for is decoded and queued to this stalled process
+while batches._worker_result_queue.qsize() < batches._tasks_outstanding:
+    time.sleep(0.05)
 print("first batch", flush=True)
 time.sleep(600)
 """
@@ -75,13 +78,12 @@ def test_a_sigkilled_build_leaves_no_decoding_worker_behind(tmp_path):
     write_catalog(tmp_path, 400, size=256)
     proc = subprocess.Popen([sys.executable, "-c", STALLED_CONSUMER, str(tmp_path / "images")],
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "first batch"
-    time.sleep(2)  # the workers decode ahead until the pipe to the stalled parent is full
+    assert proc.stdout.readline().strip() == "first batch"  # the workers' results are queued
     workers = descendants(proc.pid)
     assert len(workers) >= 2, "two decoding workers run"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 8  # beyond torch's own 5 s parent check
+    deadline = time.monotonic() + 60  # a hang guard: a fixed build's workers go at once
     while time.monotonic() < deadline and any(alive(p) for p in workers):
         time.sleep(0.1)
     left = [p for p in workers if alive(p)]
@@ -128,9 +130,14 @@ def test_a_build_rides_out_a_database_restart(tmp_path, tiny_checkpoint, own_ser
     proc = start_build(tmp_path / "images", tiny_checkpoint, env, "--db-wait", "60")
     wait_for_documents(items, 6, proc)
     kill_server(own_server)
-    time.sleep(7)  # longer than one server-selection timeout (5 s): the build must retry
+    seen = []  # the server comes back once the build has logged a failed try (a server
+    for line in proc.stderr:  # selection timed out) and is retrying: it must ride that out
+        seen.append(line)
+        if "database not answering" in line:
+            break
     own_server.start()
     out, err = proc.communicate(timeout=300)
+    err = "".join(seen) + err
     assert proc.returncode == 0, err[-3000:]
     assert "database not answering" in err and "Traceback" not in err
     assert sorted(d["_id"] for d in items.find({}, {"_id": 1})) == ids  # none lost, none twice
@@ -189,7 +196,30 @@ def test_an_image_corrupt_after_indexing_leaves_search_until_it_is_repaired(
     assert mongo_collection.count_documents({"quarantined": {"$exists": True}}) == 0
 
 
-def test_retries_ride_out_connection_failures_and_stop_after_the_wait():
+class FakeClock:
+    """Stands in for ``time`` in indexer.retry: a pause moves the clock on, nobody waits, so
+    the number of tries depends on the policy alone, not on how busy the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from indexer import retry
+
+    fake = FakeClock()
+    monkeypatch.setattr(retry, "time", fake)
+    return fake
+
+
+def test_retries_ride_out_connection_failures_and_stop_after_the_wait(clock):
     from pymongo.errors import AutoReconnect, DuplicateKeyError
 
     from indexer.retry import DatabaseOutage, RetryPolicy, call_with_retry
@@ -207,12 +237,12 @@ def test_retries_ride_out_connection_failures_and_stop_after_the_wait():
     calls = []
 
     def down():
-        calls.append(time.monotonic())
+        calls.append(clock.monotonic())
         raise AutoReconnect("gone")
 
     with pytest.raises(DatabaseOutage) as err:
         call_with_retry(down, "a write", fast)
-    assert len(calls) >= 3 and calls[-1] - calls[0] >= 0.2  # retried until the wait ran out
+    assert len(calls) >= 9 and calls[-1] - calls[0] == pytest.approx(0.3)  # the whole wait
     assert "AutoReconnect" in str(err.value)
 
     def bad_document():
@@ -225,7 +255,7 @@ def test_retries_ride_out_connection_failures_and_stop_after_the_wait():
     assert calls == [0]  # not retried
 
 
-def test_a_long_outage_warns_a_handful_of_times_not_once_per_retry(caplog):
+def test_a_long_outage_warns_a_handful_of_times_not_once_per_retry(caplog, clock):
     import logging
 
     from pymongo.errors import AutoReconnect

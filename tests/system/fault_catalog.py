@@ -1,8 +1,10 @@
-"""Small throwaway catalogs for the fault benchmarks (kill loop, load): copies of demo-catalog
-items in a temporary folder (never in the repository), grown and changed on demand.
+"""Small throwaway catalogs for the system tests (kill loop, load): copies of a source
+catalog's items (the demo catalog by default) in a temporary folder (never in the repository),
+grown and changed on demand; and the process checks they share (alive, descendants, a SIGKILL
+that then waits for the children to go).
 
-Why copies: the benchmarks change images under the indexer's feet and add items mid-run; the
-shared demo catalog must stay as it is for everyone else.
+Why copies: the runs change images under the indexer's feet and add items mid-run; the shared
+demo catalog must stay as it is for everyone else.
 """
 
 from __future__ import annotations

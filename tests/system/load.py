@@ -1,7 +1,7 @@
 """Load under faults: N concurrent shoppers in Chromium while the catalog is rebuilt, the
 database restarts and the app process is killed and started again.
 
-    python -m bench.load --sessions 20 --duration 300 --checkpoint checkpoints/demo
+    python -m tests.system.load --sessions 20 --duration 300 --checkpoint checkpoints/demo
 
 Each session (one browser context of one headless Chromium, loopback only) opens the page,
 uploads a reference photo and then loops search -> refine -> search -> back, with a short
@@ -20,9 +20,10 @@ the earlier step) or for what the page shows instead (an error alert, a reset pa
 (classed by the fault window it fell in), how long each session took to answer again after
 the database came back, whether the app reloaded the rebuilt catalog, whether any session
 lost its chain of turns while the server stayed up, and the actions lost with the app.
-Prints a table, writes bench/results/load.json. Bounded: at most ``--sessions`` contexts
-(40 at most), for ``--duration`` seconds, stretched to 45 s after the app restart but never
-beyond 1.5x.
+Prints a table, writes bench/results/load/<fingerprint>.json. Bounded: at most ``--sessions``
+contexts (40 at most), for ``--duration`` seconds, stretched to ``--tail`` (45 s) after the app
+restart but never beyond 1.5x. ``tests/test_system_load.py`` runs it short (2 sessions, a tiny
+model, faults seconds apart) in the full ``bash run_tests.sh``.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ from bench._common import (
     table,
     temporary_server,
 )
-from bench.fault_catalog import FaultCatalog, alive
-from project_settings import REPO_ROOT
+from project_settings import DEFAULT_CHECKPOINT, REPO_ROOT
+from tests.system.fault_catalog import DEMO_CATALOG, FaultCatalog, alive
 
-log = logging.getLogger("bench.load")
+log = logging.getLogger("tests.system.load")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -111,7 +112,7 @@ OUTCOME = """([success, need, fresh, absent]) => {
 }"""
 
 # Read when an action timed out: enough of the page to tell a lost click from a slow server.
-STATE = """(success) => {
+STATE = r"""(success) => {
   const app = document.querySelector('[data-testid="stApp"]');
   const text = document.body.textContent;
   return {script: app ? app.getAttribute('data-test-script-state') : null,
@@ -136,7 +137,8 @@ class LoadConfig:
     ramp_s: float = 30.0  # sessions start spread over this long
     gap_s: float = 30.0  # at least this long between one fault's end and the next one
     tail_s: float = 45.0  # sessions go on at least this long after the app is back
-    checkpoint: Path = REPO_ROOT / "checkpoints" / "demo"
+    checkpoint: Path = Path(DEFAULT_CHECKPOINT)
+    source: Path = DEMO_CATALOG  # the catalog whose items are copied in
     seed: int = 0
     out_dir: Path = RESULTS
     # Shoppers' browsers run on their own devices, not on the server: here the 20 renderers
@@ -146,7 +148,7 @@ class LoadConfig:
 
 
 def parse_args(argv: list[str]) -> LoadConfig:
-    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tests.system.load", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--duration", type=float, default=300.0)
@@ -157,9 +159,15 @@ def parse_args(argv: list[str]) -> LoadConfig:
     p.add_argument("--db-down", type=float, default=5.0)
     p.add_argument("--app-restart-at", type=float, default=200.0)
     p.add_argument("--ramp", type=float, default=30.0)
-    p.add_argument("--checkpoint", type=Path, default=REPO_ROOT / "checkpoints" / "demo")
+    p.add_argument("--gap", type=float, default=30.0,
+                   help="at least this long between one fault's end and the next one")
+    p.add_argument("--tail", type=float, default=45.0,
+                   help="sessions go on at least this long after the app is back")
+    p.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_CHECKPOINT))
+    p.add_argument("--source", type=Path, default=DEMO_CATALOG,
+                   help="catalog folder (images/ + metadata.csv) the items are copied from")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--out-dir", type=Path, default=RESULTS, help="results root")
     p.add_argument("--browser-nice", type=int, default=10,
                    help="niceness of Chromium and its renderers (0: the same as the app)")
     a = p.parse_args(argv)
@@ -171,7 +179,8 @@ def parse_args(argv: list[str]) -> LoadConfig:
                       catalog_items=a.catalog_items, rebuild_items=a.rebuild_items,
                       rebuild_at_s=a.rebuild_at, db_restart_at_s=a.db_restart_at,
                       db_down_s=a.db_down, app_restart_at_s=a.app_restart_at, ramp_s=a.ramp,
-                      checkpoint=a.checkpoint, seed=a.seed, out_dir=a.out_dir,
+                      gap_s=a.gap, tail_s=a.tail, checkpoint=a.checkpoint, source=a.source,
+                      seed=a.seed, out_dir=a.out_dir,
                       browser_nice=a.browser_nice)
 
 
@@ -569,9 +578,9 @@ def run(cfg: LoadConfig) -> dict:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} not found (apt-get install chromium)")
     with temporary_server(cache_size="256M") as server, \
-            tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+            tempfile.TemporaryDirectory(prefix="load-") as tmp:
         root = Path(tmp)
-        catalog = FaultCatalog(root / "shop", seed=cfg.seed)
+        catalog = FaultCatalog(root / "shop", source=cfg.source, seed=cfg.seed)
         catalog.add(cfg.catalog_items)
         refs = catalog.photos_outside(5, root)  # shoppers' own photos
         (root / "logs").mkdir()
@@ -597,14 +606,14 @@ def run(cfg: LoadConfig) -> dict:
     summary["stored_after"] = stored
     summary["first_start_seconds_to_serve"] = round(first_start, 1)
     return {"config": {**cfg.__dict__, "checkpoint": str(cfg.checkpoint),
-                       "out_dir": str(cfg.out_dir)},
+                       "source": str(cfg.source), "out_dir": str(cfg.out_dir)},
             "summary": summary,
             "actions": [a.__dict__ for a in actions],
             "log_tails": app_logs}
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, report, path = run_benchmark("load", argv, parse_args, run)
+    cfg, report, path = run_benchmark("load", argv, parse_args, run, module="tests.system.load")
     s = report["summary"]
     print(machine_line())
     rows = [(kind, v["n"], f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}")

@@ -1,10 +1,11 @@
 """The CUDA path, checked on a tiny random model: a few training steps on the GPU, then the same
 queries and targets encoded on CUDA (bf16 autocast) and on the CPU, compared.
 
-    python -m bench.cuda_check [--steps 5] [--tolerance 0.05]
+    python -m tests.system.cuda_check [--steps 5] [--tolerance 0.05]
 
-Without a GPU it says so, writes that to bench/results/cuda_check.json and exits 0: the project
-builds and passes its tests on the CPU; this script is what a GPU machine runs once.
+Without a GPU it says so, writes that to bench/results/cuda_check/no-checkpoint.json and exits 0:
+the project builds and passes its tests on the CPU; this script is what a GPU machine runs once
+(tests/test_cuda_check.py runs the same code with the CPU standing in for the GPU).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def run(cfg: CudaCheckConfig) -> dict:
 
 def parse_args(argv: Sequence[str] | None) -> CudaCheckConfig:
     d = CudaCheckConfig()
-    p = argparse.ArgumentParser(prog="python -m bench.cuda_check", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tests.system.cuda_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--tolerance", type=float, default=d.tolerance)
@@ -110,7 +111,8 @@ def parse_args(argv: Sequence[str] | None) -> CudaCheckConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    cfg, report, path = run_benchmark("cuda_check", argv, parse_args, run)
+    cfg, report, path = run_benchmark("cuda_check", argv, parse_args, run,
+                                      module="tests.system.cuda_check")
     if report["cuda"]:
         print(table([(n, f"{d['max_abs_diff']:.4f}", f"{d['min_cosine']:.4f}")
                      for n, d in report["diffs"].items()], ("vectors", "max |cpu-cuda|",
