@@ -98,6 +98,11 @@ def plain_lite0() -> torch.nn.Module:
     return timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
 
 
+def export_files(folder: Path) -> dict[str, int]:
+    """Exported engine files in a cache folder, with their modification times (ns)."""
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")}
+
+
 def timed(fn, *args, **kwargs) -> float:
     return timed_call(fn, *args, **kwargs)[0]
 
@@ -248,8 +253,12 @@ def run(cfg: EnginesConfig) -> dict:
             # export with an empty cache, then a start that finds it
             exported = [e for e in cfg.engines if e != "compile"]
             _, cold = build_engines(retriever, exported, Path(tmp))
+            made = export_files(Path(tmp))
             _, warm = build_engines(retriever, exported, Path(tmp))
+            remade = {k: v for k, v in export_files(Path(tmp)).items() if made.get(k) != v}
         report["prepare_s"] = {"empty_cache": cold, "cached": warm}
+        # what each start wrote: the cached start must find every export and write none
+        report["exports_written"] = {"empty_cache": sorted(made), "cached": sorted(remade)}
         with threads(1):
             engines, report["prepare_s"]["checkpoint_cache"] = build_engines(
                 retriever, cfg.engines, cache)

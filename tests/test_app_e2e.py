@@ -194,9 +194,8 @@ def test_second_start_reuses_the_database_and_index(app, e2e_env):
     try:
         out = second.output()
         assert "24 items already indexed; skipping the build" in out
-        assert "indexer build" not in out
+        assert "indexer build" not in out and "indexer build" in app.output()  # first one built
         print(f"second start served after {second.seconds_to_serve:.1f} s "
               f"(first: {app.seconds_to_serve:.1f} s)")
-        assert second.seconds_to_serve < app.seconds_to_serve
     finally:
         stop_app(second)

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pymongo
 import pytest
@@ -125,10 +124,9 @@ def test_ensure_database_starts_the_embedded_server_when_nothing_runs(tmp_path):
 def test_unreachable_mongo_uri_fails_fast_with_masked_uri(tmp_path):
     uri = f"mongodb://shop:hunter2@127.0.0.1:{free_port()}/?authSource=admin"
     settings = load_settings(env={"MONGO_URI": uri}, env_file=tmp_path / "none.env")
-    t0 = time.monotonic()
     with pytest.raises(DatabaseUnavailableError) as info:
         ensure_database(settings, timeout_ms=1500)
-    assert time.monotonic() - t0 < 10
+    assert "Timeout: 1.5s" in str(info.value.__cause__)  # gave up after its own 1.5 s
     msg = str(info.value)
     assert "hunter2" not in msg and "shop:***@127.0.0.1" in msg and "MONGO_URI" in msg
 
