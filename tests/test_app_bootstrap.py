@@ -87,6 +87,7 @@ def test_a_folder_of_other_files_is_not_overwritten_with_the_demo_catalog(tmp_pa
         build_commands(tmp_path / "mine", Path("ckpt"), seed=0, per_category=5)
 
 
+@pytest.mark.slow
 def test_run_app_indexes_a_plain_nested_folder_with_a_renamed_metadata_file(
         monkeypatch, mongo_env, mongo_collection, tmp_path, capsys):
     """The whole bootstrap (real indexer CLI, tiny checkpoint) on a store-shaped folder."""
@@ -128,6 +129,7 @@ def test_an_indexed_catalog_is_not_rebuilt(monkeypatch, mongo_env, mongo_collect
     assert "6 items already indexed; skipping the build" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_catalog_indexed_with_another_model_is_reindexed(monkeypatch, mongo_env,
                                                           mongo_collection, tmp_path, capsys):
     old, new = (build_retriever(ModelConfig.tiny(), seed=s) for s in (0, 1))
@@ -154,6 +156,7 @@ def test_a_folder_that_is_not_a_checkpoint_is_reported(monkeypatch, mongo_env, t
     assert "is not a checkpoint (config.json with a fingerprint)" in err and "--checkpoint" in err
 
 
+@pytest.mark.slow
 def test_database_down_is_reported_with_its_uri(monkeypatch, tmp_path, capsys):
     import socket
 

@@ -157,6 +157,7 @@ def test_open_index_reports_a_checkpoint_that_does_not_match(indexed, mongo_env)
     assert "re-index" in msg.lower() and "--checkpoint" in msg
 
 
+@pytest.mark.slow
 def test_open_index_reports_a_database_that_is_down():
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

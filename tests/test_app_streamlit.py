@@ -215,6 +215,7 @@ def test_empty_catalog_says_how_to_build_it(app_env, monkeypatch, mongo_collecti
     assert at.button(key="retry")
 
 
+@pytest.mark.slow
 def test_database_down_says_which_uri_and_how_to_start_it(app_env, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -242,6 +243,7 @@ def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
     assert "does not exist" in at.error[0].value and "--checkpoint" in at.error[0].value
 
 
+@pytest.mark.slow
 def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
                                                             retriever):
     """Stop the server under a live session: the page says so; restarting it resumes."""
@@ -269,6 +271,7 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
         assert len(result_buttons(at)) == 12
 
 
+@pytest.mark.slow
 def test_actions_during_a_database_restart_wait_and_answer(monkeypatch, tmp_path, checkpoint,
                                                            retriever):
     """The database restarts while a shopper searches, then while they refine: no error, the

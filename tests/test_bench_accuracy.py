@@ -33,6 +33,7 @@ def test_caption_variants_are_the_four_training_texts():
     assert caption_variants(["only one"]) == ["Only one"] * 4
 
 
+@pytest.mark.slow
 def test_accuracy_script_writes_every_method_and_margins(tiny_data, tiny_checkpoint, tmp_path):
     report = accuracy.main([
         "--checkpoint", str(tiny_checkpoint), "--datasets", str(tiny_data), "--cache-dir", "",

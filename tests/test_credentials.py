@@ -21,7 +21,9 @@ PASSWORD = "Sup3r-S3cret-42"
 SCRIPT = str(REPO_ROOT / "app" / "streamlit_app.py")
 
 
-@pytest.fixture(params=["nothing listens", "credentials refused"])
+# "nothing listens" waits out a 5 s server selection per command: slow
+@pytest.fixture(params=[pytest.param("nothing listens", marks=pytest.mark.slow),
+                        "credentials refused"])
 def secret_uri(request, mongo_server) -> str:
     port = free_port() if request.param == "nothing listens" else mongo_server.config.port
     return f"mongodb://shopadmin:{PASSWORD}@127.0.0.1:{port}/?directConnection=true"

@@ -37,6 +37,7 @@ def _client(uri: str) -> pymongo.MongoClient:
     return pymongo.MongoClient(uri, directConnection=True, serverSelectionTimeoutMS=3000)
 
 
+@pytest.mark.slow
 def test_start_reuse_stop_and_data_survives_restart(server):
     first = server.start()
     assert first.state == "running" and not first.reused
@@ -59,6 +60,7 @@ def test_start_reuse_stop_and_data_survives_restart(server):
         assert c.t.items.find_one({"_id": "kept"}) == {"_id": "kept"}
 
 
+@pytest.mark.slow
 def test_stale_pid_file_is_reported_and_replaced(server, caplog):
     server.config.home.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -81,6 +83,7 @@ def test_stop_with_stale_pid_file_only_removes_it(server):
     assert not server.pid_file.exists()
 
 
+@pytest.mark.slow
 def test_port_taken_by_another_program_is_refused_clearly(tmp_path):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -107,6 +110,7 @@ def test_port_taken_by_a_foreign_mongodb_is_reported_but_usable(mongo_server, tm
     assert not (tmp_path / "secantus" / "secantus.pid").exists()
 
 
+@pytest.mark.slow
 def test_ensure_database_starts_the_embedded_server_when_nothing_runs(tmp_path):
     port = free_port()
     settings = load_settings(env={"EMBEDDED_DB_PORT": str(port), "DATA_DIR": str(tmp_path)},
@@ -138,6 +142,7 @@ def test_mask_uri_hides_passwords_only():
     assert mask_uri("mongodb://h:27017") == "mongodb://h:27017"
 
 
+@pytest.mark.slow
 def test_cli_start_status_stop(tmp_path):
     env = {**os.environ, "DATA_DIR": str(tmp_path), "EMBEDDED_DB_PORT": str(free_port()),
            "MONGO_URI": ""}

@@ -323,6 +323,7 @@ def test_two_shards_together_equal_one_full_build(tmp_path, tiny_checkpoint, enc
         full.find({}, fields), key=lambda d: d["_id"])
 
 
+@pytest.mark.slow
 def test_cli_unreachable_database_fails_fast_with_masked_uri(tmp_path):
     env = {"MONGO_URI": f"mongodb://shop:hunter2@127.0.0.1:{free_port()}"}
     r = run_cli(["build", "--images", str(tmp_path)], env)
@@ -332,6 +333,7 @@ def test_cli_unreachable_database_fails_fast_with_masked_uri(tmp_path):
     assert "Hint" in r.stderr
 
 
+@pytest.mark.slow
 def test_cli_build_stats_and_drop(small_catalog, tiny_checkpoint, mongo_env, mongo_collection,
                                   tmp_path):
     root, _ = small_catalog

@@ -57,6 +57,7 @@ def test_unknown_components_are_clear_errors():
         backbone_spec("resnet50").build(None)
 
 
+@pytest.mark.slow
 def test_efficientnet_tail_split_gives_the_same_grid_and_is_stored_with_the_checkpoint(tmp_path):
     """The grid is the trunk's cached output through the tail; a checkpoint whose tail was
     fine-tuned stores that stage alone (not the rest of the package's CNN) and loads it back."""

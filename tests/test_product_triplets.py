@@ -158,6 +158,7 @@ needs_data = pytest.mark.skipif(
 
 
 @needs_data
+@pytest.mark.slow
 def test_real_slice_follows_the_rules_and_is_deterministic(tmp_path: Path) -> None:
     cfg = pt.ProductTripletsConfig(data=DATA, out=tmp_path / "a", limit=SLICE)
     stats = pt.build_product_triplets(cfg)
@@ -168,6 +169,7 @@ def test_real_slice_follows_the_rules_and_is_deterministic(tmp_path: Path) -> No
 
 
 @needs_data
+@pytest.mark.slow
 def test_real_slice_split_does_not_depend_on_the_seed(tmp_path: Path) -> None:
     for seed in (0, 1):
         pt.main(
