@@ -8,7 +8,7 @@ architecture at another backbone or text model.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
@@ -33,13 +33,27 @@ def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
     return arch
 
 
+def _all_if_zero(value: str) -> int | None:
+    return int(value) or None
+
+
+def cli(default: Any, help: str, **extra: Any) -> Any:
+    """A field that `python -m model.train` exposes as a flag (model.dataclass_cli)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
 @dataclass
 class ModelConfig:
-    backbone: str = "efficientnet_lite0"  # registry name (model/pretrained.py) of the frozen CNN
-    backbone_weights: str | None = None  # optional local weights file (e.g. a ResNet-50 .pth)
+    # Fields made with `cli` are also flags of `python -m model.train` (help from metadata).
+    backbone: str = cli("efficientnet_lite0", "registry name (model/pretrained.py) of the "
+                        "frozen CNN")
+    backbone_weights: str | None = cli(None, "optional local weights file of the backbone "
+                                       "(e.g. a ResNet-50 .pth)")
     image_size: int = 224  # square input side; grid = image_size / 32 (7x7 at 224)
-    text_model: str = "all-MiniLM-L6-v2"  # registry name, local HF folder, or cached hub name
-    text_layers: int | None = 4  # keep the first N layers of the text model (None: all)
+    text_model: str = cli("all-MiniLM-L6-v2", "text model: registry name, local Hugging Face "
+                          "folder, or cached hub name")
+    text_layers: int | None = cli(4, "keep the first N layers of the text model (0: all)",
+                                  type=_all_if_zero)
     max_text_tokens: int = 40  # feedback longer than this is truncated by the tokenizer
     embed_dim: int = 256  # size of f_ref / f_tar
     crop_grid: int = 3  # garment-region tokens: crop_grid x crop_grid RoI-pooled cells
@@ -47,20 +61,27 @@ class ModelConfig:
     attn_heads: int = 4  # heads of the small attention modules outside the text transformer
     fusion_layers: int = 1  # contextual-fusion transformer layers in the target block
     dropout: float = 0.1
-    train_text_layers: int = 4  # top-N text layers fine-tuned; lower ones stay as shipped
+    train_text_layers: int = cli(4, "top-N text layers fine-tuned; lower ones stay as shipped")
     save_dtype: str = "float16"  # dtype of stored weights ("float32" for bit-exact round trips)
     init_logit_scale: float = 10.0  # initial inverse temperature of the batch loss
-    global_path: bool = True  # residual pooled-feature term on both sides (GlobalPath)
-    sentence_path: bool = False  # residual image + sentence combiner on f_ref (SentencePath)
-    sentence_hidden: int = 128  # width of the SentencePath's MLP (128 keeps weights <= 25 MB)
+    global_path: bool = cli(True, "residual pooled-feature term on both sides (GlobalPath); "
+                            "--no-global-path: the architecture before it (stages 1-2)")
+    sentence_path: bool = cli(False, "add a residual combiner of the pooled reference image "
+                              "and the feedback's sentence embedding to f_ref "
+                              "(SentencePath, zero-initialised)")
+    sentence_hidden: int = cli(128, "width of the sentence path's MLP (128 keeps weights "
+                               "<= 25 MB)")
     # Side of the whole-image grid the reference block fuses with the words (None: the
     # backbone's grid, 7x7 at 224 px); a smaller side average-pools the grid first. The fused
     # pass costs in proportion to its tokens, so this is the query-time lever (README, Query
     # latency); the target block always reads the full grid.
-    reference_grid: int | None = None
+    reference_grid: int | None = cli(None, "side of the pooled whole-image grid the reference "
+                                     "block reads (default: the backbone's full grid)")
     # The backbone's last stage was fine-tuned (model.train --train-backbone-tail): the
     # checkpoint then stores that stage's weights, which replace the package's.
-    backbone_tail: bool = False
+    backbone_tail: bool = cli(False, "fine-tune the backbone's last stage too, from cached "
+                              "features of the stages before it (no flips)",
+                              flag="train-backbone-tail")
 
     @classmethod
     def tiny(cls) -> ModelConfig:

@@ -1,5 +1,9 @@
-"""Batch-based classification loss (FashionVLP / CLIP4Cir style) and the factory that builds it
-for the trainer and the baselines alike."""
+"""Batch-based classification loss (FashionVLP / CLIP4Cir style), the kind term beside it, and
+the factory that builds the loss for the trainer and the baselines alike.
+
+The auxiliary terms a run may add live beside this module: `model.distillation` (a teacher's
+ranking of the batch) and `model.grounding` (images <-> their descriptions).
+"""
 
 from __future__ import annotations
 
@@ -67,18 +71,6 @@ class BatchClassificationLoss(nn.Module):
         if kinds is not None and kind_weight > 0:
             loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids)
         return loss
-
-    def distillation(self, f_ref: torch.Tensor, teacher_ref: torch.Tensor, f_tar: torch.Tensor,
-                     target_ids: torch.Tensor | None = None,
-                     query_groups: torch.Tensor | None = None) -> torch.Tensor:
-        """KL(teacher || student) of each query's softmax over the batch's targets, at this
-        loss's temperature(s): the student learns the teacher's whole ranking of the batch,
-        not only where the own target lands (`model.train --distill`)."""
-        student = self.get_logits(f_ref, f_tar, target_ids, query_groups=query_groups)
-        with torch.no_grad():
-            teacher = self.get_logits(teacher_ref, f_tar, target_ids, query_groups=query_groups)
-        return F.kl_div(student.log_softmax(dim=-1), teacher.log_softmax(dim=-1),
-                        reduction="batchmean", log_target=True)
 
 
 def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Tensor,

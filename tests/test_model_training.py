@@ -15,6 +15,7 @@ from PIL import Image
 
 from dataprep import eval_caption, load_fashioniq
 from model import ModelConfig, build_retriever, load_retriever
+from model.distillation import distillation_loss
 from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
 from model.feature_cache import extract_features
@@ -412,13 +413,14 @@ def test_grounding_loss_ties_images_to_their_descriptions(tmp_path):
             shape, colour, _ = p.stem.split("_")
             f.write(f"{p.stem},shapes,{p.stem},a {colour} {shape}\n")
     trainer = Trainer(tiny_train_config(data, tmp_path / "run", grounding=0.5, text_lr=1e-3))
-    assert trainer.grounding and all(t.startswith("a ") for _, t in trainer.grounding)
+    assert trainer.grounding and all(t.startswith("a ") for _, t in trainer.grounding.pairs)
 
     def loss_on_the_same_pairs() -> float:
         trainer.retriever.net.eval()
-        trainer.grounding_rng = random.Random(1)
+        trainer.grounding.rng = random.Random(1)
         with torch.no_grad():
-            return trainer.grounding_loss().item()
+            return trainer.grounding(trainer.retriever, trainer.bank, trainer.loss,
+                                     trainer.device).item()
 
     first = loss_on_the_same_pairs()
     trainer.retriever.net.train()
@@ -469,9 +471,9 @@ def test_distillation_term_is_zero_only_for_the_teachers_own_ranking():
     f_tar = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
     teacher = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
     ids = torch.tensor([0, 1, 2, 3, 4, 0])  # a duplicate target is masked for both
-    assert loss.distillation(teacher, teacher, f_tar, ids).abs().item() < 1e-6
+    assert distillation_loss(loss, teacher, teacher, f_tar, ids).abs().item() < 1e-6
     other = torch.nn.functional.normalize(teacher + 0.5 * torch.randn(6, 8), dim=-1)
-    assert loss.distillation(other, teacher, f_tar, ids).item() > 1e-3
+    assert distillation_loss(loss, other, teacher, f_tar, ids).item() > 1e-3
 
 
 def test_train_backbone_tail_trains_that_stage_alone_from_cached_trunk_features(tiny_data,
@@ -505,3 +507,80 @@ def test_train_backbone_tail_trains_that_stage_alone_from_cached_trunk_features(
                            atol=1e-4)
     with pytest.raises(ValueError, match="--train-backbone-tail"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "p"), paths_only=True))
+
+
+def test_flags_come_from_the_config_fields(tiny_data):
+    """One source of defaults: a bare command line gives TrainConfig's and ModelConfig's
+    defaults; each flag lands in its field."""
+    where = ["--annotations", str(tiny_data), "--images", str(tiny_data / "images")]
+    assert parse_args(where) == TrainConfig(annotations=[str(tiny_data)],
+                                            images=[str(tiny_data / "images")])
+    cfg = parse_args([*where, "--dataset-weights", "0.25,0.75", "--no-flip", "--stop-after",
+                      "2", "--text-layers", "0", "--train-backbone-tail", "--group-by", "kind",
+                      "--categories", "dress", "shirt", "--path-lr", "1e-3"])
+    assert (cfg.dataset_weights, cfg.flip, cfg.stop_after, cfg.group_by) == (
+        [0.25, 0.75], False, 2, "kind")
+    assert (cfg.categories, cfg.path_lr) == (["dress", "shirt"], 1e-3)
+    assert cfg.model.text_layers is None and cfg.model.backbone_tail
+    tiny = parse_args([*where, "--tiny", "--sentence-path", "--no-global-path"]).model
+    assert tiny == dataclasses.replace(ModelConfig.tiny(), sentence_path=True, global_path=False)
+    with pytest.raises(SystemExit):
+        parse_args([*where, "--group-by", "colour"])
+
+
+def test_stop_after_pauses_the_schedule_and_the_same_command_resumes(tiny_data, tmp_path):
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", epochs=3, stop_after=1)
+    first = Trainer(cfg)
+    first.fit()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1]
+    total = first.scheduler.lr_lambdas[0]  # laid out over all 3 epochs, not 1
+    assert total(3 * first.steps_per_epoch - 1) < total(first.steps_per_epoch) < 1.0
+    Trainer(dataclasses.replace(cfg, stop_after=None)).fit()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+
+
+def test_negative_miners_add_extra_targets_to_every_batch(tiny_data, tmp_path):
+    """The hard-negative extension point: a miner names extra targets per batch; ids the
+    feature bank does not hold are dropped, the loop is unchanged."""
+    calls = []
+
+    def same_shape_other_colour(triplets, rng):
+        calls.append(len(triplets))
+        shapes = {t.target.split("_")[0] for t in triplets}
+        return [rng.choice(sorted(i for i in ids if i.split("_")[0] in shapes)), "no-such-image"]
+
+    trainer = Trainer(tiny_train_config(tiny_data, tmp_path / "run", mixed_share=0.0),
+                      miners=[same_shape_other_colour])
+    ids = list(trainer.bank.index)
+    batch = trainer.batches.batch(trainer.batches.triplets[:8])
+    assert len(batch["target_ids"]) == len(batch["tar_whole"]) == 9  # 8 targets + 1 mined
+    assert len(batch["ref_kinds"]) == len(batch["tar_kinds"]) == 8
+    assert 0 < trainer.step(batch) < float("inf") and calls == [8]
+
+
+def test_a_registered_source_trains_beside_the_others_without_a_val_split(tiny_data, tmp_path):
+    """The training-data extension point: an annotation root ``PREFIX:PATH`` is read by the
+    source registered under PREFIX; a source without val triplets trains but is not scored."""
+    from model.data import SOURCES, Dataset, load_dataset, register_source
+
+    def tagged(path, images, categories, holdout):
+        base = load_dataset(path, images, categories, holdout)
+        train = dataclasses.replace(base.train, triplets=[
+            dataclasses.replace(t, tags=("negation",)) for t in base.train.triplets])
+        return Dataset("negations", train, dataclasses.replace(base.val, triplets=[]), path)
+
+    register_source("negations", tagged)
+    try:
+        cfg = tiny_train_config(tiny_data, tmp_path / "run",
+                                annotations=[str(tiny_data), f"negations:{tiny_data}"],
+                                images=[str(tiny_data / "images")] * 2)
+        trainer = Trainer(cfg)
+        assert [d.name for d in trainer.datasets] == [tiny_data.name, "negations"]
+        assert trainer.batches.names == [tiny_data.name, "negations"]
+        trainer.fit()
+    finally:
+        del SOURCES["negations"]
+    (line,) = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert list(json.loads(line)["val"]) == [tiny_data.name]

@@ -53,13 +53,13 @@ def test_demo_checkpoint_gives_the_vectors_it_gave_before_the_cleanup():
 def test_stored_train_configs_naming_removed_options_still_load(caplog):
     stored = json.loads((DEMO / "config.json").read_text())
     for part in stored["meta"]["soup"]:
-        with caplog.at_level(logging.DEBUG, logger="model.train"):
+        with caplog.at_level(logging.DEBUG, logger="model.train_config"):
             cfg = TrainConfig.from_dict(part["train"])
         assert cfg.tail_lr == part["train"]["tail_lr"] and cfg.model.backbone_tail
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     # A run that used a removed experiment loads too, with a warning that names it.
     used = {**stored["meta"]["soup"][0]["train"], "colourway_negatives": 4}
-    with caplog.at_level(logging.WARNING, logger="model.train"):
+    with caplog.at_level(logging.WARNING, logger="model.train_config"):
         TrainConfig.from_dict(used)
     assert "colourway_negatives=4 was removed" in caplog.text
 
