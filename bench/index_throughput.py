@@ -9,7 +9,13 @@ preprocessed tensors with the retriever's engine (model.engines; ``--engine``, d
 ``python -m indexer build`` uses), and ``build_index`` end to end, the code the CLI runs
 (decode in DataLoader workers, embed, thumbnails, upserts in a writer thread into a fresh
 embedded SecantusDB). Prints a table with ratios to the plain Lite0 and writes
-bench/results/index_throughput.json.
+bench/results/index_throughput/<fingerprint>.json.
+
+Both sides run in this one process, so under one allocator and one torch thread count (both
+recorded). The command re-runs itself under tcmalloc when the system has it and LD_PRELOAD
+lacks it, as scripts/env.sh runs ``python -m indexer build``: timed with glibc malloc the plain
+PyTorch forward is 1.3-2.8x slower while the ONNX engine is not, which once made the indexer
+look 2.56x faster than the yardstick instead of 0.92x.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +33,13 @@ import torch
 from PIL import Image, ImageDraw
 from pymongo import ReplaceOne
 
-from bench._common import REPO_ROOT, table, temporary_server, write_results
+from bench._common import (
+    machine_line,
+    table,
+    temporary_server,
+    under_project_allocator,
+    write_results,
+)
 from bench.engines import plain_lite0
 from imaging import load_image, make_thumbnail
 from indexer import (
@@ -39,6 +52,7 @@ from indexer import (
     item_metadata,
 )
 from model import ModelConfig, build_retriever, load_retriever
+from project_settings import DEFAULT_CHECKPOINT
 
 
 def make_images(folder: Path, n: int, size: int) -> list[Path]:
@@ -72,6 +86,7 @@ def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
         paths = make_images(Path(tmp), n, size)
         sample = torch.stack([retriever.preprocess(load_image(p)) for p in paths[:batch]])
         lite0 = plain_lite0()
+        threads = {"yardstick": torch.get_num_threads()}
         with torch.inference_mode():
             lite0(sample)  # warm-up
             lite0_before = timed(lambda: lite0(sample), 3)
@@ -79,11 +94,10 @@ def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
             backbone_s = timed(lambda: retriever.engine.grid(sample), 3)
         retriever.encode_target_tensors(sample)
         encode_s = timed(lambda: retriever.encode_target_tensors(sample), 3)
-        threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as in a DataLoader worker
         decode_s = timed(lambda: [(retriever.preprocess(im := load_image(p)), make_thumbnail(im))
                                   for p in paths[:64]])
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads["yardstick"])
 
         runs = []
         with temporary_server() as server:
@@ -101,6 +115,7 @@ def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
                 coll = client["bench"][f"items_w{w}"]
                 store = CatalogStore.from_collection(coll)
                 cfg = BuildConfig(batch_size=batch, workers=w, progress=False)
+                threads["build"] = torch.get_num_threads()
                 report = build_index(discover(Path(tmp)), retriever, store, cfg)
                 rerun = build_index(discover(Path(tmp)), retriever, store, cfg)
                 runs.append({"workers": w, "images_per_s": report.images_per_s,
@@ -113,7 +128,9 @@ def measure(retriever, n: int = 512, size: int = 256, batch: int = 32,
     for r in runs:
         r["vs_plain_lite0"] = r["images_per_s"] / lite0_ips
     return {"n": n, "size": size, "batch": batch, "model": retriever.fingerprint,
-            "engine": retriever.engine.name, "torch_threads": torch.get_num_threads(),
+            "engine": retriever.engine.name, "torch_threads": threads,
+            "allocator": "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else
+            "glibc malloc",
             "plain_lite0_images_per_s": lite0_ips,
             "plain_lite0_images_per_s_before_after": [batch / lite0_before,
                                                       batch / lite0_after],
@@ -145,17 +162,20 @@ def rows_of(result: dict) -> list[tuple]:
     return rows
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench.index_throughput", description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[2, 1])
-    p.add_argument("--checkpoint", type=Path, default=REPO_ROOT / "checkpoints" / "demo",
+    p.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_CHECKPOINT),
                    help="falls back to a freshly built default model when absent")
     p.add_argument("--engine", default=None,
                    help="model.engines engine (default: ENCODER_ENGINE or auto, as the CLI)")
-    args = p.parse_args()
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="results root (default bench/results)")
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     t0 = time.perf_counter()
@@ -167,8 +187,8 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     result = measure(retriever, args.n, args.size, args.batch, tuple(args.workers))
     print(f"\n{args.n} images of {args.size} px, model {retriever.fingerprint} ({source}), "
-          f"loaded in {load_s:.1f} s, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
+          f"loaded in {load_s:.1f} s; {result['allocator']}, torch threads "
+          f"{result['torch_threads']}\n{machine_line()}\n")
     print(table(rows_of(result), ("stage", "images/s", "note")))
     best = max(result["builds"], key=lambda r: r["images_per_s"])
     enc = result["target_encoder_images_per_s"]
@@ -176,10 +196,16 @@ def main() -> None:
           f"floor >= 1.2x a plain eager Lite0 batch-{args.batch} forward: "
           f"{best['vs_plain_lite0']:.2f}x -> "
           f"{'met' if best['vs_plain_lite0'] >= 1.2 else 'NOT met'}")
+    command = "python -m bench.index_throughput " + " ".join(sys.argv[1:] if argv is None
+                                                              else argv)
+    extra = {"out_dir": args.out_dir} if args.out_dir else {}
     out = write_results("index_throughput", {**result, "model_source": source,
-                                             "model_load_s": load_s})
+                                             "model_load_s": load_s, "command": command.strip()},
+                        fingerprint=retriever.fingerprint, **extra)
     print(f"wrote {out}")
+    return result
 
 
 if __name__ == "__main__":
+    under_project_allocator("bench.index_throughput", sys.argv[1:])
     main()
