@@ -1,0 +1,111 @@
+"""`bash train.sh --recipe demo` (model.recipe): the shipped checkpoint's chain of stages as data,
+resumable, its first stage run for a few batches on tiny data."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from model import load_retriever
+from model.recipe import Chain, Overrides, Recipe, main
+from model.train import parse_args
+from tests.tiny_dataset import write_tiny_dataset
+
+SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
+                 "stage18", "stage19", "stage21", "stage28"]  # the training log's list
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("recipe-data")
+    return {name: write_tiny_dataset(root / name, seed=k)
+            for k, name in enumerate(("demo", "products", "hm"))}
+
+
+def quick_args(tiny_sets: dict[str, Path], root: Path, *flags: str) -> list[str]:
+    """The demo recipe on tiny data with a tiny model, for a couple of batches."""
+    data = [f"--dataset={name}={path}:{path / 'images'}" for name, path in tiny_sets.items()]
+    return ["demo", "--root", str(root), *data, "--set",
+            "--tiny --steps-per-epoch 2 --batch-size 8 --max-val-queries 5 --workers 0 "
+            f"--cache-dir {root / 'cache'} " + " ".join(flags)]
+
+
+def epochs_in(run: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_demo_recipe_is_the_shipped_chain_and_every_command_parses():
+    recipe = Recipe.load("demo")
+    assert [s.name for s in recipe.stages] == SHIPPED_CHAIN
+    chain = Chain(recipe)
+    seen: set[str] = set()
+    for stage in recipe.stages:
+        for run in stage.runs:
+            cfg = parse_args(chain.train_argv(run))  # unknown or removed flags would exit
+            assert cfg.out == str(chain.root / run.out)
+            start = (run.init_from or "").split("/")[0]
+            assert not start or start in seen, f"{run.out} starts from a later stage"
+            seen.add(run.out)
+        assert stage.minutes > 0 and stage.basis
+        seen.add(stage.name)
+    final = recipe.stages[-1]
+    assert final.soup and chain.output(final) == chain.root / "stage28"
+    assert recipe.reproduces["fingerprint"] == load_retriever(
+        Path(__file__).parents[1] / recipe.reproduces["checkpoint"]).fingerprint
+
+
+def test_the_plan_states_the_hours_from_the_stages(capsys):
+    main(["demo", "--dry-run", "--root", "/nonexistent/recipe-root"])
+    out = capsys.readouterr().out
+    recipe = Recipe.load("demo")
+    minutes = sum(s.minutes for s in recipe.stages) + sum(
+        d.minutes for d in recipe.datasets.values())
+    assert f"about {minutes / 60:.1f} h in all" in out
+    assert 10 < minutes / 60 < 14  # the log's chain: about 11.7 h
+    assert out.count("bash train.sh ") == sum(len(s.runs) for s in recipe.stages)
+    assert re.search(r"\[0/6 epochs\] bash train.sh \S+ \S+ 64 6 --out", out)
+
+
+@pytest.mark.slow  # two real (tiny) training runs
+def test_first_stage_runs_on_tiny_data_and_a_rerun_skips_it(tiny_sets, tmp_path, capsys):
+    root = tmp_path / "runs"
+    main([*quick_args(tiny_sets, root, "--epochs 1"), "--stages", "stage1",
+          "--install", str(tmp_path / "installed")])
+    run = root / "stage1"
+    assert epochs_in(run) == [1]  # both runs of stage 1 ask for 1 epoch here: one trains
+    trained = load_retriever(run / "best")
+    assert not trained.cfg.global_path  # stage 1's architecture: before the global path
+    assert load_retriever(tmp_path / "installed").fingerprint == trained.fingerprint
+    chain = Chain(Recipe.load("demo"), Overrides(root=root))
+    capsys.readouterr()
+    main([*quick_args(tiny_sets, root, "--epochs 1"), "--stages", "stage1"])
+    assert epochs_in(run) == [1]  # nothing trained again
+    assert "stage1 (demo catalog and real-photo triplets from scratch): done" in \
+        capsys.readouterr().out
+    assert chain.output(chain.recipe.stage("stage1")) == run / "best"
+
+
+@pytest.mark.slow  # two real (tiny) training runs
+def test_an_interrupted_stage_resumes_from_its_last_epoch(tiny_sets, tmp_path, capsys):
+    root = tmp_path / "runs"
+    main([*quick_args(tiny_sets, root, "--epochs 2 --stop-after 1"), "--stages", "stage1"])
+    assert epochs_in(root / "stage1") == [1]  # stopped after epoch 1 of 2, as a kill would
+    main([*quick_args(tiny_sets, root, "--epochs 2"), "--stages", "stage1", "--dry-run"])
+    assert "[1/2 epochs]" in capsys.readouterr().out
+    main([*quick_args(tiny_sets, root, "--epochs 2"), "--stages", "stage1"])
+    assert epochs_in(root / "stage1") == [1, 2]
+
+
+def test_a_later_stage_without_its_start_says_so(tiny_sets, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the stages before it"):
+        main([*quick_args(tiny_sets, tmp_path / "runs", "--epochs 1"), "--stages", "stage3"])
+
+
+def test_bad_recipe_names_and_dataset_overrides_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no recipe 'nope'.*demo"):
+        main(["nope", "--dry-run"])
+    with pytest.raises(SystemExit):
+        main(["demo", "--dataset", "demo=only-one-path", "--dry-run"])
