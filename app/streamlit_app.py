@@ -384,15 +384,16 @@ def result_card(item: ResultItem, turn: Turn, index, config: AppConfig) -> None:
     st.caption(f"{plain(item.category)} · score {item.score:.3f}{seen}  \n"
                f"{describe_attributes(item)}")
     st.button("Refine from this", key=f"refine_{item.item_id}", on_click=on_refine,
-              args=(index, config, item.item_id))
-    more, less = st.columns(2)
+              args=(index, config, item.item_id), width="stretch")
     liked, disliked = item.item_id in turn.likes, item.item_id in turn.dislikes
-    more.button("More like this", key=f"like_{item.item_id}", on_click=on_click_item,
-                args=(item.item_id, "like"), type="primary" if liked else "secondary",
-                help="Rank items like this one higher (click again to take it back)")
-    less.button("Less like this", key=f"dislike_{item.item_id}", on_click=on_click_item,
-                args=(item.item_id, "dislike"), type="primary" if disliked else "secondary",
-                help="Rank items like this one lower (click again to take it back)")
+    st.button("More like this", key=f"like_{item.item_id}", on_click=on_click_item,
+              args=(item.item_id, "like"), type="primary" if liked else "secondary",
+              icon=":material/thumb_up:", width="stretch",
+              help="Rank items like this one higher (click again to take it back)")
+    st.button("Less like this", key=f"dislike_{item.item_id}", on_click=on_click_item,
+              args=(item.item_id, "dislike"), type="primary" if disliked else "secondary",
+              icon=":material/thumb_down:", width="stretch",
+              help="Rank items like this one lower (click again to take it back)")
 
 
 def history_ui(history: History) -> None:

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,57 +26,7 @@ if not Path("/usr/bin/chromium").exists():
 
 from tests import browser  # noqa: E402  (needs playwright)
 
-REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 300  # first start indexes the catalog (PyTorch import included)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class RunningApp:
-    url: str
-    port: int
-    log: Path
-    proc: subprocess.Popen
-    seconds_to_serve: float
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def start_app(env: dict[str, str], log: Path, checkpoint: Path) -> RunningApp:
-    """`bash run_app.sh` in its own process group; returns once it printed its URL."""
-    port = free_port()
-    t0 = time.monotonic()
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            ["bash", "run_app.sh", "--port", str(port), "--checkpoint", str(checkpoint)],
-            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    app = RunningApp(f"http://127.0.0.1:{port}", port, log, proc, 0.0)
-    while time.monotonic() - t0 < START_TIMEOUT_S:
-        if "[app] serving at" in app.output():
-            app.seconds_to_serve = time.monotonic() - t0
-            return app
-        if proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    stop_app(app)
-    raise AssertionError(f"run_app.sh did not serve:\n{app.output()[-3000:]}")
-
-
-def stop_app(app: RunningApp) -> None:
-    try:
-        os.killpg(app.proc.pid, signal.SIGTERM)
-        app.proc.wait(timeout=30)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(app.proc.pid, signal.SIGKILL)
-        app.proc.wait(timeout=10)
+start_app, stop_app = browser.start_app, browser.stop_app  # (also used by test_hostile_render)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +112,7 @@ def test_two_turn_session_upload_search_refine_search(app, chromium, garment, tm
     page.get_by_role("button", name="Back to step 1").click()  # and back again
     page.get_by_text('12 results for "navy with long sleeves"').wait_for(timeout=30_000)
     playwright_api.expect(browser.step_cards(page)).to_have_count(1)  # retries until rerun settles
-    assert browser.feedback_box(page).input_value() == "navy with long sleeves"
+    assert browser.feedback_box(page).input_value() == ""  # the box is for the next words
     page.close()
 
 
