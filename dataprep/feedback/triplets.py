@@ -22,7 +22,8 @@ Captions: training triplets carry two captions in training phrasing families
 (:data:`~dataprep.feedback.HELDOUT_FAMILIES`), named in the entry; every val colourway query
 appears once per held-out family, for the per-family rows.
 
-Every entry also carries: ``tags`` (kind, bench row, relation[, "family:NAME"]),
+Every entry also carries: ``tags`` (kind, bench row, relation[, "family:NAME"], always in
+that order, so a reader of ``dataprep.Triplet.tags`` finds each by position),
 ``relation``, ``row``, ``changes`` ([slot, kind, value, ref_value] each), ``relevant`` (every
 article of the split that satisfies the request) and ``negatives`` (hard negatives: items
 that look right and are not, then items of another product group in the target's colour).
@@ -91,7 +92,7 @@ def val_entries(q: Query, rng: np.random.Generator) -> list[dict]:
 def _entry(q: Query, captions: list[str], family: str | None = None) -> dict:
     tags = [q.kind, q.row, q.relation] + ([f"family:{family}"] if family else [])
     entry = {"candidate": q.reference.id, "target": q.target.id, "captions": captions,
-             "tags": list(dict.fromkeys(tags)), "relation": q.relation, "row": q.row,
+             "tags": tags, "relation": q.relation, "row": q.row,
              "changes": _change_rows(q), "relevant": q.relevant, "negatives": q.negatives}
     if family:
         entry["family"] = family

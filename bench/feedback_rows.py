@@ -1,0 +1,385 @@
+"""Feedback as shoppers say it (issue 35): one row per relation, negation, multi-change,
+held-out phrasing family and the mixed-catalog kind figures, for FashionVLP and the baselines.
+
+    source scripts/env.sh && .venv/bin/python -m bench.feedback_rows --checkpoint checkpoints/demo
+
+Queries are the val split of ``python -m dataprep.feedback`` (data/hm_feedback): H&M val
+articles, captions in held-out phrasing families only. Every query ranks one gallery: every
+H&M val article, garments, shoes, bags, underwear and accessories together, no filter.
+
+Per row: hit@10 and P@10 against the query's relevant set (every article that satisfies the
+request), R@10 of the exact target, the query count and 95% intervals (Wilson for hit@10 and
+R@10, a bootstrap over queries for P@10). The held-out phrasing rows are the colourway
+queries, each asked once per held-out family: R@10 per family and the spread between the best
+and the worst. The kind figures: over every val query (a colourway query once), the share of
+the top 10 (the reference itself left out) in the reference's product group and in its
+product type, for garment references and for the rest.
+
+Every method goes through ``model.metrics`` (``retrieval_metrics`` for the headline figures,
+its ``top_k`` for the per-query values behind the intervals; a check asserts they agree).
+Baselines are trained here as ``bench.accuracy`` trains them (``bench.baselines``, epoch kept
+by the mean val score of the training datasets) on ``--train-datasets``; give the checkpoint's
+own training data for a like-for-like comparison. Writes
+``bench/results/accuracy_feedback/<fingerprint>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from bench._common import RESULTS, machine_line, run_benchmark, table
+from bench.accuracy import DEFAULT_DATASETS, Data, DatasetSpec, val_score
+from bench.baselines import (
+    BASELINES,
+    BaselineConfig,
+    baseline_encoders,
+    build_baseline,
+    pooled_image_features,
+    train_baseline,
+    triplet_tensors,
+)
+from bench.text_features import TextConfig, TextEmbedder
+from dataprep import FashionIQSplit, eval_caption, load_fashioniq, read_metadata_column
+from dataprep.feedback.relations import ROWS
+from model import load_retriever
+from model.evaluate import model_encoders, remembered_encoders, restrict_to_bank
+from model.feature_cache import extract_features
+from model.metrics import retrieval_metrics, top_k
+from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
+
+logger = logging.getLogger(__name__)
+
+MODEL = "FashionVLP"
+DEFAULT_FEEDBACK = "data/hm_feedback:../shared/data/hm/images"
+RELATION_ROWS = [r for r in dict.fromkeys(ROWS.values()) if r != "colourway"]
+NEGATIONS = [r for r, row in ROWS.items() if row == "negation"]
+MIN_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
+K = 10
+Z95 = 1.959964
+
+
+@dataclass
+class FeedbackBenchConfig:
+    checkpoint: str = DEFAULT_CHECKPOINT
+    feedback: str = DEFAULT_FEEDBACK  # ANNOTATIONS[:IMAGES] of the feedback data
+    # What the baselines train on (and select their epoch by); the checkpoint's own training
+    # data gives a like-for-like row.
+    train_datasets: list[str] = field(
+        default_factory=lambda: [*DEFAULT_DATASETS, DEFAULT_FEEDBACK])
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    cache_dir: str = FEATURE_CACHE_DIR  # backbone + text feature cache ('' disables)
+    text_model: str = "all-MiniLM-L6-v2"
+    max_queries: int | None = None  # per row, for quick checks (default: every query)
+    max_val_queries: int = 1000  # per category, for the baselines' epoch selection
+    bootstrap: int = 1000  # resamples of the P@10 and kind-share intervals
+    workers: int = 1
+    threads: int = 1
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    out_dir: str = str(RESULTS)
+
+
+# ------------------------------------------------------------------------- intervals
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion, in percent."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+
+
+def bootstrap(values: np.ndarray, resamples: int, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean of ``values`` (already in percent)."""
+    if len(values) == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------- queries
+
+@dataclass
+class FeedbackQueries:
+    """The val queries of the feedback data, flattened over its categories."""
+
+    triplets: list  # dataprep.Triplet
+    gallery: list[str]  # every val article
+    groups: dict[str, str]  # id -> product group
+    types: dict[str, str]  # id -> product type
+
+    def row_of(self, k: int) -> str:
+        return self.triplets[k].tags[1]
+
+    def relation_of(self, k: int) -> str:
+        return self.triplets[k].tags[2]
+
+    def family_of(self, k: int) -> str | None:
+        return next((t.split(":", 1)[1] for t in self.triplets[k].tags
+                     if t.startswith("family:")), None)
+
+
+def feedback_queries(val: FashionIQSplit, annotations) -> FeedbackQueries:
+    gallery = list(dict.fromkeys(i for ids in val.gallery.values() for i in ids))
+    return FeedbackQueries(val.triplets, gallery,
+                           read_metadata_column(annotations, ("product_group",)),
+                           read_metadata_column(annotations, ("product_type",)))
+
+
+# ------------------------------------------------------------------------- scoring
+
+def score_method(q: FeedbackQueries, encode_queries, encode_gallery, cfg: FeedbackBenchConfig
+                 ) -> dict:
+    """Every row, family and kind figure of one method."""
+    gallery = encode_gallery(q.gallery)
+    position = {g: k for k, g in enumerate(q.gallery)}
+    groups: dict[str, list[int]] = {}
+    for k in range(len(q.triplets)):
+        groups.setdefault(q.row_of(k), []).append(k)
+        if q.row_of(k) == "negation":
+            groups.setdefault(f"negation: {q.relation_of(k)}", []).append(k)
+        if q.family_of(k) and q.row_of(k) == "colourway":
+            groups.setdefault(f"family: {q.family_of(k)}", []).append(k)
+    groups = {name: idx[:cfg.max_queries] if cfg.max_queries else idx
+              for name, idx in groups.items()}
+    wanted = sorted({k for idx in groups.values() for k in idx})
+    vectors = dict(zip(wanted, encode_queries([q.triplets[k].candidate for k in wanted],
+                                              [eval_caption(q.triplets[k].captions)
+                                               for k in wanted]), strict=True))
+    ranked = dict(zip(wanted, top_k(np.stack([vectors[k] for k in wanted]), gallery, K + 1),
+                      strict=True))  # for the kind figures
+    rows = {name: _row(q, idx, vectors, gallery, position, cfg)
+            for name, idx in groups.items()}
+    families = {name.split(": ", 1)[1]: m for name, m in rows.items()
+                if name.startswith("family: ")}
+    out = {"rows": {n: m for n, m in rows.items() if not n.startswith("family: ")},
+           "families": families}
+    if families:
+        r10 = {f: m["R@10"] for f, m in families.items()}
+        out["family_spread"] = {"best": max(r10, key=r10.get), "worst": min(r10, key=r10.get),
+                                "spread": max(r10.values()) - min(r10.values()),
+                                "worst R@10": min(r10.values())}
+    out["kinds"] = kind_figures(q, wanted, ranked, cfg)
+    return out
+
+
+def _row(q: FeedbackQueries, idx: list[int], vectors, gallery, position,
+         cfg: FeedbackBenchConfig) -> dict:
+    """hit@10, P@10, R@10 (and R@50) of the queries ``idx`` with intervals."""
+    ts = [q.triplets[k] for k in idx]
+    queries = np.stack([vectors[k] for k in idx])
+    metrics = retrieval_metrics(queries, gallery, q.gallery, [t.target for t in ts],
+                                [t.relevant for t in ts])
+    # The same ranking call on the same matrix (a matrix product of another shape can round
+    # differently and break a tie the other way): top 50, as retrieval_metrics ranks.
+    top = top_k(queries, gallery, 50)[:, :K]  # (Q, 10) gallery rows
+    targets = np.array([position[t.target] for t in ts])[:, None]
+    r10 = (top == targets).any(axis=1)
+    rel = [np.isin(row, [position[r] for r in t.relevant]) for row, t in zip(top, ts,
+                                                                           strict=True)]
+    hits = np.array([r.any() for r in rel])
+    precision = 100.0 * np.array([r.sum() / K for r in rel])
+    for name, mine in (("R@10", 100 * r10.mean()), ("hit@10", 100 * hits.mean()),
+                       ("P@10", precision.mean())):
+        if abs(metrics[name] - mine) > 1e-6:  # one ranking for the figures and the intervals
+            raise AssertionError(f"{name}: retrieval_metrics {metrics[name]} != {mine}")
+    return {**metrics, "queries": len(idx),
+            "ci": {"hit@10": wilson(int(hits.sum()), len(idx)),
+                   "R@10": wilson(int(r10.sum()), len(idx)),
+                   "P@10": bootstrap(precision, cfg.bootstrap)},
+            "floors_apply": len(idx) >= MIN_QUERIES}
+
+
+def kind_figures(q: FeedbackQueries, wanted: list[int], ranked, cfg: FeedbackBenchConfig
+                 ) -> dict:
+    """Share (%) of the top 10, reference left out, in the reference's product group and
+    type: every query once (a colourway query in its first family only)."""
+    seen, per_query = set(), []
+    for k in wanted:
+        t = q.triplets[k]
+        key = (t.candidate, t.target, q.relation_of(k))
+        if key in seen or t.candidate not in q.groups:
+            continue
+        seen.add(key)
+        top = [q.gallery[r] for r in ranked[k] if q.gallery[r] != t.candidate][:K]
+        per_query.append((q.groups[t.candidate] in ("upper", "lower", "full"),
+                          100 * np.mean([q.groups.get(i) == q.groups[t.candidate] for i in top]),
+                          100 * np.mean([q.types.get(i) == q.types[t.candidate] for i in top])))
+    out = {}
+    for name, keep in (("all", lambda g: True), ("garment references", lambda g: g),
+                       ("other references", lambda g: not g)):
+        part = [(g, t) for garment, g, t in per_query if keep(garment)]
+        if not part:
+            continue
+        group, kind = np.array([p[0] for p in part]), np.array([p[1] for p in part])
+        out[name] = {"in product group": float(group.mean()),
+                     "in product type": float(kind.mean()), "queries": len(part),
+                     "ci": {"in product group": bootstrap(group, cfg.bootstrap),
+                            "in product type": bootstrap(kind, cfg.bootstrap)}}
+    return out
+
+
+# ------------------------------------------------------------------------- methods
+
+def load_all(cfg: FeedbackBenchConfig, encoder):
+    """The feedback val queries, the baselines' training datasets and one feature bank."""
+    spec = DatasetSpec.parse(cfg.feedback)
+    val = load_fashioniq(spec.annotations, spec.images, "val")
+    train_data = []
+    for text in cfg.train_datasets:
+        s = DatasetSpec.parse(text)
+        train_data.append(Data(s, load_fashioniq(s.annotations, s.images, "train"),
+                               load_fashioniq(s.annotations, s.images, "val")))
+    paths = dict(val.image_paths)
+    for d in train_data:
+        paths.update(d.train.image_paths)
+        paths.update(d.val.image_paths)
+    bank = extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers)
+    val = restrict_to_bank(val, bank)
+    for d in train_data:
+        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
+    return feedback_queries(val, spec.annotations), train_data, bank
+
+
+def run_baselines(cfg: FeedbackBenchConfig, q: FeedbackQueries, train_data: list[Data], bank
+                  ) -> tuple[dict, dict]:
+    """Train each baseline on the training datasets and score it; (results, training)."""
+    images, rows = pooled_image_features(bank), bank.index
+    embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
+    embed.prepare(eval_caption(t.captions) for t in q.triplets)
+    train = triplet_tensors([t for d in train_data for t in d.train.triplets], rows, images,
+                            embed)
+    results, training = {}, {}
+    for name in cfg.baselines:
+        model = build_baseline(name, images.shape[1], embed.dim, cfg.baseline)
+        training[name] = train_baseline(model, train, cfg.baseline, lambda m: val_score(
+            train_data, baseline_encoders(m, rows, images, embed), cfg.max_val_queries)) | {
+            "train_triplets": len(train)}
+        results[name] = score_method(q, *remembered_encoders(
+            *baseline_encoders(model, rows, images, embed)), cfg)
+        logger.info("%s scored", name)
+    return results, training
+
+
+def run(cfg: FeedbackBenchConfig) -> dict:
+    torch.set_num_threads(cfg.threads)
+    retriever = load_retriever(cfg.checkpoint)
+    q, train_data, bank = load_all(cfg, retriever.encoder)
+    t0 = time.perf_counter()
+    results = {MODEL: score_method(q, *remembered_encoders(*model_encoders(retriever, bank)),
+                                   cfg)}
+    logger.info("FashionVLP scored in %.0f s", time.perf_counter() - t0)
+    training = {}
+    if cfg.baselines:
+        baseline_results, training = run_baselines(cfg, q, train_data, bank)
+        results.update(baseline_results)
+    return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
+            "config": asdict(cfg), "gallery": len(q.gallery),
+            "val_queries": len(q.triplets), "results": results,
+            "baseline_training": training}
+
+
+# ------------------------------------------------------------------------- report
+
+def _cell(m: dict, key: str) -> str:
+    if key not in m:
+        return "-"
+    lo, hi = m["ci"][key]
+    return f"{m[key]:.1f} ({lo:.1f}-{hi:.1f})"
+
+
+def format_tables(report: dict) -> str:
+    results = report["results"]
+    methods = list(results)
+    ours = results[MODEL]
+    names = [r for r in RELATION_ROWS if r in ours["rows"]] + [
+        f"negation: {r}" for r in NEGATIONS if f"negation: {r}" in ours["rows"]] + (
+        ["colourway"] if "colourway" in ours["rows"] else [])
+    blocks = []
+    for metric in ("hit@10", "P@10", "R@10"):
+        body = [(n, str(ours["rows"][n]["queries"]) + ("" if ours["rows"][n]["floors_apply"]
+                                                       else " (<150)"),
+                 *[_cell(results[m]["rows"].get(n, {}), metric) for m in methods])
+                for n in names]
+        blocks.append(f"{metric} with 95% interval, gallery of every H&M val article "
+                      f"({report['gallery']}), held-out phrasings\n"
+                      + table(body, ("row", "queries", *methods)))
+    fams = sorted(ours["families"])
+    if fams:
+        body = [(f, str(ours["families"][f]["queries"]),
+                 *[_cell(results[m]["families"][f], "R@10") for m in methods]) for f in fams]
+        body.append(("spread (best-worst)", "", *[
+            f"{results[m]['family_spread']['spread']:.1f}" for m in methods]))
+        body.append(("worst family R@10", "", *[
+            f"{results[m]['family_spread']['worst R@10']:.1f}" for m in methods]))
+        blocks.append("colourway R@10 per held-out phrasing family\n"
+                      + table(body, ("family", "queries", *methods)))
+    body = []
+    for part in ours["kinds"]:
+        for key in ("in product group", "in product type"):
+            body.append((f"{part}: {key}", str(ours["kinds"][part]["queries"]), *[
+                _cell(results[m]["kinds"].get(part, {}), key) for m in methods]))
+    blocks.append("mixed catalog, no filter: share of the top 10 (reference left out)\n"
+                  + table(body, ("queries", "n", *methods)))
+    return "\n\n".join(blocks)
+
+
+def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
+    d, b = FeedbackBenchConfig(), BaselineConfig()
+    p = argparse.ArgumentParser(prog="python -m bench.feedback_rows", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=d.checkpoint)
+    p.add_argument("--feedback", default=d.feedback, metavar="ANN[:IMAGES]")
+    p.add_argument("--train-datasets", nargs="+", default=d.train_datasets,
+                   metavar="ANN[:IMAGES]", help="what the baselines train on")
+    p.add_argument("--baselines", nargs="*", default=d.baselines, choices=list(BASELINES))
+    p.add_argument("--cache-dir", default=d.cache_dir)
+    p.add_argument("--text-model", default=d.text_model)
+    p.add_argument("--max-queries", type=int, help="per row (quick checks)")
+    p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
+    p.add_argument("--bootstrap", type=int, default=d.bootstrap)
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--epochs", type=int, default=b.epochs,
+                   help="epochs of every trained baseline (default: bench.baselines."
+                   "DEFAULT_EPOCHS)")
+    p.add_argument("--batch-size", type=int, default=b.batch_size)
+    p.add_argument("--out-dir", default=d.out_dir)
+    a = p.parse_args(argv)
+    return FeedbackBenchConfig(
+        checkpoint=a.checkpoint, feedback=a.feedback, train_datasets=a.train_datasets,
+        baselines=a.baselines, cache_dir=a.cache_dir, text_model=a.text_model,
+        max_queries=a.max_queries, max_val_queries=a.max_val_queries, bootstrap=a.bootstrap,
+        workers=a.workers, threads=a.threads,
+        baseline=BaselineConfig(epochs=a.epochs, batch_size=a.batch_size), out_dir=a.out_dir)
+
+
+def report_lines(report: dict) -> str:
+    """What a run prints: the command, the machine, the tables."""
+    trained = ", ".join(f"{n} {t['epochs']} epochs on {t['train_triplets']} triplets"
+                        for n, t in report["baseline_training"].items() if t.get("trainable"))
+    return (f"$ {report['command']}\n{machine_line()}\ncheckpoint {report['checkpoint']} "
+            f"(fingerprint {report['fingerprint']}); {report['val_queries']} val entries; "
+            f"baselines: {trained or 'none trained'}\n\n{format_tables(report)}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    _, report, path = run_benchmark("accuracy_feedback", argv, parse_args, run,
+                                    module="bench.feedback_rows")
+    print(report_lines(report))
+    print(f"wrote {path}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""bench.feedback_rows end to end on the tiny H&M feedback data: FashionVLP and every baseline
+through the shared recall path, rows with counts and intervals, per-family spread, kind
+figures, the JSON filed under accuracy_feedback/; and the interval arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import feedback_rows as fr
+from bench.baselines import BASELINES
+from dataprep.feedback import HELDOUT_FAMILIES
+from dataprep.feedback import triplets as ft
+from tests.test_feedback_data import write_hm
+
+
+@pytest.fixture(scope="module")
+def feedback_data(tmp_path_factory):
+    data = write_hm(tmp_path_factory.mktemp("hm"))
+    out = tmp_path_factory.mktemp("hm_feedback")
+    ft.build_feedback(ft.FeedbackConfig(data=data, out=out))
+    return f"{out}:{data / 'images'}"
+
+
+def test_wilson_and_bootstrap():
+    lo, hi = fr.wilson(45, 100)
+    assert lo == pytest.approx(35.62, abs=0.01) and hi == pytest.approx(54.76, abs=0.01)
+    assert fr.wilson(0, 10)[0] == 0 and fr.wilson(10, 10)[1] == pytest.approx(100)
+    values = np.array([0.0, 10.0, 20.0, 30.0] * 50)
+    lo, hi = fr.bootstrap(values, 500)
+    assert lo < values.mean() < hi and hi - lo < 10
+
+
+def test_rows_for_every_method(feedback_data, tiny_checkpoint, tmp_path):
+    report = fr.main(["--checkpoint", str(tiny_checkpoint), "--feedback", feedback_data,
+                      "--train-datasets", feedback_data, "--cache-dir", "",
+                      "--text-model", "tiny-bert", "--epochs", "1", "--batch-size", "16",
+                      "--bootstrap", "200", "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / "accuracy_feedback" / f"{report['fingerprint']}.json")
+                       .read_text())
+    assert saved["command"].startswith("python -m bench.feedback_rows")
+    assert set(saved["results"]) == {fr.MODEL, *BASELINES}
+    for method, res in saved["results"].items():
+        rows = res["rows"]
+        assert {"lighter", "darker", "negation", "multi-change", "colourway"} <= set(rows)
+        for name, m in rows.items():
+            assert m["queries"] > 0 and m["floors_apply"] == (m["queries"] >= 150)
+            for key in ("hit@10", "P@10", "R@10"):
+                lo, hi = m["ci"][key]
+                assert -1e-9 <= lo <= m[key] + 1e-9 and m[key] <= hi + 1e-9 <= 100 + 2e-9, \
+                    (method, name, key)
+            assert m["R@10"] <= m["hit@10"]  # the target is relevant
+        assert set(res["families"]) == {f.name for f in HELDOUT_FAMILIES}
+        r10 = [m["R@10"] for m in res["families"].values()]
+        assert res["family_spread"]["spread"] == pytest.approx(max(r10) - min(r10))
+        kinds = res["kinds"]["all"]
+        assert 0 <= kinds["in product type"] <= kinds["in product group"] <= 100
+        assert {"garment references", "other references"} <= set(res["kinds"])
+    assert saved["baseline_training"]["combiner"]["train_triplets"] > 0
+    text = fr.format_tables(saved)
+    assert "spread (best-worst)" in text and "in product group" in text
+
+
+def test_kind_figures_leave_the_reference_out():
+    from dataprep import Triplet
+    q = fr.FeedbackQueries(
+        triplets=[Triplet("a", "b", ["x"], "colourway", ["b"], ("colourway", "colourway",
+                                                                "colourway"))],
+        gallery=["a", "b", "c", "d"], groups={"a": "upper", "b": "upper", "c": "shoes",
+                                              "d": "upper"},
+        types={"a": "Top", "b": "Top", "c": "Boots", "d": "Blouse"})
+    ranked = {0: np.array([0, 1, 2, 3])}  # the reference first: it does not count
+    out = fr.kind_figures(q, [0], ranked, fr.FeedbackBenchConfig(bootstrap=10))
+    assert out["all"]["in product group"] == pytest.approx(100 * 2 / 3)
+    assert out["all"]["in product type"] == pytest.approx(100 / 3)
+    assert "other references" not in out
