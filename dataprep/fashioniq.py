@@ -54,6 +54,9 @@ class Triplet:
     category: str
     relevant: list[str] | None = None  # all gallery ids that satisfy the target's attributes
     tags: tuple[str, ...] = ()  # optional labels (kind, changed attributes) for benchmarks
+    # Hard negatives named by the data builder (e.g. items that still have what the words
+    # remove, other kinds in the target's colour); training may add some to the batch.
+    negatives: tuple[str, ...] = ()
 
 
 @dataclass
@@ -259,6 +262,7 @@ def load_fashioniq(
                 if relevant is None
                 else [str(r) for r in relevant if str(r) not in missing],
                 tags=tuple(str(x) for x in e.get("tags", ())),
+                negatives=tuple(str(n) for n in e.get("negatives", ()) if str(n) not in missing),
             )
         )
     result = FashionIQSplit(

@@ -49,6 +49,21 @@ class NegativeMiner(Protocol):
     def __call__(self, triplets: Sequence[Triplet], rng: random.Random) -> list[str]: ...
 
 
+class ListedNegatives:
+    """Up to ``per_triplet`` of the hard negatives each triplet's annotation names
+    (`Triplet.negatives`): the data builder knows which items are wrong for the words (a
+    gloved item for "without sleeves", a bag in the target's colour), the batch does not."""
+
+    def __init__(self, per_triplet: int):
+        self.per_triplet = per_triplet
+
+    def __call__(self, triplets: Sequence[Triplet], rng: random.Random) -> list[str]:
+        out: list[str] = []
+        for t in triplets:
+            out += rng.sample(t.negatives, min(self.per_triplet, len(t.negatives)))
+        return out
+
+
 def flip_grid(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mirror (B, side*side, C) grid tokens left-right where mask is True."""
     b, n, c = tokens.shape

@@ -88,6 +88,10 @@ class TrainConfig:
     distill: float = cli(0.0, "weight of a distillation term: train only the reference side "
                          "towards the --init-from checkpoint's ranking of each batch (0: off; "
                          "model.distillation)")
+    # data/hm_feedback names them: items that still have what "without sleeves" removes
+    # (gloves among them), other kinds in the target's colour (model.sampling.ListedNegatives).
+    listed_negatives: int = cli(0, "extra negatives per triplet, drawn from the hard negatives "
+                                "its annotation lists (0: off)")
     tail_lr: float | None = cli(None, "learning rate of the backbone's last stage with "
                                 "--train-backbone-tail (none: --lr)")
     model: ModelConfig = field(default_factory=ModelConfig)

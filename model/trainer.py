@@ -38,7 +38,7 @@ from model.retriever import (
     with_query_side,
     with_residual_paths,
 )
-from model.sampling import NegativeMiner, TripletBatches
+from model.sampling import ListedNegatives, NegativeMiner, TripletBatches
 from model.token_memo import TokenOutputMemo, memo_key
 from model.train_config import TrainConfig
 from model.validation import validate
@@ -65,6 +65,8 @@ class Trainer:
         self.datasets = datasets if datasets is not None else load_datasets(
             cfg.annotations, cfg.images, cfg.categories, cfg.holdout)
         self.bank = self._cache_features(tail)
+        if cfg.listed_negatives:
+            miners = [*miners, ListedNegatives(cfg.listed_negatives)]
         self.batches = self._batches(tail, miners)
         self.device = resolve_device(cfg.device)
         self.retriever.to(self.device)
