@@ -100,6 +100,7 @@ class AccuracyConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     out_dir: str = str(RESULTS)
     baseline_rows: str | None = None  # an earlier run's JSON: its baseline rows join the tables
+    feedback: str = ""  # ANN[:IMAGES] of the feedback data: bench.feedback_rows runs after ('': no)
 
 
 @dataclass
@@ -322,6 +323,9 @@ def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
     p.add_argument("--baseline-rows", metavar="JSON",
                    help="an earlier run's results: its rows of the baselines not trained now "
                    "join the tables, margins and verdict (they do not depend on the checkpoint)")
+    p.add_argument("--feedback", metavar="ANN[:IMAGES]",
+                   help="also report issue 35's rows (bench.feedback_rows) on this feedback "
+                   "data; default: data/hm_feedback on a default run when it exists, '' = no")
     a = p.parse_args(argv)
     baseline = BaselineConfig(epochs=a.epochs,
                               batch_size=a.batch_size, lr=a.lr, embed_dim=a.embed_dim,
@@ -330,7 +334,8 @@ def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
                           cache_dir=a.cache_dir, text_model=a.text_model,
                           max_queries=a.max_queries, max_val_queries=a.max_val_queries,
                           workers=a.workers, threads=a.threads, baseline=baseline,
-                          out_dir=a.out_dir, baseline_rows=a.baseline_rows)
+                          out_dir=a.out_dir, baseline_rows=a.baseline_rows,
+                          feedback=_feedback_rows().default_feedback(a.feedback, a.datasets))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -351,7 +356,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"ties at 100 (no margin possible): {ties}; every other metric beaten: "
               f"{'yes' if rest else 'NO'}")
     print(f"wrote {path}")
+    if cfg.feedback:
+        report["feedback_rows"] = _feedback_rows().main(_feedback_rows().accuracy_argv(cfg))
     return report
+
+
+def _feedback_rows():
+    """bench.feedback_rows (imported when used: it imports this module)."""
+    from bench import feedback_rows
+    return feedback_rows
 
 
 if __name__ == "__main__":

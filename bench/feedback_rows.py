@@ -373,6 +373,31 @@ def report_lines(report: dict) -> str:
             f"baselines: {trained or 'none trained'}\n\n{format_tables(report)}")
 
 
+def default_feedback(given: str | None, datasets: Sequence[str]) -> str:
+    """The feedback data ``bench.accuracy`` reports on: ``given`` ('' = none), else
+    DEFAULT_FEEDBACK on a run over the default datasets when that folder exists."""
+    if given is not None:
+        return given
+    exists = DatasetSpec.parse(DEFAULT_FEEDBACK).annotations.is_dir()
+    return DEFAULT_FEEDBACK if exists and list(datasets) == list(DEFAULT_DATASETS) else ""
+
+
+def accuracy_argv(acc) -> list[str]:
+    """This benchmark's command line for a ``bench.accuracy`` run (its AccuracyConfig): the
+    same checkpoint, baselines, caches and training data, plus the feedback data."""
+    train = list(dict.fromkeys([*acc.datasets, acc.feedback]))
+    argv = ["--checkpoint", acc.checkpoint, "--feedback", acc.feedback,
+            "--train-datasets", *train, "--baselines", *acc.baselines,
+            "--cache-dir", acc.cache_dir, "--text-model", acc.text_model,
+            "--workers", str(acc.workers), "--threads", str(acc.threads),
+            "--batch-size", str(acc.baseline.batch_size), "--out-dir", acc.out_dir]
+    if acc.baseline.epochs:
+        argv += ["--epochs", str(acc.baseline.epochs)]
+    if acc.max_queries:
+        argv += ["--max-queries", str(acc.max_queries)]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     _, report, path = run_benchmark("accuracy_feedback", argv, parse_args, run,
                                     module="bench.feedback_rows")

@@ -76,3 +76,19 @@ def test_kind_figures_leave_the_reference_out():
     assert out["all"]["in product group"] == pytest.approx(100 * 2 / 3)
     assert out["all"]["in product type"] == pytest.approx(100 / 3)
     assert "other references" not in out
+
+
+def test_bench_accuracy_reports_the_feedback_rows(feedback_data, tiny_checkpoint, tmp_path):
+    from bench import accuracy
+    annotations = feedback_data.split(":")[0]
+    report = accuracy.main(["--checkpoint", str(tiny_checkpoint), "--datasets", feedback_data,
+                            "--feedback", feedback_data, "--baselines", "image only",
+                            "--cache-dir", "", "--text-model", "tiny-bert", "--workers", "0",
+                            "--out-dir", str(tmp_path)])
+    rows = report["feedback_rows"]
+    assert rows["config"]["train_datasets"] == [feedback_data]
+    assert set(rows["results"]) == {fr.MODEL, "image only"}
+    assert (tmp_path / "accuracy_feedback" / f"{rows['fingerprint']}.json").is_file()
+    # Only a default run picks the feedback data up by itself.
+    assert fr.default_feedback(None, [annotations]) == ""
+    assert fr.default_feedback("", fr.DEFAULT_DATASETS) == ""
