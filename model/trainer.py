@@ -60,7 +60,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.resuming = cfg.resume and self.run.has_state()
         self.retriever = self._start_model()
-        tail = self.retriever.cfg.backbone_tail
+        # A tail at --tail-lr 0 is frozen like the rest of the backbone: its grid is cached
+        # (the cache key covers the tail's weights), no trunk pass, no tail in the steps.
+        tail = self.retriever.cfg.backbone_tail and cfg.tail_lr != 0
         cfg.check(tail)
         self.datasets = datasets if datasets is not None else load_datasets(
             cfg.annotations, cfg.images, cfg.categories, cfg.holdout)
