@@ -115,6 +115,7 @@ def test_missing_checkpoint_is_reported_with_the_flag_to_fix_it(monkeypatch, tmp
     assert "checkpoint not found" in err and "--checkpoint" in err
 
 
+@pytest.mark.slow
 def test_an_indexed_catalog_is_not_rebuilt(monkeypatch, mongo_env, mongo_collection, tmp_path,
                                            capsys):
     retriever = build_retriever(ModelConfig.tiny(), seed=0)

@@ -240,6 +240,7 @@ def three_turn_page() -> AppTest:
     return at.button(key=f"like_{result_ids(at)[4]}").click().run()
 
 
+@pytest.mark.slow
 def test_a_reload_or_a_shared_link_restores_the_session_with_the_same_results(app_env):
     at = three_turn_page()
     assert not at.exception and not at.warning
@@ -305,6 +306,7 @@ def test_a_photo_over_the_byte_cap_is_searched_but_says_it_is_not_saved(app_env,
     assert "session" not in at.query_params
 
 
+@pytest.mark.slow
 def test_a_database_outage_while_saving_keeps_the_page_and_saves_later(
         monkeypatch, tmp_path, checkpoint, retriever):
     with database_session(monkeypatch, tmp_path, checkpoint, retriever,

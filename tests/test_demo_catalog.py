@@ -108,6 +108,7 @@ def test_triplets_differ_in_one_or_two_attributes_and_captions_say_which(catalog
                     assert not colour_words.search(caption), caption
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed_and_worker_count(tmp_path: Path, catalog: Path) -> None:
     again = tmp_path / "again"
     _build(again, workers=2)

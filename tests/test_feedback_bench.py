@@ -33,6 +33,7 @@ def test_wilson_and_bootstrap():
     assert lo < values.mean() < hi and hi - lo < 10
 
 
+@pytest.mark.slow
 def test_rows_for_every_method(feedback_data, tiny_checkpoint, tmp_path):
     report = fr.main(["--checkpoint", str(tiny_checkpoint), "--feedback", feedback_data,
                       "--train-datasets", feedback_data, "--cache-dir", "",
@@ -78,6 +79,7 @@ def test_kind_figures_leave_the_reference_out():
     assert "other references" not in out
 
 
+@pytest.mark.slow
 def test_bench_accuracy_reports_the_feedback_rows(feedback_data, tiny_checkpoint, tmp_path):
     from bench import accuracy
     annotations = feedback_data.split(":")[0]

@@ -92,6 +92,7 @@ def test_every_heldout_template_and_synonym_carries_a_marker():
         assert heldout_markers_in(entry), entry
 
 
+@pytest.mark.slow
 def test_no_heldout_marker_in_any_training_caption(train_captions):
     captions = train_captions + _existing_train_captions() + _builder_templates()
     leaks = {}

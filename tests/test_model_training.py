@@ -74,6 +74,7 @@ def test_flip_grid_mirrors_columns_only_where_asked():
     assert out[1, :, 0].tolist() == [4, 5, 6, 7]
 
 
+@pytest.mark.slow
 def test_train_cli_writes_best_and_last_and_resumes(tiny_data, tmp_path, capsys):
     args = ["--annotations", str(tiny_data), "--images", str(tiny_data / "images"),
             "--batch-size", "8", "--epochs", "2", "--out", str(tmp_path / "run"),
@@ -250,6 +251,7 @@ def test_init_from_fine_tunes_a_checkpoint(tiny_data, tmp_path):
     assert t.retriever.meta["init_from"]["checkpoint"] == str(tmp_path / "start")
 
 
+@pytest.mark.slow
 def test_init_from_with_sentence_path_adds_it_at_zero_with_its_own_rate(tiny_data, tmp_path):
     start = build_retriever(ModelConfig.tiny(), seed=4)
     start.save(tmp_path / "start")
@@ -348,6 +350,7 @@ def test_paths_only_memo_is_kept_on_disk_for_the_next_run(tiny_data, tmp_path):
     assert int(third.memo.query_known.sum()) == 0
 
 
+@pytest.mark.slow
 def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_path):
     start, cfg = _paths_only_config(tiny_data, tmp_path)
     trainer = Trainer(dataclasses.replace(cfg, epochs=2, freeze_scale=True))
@@ -439,6 +442,7 @@ def _distill_config(tiny_data, tmp_path):
     return teacher, cfg
 
 
+@pytest.mark.slow
 def test_distill_trains_a_pooled_reference_side_and_keeps_the_teachers_targets(tiny_data,
                                                                                tmp_path):
     """A cheaper reference block learns from the teacher while every target vector (and so
@@ -528,6 +532,7 @@ def test_flags_come_from_the_config_fields(tiny_data):
         parse_args([*where, "--group-by", "colour"])
 
 
+@pytest.mark.slow
 def test_stop_after_pauses_the_schedule_and_the_same_command_resumes(tiny_data, tmp_path):
     cfg = tiny_train_config(tiny_data, tmp_path / "run", epochs=3, stop_after=1)
     first = Trainer(cfg)

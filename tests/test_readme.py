@@ -162,6 +162,7 @@ def cli_help(module: str) -> str:
 
 @pytest.mark.parametrize("title, module", [("Training", "model.train"),
                                            ("Evaluation", "model.evaluate")])
+@pytest.mark.slow
 def test_options_the_readme_names_exist(title: str, module: str):
     """Every --option the section names is one the command accepts (run_app.sh's and train.sh's
     own, on lines that call them, are theirs)."""
