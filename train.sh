@@ -21,10 +21,26 @@ if [ "${1:-}" = "--recipe" ]; then
   exec .venv/bin/python -m model.recipe "$RECIPE" "$@"
 fi
 [ $# -ge 4 ] || usage
+# ANNOTATIONS and IMAGES are taken from where the command was typed (each entry of a comma
+# list); flags' paths (--out, --init-from, --cache-dir) from the repository root.
+CALLER_DIR="$PWD"
+from_caller() {
+  local out="" entry
+  IFS=',' read -ra entries <<< "$1"
+  for entry in "${entries[@]}"; do
+    case "$entry" in
+      /*|[a-z]*:/*) ;;  # absolute, or a registered source's PREFIX:/absolute/path
+      [a-z]*:*) entry="${entry%%:*}:$CALLER_DIR/${entry#*:}" ;;
+      *) entry="$CALLER_DIR/$entry" ;;
+    esac
+    out="${out:+$out,}$entry"
+  done
+  printf '%s' "$out"
+}
+ANNOTATIONS="$(from_caller "$1")" IMAGES="$(from_caller "$2")" BATCH="$3" EPOCHS="$4"
 cd "$(dirname "$0")"
 source scripts/ensure_venv.sh requirements.txt
 source scripts/env.sh
-ANNOTATIONS="$1" IMAGES="$2" BATCH="$3" EPOCHS="$4"
 shift 4
 exec .venv/bin/python -m model.train --annotations "$ANNOTATIONS" --images "$IMAGES" \
   --batch-size "$BATCH" --epochs "$EPOCHS" "$@"
