@@ -221,6 +221,18 @@ class Retriever:
     def encode_query(self, image: Image.Image, text: str) -> np.ndarray:
         return self.encode_queries([image], [text])[0]
 
+    def encode_conversation(self, turns: Sequence[tuple[Image.Image, str]],
+                            removed: Sequence[str] = ()) -> np.ndarray:
+        """(D,) query of a conversation: ``turns`` are (reference image, feedback) pairs, oldest
+        first. The last image is encoded with its feedback plus the earlier requests that still
+        apply (model.conversation; ``removed`` drops remembered requests); earlier images are
+        never encoded again. One turn gives exactly encode_query(image, text)."""
+        from model.conversation import conversation_text
+
+        if not turns:
+            raise ValueError("a conversation needs at least one turn")
+        return self.encode_query(turns[-1][0], conversation_text(turns, removed))
+
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:
         self.meta = {**self.meta, **(meta or {})}

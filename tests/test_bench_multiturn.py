@@ -1,0 +1,80 @@
+"""bench.multiturn end to end on the tiny hand-made dataset (shapes in colours), and its shopper.
+
+The tiny dataset's items differ in type (shape) and colour, so every episode has exactly two
+changes; the tiny random retriever makes the figures meaningless, but the whole path runs:
+episodes, held-out sentences, memory, passed-over items, clicks, the combiner, JSON and plot.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import multiturn
+from dataprep import write_metadata
+from tests.tiny_dataset import write_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = write_tiny_dataset(tmp_path_factory.mktemp("tiny_multiturn"))
+    rows = []
+    for path in sorted((root / "images").glob("*.png")):
+        shape, colour, _ = path.stem.split("_")
+        rows.append((path.stem, "shapes", path.stem, (shape, colour)))
+    write_metadata(root / "metadata.csv", ("product_type", "colour"), rows)
+    return root
+
+
+def test_shopper_names_a_remaining_difference():
+    ref = {"type": "dress", "colour": "black", "length": "knee-length"}
+    tgt = {"type": "dress", "colour": "navy", "length": "short", "sleeve": "long sleeves"}
+    assert multiturn.differences(ref, tgt) == ["colour", "length"]
+    assert multiturn.agreement(ref, tgt) == 1
+    rng = np.random.default_rng(0)
+    said: set[str] = set()
+    for _ in range(2):
+        attribute, sentence = multiturn.next_request(ref, tgt, said, rng)
+        assert attribute not in said and sentence
+        said.add(attribute)
+    assert said == {"colour", "length"}
+    # both said and still different: said again
+    assert multiturn.next_request(ref, tgt, said, rng)[0] in {"colour", "length"}
+    # nothing left that both name: the target's attribute the reference does not name
+    agreeing = {**ref, "colour": "navy", "length": "short"}
+    assert multiturn.next_request(agreeing, tgt, said, rng)[0] == "sleeve"
+    kinds = {multiturn.change_for("length", ref, tgt, np.random.default_rng(s)).kind
+             for s in range(20)}
+    assert kinds == {"absolute", "relative"}
+
+
+def test_rocchio_moves_towards_more_and_away_from_less():
+    q, more, less = np.eye(3, dtype=np.float32)
+    out = multiturn.rocchio(q, more[None], less[None], (1.0, 0.5, 0.5))
+    assert np.isclose(np.linalg.norm(out), 1) and out[1] > 0 > out[2]
+
+
+@pytest.mark.slow
+def test_multiturn_bench_runs_on_the_tiny_dataset(tiny_data, tiny_checkpoint, tmp_path):
+    report = multiturn.main([
+        "--checkpoint", str(tiny_checkpoint), "--data", str(tiny_data),
+        "--images", str(tiny_data / "images"), "--episodes", "12", "--turns", "3",
+        "--cache-dir", "", "--combiner-datasets", str(tiny_data), "--combiner-epochs", "1",
+        "--slot-sentences", "20", "--out-dir", str(tmp_path)])
+    path = tmp_path / "multiturn" / f"{report['fingerprint']}.json"
+    saved = json.loads(path.read_text())
+    assert path.with_suffix(".png").stat().st_size > 0
+    assert set(saved["results"]) == set(multiturn.SYSTEMS)
+    assert saved["episodes"] == 12 and saved["changes"] == {"2": 12}
+    for r in saved["results"].values():
+        hits = r["hits@10"]
+        assert len(hits) == 3
+        assert all(0 <= a <= b <= 100 for a, b in zip(hits, hits[1:], strict=False))
+    # turn 1 is the same query with and without memory (one turn == encode_query)
+    results = saved["results"]
+    assert results["memory"]["hits@10"][0] == results["no memory"]["hits@10"][0]
+    assert saved["combiner_training"]["steps"] > 0
+    assert set(saved["slot_accuracy"]) == {"train", "heldout"}
+    assert saved["command"].startswith("python -m bench.multiturn")
