@@ -15,6 +15,7 @@ from typing import Literal
 from PIL import Image
 
 from app.history import Reference, Turn
+from model.conversation import remembered as model_remembered
 
 ConversationTurn = tuple[Image.Image, str]
 
@@ -44,14 +45,9 @@ def shown(turns: Sequence[Turn]) -> set[str]:
 
 
 def remembered(turns: Sequence[ConversationTurn]) -> list[str]:
-    """The requests that still apply at the last turn, oldest first.
-
-    The model's reading when it has one (``model.conversation.remembered``: clauses, an earlier
-    one dropped once a later one about the same thing overrides it); otherwise every sentence."""
-    try:
-        from model.conversation import remembered as model_remembered
-    except ImportError:
-        return list(dict.fromkeys(text for _, text in turns if text))
+    """The requests that still apply at the last turn, oldest first, as the model reads them
+    (``model.conversation.remembered``: clauses of the sentences; an earlier one is dropped once
+    a later one about the same thing overrides it, a relative one after its own turn)."""
     return list(dict.fromkeys(model_remembered(list(turns))))
 
 

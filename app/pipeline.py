@@ -35,9 +35,10 @@ THUMBNAIL_PX = 256  # side of the JPEG kept for uploads in the history strip
 
 
 class QueryEncoder(Protocol):
-    """What the pipeline needs from ``model.Retriever``."""
+    """What the pipeline needs from ``model.Retriever``: one query vector for a conversation
+    ((reference image, sentence) pairs, oldest first; one pair is ``encode_query``)."""
 
-    def encode_query(self, image: Image.Image, text: str) -> np.ndarray: ...
+    def encode_conversation(self, turns: Sequence[ConversationTurn]) -> np.ndarray: ...
 
 
 class CatalogIndex(Protocol):
@@ -130,18 +131,6 @@ def result_from_document(doc: Mapping[str, Any], score: float, seen: bool = Fals
     )
 
 
-def encode_conversation(encoder: QueryEncoder, turns: Sequence[ConversationTurn]
-                        ) -> np.ndarray:
-    """One query vector for a conversation ((reference image, sentence) pairs, oldest first).
-
-    The model's memory (``Retriever.encode_conversation``) when the encoder has it; until then
-    the last reference with every sentence joined by "and" (as FashionIQ joins two captions)."""
-    if hasattr(encoder, "encode_conversation"):
-        return encoder.encode_conversation(list(turns))
-    text = " and ".join(sentence for _, sentence in turns if sentence)
-    return encoder.encode_query(turns[-1][0], text)
-
-
 def run_query(
     encoder: QueryEncoder,
     index: CatalogIndex,
@@ -166,7 +155,7 @@ def run_query(
     feedback = normalize_feedback(raw_feedback, max_chars)
     sentence = drop_clauses(feedback.text, steer.removed) if steer.removed else feedback.text
     t0 = time.perf_counter()
-    query = encode_conversation(encoder, conversation(steer.earlier, reference, sentence))
+    query = encoder.encode_conversation(conversation(steer.earlier, reference, sentence))
     own = Turn(reference, feedback.text, [], likes=steer.likes, dislikes=steer.dislikes)
     liked, disliked = clicks([*steer.earlier, own])
     if liked or disliked:

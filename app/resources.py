@@ -30,8 +30,9 @@ def load_model(checkpoint: Path, threads: int = DEFAULT_TORCH_THREADS, device: s
     with two OpenMP threads on this 2-core machine any other busy process (the browser, an
     indexer run) made one query take 2.3 s instead of 50 ms (measured: threads spin-wait on
     each other). Why the warm-up: the first forward pass allocates and picks kernels
-    (seconds); paying that while the page says "Loading the model" keeps the shopper's first
-    search as fast as the others. PyTorch is imported lazily (seconds) for the same reason.
+    (seconds), and the conversation memory loads its sentence reader on first use; paying that
+    while the page says "Loading the model" keeps the shopper's first search as fast as the
+    others. PyTorch is imported lazily (seconds) for the same reason.
     """
     import torch
     from PIL import Image
@@ -41,7 +42,9 @@ def load_model(checkpoint: Path, threads: int = DEFAULT_TORCH_THREADS, device: s
     torch.set_num_threads(threads)
     retriever = load_retriever(checkpoint, device=device)
     t0 = time.perf_counter()
-    retriever.encode_query(Image.new("RGB", (224, 224), "white"), "warm up")
+    blank = Image.new("RGB", (224, 224), "white")
+    # Two turns: the conversation memory loads its clause reader too (model.conversation).
+    retriever.encode_conversation([(blank, "warm up"), (blank, "something a bit more elegant")])
     log.info("model %s loaded on %s; warm-up query %.0f ms on %d thread(s)",
              retriever.fingerprint, retriever.device, 1e3 * (time.perf_counter() - t0), threads)
     return retriever

@@ -189,8 +189,9 @@ def refine(page: Page, nth: int) -> str:
 
 
 def screenshot(page: Page, out: Path) -> None:
-    page.mouse.move(0, 0)  # no hover decorations in the picture
-    page.wait_for_timeout(500)
+    page.mouse.move(0, 0)  # no hover decorations (or a clicked button's tooltip) in the picture
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.wait_for_timeout(1000)
     out.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out), full_page=True)
 

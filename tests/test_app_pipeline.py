@@ -255,16 +255,30 @@ def test_vectors_of_reads_the_stored_vectors_by_id(index):
 
 def test_a_chain_search_encodes_the_whole_conversation(retriever, index):
     from app.history import Steer
-    from app.pipeline import encode_conversation
 
     first = run_query(retriever, index, upload_ref(), "in red", k=4)
     ref2 = reference_from_document(index.fetch([first.results[0].item_id])[0])
     turn = run_query(retriever, index, ref2, "shorter", k=4, steer=Steer(earlier=(first,)))
-    q = encode_conversation(retriever, [(first.reference.image, "in red"), (ref2.image, "shorter")])
+    q = retriever.encode_conversation([(first.reference.image, "in red"),
+                                       (ref2.image, "shorter")])
     vec = index.vectors[position(index, turn.results[0].item_id)]
     assert turn.results[0].score == pytest.approx(float(q @ vec), abs=1e-5)
-    single = encode_conversation(retriever, [(ref2.image, "shorter")])
-    np.testing.assert_allclose(single, retriever.encode_query(ref2.image, "shorter"), atol=1e-5)
+    alone = retriever.encode_query(ref2.image, "shorter")
+    assert not np.allclose(q, alone, atol=1e-4)  # "in red" is remembered
+
+
+def test_a_removed_chip_is_left_out_of_the_conversation(retriever, index):
+    import dataclasses
+
+    from app.history import Steer
+
+    first = run_query(retriever, index, upload_ref(), "is red with long sleeves", k=4)
+    forgot = dataclasses.replace(first, removed=("is red",))
+    ref = first.reference
+    turn = run_query(retriever, index, ref, "", k=1, steer=Steer(earlier=(forgot,)))
+    q = retriever.encode_conversation([(ref.image, "with long sleeves"), (ref.image, "")])
+    vec = index.vectors[position(index, turn.results[0].item_id)]
+    assert turn.results[0].score == pytest.approx(float(q @ vec), abs=1e-5)
 
 
 def test_more_like_this_moves_the_query_by_rocchio_over_the_items_vectors(retriever, index):
@@ -295,7 +309,6 @@ def test_less_like_this_sends_the_item_down_with_the_items_seen(retriever, index
 
 def test_items_already_seen_rank_below_unseen_ones_unless_the_switch_is_on(retriever, index):
     from app.history import Steer
-    from app.pipeline import encode_conversation
 
     ref = upload_ref()
     first = run_query(retriever, index, ref, "navy", k=6)
@@ -305,7 +318,7 @@ def test_items_already_seen_rank_below_unseen_ones_unless_the_switch_is_on(retri
     assert not any(r.seen for r in second.results)
     shown_again = run_query(retriever, index, ref, "navy", k=6,
                             steer=Steer(earlier=(first,), show_seen=True))
-    q = encode_conversation(retriever, [(ref.image, "navy"), (ref.image, "navy")])
+    q = retriever.encode_conversation([(ref.image, "navy"), (ref.image, "navy")])
     assert [r.item_id for r in shown_again.results] == [i for i, _ in index.search(q, 6)]
     assert {r.item_id for r in shown_again.results if r.seen} == seen & {
         r.item_id for r in shown_again.results}
