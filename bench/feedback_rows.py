@@ -257,14 +257,15 @@ def run_baselines(cfg: FeedbackBenchConfig, q: FeedbackQueries, train_data: list
     images, rows = pooled_image_features(bank), bank.index
     embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
     embed.prepare(eval_caption(t.captions) for t in q.triplets)
+    trainable = any(build_baseline(n, 1, 1, cfg.baseline).trainable for n in cfg.baselines)
     train = triplet_tensors([t for d in train_data for t in d.train.triplets], rows, images,
-                            embed)
+                            embed) if trainable else None  # image only trains on nothing
     results, training = {}, {}
     for name in cfg.baselines:
         model = build_baseline(name, images.shape[1], embed.dim, cfg.baseline)
         training[name] = train_baseline(model, train, cfg.baseline, lambda m: val_score(
             train_data, baseline_encoders(m, rows, images, embed), cfg.max_val_queries)) | {
-            "train_triplets": len(train)}
+            "train_triplets": len(train) if train is not None else 0}
         results[name] = score_method(q, *remembered_encoders(
             *baseline_encoders(model, rows, images, embed)), cfg)
         logger.info("%s scored", name)
