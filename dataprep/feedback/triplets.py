@@ -185,11 +185,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lightness-margin", type=float,
                    default=RelationConfig.lightness_margin,
                    help="L* units between reference and target of lighter / darker")
+    p.add_argument("--any-colour", action="store_true",
+                   help="garment relations and part negations accept another colour (by "
+                   "default a relevant article also keeps the reference's colour group)")
     a = p.parse_args(argv)
     started = time.perf_counter()
     stats = build_feedback(FeedbackConfig(
         data=a.data, out=a.out, seed=a.seed,
-        relations=RelationConfig(lightness_margin=a.lightness_margin)))
+        relations=RelationConfig(lightness_margin=a.lightness_margin,
+                                 keep_colour=not a.any_colour)))
     print(f"{stats['articles']} articles -> {a.out} in {time.perf_counter() - started:.0f} s")
     print(format_stats(stats))
 
