@@ -388,12 +388,10 @@ def result_card(item: ResultItem, turn: Turn, index, config: AppConfig) -> None:
     liked, disliked = item.item_id in turn.likes, item.item_id in turn.dislikes
     st.button("More like this", key=f"like_{item.item_id}", on_click=on_click_item,
               args=(item.item_id, "like"), type="primary" if liked else "secondary",
-              icon=":material/thumb_up:", width="stretch",
-              help="Rank items like this one higher (click again to take it back)")
+              icon=":material/thumb_up:", width="stretch")
     st.button("Less like this", key=f"dislike_{item.item_id}", on_click=on_click_item,
               args=(item.item_id, "dislike"), type="primary" if disliked else "secondary",
-              icon=":material/thumb_down:", width="stretch",
-              help="Rank items like this one lower (click again to take it back)")
+              icon=":material/thumb_down:", width="stretch")
 
 
 def history_ui(history: History) -> None:

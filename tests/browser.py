@@ -189,9 +189,9 @@ def refine(page: Page, nth: int) -> str:
 
 
 def screenshot(page: Page, out: Path) -> None:
-    page.mouse.move(0, 0)  # no hover decorations (or a clicked button's tooltip) in the picture
+    page.mouse.move(5, 5, steps=10)  # no hover decorations or tooltips in the picture
     page.evaluate("document.activeElement && document.activeElement.blur()")
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(500)
     out.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out), full_page=True)
 
