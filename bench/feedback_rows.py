@@ -26,10 +26,12 @@ own training data for a like-for-like comparison. Writes
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ from bench._common import RESULTS, machine_line, run_benchmark, table
 from bench.accuracy import DEFAULT_DATASETS, Data, DatasetSpec, val_score
 from bench.baselines import (
     BASELINES,
+    IMAGE_CHANNELS,
     BaselineConfig,
     baseline_encoders,
     build_baseline,
@@ -48,9 +51,10 @@ from bench.baselines import (
 from bench.text_features import TextConfig, TextEmbedder
 from dataprep import FashionIQSplit, eval_caption, load_fashioniq, read_metadata_column
 from dataprep.feedback.relations import ROWS
+from imaging import file_sha256
 from model import load_retriever
 from model.evaluate import model_encoders, remembered_encoders, restrict_to_bank
-from model.feature_cache import extract_features
+from model.feature_cache import FeatureCache, extract_features
 from model.metrics import retrieval_metrics, top_k
 from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
@@ -83,6 +87,10 @@ class FeedbackBenchConfig:
     threads: int = 1
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     out_dir: str = str(RESULTS)
+    # Baselines only: FashionVLP is not scored and only pooled image vectors are loaded (a few
+    # MB, where the grid tokens FashionVLP reads take GBs), e.g. beside a training run.
+    skip_model: bool = False
+    reuse: str | None = None  # an earlier run's JSON: its rows of methods not run now join
 
 
 # ------------------------------------------------------------------------- intervals
@@ -231,6 +239,47 @@ def kind_figures(q: FeedbackQueries, wanted: list[int], ranked, cfg: FeedbackBen
 
 # ------------------------------------------------------------------------- methods
 
+@dataclass
+class PooledBank:
+    """The pooled image vector of each image (what the baselines read), without the grid
+    tokens a FeatureBank holds."""
+
+    index: dict[str, int]
+    pooled: torch.Tensor  # (N, C) float32: mean over the final map's grid tokens
+    failed: dict[str, str]
+
+
+def _pool(tokens: np.ndarray, grid_tokens: int) -> np.ndarray:
+    """As bench.baselines.pooled_image_features: mean of the grid tokens' first channels."""
+    return tokens[:grid_tokens, :IMAGE_CHANNELS].astype(np.float32).mean(axis=0)
+
+
+def pooled_bank(encoder, image_paths: dict[str, Path], cache_dir: str | None, workers: int,
+                chunk: int = 1000) -> PooledBank:
+    """Pooled vectors read one cache file at a time; images not cached yet are encoded (and
+    cached) ``chunk`` at a time."""
+    cache = FeatureCache(cache_dir, encoder.cache_key) if cache_dir else None
+    grid = encoder.grid * encoder.grid
+    vectors: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    for i, path in image_paths.items():
+        tokens = cache.load(file_sha256(path)) if cache else None
+        if tokens is None:
+            missing.append(i)
+        else:
+            vectors[i] = _pool(tokens, grid)
+    failed: dict[str, str] = {}
+    for start in range(0, len(missing), chunk):
+        bank = extract_features(encoder, {i: image_paths[i] for i in missing[start:start + chunk]},
+                                cache_dir, workers=workers)
+        failed.update(bank.failed)
+        for i, row in bank.index.items():
+            vectors[i] = _pool(bank.whole[row].numpy(), grid)
+    ids = [i for i in image_paths if i in vectors]
+    return PooledBank({i: k for k, i in enumerate(ids)},
+                      torch.from_numpy(np.stack([vectors[i] for i in ids])), failed)
+
+
 def load_all(cfg: FeedbackBenchConfig, encoder):
     """The feedback val queries, the baselines' training datasets and one feature bank."""
     spec = DatasetSpec.parse(cfg.feedback)
@@ -244,7 +293,8 @@ def load_all(cfg: FeedbackBenchConfig, encoder):
     for d in train_data:
         paths.update(d.train.image_paths)
         paths.update(d.val.image_paths)
-    bank = extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers)
+    bank = (pooled_bank(encoder, paths, cfg.cache_dir or None, cfg.workers) if cfg.skip_model
+            else extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers))
     val = restrict_to_bank(val, bank)
     for d in train_data:
         d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
@@ -254,7 +304,8 @@ def load_all(cfg: FeedbackBenchConfig, encoder):
 def run_baselines(cfg: FeedbackBenchConfig, q: FeedbackQueries, train_data: list[Data], bank
                   ) -> tuple[dict, dict]:
     """Train each baseline on the training datasets and score it; (results, training)."""
-    images, rows = pooled_image_features(bank), bank.index
+    images = bank.pooled if isinstance(bank, PooledBank) else pooled_image_features(bank)
+    rows = bank.index
     embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
     embed.prepare(eval_caption(t.captions) for t in q.triplets)
     trainable = any(build_baseline(n, 1, 1, cfg.baseline).trainable for n in cfg.baselines)
@@ -272,18 +323,39 @@ def run_baselines(cfg: FeedbackBenchConfig, q: FeedbackQueries, train_data: list
     return results, training
 
 
+def reused(cfg: FeedbackBenchConfig, fingerprint: str, results: dict) -> dict:
+    """Add the rows of an earlier run (``--reuse``) of every method not scored now; refused
+    unless it scored the same feedback data with the same query cap (and, for FashionVLP,
+    the same weights). Returns that run's training records of the reused baselines."""
+    earlier = json.loads(Path(cfg.reuse).read_text())
+    if (earlier["config"]["feedback"], earlier["config"]["max_queries"]) != (
+            cfg.feedback, cfg.max_queries):
+        raise ValueError(f"{cfg.reuse} scored other feedback data or another query cap")
+    training = {}
+    for name, rows in earlier["results"].items():
+        if name in results or name == MODEL and earlier["fingerprint"] != fingerprint:
+            continue
+        results[name] = rows
+        if name in earlier.get("baseline_training", {}):
+            training[name] = {**earlier["baseline_training"][name], "reused_from": cfg.reuse}
+    return training
+
+
 def run(cfg: FeedbackBenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     retriever = load_retriever(cfg.checkpoint)
     q, train_data, bank = load_all(cfg, retriever.encoder)
-    t0 = time.perf_counter()
-    results = {MODEL: score_method(q, *remembered_encoders(*model_encoders(retriever, bank)),
-                                   cfg)}
-    logger.info("FashionVLP scored in %.0f s", time.perf_counter() - t0)
-    training = {}
+    results, training = {}, {}
+    if not cfg.skip_model:
+        t0 = time.perf_counter()
+        results[MODEL] = score_method(q, *remembered_encoders(*model_encoders(retriever, bank)),
+                                      cfg)
+        logger.info("FashionVLP scored in %.0f s", time.perf_counter() - t0)
     if cfg.baselines:
         baseline_results, training = run_baselines(cfg, q, train_data, bank)
         results.update(baseline_results)
+    if cfg.reuse:
+        training = reused(cfg, retriever.fingerprint, results) | training
     return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
             "config": asdict(cfg), "gallery": len(q.gallery),
             "val_queries": len(q.triplets), "results": results,
@@ -302,7 +374,7 @@ def _cell(m: dict, key: str) -> str:
 def format_tables(report: dict) -> str:
     results = report["results"]
     methods = list(results)
-    ours = results[MODEL]
+    ours = results.get(MODEL) or next(iter(results.values()))  # whose rows name the table
     names = [r for r in RELATION_ROWS if r in ours["rows"]] + [
         f"negation: {r}" for r in NEGATIONS if f"negation: {r}" in ours["rows"]] + (
         ["colourway"] if "colourway" in ours["rows"] else [])
@@ -356,13 +428,18 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
                    "DEFAULT_EPOCHS)")
     p.add_argument("--batch-size", type=int, default=b.batch_size)
     p.add_argument("--out-dir", default=d.out_dir)
+    p.add_argument("--skip-model", action="store_true",
+                   help="baselines only, from pooled image vectors (little memory)")
+    p.add_argument("--reuse", metavar="JSON",
+                   help="an earlier run's results: its rows of methods not run now join")
     a = p.parse_args(argv)
     return FeedbackBenchConfig(
         checkpoint=a.checkpoint, feedback=a.feedback, train_datasets=a.train_datasets,
         baselines=a.baselines, cache_dir=a.cache_dir, text_model=a.text_model,
         max_queries=a.max_queries, max_val_queries=a.max_val_queries, bootstrap=a.bootstrap,
         workers=a.workers, threads=a.threads,
-        baseline=BaselineConfig(epochs=a.epochs, batch_size=a.batch_size), out_dir=a.out_dir)
+        baseline=BaselineConfig(epochs=a.epochs, batch_size=a.batch_size), out_dir=a.out_dir,
+        skip_model=a.skip_model, reuse=a.reuse)
 
 
 def report_lines(report: dict) -> str:

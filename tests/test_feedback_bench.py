@@ -94,3 +94,22 @@ def test_bench_accuracy_reports_the_feedback_rows(feedback_data, tiny_checkpoint
     # Only a default run picks the feedback data up by itself.
     assert fr.default_feedback(None, [annotations]) == ""
     assert fr.default_feedback("", fr.DEFAULT_DATASETS) == ""
+
+
+def test_baselines_only_from_pooled_vectors_join_an_earlier_run(feedback_data, tiny_checkpoint,
+                                                               tmp_path):
+    common = ["--checkpoint", str(tiny_checkpoint), "--feedback", feedback_data,
+              "--train-datasets", feedback_data, "--cache-dir", str(tmp_path / "cache"),
+              "--text-model", "tiny-bert", "--bootstrap", "50", "--baselines", "image only"]
+    full = fr.main([*common, "--out-dir", str(tmp_path / "full")])
+    alone = fr.main([*common, "--skip-model", "--out-dir", str(tmp_path / "alone")])
+    assert set(alone["results"]) == {"image only"}
+    # pooled vectors read one by one rank exactly as the full feature bank's
+    assert alone["results"]["image only"]["rows"] == full["results"]["image only"]["rows"]
+    earlier = tmp_path / "full" / "accuracy_feedback" / f"{full['fingerprint']}.json"
+    joined = fr.main([*common, "--skip-model", "--reuse", str(earlier),
+                      "--out-dir", str(tmp_path / "joined")])
+    assert joined["results"][fr.MODEL] == json.loads(json.dumps(full["results"][fr.MODEL]))
+    with pytest.raises(ValueError, match="query cap"):
+        fr.main([*common, "--skip-model", "--reuse", str(earlier), "--max-queries", "3",
+                 "--out-dir", str(tmp_path / "capped")])
