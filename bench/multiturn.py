@@ -4,33 +4,38 @@
 
 An episode: a target garment and a start garment of the same product group (H&M's upper /
 lower / full body) that differ in 2-4 attributes (product type, colour, sleeve, neckline,
-length, fit, waist, closure, pattern, material: ``dataprep.hm_triplets``' parse, from the
-dataset's metadata.csv). Each turn the shopper names one remaining difference between the
-current reference and the target, written by the shared feedback generator in its held-out
-phrasings (``dataprep.feedback.phrasing.phrase(change, rng, "heldout")``: none of them occurs
-in training captions); the system shows its top 10 of the gallery (every val article of all
-groups); the episode succeeds when the target is shown. Otherwise the shopper continues from
-the shown item that agrees with the target on most attributes (ties: the higher-ranked).
-Hits@10 after turn t is the share of episodes that succeeded by turn t.
+length, fit, waist, closure, pattern, material: the feedback generator's parse,
+``dataprep.feedback.attributes``). The gallery is every val article (split by product code as
+``dataprep.hm_triplets`` splits; nothing of the training side). Each turn the shopper names one
+remaining difference between the current reference and the target as the shared generator
+writes it (``dataprep.feedback.relations``' multi-change rule: relative for lengths and fit,
+negations for "no sleeves"/"no hood"/"no print" half of the time), in its held-out phrasings
+(``phrase(change, rng, "heldout")``: no training caption uses their templates or synonyms);
+the system shows its top 10; the episode succeeds when the target is shown. Otherwise the
+shopper continues from the shown item that agrees with the target on most attributes (ties:
+the higher-ranked). Hits@10 after turn t: the share of episodes that succeeded by turn t.
 
 Systems (each runs its own episodes from the same starts, targets and seeds, so turn 1 is the
-same query for all model systems):
+same query for every FashionVLP system but those that hide the start garment):
 
-* no memory: a fresh ``encode_query(current reference, latest sentence)`` (the app today);
+* no memory: a fresh ``encode_query(current reference, latest sentence)`` (the app before
+  issue 36);
 * joined: the current reference with every sentence so far joined by "and";
 * memory: ``model.conversation.conversation_text`` (what ``Retriever.encode_conversation``
   encodes): the latest sentence plus the earlier absolute requests still applying;
-* memory + passed-over: items already shown rank below every unseen one;
+* memory + passed-over: items already shown (and the start garment) rank below every unseen
+  one (``app.reranking.penalised``, as the app demotes them);
 * memory + clicks: the shopper also clicks "More like this" on the item it continues from and
-  "Less like this" on the shown item that agrees least with the target; the query becomes a
-  Rocchio combination with those items' catalog vectors (all clicks of the episode so far);
+  "Less like this" on the shown item that agrees least with the target; the query becomes
+  ``app.reranking.rocchio`` of the query and those items' catalog vectors (every click of the
+  episode so far), with the app's weights;
 * memory + passed-over + clicks: both;
 * combiner (joined): ``bench.baselines``' CLIP4Cir combiner, trained here on the train splits
   of the accuracy datasets (as ``bench.accuracy`` trains it), given the joined sentences.
 
-Writes ``bench/results/multiturn/<fingerprint>.json`` and ``<fingerprint>.png`` (Hits@10 by
-turn). ``--latency`` instead times ``encode_conversation`` against ``encode_query`` as the app
-calls them (bench/conversation_latency.py).
+Also measures how the memory reads one-change sentences of the generator (slot and kind, train
+and held-out phrasings, by lexicon / text-model embedding / both). Writes
+``bench/results/multiturn/<fingerprint>.json`` and ``<fingerprint>.png`` (Hits@10 by turn).
 """
 
 from __future__ import annotations
@@ -44,24 +49,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from app import reranking
 from bench._common import RESULTS, machine_line, run_benchmark, table
+from dataprep import hm_triplets
+from dataprep.feedback.attributes import HMItem, read_items
 from dataprep.feedback.phrasing import Change, phrase
+from dataprep.feedback.relations import _change_between
 from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTES = ("type", "colour", "sleeve", "neckline", "length", "fit", "waist", "closure",
-              "pattern", "material")
-# Ordered values: a difference between two of them may be said relatively ("shorter").
-ORDERS = {
-    "length": (("short", "knee-length", "calf-length", "ankle-length"), ("shorter", "longer")),
-    "sleeve": (("sleeveless", "short sleeves", "three-quarter sleeves", "long sleeves"),
-               ("shorter", "longer")),
-    "fit": (("skinny", "slim fit", "regular fit", "relaxed fit"), ("tighter", "looser")),
-}
-RELATIVE_SHARE = 0.5  # chance that a difference that can be said relatively is
-NEGATION_SHARE = 0.5  # chance that "no sleeves" / "no hood" is said as a negation
+ATTRIBUTES = ("type", *hm_triplets.ATTRIBUTES)
 SYSTEMS = ("no memory", "joined", "memory", "memory + passed-over", "memory + clicks",
            "memory + passed-over + clicks", "combiner (joined)")
 
@@ -69,8 +69,10 @@ SYSTEMS = ("no memory", "joined", "memory", "memory + passed-over", "memory + cl
 @dataclass
 class MultiturnConfig:
     checkpoint: str = DEFAULT_CHECKPOINT
-    data: str = "data/hm"  # FashionIQ layout + metadata.csv with the parsed attributes
+    data: str = "data/hm"  # the triplets' FashionIQ layout: the val split and its galleries
     images: str = "../shared/data/hm/images"
+    articles: str = "../shared/data/hm"  # articles.csv, read by dataprep.feedback.attributes
+    # (without one: the attributes of DATA/metadata.csv)
     episodes: int = 300
     turns: int = 5
     top_k: int = 10
@@ -78,7 +80,8 @@ class MultiturnConfig:
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
     min_changes: int = 2  # start and target differ in this many attributes ...
     max_changes: int = 4  # ... up to this many
-    rocchio: tuple[float, float, float] = (1.0, 0.8, 0.3)  # query, "more like", "less like"
+    like_weight: float = reranking.LIKE_WEIGHT  # app.reranking.rocchio's, as the app clicks
+    dislike_weight: float = reranking.DISLIKE_WEIGHT
     cache_dir: str = FEATURE_CACHE_DIR
     combiner_datasets: list[str] | None = None  # None: bench.accuracy.DEFAULT_DATASETS
     combiner_epochs: int | None = None  # None: bench.baselines.DEFAULT_EPOCHS
@@ -90,24 +93,39 @@ class MultiturnConfig:
 # ------------------------------------------------------------------------------- articles
 
 
-def read_attributes(data: Path | str) -> dict[str, dict[str, str]]:
-    """id -> {attribute: value} from metadata.csv (product_type as "type"; empty cells out)."""
+def read_garments(cfg: MultiturnConfig, ids: Sequence[str]) -> dict[str, HMItem]:
+    """id -> article with its attributes: the feedback generator's parse of articles.csv
+    (dataprep.feedback.attributes), else DATA/metadata.csv's columns (a dataset without
+    H&M's articles.csv, such as the tests' tiny one)."""
+    if (Path(cfg.articles) / "articles.csv").is_file():
+        return {i.id: i for i in read_items(Path(cfg.articles), ids)}
     out = {}
-    with open(Path(data) / "metadata.csv", newline="", encoding="utf-8") as f:
+    with open(Path(cfg.data) / "metadata.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            attrs = {a: row.get("product_type" if a == "type" else a, "") for a in ATTRIBUTES}
-            out[row["id"]] = {a: v.strip().lower() for a, v in attrs.items() if v and v.strip()}
-    return out
+            attrs = {a: row[a].strip().lower() for a in hm_triplets.ATTRIBUTES
+                     if row.get(a, "").strip()}
+            out[row["id"]] = HMItem(row["id"], row["id"], row["category"],
+                                    row.get("product_type", ""), row.get("title", ""),
+                                    attrs.get("colour"), "", "", attrs)
+    return {i: out[i] for i in ids if i in out}
 
 
-def differences(ref: dict[str, str], tgt: dict[str, str]) -> list[str]:
+def look(item: HMItem) -> dict[str, str]:
+    """The attributes a shopper compares: the parsed ones and the product type."""
+    return {"type": item.product_type.lower(), **item.attributes} if item.product_type \
+        else dict(item.attributes)
+
+
+def differences(ref: HMItem, tgt: HMItem) -> list[str]:
     """Attributes both name with different values, in ATTRIBUTES order."""
-    return [a for a in ATTRIBUTES if a in ref and a in tgt and ref[a] != tgt[a]]
+    r, t = look(ref), look(tgt)
+    return [a for a in ATTRIBUTES if a in r and a in t and r[a] != t[a]]
 
 
-def agreement(item: dict[str, str], tgt: dict[str, str]) -> int:
+def agreement(item: HMItem, tgt: HMItem) -> int:
     """How many of the target's attributes the item shares."""
-    return sum(item.get(a) == v for a, v in tgt.items())
+    i = look(item)
+    return sum(i.get(a) == v for a, v in look(tgt).items())
 
 
 @dataclass(frozen=True)
@@ -117,23 +135,21 @@ class Episode:
     seed: int
 
 
-def sample_episodes(gallery: Sequence[str], category: dict[str, str],
-                    attrs: dict[str, dict[str, str]], cfg: MultiturnConfig) -> list[Episode]:
-    """``cfg.episodes`` distinct (start, target) pairs of one group differing in
+def sample_episodes(gallery: Sequence[str], items: dict[str, HMItem], cfg: MultiturnConfig
+                    ) -> list[Episode]:
+    """``cfg.episodes`` distinct (start, target) pairs of one product group differing in
     ``min_changes``-``max_changes`` attributes, drawn with ``cfg.seed``."""
     rng = np.random.default_rng(cfg.seed)
     by_group: dict[str, list[str]] = {}
     for i in gallery:
-        by_group.setdefault(category[i], []).append(i)
-    targets = [i for i in gallery if i in attrs]
+        by_group.setdefault(items[i].group, []).append(i)
     chosen: dict[tuple[str, str], Episode] = {}
     for _ in range(200 * cfg.episodes):
         if len(chosen) == cfg.episodes:
             break
-        tgt = targets[int(rng.integers(len(targets)))]
-        starts = [s for s in by_group[category[tgt]] if s != tgt and s in attrs
-                  and cfg.min_changes <= len(differences(attrs[s], attrs[tgt]))
-                  <= cfg.max_changes]
+        tgt = gallery[int(rng.integers(len(gallery)))]
+        starts = [s for s in by_group[items[tgt].group] if s != tgt and cfg.min_changes
+                  <= len(differences(items[s], items[tgt])) <= cfg.max_changes]
         if starts:
             start = starts[int(rng.integers(len(starts)))]
             chosen.setdefault((start, tgt), Episode(start, tgt, int(rng.integers(2**31))))
@@ -145,33 +161,28 @@ def sample_episodes(gallery: Sequence[str], category: dict[str, str],
 # ------------------------------------------------------------------------------- the shopper
 
 
-def change_for(attribute: str, ref: dict[str, str], tgt: dict[str, str],
-               rng: np.random.Generator) -> Change:
-    """What a shopper asks for to move ``attribute`` from ``ref``'s value to ``tgt``'s:
-    relatively when the values are ordered ("shorter"), as a negation for "no sleeves" / "no
-    hood" (each half of the time where possible), else the target's value."""
-    value, before = tgt[attribute], ref.get(attribute)
-    if attribute in ORDERS and before is not None and rng.random() < RELATIVE_SHARE:
-        order, (down, up) = ORDERS[attribute]
-        if value in order and before in order:
-            return Change(attribute, "relative", down if order.index(value) < order.index(
-                before) else up)
-    if rng.random() < NEGATION_SHARE:
-        if attribute == "sleeve" and value == "sleeveless":
-            return Change("sleeve", "negation", "sleeves")
-        if attribute == "neckline" and before == "hood":
-            return Change("hood", "negation", "hood")
-    return Change(attribute, "absolute", value, before)
+def change_for(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generator) -> Change:
+    """What a shopper asks for to move ``attribute`` from ``ref``'s value to ``tgt``'s: the
+    feedback generator's multi-change rule (relative for lengths and fit, a negation for "no
+    sleeves" / "no hood" / "no print" half of the time, ...); the product type, and a value
+    the reference does not name, as the target's value."""
+    said = _change_between(attribute, ref, tgt, rng) if attribute != "type" else None
+    if said is not None:
+        return said[0]
+    before = look(ref).get(attribute)
+    return Change(attribute, "absolute", look(tgt)[attribute],
+                  before if before and rng.random() < 0.2 else None)
 
 
-def next_request(ref: dict[str, str], tgt: dict[str, str], said: set[str],
-                 rng: np.random.Generator) -> tuple[str, str]:
+def next_request(ref: HMItem, tgt: HMItem, said: set[str], rng: np.random.Generator
+                 ) -> tuple[str, str]:
     """(attribute, sentence): one remaining difference, preferring one not said yet; when the
     reference already agrees on every attribute both name, one the target names that the
     reference does not (then any of the target's, said again)."""
     diff = differences(ref, tgt)
+    r, t = look(ref), look(tgt)
     pool = ([a for a in diff if a not in said] or diff
-            or [a for a in tgt if a not in ref and a not in said] or list(tgt))
+            or [a for a in t if a not in r and a not in said] or list(t))
     attribute = pool[int(rng.integers(len(pool)))]
     return attribute, phrase(change_for(attribute, ref, tgt, rng), rng, "heldout")
 
@@ -193,20 +204,6 @@ class System:
     clicks: bool = False
 
 
-def rocchio(query: np.ndarray, more: np.ndarray, less: np.ndarray,
-            weights: tuple[float, float, float]) -> np.ndarray:
-    """normalise(a q + b mean(more) - c mean(less)) over the clicked items' catalog vectors.
-
-    Private to the bench until the app's app/reranking.py exists; then the bench uses that."""
-    a, b, c = weights
-    out = a * query
-    if len(more):
-        out = out + b * more.mean(0)
-    if len(less):
-        out = out - c * less.mean(0)
-    return out / max(float(np.linalg.norm(out)), 1e-12)
-
-
 @dataclass
 class State:
     """One episode's conversation under one system."""
@@ -223,7 +220,7 @@ class State:
 
 
 def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[str],
-               attrs: dict[str, dict[str, str]], cfg: MultiturnConfig) -> dict:
+               items: dict[str, HMItem], cfg: MultiturnConfig) -> dict:
     """Every episode under ``system``, turn by turn (each turn's queries in one batch)."""
     row = {g: k for k, g in enumerate(gallery)}
     states = [State(e, np.random.default_rng(e.seed), e.start, shown={e.start}) for e in episodes]
@@ -232,20 +229,24 @@ def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[st
         if not active:
             break
         for s in active:
-            attribute, sentence = next_request(attrs[s.reference], attrs[s.episode.target],
+            attribute, sentence = next_request(items[s.reference], items[s.episode.target],
                                                s.said, s.rng)
             s.said.add(attribute)
             s.sentences.append(sentence)
         queries = system.encode([s.reference for s in active],
                                 [system.text(s.sentences) for s in active])
         for s, q in zip(active, queries, strict=True):
-            if system.clicks:
-                q = rocchio(q, system.gallery[s.more], system.gallery[s.less], cfg.rocchio)
+            if system.clicks:  # as the app re-ranks on clicks (app.reranking)
+                q = reranking.rocchio(q, system.gallery[s.more], system.gallery[s.less],
+                                      like_weight=cfg.like_weight,
+                                      dislike_weight=cfg.dislike_weight)
             scores = system.gallery @ q
-            if system.passed_over:
-                scores[[row[i] for i in s.shown]] -= 4.0  # below every unseen item
+            if system.passed_over:  # as the app demotes items seen (app.reranking)
+                seen = np.zeros(len(gallery), dtype=bool)
+                seen[[row[i] for i in s.shown]] = True
+                scores = reranking.penalised(scores, seen)
             top = [gallery[k] for k in np.argsort(-scores, kind="stable")[:cfg.top_k]]
-            _advance(s, top, turn, attrs, row)
+            _advance(s, top, turn, items, row)
     hits = [100.0 * np.mean([s.hit_turn is not None and s.hit_turn <= t for s in states])
             for t in range(1, cfg.turns + 1)]
     return {"hits@10": [round(float(h), 2) for h in hits], "episodes": len(states),
@@ -254,7 +255,7 @@ def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[st
                         "query": system.text(states[0].sentences)} if states else {}}
 
 
-def _advance(s: State, top: list[str], turn: int, attrs: dict[str, dict[str, str]],
+def _advance(s: State, top: list[str], turn: int, items: dict[str, HMItem],
              row: dict[str, int]) -> None:
     """Score the turn; on a miss, move to the best shown item and record the clicks."""
     s.shown.update(top)
@@ -262,8 +263,7 @@ def _advance(s: State, top: list[str], turn: int, attrs: dict[str, dict[str, str
     if target in top:
         s.hit_turn = turn
         return
-    tgt = attrs[target]
-    agree = [agreement(attrs.get(i, {}), tgt) for i in top]
+    agree = [agreement(items[i], items[target]) for i in top]
     best = int(np.argmax(agree))  # first of the ties: the higher-ranked
     worst = len(agree) - 1 - int(np.argmin(agree[::-1]))  # last of the ties
     s.reference = top[best]
@@ -295,30 +295,70 @@ def model_systems(retriever, bank, gallery: Sequence[str], names: Sequence[str]
     return out
 
 
+def pooled_features(encoder, paths: dict[str, Path], cache_dir: str | None
+                    ) -> tuple[dict[str, int], torch.Tensor]:
+    """(id -> row, (N, C) pooled image features) as ``bench.baselines.pooled_image_features``
+    computes them, read one cached file at a time: the combiner needs only the pooled vector,
+    and a FeatureBank of every training image holds 4 GB of tokens (twice that while built)."""
+    from bench.baselines import IMAGE_CHANNELS, pooled_image_features
+    from imaging import file_sha256
+    from model.feature_cache import FeatureCache, extract_features
+
+    cache = FeatureCache(cache_dir, encoder.cache_key) if cache_dir else None
+    grid = encoder.grid * encoder.grid
+    rows: dict[str, int] = {}
+    out: list[torch.Tensor] = []
+    missing = {}
+    for i, path in tqdm(paths.items(), desc="pooled features", unit="img", mininterval=10):
+        tokens = cache.load(file_sha256(path)) if cache else None
+        if tokens is None:
+            missing[i] = path
+            continue
+        rows[i] = len(out)
+        out.append(torch.from_numpy(tokens[:grid, :IMAGE_CHANNELS]).float().mean(0))
+    if missing:
+        bank = extract_features(encoder, missing, cache_dir)
+        pooled = pooled_image_features(bank)
+        for i, r in bank.index.items():
+            rows[i] = len(out)
+            out.append(pooled[r])
+    return rows, torch.stack(out)
+
+
 def combiner_system(cfg: MultiturnConfig, retriever, gallery: Sequence[str]) -> tuple[System,
                                                                                       dict]:
-    """bench.baselines' combiner trained as bench.accuracy trains it, given joined sentences."""
-    from bench.accuracy import DEFAULT_DATASETS, AccuracyConfig, load_data, val_score
+    """bench.baselines' combiner trained as bench.accuracy trains it (the train splits of its
+    datasets, the best epoch on their val splits), given the joined sentences."""
+    from types import SimpleNamespace
+
+    from bench.accuracy import DEFAULT_DATASETS, Data, DatasetSpec, _train_record, val_score
     from bench.baselines import (
         BaselineConfig,
         baseline_encoders,
         build_baseline,
-        pooled_image_features,
         train_baseline,
         triplet_tensors,
     )
     from bench.text_features import TextConfig, TextEmbedder
+    from dataprep import load_fashioniq
+    from model.evaluate import restrict_to_bank
 
-    acc = AccuracyConfig(checkpoint=cfg.checkpoint, cache_dir=cfg.cache_dir,
-                         datasets=cfg.combiner_datasets or list(DEFAULT_DATASETS))
-    data, bank = load_data(acc, retriever.encoder)
-    images, rows = pooled_image_features(bank), bank.index
-    embed = TextEmbedder(TextConfig(model=acc.text_model, cache_dir=cfg.cache_dir or None))
+    specs = [DatasetSpec.parse(t) for t in cfg.combiner_datasets or DEFAULT_DATASETS]
+    data = [Data(s, load_fashioniq(s.annotations, s.images, "train"),
+                 load_fashioniq(s.annotations, s.images, "val")) for s in specs]
+    paths = {i: p for d in data for split in (d.train, d.val)
+             for i, p in split.image_paths.items()}
+    rows, images = pooled_features(retriever.encoder, paths, cfg.cache_dir or None)
+    have = SimpleNamespace(index=rows, failed={i: "no features" for i in paths if i not in rows})
+    for d in data:
+        d.train, d.val = restrict_to_bank(d.train, have), restrict_to_bank(d.val, have)
+    embed = TextEmbedder(TextConfig(cache_dir=cfg.cache_dir or None))
     train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
     bcfg = BaselineConfig(epochs=cfg.combiner_epochs)
     model = build_baseline("combiner", images.shape[1], embed.dim, bcfg)
+    val_queries = _train_record(retriever.meta).get("max_val_queries") or 1000  # as there
     stats = train_baseline(model, train, bcfg, lambda m: val_score(
-        data, baseline_encoders(m, rows, images, embed), 300))
+        data, baseline_encoders(m, rows, images, embed), val_queries))
     queries, encode_gallery = baseline_encoders(model, rows, images, embed)
     return System("combiner (joined)", queries, encode_gallery(list(gallery)),
                   " and ".join), stats
@@ -332,7 +372,7 @@ CANONICAL = {"lightness": "colour", "saturation": "colour", "hood": "neckline",
              "material": "pattern"}
 
 
-def slot_accuracy(attrs: dict[str, dict[str, str]], n: int, seed: int) -> dict:
+def slot_accuracy(items: Sequence[HMItem], n: int, seed: int) -> dict:
     """How often the memory reads a one-change sentence right, per split of the generator's
     phrasings and per way of deciding the slot: the slot (every clause with a slot has the
     change's slot) and the kind (relative or not)."""
@@ -345,7 +385,7 @@ def slot_accuracy(attrs: dict[str, dict[str, str]], n: int, seed: int) -> dict:
         split_clauses,
     )
 
-    values = sorted({(a, v) for item in attrs.values() for a, v in item.items()})
+    values = sorted({(a, v) for item in items for a, v in look(item).items()})
     pool = [Change(a, "absolute", v) for a, v in values]
     pool += [Change(slot, "relative", v) for slot, v in RELATIVE]
     pool += [c for c in example_changes() if c.kind == "negation"]
@@ -386,12 +426,11 @@ def run(cfg: MultiturnConfig) -> dict:
     retriever = load_retriever(cfg.checkpoint)
     val = load_fashioniq(cfg.data, cfg.images, "val")
     gallery = list(dict.fromkeys(i for c in val.categories for i in val.gallery[c]))
-    category = {i: c for c in val.categories for i in val.gallery[c]}
-    attrs = read_attributes(cfg.data)
+    items = read_garments(cfg, gallery)
     bank = extract_features(retriever.encoder, {i: val.image_paths[i] for i in gallery},
                             cfg.cache_dir or None)
-    gallery = [i for i in gallery if i in bank.index and i in attrs]
-    episodes = sample_episodes(gallery, category, attrs, cfg)
+    gallery = [i for i in gallery if i in bank.index and i in items]
+    episodes = sample_episodes(gallery, items, cfg)
     systems = model_systems(retriever, bank, gallery, cfg.systems)
     training = None
     if "combiner (joined)" in cfg.systems:
@@ -399,14 +438,14 @@ def run(cfg: MultiturnConfig) -> dict:
         systems.append(combiner)
     results = {}
     for system in systems:
-        results[system.name] = run_system(system, episodes, gallery, attrs, cfg)
+        results[system.name] = run_system(system, episodes, gallery, items, cfg)
         logger.info("%s: Hits@10 by turn %s", system.name, results[system.name]["hits@10"])
-    understanding = (slot_accuracy({i: attrs[i] for i in gallery}, cfg.slot_sentences,
-                                   cfg.seed) if cfg.slot_sentences else None)
+    understanding = (slot_accuracy([items[i] for i in gallery], cfg.slot_sentences, cfg.seed)
+                     if cfg.slot_sentences else None)
     return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
             "config": asdict(cfg), "gallery": len(gallery), "episodes": len(episodes),
             "slot_accuracy": understanding,
-            "changes": _histogram([len(differences(attrs[e.start], attrs[e.target]))
+            "changes": _histogram([len(differences(items[e.start], items[e.target]))
                                    for e in episodes]),
             "results": results, "combiner_training": training}
 
@@ -458,8 +497,9 @@ def parse_args(argv: Sequence[str] | None) -> MultiturnConfig:
     p.add_argument("--systems", nargs="+", default=d.systems, choices=SYSTEMS)
     p.add_argument("--min-changes", type=int, default=d.min_changes)
     p.add_argument("--max-changes", type=int, default=d.max_changes)
-    p.add_argument("--rocchio", type=float, nargs=3, default=d.rocchio,
-                   metavar=("QUERY", "MORE", "LESS"))
+    p.add_argument("--articles", default=d.articles)
+    p.add_argument("--like-weight", type=float, default=d.like_weight)
+    p.add_argument("--dislike-weight", type=float, default=d.dislike_weight)
     p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
     p.add_argument("--combiner-datasets", nargs="+", metavar="ANN[:IMAGES]",
                    help="the combiner's training data (default: bench.accuracy's datasets)")
@@ -469,7 +509,7 @@ def parse_args(argv: Sequence[str] | None) -> MultiturnConfig:
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--out-dir", default=d.out_dir)
     a = p.parse_args(argv)
-    return replace(d, **{**vars(a), "rocchio": tuple(a.rocchio)})
+    return replace(d, **vars(a))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

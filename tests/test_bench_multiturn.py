@@ -14,6 +14,8 @@ import pytest
 
 from bench import multiturn
 from dataprep import write_metadata
+from dataprep.feedback.attributes import HMItem
+from dataprep.feedback.phrasing import Change
 from tests.tiny_dataset import write_tiny_dataset
 
 
@@ -28,11 +30,16 @@ def tiny_data(tmp_path_factory):
     return root
 
 
+def garment(product_type: str, **attributes: str) -> HMItem:
+    return HMItem("x", "x", "full", product_type, "", attributes.get("colour"), "", "",
+                  attributes)
+
+
 def test_shopper_names_a_remaining_difference():
-    ref = {"type": "dress", "colour": "black", "length": "knee-length"}
-    tgt = {"type": "dress", "colour": "navy", "length": "short", "sleeve": "long sleeves"}
-    assert multiturn.differences(ref, tgt) == ["colour", "length"]
-    assert multiturn.agreement(ref, tgt) == 1
+    ref = garment("Dress", colour="black", length="knee-length")
+    tgt = garment("Dress", colour="navy", length="short", sleeve="long sleeves")
+    assert multiturn.differences(ref, tgt) == ["length", "colour"]
+    assert multiturn.agreement(ref, tgt) == 1  # the type
     rng = np.random.default_rng(0)
     said: set[str] = set()
     for _ in range(2):
@@ -43,24 +50,19 @@ def test_shopper_names_a_remaining_difference():
     # both said and still different: said again
     assert multiturn.next_request(ref, tgt, said, rng)[0] in {"colour", "length"}
     # nothing left that both name: the target's attribute the reference does not name
-    agreeing = {**ref, "colour": "navy", "length": "short"}
+    agreeing = garment("Dress", colour="navy", length="short")
     assert multiturn.next_request(agreeing, tgt, said, rng)[0] == "sleeve"
-    kinds = {multiturn.change_for("length", ref, tgt, np.random.default_rng(s)).kind
-             for s in range(20)}
-    assert kinds == {"absolute", "relative"}
-
-
-def test_rocchio_moves_towards_more_and_away_from_less():
-    q, more, less = np.eye(3, dtype=np.float32)
-    out = multiturn.rocchio(q, more[None], less[None], (1.0, 0.5, 0.5))
-    assert np.isclose(np.linalg.norm(out), 1) and out[1] > 0 > out[2]
+    # the feedback generator's rule: an ordered attribute is said relatively
+    assert multiturn.change_for("length", ref, tgt, rng) == Change("length", "relative",
+                                                                   "shorter")
+    assert multiturn.change_for("type", ref, garment("Skirt"), rng).value == "skirt"
 
 
 @pytest.mark.slow
 def test_multiturn_bench_runs_on_the_tiny_dataset(tiny_data, tiny_checkpoint, tmp_path):
     report = multiturn.main([
         "--checkpoint", str(tiny_checkpoint), "--data", str(tiny_data),
-        "--images", str(tiny_data / "images"), "--episodes", "12", "--turns", "3",
+        "--images", str(tiny_data / "images"), "--articles", "", "--episodes", "12", "--turns", "3",
         "--cache-dir", "", "--combiner-datasets", str(tiny_data), "--combiner-epochs", "1",
         "--slot-sentences", "20", "--out-dir", str(tmp_path)])
     path = tmp_path / "multiturn" / f"{report['fingerprint']}.json"
