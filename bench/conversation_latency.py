@@ -33,6 +33,7 @@ class LatencyConfig:
     checkpoint: str = DEFAULT_CHECKPOINT
     data: str = "data/hm"  # its val articles' photos are the turns' images
     images: str = "../shared/data/hm/images"
+    articles: str = "../shared/data/hm"  # articles.csv: the attribute values sentences name
     conversations: int = 40
     threads: int = 1  # as the app (app.settings.DEFAULT_TORCH_THREADS)
     seed: int = 0
@@ -42,7 +43,7 @@ class LatencyConfig:
 def unseen_inputs(cfg: LatencyConfig, n: int) -> tuple[list, list[str]]:
     """``n`` distinct photos (decoded up front: decoding is not what is compared) and ``n``
     distinct held-out sentences."""
-    from bench.multiturn import ATTRIBUTES, read_attributes
+    from bench.multiturn import MultiturnConfig, look, read_garments
     from dataprep import load_fashioniq
     from dataprep.feedback.phrasing import Change, phrase
     from imaging import load_image
@@ -53,9 +54,9 @@ def unseen_inputs(cfg: LatencyConfig, n: int) -> tuple[list, list[str]]:
     picked = [ids[int(k)] for k in rng.permutation(len(ids))[:n]]
     if len(picked) < n:
         raise ValueError(f"{cfg.data} has {len(picked)} val photos; {n} are needed")
-    attrs = read_attributes(cfg.data)
-    values = sorted({(a, v) for item in attrs.values() for a, v in item.items()
-                     if a in ATTRIBUTES})
+    garments = read_garments(MultiturnConfig(data=cfg.data, images=cfg.images,
+                                             articles=cfg.articles), ids)
+    values = sorted({(a, v) for item in garments.values() for a, v in look(item).items()})
     sentences: dict[str, None] = {}
     while len(sentences) < n:
         a, v = values[int(rng.integers(len(values)))]
@@ -106,7 +107,7 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
     d = LatencyConfig()
     p = argparse.ArgumentParser(prog="python -m bench.conversation_latency", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("checkpoint", "data", "images", "out_dir"):
+    for name in ("checkpoint", "data", "images", "articles", "out_dir"):
         p.add_argument(f"--{name.replace('_', '-')}", default=getattr(d, name))
     for name in ("conversations", "threads", "seed"):
         p.add_argument(f"--{name}", type=int, default=getattr(d, name))
