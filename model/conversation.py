@@ -20,8 +20,8 @@ and the current image is encoded once, so a turn costs one ``encode_query``
 
 Slots must generalise to phrasings no one wrote down, so a small lexicon decides the clear cases
 and the rest go to the nearest slot by sentence embedding (frozen all-MiniLM-L6-v2, mean-pooled)
-against a few example phrasings per slot; a clause near none of them is "other" (kept, but it
-never overrides anything).
+against a few example phrasings per slot; a clause near none of them is "other": it applies to
+its own turn, overrides nothing and is not carried to later turns.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,17 +197,21 @@ Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> (N, H) L2-normalised
 
 def minilm_embedder(name: str = "all-MiniLM-L6-v2") -> Embed:
     """Frozen sentence embeddings (mean-pooled, L2-normalised), loaded on first call: most
-    clauses never need it, and importing transformers costs the app a second."""
+    clauses never need it, and importing transformers costs the app a second. Safe to call
+    from the app's session threads (one load)."""
     state: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         import torch
 
         from model.pretrained import load_text_model
 
-        if not state:
-            model, tokenizer = load_text_model(name)
-            state.update(model=model.eval().requires_grad_(False), tokenizer=tokenizer)
+        with lock:
+            if not state:
+                logger.info("loading %s for the conversation memory's slots", name)
+                model, tokenizer = load_text_model(name)
+                state.update(model=model.eval().requires_grad_(False), tokenizer=tokenizer)
         out = []
         for i in range(0, len(texts), 256):
             enc = state["tokenizer"](list(texts[i:i + 256]), padding=True, truncation=True,
@@ -324,8 +329,8 @@ def conversation_text(turns: Sequence[Any], removed: Iterable[str] = (),
         return " and ".join(current + earlier)
     if not earlier:
         return sentences[-1]
-    return " and ".join([sentences[-1].strip()] + earlier) if sentences[-1].strip() else \
-        " and ".join(earlier)
+    said = sentences[-1].strip()
+    return " and ".join(([said] if said else []) + earlier)
 
 
 def remembered(turns: Sequence[Any], removed: Iterable[str] = (),
