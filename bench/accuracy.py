@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench._common import RESULTS, machine_line, run_benchmark, table
@@ -36,8 +35,9 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
+from bench.datasets import DEFAULT_DATASETS, Data, DatasetSpec, train_record, val_score
 from bench.text_features import TextConfig, TextEmbedder
-from dataprep import FashionIQSplit, eval_caption, load_fashioniq
+from dataprep import eval_caption, load_fashioniq
 from model import load_retriever
 from model.evaluate import (
     evaluate_kept,
@@ -54,9 +54,6 @@ from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 logger = logging.getLogger(__name__)
 
 MODEL = "FashionVLP"
-DEFAULT_DATASETS = ["data/demo_catalog:data/demo_catalog/images",
-                    "data/products:../shared/data/fashion-products/images",
-                    "data/hm:../shared/data/hm/images"]
 METRICS = ("R@10", "R@50", "mean", "hit@10", "P@10", "kept@10", "colourway R@10",
            "colourway R@50", "attribute R@10", "attribute P@10")  # "mean" = (R@10+R@50)/2
 CEILING_METRICS = ("R@10", "R@50", "mean", "hit@10", "kept@10", "colourway R@10",
@@ -68,20 +65,6 @@ TAG_GROUPS = {"colourway": ["colourway"], "attribute": ["attribute"], "sleeve": 
               "closure": ["closure"]}
 # Reported per attribute, but not part of the verdict (small groups; the floors are above).
 DETAIL_METRICS = tuple(f"{g} {m}" for g in list(TAG_GROUPS)[2:] for m in ("R@10", "P@10"))
-
-
-@dataclass
-class DatasetSpec:
-    name: str
-    annotations: Path
-    images: Path
-
-    @classmethod
-    def parse(cls, text: str) -> DatasetSpec:
-        """'ANNOTATIONS[:IMAGES]'; images default to ANNOTATIONS/images."""
-        annotations, _, images = text.partition(":")
-        root = Path(annotations)
-        return cls(root.name, root, Path(images) if images else root / "images")
 
 
 @dataclass
@@ -101,14 +84,6 @@ class AccuracyConfig:
     out_dir: str = str(RESULTS)
     baseline_rows: str | None = None  # an earlier run's JSON: its baseline rows join the tables
     feedback: str = ""  # ANN[:IMAGES] of the feedback data: bench.feedback_rows runs after ('': no)
-
-
-@dataclass
-class Data:
-    spec: DatasetSpec
-    train: FashionIQSplit
-    val: FashionIQSplit
-    kinds: dict[str, str] = field(default_factory=dict)  # id -> product type (kept@10)
 
 
 def score(d: Data, encoders, max_queries: int | None) -> dict[str, dict]:
@@ -142,12 +117,6 @@ def load_data(cfg: AccuracyConfig, encoder):
     for d in data:
         d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
     return data, bank
-
-
-def val_score(data: list[Data], encoders, max_queries: int | None) -> float:
-    """model.train.validate's score: mean over datasets of (R@10+R@50)/2."""
-    return float(np.mean([evaluate_split(d.val, *encoders, max_queries)["average"]["mean"]
-                          for d in data]))
 
 
 def margins(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -203,7 +172,7 @@ def run_baselines(cfg: AccuracyConfig, data: list[Data], bank, meta: dict,
     rows = bank.index
     embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
     embed.prepare(eval_caption(t.captions) for d in data for t in d.val.triplets)
-    val_queries = cfg.max_val_queries or _train_record(meta).get(
+    val_queries = cfg.max_val_queries or train_record(meta).get(
         "max_val_queries") or 1000  # what the checkpoint's own epoch selection used
     train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
     training = {}
@@ -275,12 +244,6 @@ def reused_baselines(cfg: AccuracyConfig, results: dict[str, dict[str, dict]]) -
             rows[name] = earlier["results"][dataset][name]
         reused[name] = {**earlier["baseline_training"][name], "reused_from": cfg.baseline_rows}
     return reused
-
-
-def _train_record(meta: dict) -> dict:
-    """The training configuration in a checkpoint's meta (a soup's: its first part's)."""
-    return meta.get("train") or next((p["train"] for p in meta.get("soup", []) if "train" in p),
-                                     {})
 
 
 def _training_summary(meta: dict) -> dict:

@@ -44,8 +44,7 @@ def unseen_inputs(cfg: LatencyConfig, n: int) -> tuple[list, list[str]]:
     """``n`` distinct photos (decoded up front: decoding is not what is compared) and ``n``
     distinct held-out sentences."""
     from bench.multiturn import MultiturnConfig, look, read_garments
-    from dataprep import load_fashioniq
-    from dataprep.feedback.phrasing import Change, phrase
+    from dataprep import Change, load_fashioniq, phrase
     from imaging import load_image
 
     val = load_fashioniq(cfg.data, cfg.images, "val")

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 from bench._common import RESULTS, machine_line, run_benchmark, table
-from bench.accuracy import DEFAULT_DATASETS, Data, DatasetSpec, val_score
 from bench.baselines import (
     BASELINES,
     IMAGE_CHANNELS,
@@ -48,9 +47,15 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
+from bench.datasets import DEFAULT_DATASETS, Data, DatasetSpec, val_score
 from bench.text_features import TextConfig, TextEmbedder
-from dataprep import FashionIQSplit, eval_caption, load_fashioniq, read_metadata_column
-from dataprep.feedback.relations import ROWS
+from dataprep import (
+    FEEDBACK_ROWS,
+    FashionIQSplit,
+    eval_caption,
+    load_fashioniq,
+    read_metadata_column,
+)
 from imaging import file_sha256
 from model import load_retriever
 from model.evaluate import model_encoders, remembered_encoders, restrict_to_bank
@@ -62,8 +67,8 @@ logger = logging.getLogger(__name__)
 
 MODEL = "FashionVLP"
 DEFAULT_FEEDBACK = "data/hm_feedback:../shared/data/hm/images"
-RELATION_ROWS = [r for r in dict.fromkeys(ROWS.values()) if r != "colourway"]
-NEGATIONS = [r for r, row in ROWS.items() if row == "negation"]
+RELATION_ROWS = [r for r in dict.fromkeys(FEEDBACK_ROWS.values()) if r != "colourway"]
+NEGATIONS = [r for r, row in FEEDBACK_ROWS.items() if row == "negation"]
 MIN_QUERIES = 150  # the floors apply to rows with at least this many queries
 K = 10
 Z95 = 1.959964

@@ -53,15 +53,12 @@ from tqdm import tqdm
 
 from app import reranking
 from bench._common import RESULTS, machine_line, run_benchmark, table
-from dataprep import hm_triplets
-from dataprep.feedback.attributes import HMItem, read_items
-from dataprep.feedback.phrasing import Change, phrase
-from dataprep.feedback.relations import _change_between
+from dataprep import HM_ATTRIBUTES, Change, HMItem, change_between, phrase, read_items
 from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
-ATTRIBUTES = ("type", *hm_triplets.ATTRIBUTES)
+ATTRIBUTES = ("type", *HM_ATTRIBUTES)
 SYSTEMS = ("no memory", "joined", "memory", "memory + passed-over", "memory + clicks",
            "memory + passed-over + clicks", "combiner (joined)")
 
@@ -83,7 +80,7 @@ class MultiturnConfig:
     like_weight: float = reranking.LIKE_WEIGHT  # app.reranking.rocchio's, as the app clicks
     dislike_weight: float = reranking.DISLIKE_WEIGHT
     cache_dir: str = FEATURE_CACHE_DIR
-    combiner_datasets: list[str] | None = None  # None: bench.accuracy.DEFAULT_DATASETS
+    combiner_datasets: list[str] | None = None  # None: bench.datasets.DEFAULT_DATASETS
     combiner_epochs: int | None = None  # None: bench.baselines.DEFAULT_EPOCHS
     slot_sentences: int = 1500  # per split, for the slot/kind accuracy of the memory (0: skip)
     threads: int = 1
@@ -102,7 +99,7 @@ def read_garments(cfg: MultiturnConfig, ids: Sequence[str]) -> dict[str, HMItem]
     out = {}
     with open(Path(cfg.data) / "metadata.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            attrs = {a: row[a].strip().lower() for a in hm_triplets.ATTRIBUTES
+            attrs = {a: row[a].strip().lower() for a in HM_ATTRIBUTES
                      if row.get(a, "").strip()}
             out[row["id"]] = HMItem(row["id"], row["id"], row["category"],
                                     row.get("product_type", ""), row.get("title", ""),
@@ -166,7 +163,7 @@ def change_for(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generato
     feedback generator's multi-change rule (relative for lengths and fit, a negation for "no
     sleeves" / "no hood" / "no print" half of the time, ...); the product type, and a value
     the reference does not name, as the target's value."""
-    said = _change_between(attribute, ref, tgt, rng) if attribute != "type" else None
+    said = change_between(attribute, ref, tgt, rng) if attribute != "type" else None
     if said is not None:
         return said[0]
     before = look(ref).get(attribute)
@@ -331,7 +328,6 @@ def combiner_system(cfg: MultiturnConfig, retriever, gallery: Sequence[str]) -> 
     datasets, the best epoch on their val splits), given the joined sentences."""
     from types import SimpleNamespace
 
-    from bench.accuracy import DEFAULT_DATASETS, Data, DatasetSpec, _train_record, val_score
     from bench.baselines import (
         BaselineConfig,
         baseline_encoders,
@@ -339,6 +335,7 @@ def combiner_system(cfg: MultiturnConfig, retriever, gallery: Sequence[str]) -> 
         train_baseline,
         triplet_tensors,
     )
+    from bench.datasets import DEFAULT_DATASETS, Data, DatasetSpec, train_record, val_score
     from bench.text_features import TextConfig, TextEmbedder
     from dataprep import load_fashioniq
     from model.evaluate import restrict_to_bank
@@ -356,7 +353,7 @@ def combiner_system(cfg: MultiturnConfig, retriever, gallery: Sequence[str]) -> 
     train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
     bcfg = BaselineConfig(epochs=cfg.combiner_epochs)
     model = build_baseline("combiner", images.shape[1], embed.dim, bcfg)
-    val_queries = _train_record(retriever.meta).get("max_val_queries") or 1000  # as there
+    val_queries = train_record(retriever.meta).get("max_val_queries") or 1000  # as there
     stats = train_baseline(model, train, bcfg, lambda m: val_score(
         data, baseline_encoders(m, rows, images, embed), val_queries))
     queries, encode_gallery = baseline_encoders(model, rows, images, embed)
@@ -376,7 +373,7 @@ def slot_accuracy(items: Sequence[HMItem], n: int, seed: int) -> dict:
     """How often the memory reads a one-change sentence right, per split of the generator's
     phrasings and per way of deciding the slot: the slot (every clause with a slot has the
     change's slot) and the kind (relative or not)."""
-    from dataprep.feedback.phrasing import RELATIVE, example_changes
+    from dataprep import RELATIVE, example_changes
     from model.conversation import (
         OTHER,
         SlotClassifier,

@@ -7,7 +7,9 @@ resolved lazily, so reading FashionIQ does not import the demo-catalog drawing c
 Rooms: ``fashioniq`` (the reader every dataset goes through), ``layout`` (the files a dataset
 folder holds: one writer each, one image-folder scanner, one image-file -> id rule),
 ``demo_catalog`` (the procedural default catalog), ``product_triplets`` (real product photos:
-colour and type changes), ``hm_triplets`` (H&M product shots: colourways and garment changes).
+colour and type changes), ``hm_triplets`` (H&M product shots: colourways and garment
+changes), ``feedback`` (shopper feedback as people say it: relative, negated and several
+changes; the shared phrasing generator).
 """
 
 from __future__ import annotations
@@ -37,10 +39,21 @@ _HOME = {
     "build_product_triplets": "dataprep.product_triplets",
     "HMTripletsConfig": "dataprep.hm_triplets",
     "build_hm_triplets": "dataprep.hm_triplets",
+    "HM_ATTRIBUTES": "dataprep.hm_triplets",
+    "Change": "dataprep.feedback",
+    "FEEDBACK_ROWS": "dataprep.feedback",
+    "HMItem": "dataprep.feedback",
+    "RELATIVE": "dataprep.feedback",
+    "change_between": "dataprep.feedback",
+    "example_changes": "dataprep.feedback",
+    "phrase": "dataprep.feedback",
+    "read_items": "dataprep.feedback",
 }
 __all__ = [
     "DemoCatalogConfig", "FASHIONIQ_CATEGORIES", "FashionIQSplit", "HMTripletsConfig",
-    "IMAGE_EXTENSIONS", "ImageScan", "build_hm_triplets",
+    "IMAGE_EXTENSIONS", "ImageScan", "build_hm_triplets", "HM_ATTRIBUTES", "Change",
+    "FEEDBACK_ROWS", "HMItem", "RELATIVE", "change_between", "example_changes", "phrase",
+    "read_items",
     "ProductTripletsConfig", "Triplet", "build_demo_catalog", "build_product_triplets",
     "eval_caption", "image_id", "load_fashioniq", "read_looks", "read_metadata_column",
     "scan_images", "train_caption", "write_json",
@@ -57,7 +70,17 @@ if TYPE_CHECKING:
         load_fashioniq,
         train_caption,
     )
-    from dataprep.hm_triplets import HMTripletsConfig, build_hm_triplets
+    from dataprep.feedback import (
+        FEEDBACK_ROWS,
+        RELATIVE,
+        Change,
+        HMItem,
+        change_between,
+        example_changes,
+        phrase,
+        read_items,
+    )
+    from dataprep.hm_triplets import HM_ATTRIBUTES, HMTripletsConfig, build_hm_triplets
     from dataprep.layout import (
         IMAGE_EXTENSIONS,
         ImageScan,

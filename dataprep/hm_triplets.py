@@ -47,6 +47,7 @@ CATEGORIES = {"Garment Upper body": "upper", "Garment Lower body": "lower",
               "Garment Full body": "full"}
 ATTRIBUTES = ("sleeve", "neckline", "length", "fit", "waist", "closure", "pattern", "material",
               "colour")
+HM_ATTRIBUTES = ATTRIBUTES  # the name the package door exports
 # Benchmark groups: the attributes the issue reports one by one (others count as "other").
 ATTRIBUTE_GROUPS = {"sleeve": "sleeve", "neckline": "neckline", "length": "length",
                     "pattern": "pattern/material", "material": "pattern/material",

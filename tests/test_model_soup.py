@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import accuracy
+from bench import accuracy, datasets
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.checkpoint import read_checkpoint
 from model.soup import SoupConfig, main, make_soup, soup_weights
@@ -97,4 +97,4 @@ def test_a_soup_remembers_its_parts_and_their_common_start(tmp_path):
     assert [(p["epoch"], p["train"]["seed"]) for p in meta["soup"]] == [(3, 0), (4, 1)]
     summary = accuracy._training_summary(meta)  # bench.accuracy reports each part
     assert [p["epochs"] for p in summary["soup"]] == [3, 4]
-    assert accuracy._train_record(meta)["batch_size"] == 8
+    assert datasets.train_record(meta)["batch_size"] == 8

@@ -16,18 +16,24 @@ and hard negatives), ``triplets`` (the FashionIQ-format writer and ``python -m
 dataprep.feedback``).
 """
 
+from dataprep.feedback.attributes import HMItem, read_items
 from dataprep.feedback.phrasing import (
     FAMILIES,
     HELDOUT_FAMILIES,
     HELDOUT_MARKERS,
+    RELATIVE,
     TRAIN_FAMILIES,
     Change,
     Family,
+    example_changes,
     fragment,
     heldout_markers_in,
     join,
     phrase,
 )
+from dataprep.feedback.relations import ROWS as FEEDBACK_ROWS
+from dataprep.feedback.relations import change_between
 
-__all__ = ["FAMILIES", "HELDOUT_FAMILIES", "HELDOUT_MARKERS", "TRAIN_FAMILIES", "Change",
-           "Family", "fragment", "heldout_markers_in", "join", "phrase"]
+__all__ = ["FAMILIES", "FEEDBACK_ROWS", "HELDOUT_FAMILIES", "HELDOUT_MARKERS", "RELATIVE",
+           "TRAIN_FAMILIES", "Change", "Family", "HMItem", "change_between", "example_changes",
+           "fragment", "heldout_markers_in", "join", "phrase", "read_items"]

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataprep import hm_triplets as hm
+import dataprep.hm_triplets as hm
 
 # H&M product groups -> short category names (garments keep the H&M triplets' names).
 GROUPS = {**hm.CATEGORIES, "Accessories": "accessories", "Underwear": "underwear",

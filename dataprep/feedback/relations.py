@@ -356,7 +356,7 @@ def _queries(name: str, ref: HMItem, good: Sequence[HMItem], changes: list[Chang
 
 # --------------------------------------------------------------------------- multi-change
 
-def _change_between(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generator
+def change_between(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generator
                     ) -> tuple[Change, Callable[[HMItem], bool]] | None:
     """How a shopper could ask for ``tgt``'s value of ``attribute`` starting from ``ref``,
     and the test a candidate must pass for it; None when it cannot be said."""
@@ -407,7 +407,7 @@ def multi_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) -
         for j in rng.permutation(len(keys))[:n]:
             changed = keys[int(j)]
             target = by_changed[changed][int(rng.integers(len(by_changed[changed])))]
-            said = [_change_between(a, ref, target, rng) for a in changed]
+            said = [change_between(a, ref, target, rng) for a in changed]
             if any(s is None for s in said):
                 continue
             changes = [s[0] for s in said]
