@@ -27,23 +27,32 @@ REMOVED_FLAGS = [("--colourway-negatives", "4"), ("--mask-lookalikes", None),
                  ("--look-weight", "0.5"), ("--group-balance", "0.5"), ("--global-lr", "0")]
 
 
-def test_demo_checkpoint_gives_the_vectors_it_gave_before_the_cleanup():
-    """checkpoints/demo's config.json names removed options (in the train configs of its soup
-    parts); it must still load and encode exactly as before.
+STAGE28 = Path(__file__).parent / "fixtures" / "stage28_config.json"
 
-    The fixture was made once with the code at git tag experiments-before-cleanup (commit
-    c7a0592), on the CPU, by:
 
-        r = load_retriever("checkpoints/demo", engine="eager")
+def test_a_checkpoint_naming_removed_options_gives_the_vectors_it_gave_before_the_cleanup(
+        tmp_path):
+    """A stored config that names removed options (stage 28's, whose soup parts were trained
+    with them; kept as a fixture) must still load and encode exactly as the code before the
+    cleanup did. The weights are the shipped checkpoint's (their architecture is stage 28's).
+
+    The fixture was made with the code at git tag experiments-before-cleanup (commit c7a0592),
+    on the CPU, over a folder holding checkpoints/demo's weights.safetensors and its
+    config.json with "meta" replaced by stage 28's, by:
+
+        r = load_retriever(FOLDER, engine="eager")
         images = [draw("red", "square", size=96), draw("blue", "circle", size=80)]
         q = r.encode_queries(images, ["is blue with long sleeves", "is red and shorter"])
         t = r.encode_targets(images)
         np.save("tests/fixtures/demo_vectors.npy", np.concatenate([q, t]).astype(np.float32))
     """
     stored = json.loads((DEMO / "config.json").read_text())
+    stored["meta"] = json.loads(STAGE28.read_text())["meta"]
     assert any(name in part["train"] for part in stored["meta"]["soup"]
                for name in REMOVED_OPTIONS)  # else this test no longer tests the cleanup
-    r = load_retriever(DEMO, engine="eager")
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    (tmp_path / "weights.safetensors").symlink_to(DEMO / "weights.safetensors")
+    r = load_retriever(tmp_path, engine="eager")
     images = [draw("red", "square", size=96), draw("blue", "circle", size=80)]
     q = r.encode_queries(images, ["is blue with long sleeves", "is red and shorter"])
     t = r.encode_targets(images)
@@ -51,7 +60,7 @@ def test_demo_checkpoint_gives_the_vectors_it_gave_before_the_cleanup():
 
 
 def test_stored_train_configs_naming_removed_options_still_load(caplog):
-    stored = json.loads((DEMO / "config.json").read_text())
+    stored = json.loads(STAGE28.read_text())
     for part in stored["meta"]["soup"]:
         with caplog.at_level(logging.DEBUG, logger="model.train_config"):
             cfg = TrainConfig.from_dict(part["train"])
