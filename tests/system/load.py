@@ -350,7 +350,8 @@ class Shopper:
         self.counter += 1
         text = f"{self.rng.choice(PHRASES)} {self.n}-{self.counter}"
         box = self.page.get_by_label("Feedback", exact=True)
-        need = self.turns if self.open_turn else self.turns + 1
+        need = self.turns + 1  # every search is a turn of the chain (issue 36), even from an
+        # open turn whose results were not picked from
 
         async def do():
             await box.fill(text)
@@ -486,10 +487,12 @@ def summarise(cfg: LoadConfig, actions: list[Action], tl: Timeline, info: dict) 
             if not a.chain_ok and a.app_starts[0] == a.app_starts[1]:
                 chains_lost += 1
             continue
-        window = tl.window(a.end)
         reconnecting = a.outcome == "error" and "reconnecting" in a.text
         lost = (a.outcome == "timeout" and "page:" in a.text
                 and tl.overlaps_app_restart(a.start, a.end))
+        # A click that died with the server belongs to the restart, however long after it the
+        # action's own timeout ran out (on a busy machine, past the window's 30 s).
+        window = "app restart" if lost else tl.window(a.end)
         label = ("database reconnecting message" if reconnecting else
                  "no outcome: in flight when the app was killed" if lost else
                  f"error: {a.text[:160]}" if a.outcome == "error" else a.outcome)
