@@ -29,6 +29,8 @@ from bench._common import RESULTS, machine_line, run_benchmark, table
 from bench.baselines import (
     BASELINES,
     BaselineConfig,
+    add_baseline_arguments,
+    baseline_config,
     baseline_encoders,
     build_baseline,
     pooled_image_features,
@@ -261,28 +263,13 @@ def _training_summary(meta: dict) -> dict:
 
 
 def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
-    d, b = AccuracyConfig(), BaselineConfig()
+    d = AccuracyConfig()
     p = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=d.checkpoint)
+    add_baseline_arguments(p, d)
     p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN[:IMAGES]",
                    help="annotation roots (FashionIQ layout) with their image folders")
-    p.add_argument("--baselines", nargs="*", default=d.baselines, choices=list(BASELINES))
-    p.add_argument("--cache-dir", default=d.cache_dir)
-    p.add_argument("--text-model", default=d.text_model)
     p.add_argument("--max-queries", type=int, help="per category (quick checks)")
-    p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--epochs", type=int, default=b.epochs,
-                   help="epochs of every trained baseline (default: bench.baselines."
-                   "DEFAULT_EPOCHS, about 1-2.5 minutes each)")
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--batch-size", type=int, default=b.batch_size)
-    p.add_argument("--lr", type=float, default=b.lr)
-    p.add_argument("--embed-dim", type=int, default=b.embed_dim)
-    p.add_argument("--no-val-selection", action="store_true",
-                   help="keep the last epoch instead of the best on val")
-    p.add_argument("--out-dir", default=d.out_dir)
     p.add_argument("--baseline-rows", metavar="JSON",
                    help="an earlier run's results: its rows of the baselines not trained now "
                    "join the tables, margins and verdict (they do not depend on the checkpoint)")
@@ -290,13 +277,10 @@ def parse_args(argv: Sequence[str] | None) -> AccuracyConfig:
                    help="also report issue 35's rows (bench.feedback_rows) on this feedback "
                    "data; default: data/hm_feedback on a default run when it exists, '' = no")
     a = p.parse_args(argv)
-    baseline = BaselineConfig(epochs=a.epochs,
-                              batch_size=a.batch_size, lr=a.lr, embed_dim=a.embed_dim,
-                              select_on_val=not a.no_val_selection)
     return AccuracyConfig(checkpoint=a.checkpoint, datasets=a.datasets, baselines=a.baselines,
                           cache_dir=a.cache_dir, text_model=a.text_model,
                           max_queries=a.max_queries, max_val_queries=a.max_val_queries,
-                          workers=a.workers, threads=a.threads, baseline=baseline,
+                          workers=a.workers, threads=a.threads, baseline=baseline_config(a),
                           out_dir=a.out_dir, baseline_rows=a.baseline_rows,
                           feedback=_feedback_rows().default_feedback(a.feedback, a.datasets))
 

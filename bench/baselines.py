@@ -21,6 +21,7 @@ exactly as model.train does, so neither side gets a selection advantage.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -62,6 +63,36 @@ class BaselineConfig:
     epochs: int | None = None  # None: DEFAULT_EPOCHS of the baseline
     select_on_val: bool = True  # keep the best epoch by validation score, as model.train does
     seed: int = 0
+
+
+def add_baseline_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The flags of every benchmark that trains the baselines beside the checkpoint
+    (``bench.accuracy``, ``bench.feedback_rows``): ``defaults`` is that benchmark's config,
+    whose fields of the same names give the defaults."""
+    b = BaselineConfig()
+    add = parser.add_argument
+    add("--checkpoint", default=defaults.checkpoint)
+    add("--baselines", nargs="*", default=defaults.baselines, choices=list(BASELINES))
+    add("--cache-dir", default=defaults.cache_dir, help="feature cache ('' disables)")
+    add("--text-model", default=defaults.text_model, help="the baselines' frozen text encoder")
+    add("--max-val-queries", type=int, default=defaults.max_val_queries,
+        help="per category, for the baselines' epoch selection")
+    add("--workers", type=int, default=defaults.workers)
+    add("--threads", type=int, default=defaults.threads)
+    add("--epochs", type=int, default=b.epochs, help="epochs of every trained baseline "
+        "(default: bench.baselines.DEFAULT_EPOCHS, about 1-2.5 minutes each)")
+    add("--batch-size", type=int, default=b.batch_size)
+    add("--lr", type=float, default=b.lr)
+    add("--embed-dim", type=int, default=b.embed_dim)
+    add("--no-val-selection", action="store_true",
+        help="keep the last epoch instead of the best on val")
+    add("--out-dir", default=defaults.out_dir)
+
+
+def baseline_config(args: argparse.Namespace) -> BaselineConfig:
+    """The BaselineConfig that ``add_baseline_arguments``' flags name."""
+    return BaselineConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          embed_dim=args.embed_dim, select_on_val=not args.no_val_selection)
 
 
 # ------------------------------------------------------------------------------- features

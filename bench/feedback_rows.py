@@ -41,6 +41,8 @@ from bench.baselines import (
     BASELINES,
     IMAGE_CHANNELS,
     BaselineConfig,
+    add_baseline_arguments,
+    baseline_config,
     baseline_encoders,
     build_baseline,
     pooled_image_features,
@@ -413,26 +415,15 @@ def format_tables(report: dict) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
-    d, b = FeedbackBenchConfig(), BaselineConfig()
+    d = FeedbackBenchConfig()
     p = argparse.ArgumentParser(prog="python -m bench.feedback_rows", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=d.checkpoint)
+    add_baseline_arguments(p, d)
     p.add_argument("--feedback", default=d.feedback, metavar="ANN[:IMAGES]")
     p.add_argument("--train-datasets", nargs="+", default=d.train_datasets,
                    metavar="ANN[:IMAGES]", help="what the baselines train on")
-    p.add_argument("--baselines", nargs="*", default=d.baselines, choices=list(BASELINES))
-    p.add_argument("--cache-dir", default=d.cache_dir)
-    p.add_argument("--text-model", default=d.text_model)
     p.add_argument("--max-queries", type=int, help="per row (quick checks)")
-    p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
     p.add_argument("--bootstrap", type=int, default=d.bootstrap)
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--epochs", type=int, default=b.epochs,
-                   help="epochs of every trained baseline (default: bench.baselines."
-                   "DEFAULT_EPOCHS)")
-    p.add_argument("--batch-size", type=int, default=b.batch_size)
-    p.add_argument("--out-dir", default=d.out_dir)
     p.add_argument("--skip-model", action="store_true",
                    help="baselines only, from pooled image vectors (little memory)")
     p.add_argument("--reuse", metavar="JSON",
@@ -442,8 +433,7 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
         checkpoint=a.checkpoint, feedback=a.feedback, train_datasets=a.train_datasets,
         baselines=a.baselines, cache_dir=a.cache_dir, text_model=a.text_model,
         max_queries=a.max_queries, max_val_queries=a.max_val_queries, bootstrap=a.bootstrap,
-        workers=a.workers, threads=a.threads,
-        baseline=BaselineConfig(epochs=a.epochs, batch_size=a.batch_size), out_dir=a.out_dir,
+        workers=a.workers, threads=a.threads, baseline=baseline_config(a), out_dir=a.out_dir,
         skip_model=a.skip_model, reuse=a.reuse)
 
 
@@ -473,7 +463,10 @@ def accuracy_argv(acc) -> list[str]:
             "--train-datasets", *train, "--baselines", *acc.baselines,
             "--cache-dir", acc.cache_dir, "--text-model", acc.text_model,
             "--workers", str(acc.workers), "--threads", str(acc.threads),
-            "--batch-size", str(acc.baseline.batch_size), "--out-dir", acc.out_dir]
+            "--batch-size", str(acc.baseline.batch_size), "--lr", str(acc.baseline.lr),
+            "--embed-dim", str(acc.baseline.embed_dim), "--out-dir", acc.out_dir]
+    if not acc.baseline.select_on_val:
+        argv.append("--no-val-selection")
     if acc.baseline.epochs:
         argv += ["--epochs", str(acc.baseline.epochs)]
     if acc.max_queries:
