@@ -126,3 +126,33 @@ def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
     """A read-only generated catalog of 24 items (8 per category, 256 px JPEGs)."""
     root = tmp_path_factory.mktemp("catalog")
     return root, write_catalog(root, 24)
+
+
+@pytest.fixture(scope="module")
+def indexed_catalog(mongo_client: pymongo.MongoClient, tmp_path_factory: pytest.TempPathFactory,
+                    tiny_retriever):
+    """The app tests' catalog (tests.app_catalog: 24 garments in four colours) indexed with
+    ``tiny_retriever`` into a database of its own, dropped after the module."""
+    from tests.app_catalog import index_small_catalog, make_small_catalog
+
+    catalog = make_small_catalog(tmp_path_factory.mktemp("catalog"), colours=4)
+    coll = mongo_client[f"test_app_{uuid.uuid4().hex[:10]}"]["catalog"]
+    assert index_small_catalog(catalog, tiny_retriever, coll) == 24
+    yield coll
+    mongo_client.drop_database(coll.database.name)
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, mongo_server: EmbeddedServer, indexed_catalog,
+            tiny_checkpoint: Path, tmp_path: Path) -> dict[str, str]:
+    """The page's environment for AppTest: the indexed catalog, the tiny checkpoint, a data
+    folder of the test's own, and every other app and session setting at its default."""
+    env = {"MONGO_URI": mongo_server.uri + "/?directConnection=true",
+           "DB_NAME": indexed_catalog.database.name, "COLLECTION_NAME": indexed_catalog.name,
+           "CHECKPOINT": str(tiny_checkpoint), "DATA_DIR": str(tmp_path / "data")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("APP_MAX_UPLOAD_MB", "APP_TOP_K", "APP_DB_WAIT_S", "CATALOG_DIR",
+                "SESSION_TTL_DAYS", "SESSION_MAX_TURNS", "SESSION_MAX_BYTES"):
+        monkeypatch.delenv(key, raising=False)
+    return env

@@ -28,13 +28,10 @@ from app.sessions import (
     token_id,
 )
 from indexer import CatalogSearch, CatalogStore
-from model import ModelConfig, build_retriever
 from tests.app_catalog import (
     database_session,
     draw_garment,
-    index_small_catalog,
     jpeg_bytes,
-    make_small_catalog,
     result_buttons,
     search,
     uploaded,
@@ -44,34 +41,13 @@ SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 
 
 @pytest.fixture(scope="module")
-def retriever():
-    return build_retriever(ModelConfig.tiny(), seed=0)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, retriever) -> Path:
-    path = tmp_path_factory.mktemp("ckpt")
-    retriever.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def indexed(mongo_client, tmp_path_factory, retriever):
-    catalog = make_small_catalog(tmp_path_factory.mktemp("catalog"), colours=4)
-    coll = mongo_client[f"test_sessions_{uuid.uuid4().hex[:10]}"]["catalog"]
-    assert index_small_catalog(catalog, retriever, coll) == 24
-    yield coll
-    mongo_client.drop_database(coll.database.name)
-
-
-@pytest.fixture(scope="module")
-def index(indexed, retriever):
-    return CatalogSearch(CatalogStore.from_collection(indexed), retriever.fingerprint)
+def index(indexed_catalog, tiny_retriever):
+    return CatalogSearch(CatalogStore.from_collection(indexed_catalog), tiny_retriever.fingerprint)
 
 
 @pytest.fixture
-def sessions(indexed):
-    coll = indexed.database[f"sessions_{uuid.uuid4().hex[:8]}"]
+def sessions(indexed_catalog):
+    coll = indexed_catalog.database[f"sessions_{uuid.uuid4().hex[:8]}"]
     yield SessionStore(coll, ttl_days=7, max_turns=5, max_bytes=2**20)
     coll.drop()
 
@@ -153,28 +129,28 @@ def test_delete_removes_the_session(sessions):
 
 
 # ---- the chain as a document -------------------------------------------------------------------
-def three_turns(retriever, index) -> History:
+def three_turns(tiny_retriever, index) -> History:
     """upload -> "is red" (pick 2nd) -> "has long sleeves", a like -> "shorter" on display."""
     from app.history import Steer
 
     h = History()
     h.start(reference_from_upload(garment_jpeg(), "mine.jpg"))
-    h.record(run_query(retriever, index, h.reference, "is red", k=5))
+    h.record(run_query(tiny_retriever, index, h.reference, "is red", k=5))
     pick = h.turns[0].results[1].item_id
     h.refine_from(pick, reference_from_document(index.fetch([pick])[0]))
-    h.record(run_query(retriever, index, h.reference, "has long sleeves", k=5,
+    h.record(run_query(tiny_retriever, index, h.reference, "has long sleeves", k=5,
                        steer=h.steer(False, new=True)))
     h.toggle_click(h.turns[1].results[3].item_id, "like")
     h.remove_words("is red")
-    h.record(run_query(retriever, index, h.reference, "shorter", k=5,
+    h.record(run_query(tiny_retriever, index, h.reference, "shorter", k=5,
                        steer=h.steer(False, new=True)))
     assert isinstance(h.steer(False, new=False), Steer)
     return h
 
 
-def test_a_stored_chain_comes_back_with_the_same_steps_and_photo(retriever, index):
-    h = three_turns(retriever, index)
-    doc = bson.decode(bson.encode(chain_document(h, retriever.fingerprint)))  # as stored
+def test_a_stored_chain_comes_back_with_the_same_steps_and_photo(tiny_retriever, index):
+    h = three_turns(tiny_retriever, index)
+    doc = bson.decode(bson.encode(chain_document(h, tiny_retriever.fingerprint)))  # as stored
     back = restore_chain(doc, index.fetch)
     assert [t.feedback for t in back.turns] == ["is red", "has long sleeves", "shorter"]
     assert [t.said for t in back.turns] == ["", "has long sleeves", "shorter"]
@@ -186,12 +162,12 @@ def test_a_stored_chain_comes_back_with_the_same_steps_and_photo(retriever, inde
     assert back.reference.key == h.reference.key
     assert back.turns[0].reference.image.tobytes() == h.turns[0].reference.image.tobytes()
     assert back.open_turn.basis is None  # the results on display are searched again
-    assert chain_signature(back, retriever.fingerprint) == chain_signature(
-        h, retriever.fingerprint)
+    assert chain_signature(back, tiny_retriever.fingerprint) == chain_signature(
+        h, tiny_retriever.fingerprint)
 
 
-def test_a_chain_whose_items_are_gone_cannot_be_restored(retriever, index):
-    doc = chain_document(three_turns(retriever, index))
+def test_a_chain_whose_items_are_gone_cannot_be_restored(tiny_retriever, index):
+    doc = chain_document(three_turns(tiny_retriever, index))
     with pytest.raises(SessionDataError):
         restore_chain(doc, lambda ids: [])  # a rebuilt catalog without those items
     with pytest.raises(SessionDataError):
@@ -202,16 +178,10 @@ def test_a_chain_whose_items_are_gone_cannot_be_restored(retriever, index):
 
 # ---- the page ----------------------------------------------------------------------------------
 @pytest.fixture
-def app_env(monkeypatch, mongo_server, indexed, checkpoint, tmp_path):
-    env = {"MONGO_URI": mongo_server.uri + "/?directConnection=true",
-           "DB_NAME": indexed.database.name, "COLLECTION_NAME": indexed.name,
-           "CHECKPOINT": str(checkpoint), "DATA_DIR": str(tmp_path / "data"), "APP_TOP_K": "10"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    for key in ("APP_MAX_UPLOAD_MB", "APP_DB_WAIT_S", "CATALOG_DIR", "SESSION_TTL_DAYS",
-                "SESSION_MAX_TURNS", "SESSION_MAX_BYTES"):
-        monkeypatch.delenv(key, raising=False)
-    return env
+def app_env(app_env, monkeypatch):
+    """The shared page environment (conftest) showing ten results a step."""
+    monkeypatch.setenv("APP_TOP_K", "10")
+    return {**app_env, "APP_TOP_K": "10"}
 
 
 def new_app(token: str | None = None) -> AppTest:
@@ -269,23 +239,23 @@ def test_a_forged_or_unknown_token_says_session_not_found(app_env, token):
     assert at.session_state["history"].reference is None
 
 
-def test_an_expired_session_says_session_not_found(app_env, indexed):
+def test_an_expired_session_says_session_not_found(app_env, indexed_catalog):
     at = search(uploaded(new_app().run(), garment_jpeg()), "is red")
     token = at.query_params["session"]
-    indexed.database["sessions"].update_one(
+    indexed_catalog.database["sessions"].update_one(
         {"_id": token_id(token)}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(1)}})
     again = new_app(token).run()
     assert not again.exception and any(NOT_FOUND in w.value for w in again.warning)
-    assert indexed.database["sessions"].count_documents({"_id": token_id(token)}) == 0
+    assert indexed_catalog.database["sessions"].count_documents({"_id": token_id(token)}) == 0
 
 
-def test_delete_this_session_removes_it_and_its_link(app_env, indexed):
+def test_delete_this_session_removes_it_and_its_link(app_env, indexed_catalog):
     at = search(uploaded(new_app().run(), garment_jpeg()), "is red")
     token = at.query_params["session"]
     at = at.button(key="delete_session").click().run()
     assert not at.exception and any("deleted" in s.value for s in at.success)
     assert "session" not in at.query_params and at.session_state["history"].turns == []
-    assert indexed.database["sessions"].count_documents({"_id": token_id(token)}) == 0
+    assert indexed_catalog.database["sessions"].count_documents({"_id": token_id(token)}) == 0
     assert any(NOT_FOUND in w.value for w in new_app(token).run().warning)
 
 
@@ -308,8 +278,8 @@ def test_a_photo_over_the_byte_cap_is_searched_but_says_it_is_not_saved(app_env,
 
 @pytest.mark.slow
 def test_a_database_outage_while_saving_keeps_the_page_and_saves_later(
-        monkeypatch, tmp_path, checkpoint, retriever):
-    with database_session(monkeypatch, tmp_path, checkpoint, retriever,
+        monkeypatch, tmp_path, tiny_checkpoint, tiny_retriever):
+    with database_session(monkeypatch, tmp_path, tiny_checkpoint, tiny_retriever,
                           APP_DB_WAIT_S="0") as server:
         at = search(search(uploaded(new_app().run(), garment_jpeg()), "is red"), "is blue")
         token = at.query_params["session"]

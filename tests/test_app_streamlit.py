@@ -8,7 +8,6 @@ real uploads, rendering).
 from __future__ import annotations
 
 import socket
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,7 @@ from tests.app_catalog import (
     database_session,
     down_for,
     draw_garment,
-    index_small_catalog,
     jpeg_bytes,
-    make_small_catalog,
     result_buttons,
     search,
     uploaded,
@@ -29,43 +26,6 @@ from tests.app_catalog import (
 
 SCRIPT = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 60  # first run loads the model; later runs take well under a second
-
-
-@pytest.fixture(scope="module")
-def retriever():
-    return build_retriever(ModelConfig.tiny(), seed=0)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, retriever) -> Path:
-    path = tmp_path_factory.mktemp("ckpt")
-    retriever.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def indexed(mongo_client, tmp_path_factory, retriever):
-    catalog = make_small_catalog(tmp_path_factory.mktemp("catalog"), colours=4)
-    coll = mongo_client[f"test_app_{uuid.uuid4().hex[:10]}"]["catalog"]
-    assert index_small_catalog(catalog, retriever, coll) == 24
-    yield coll
-    mongo_client.drop_database(coll.database.name)
-
-
-@pytest.fixture
-def app_env(monkeypatch, mongo_server, indexed, checkpoint, tmp_path):
-    env = {
-        "MONGO_URI": mongo_server.uri + "/?directConnection=true",
-        "DB_NAME": indexed.database.name,
-        "COLLECTION_NAME": indexed.name,
-        "CHECKPOINT": str(checkpoint),
-        "DATA_DIR": str(tmp_path / "data"),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    for key in ("APP_MAX_UPLOAD_MB", "APP_TOP_K", "APP_DB_WAIT_S", "CATALOG_DIR"):
-        monkeypatch.delenv(key, raising=False)
-    return env
 
 
 def new_app() -> AppTest:
@@ -82,12 +42,12 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_page_loads_with_catalog_facts_in_the_sidebar(app_env, retriever):
+def test_page_loads_with_catalog_facts_in_the_sidebar(app_env, tiny_retriever):
     at = new_app().run()
     assert not at.exception
     assert at.sidebar.metric[0].value == "24"
     side = "\n".join(c.value for c in at.sidebar.caption)
-    assert retriever.fingerprint in side and "UTC" in side
+    assert tiny_retriever.fingerprint in side and "UTC" in side
     assert at.sidebar.selectbox(key="category").options == [
         "All categories", "dress (8)", "shirt (8)", "toptee (8)"]
     assert "Upload a photo" in texts(at)
@@ -244,10 +204,10 @@ def test_missing_checkpoint_is_explained(app_env, monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, checkpoint,
-                                                            retriever):
+def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path, tiny_checkpoint,
+                                                            tiny_retriever):
     """Stop the server under a live session: the page says so; restarting it resumes."""
-    with database_session(monkeypatch, tmp_path, checkpoint, retriever,
+    with database_session(monkeypatch, tmp_path, tiny_checkpoint, tiny_retriever,
                           APP_DB_WAIT_S="0") as server:
         at = search(uploaded(new_app().run(), garment_jpeg()), "red")
         assert len(result_buttons(at)) == 12
@@ -272,11 +232,11 @@ def test_database_going_down_mid_session_keeps_the_session(monkeypatch, tmp_path
 
 
 @pytest.mark.slow
-def test_actions_during_a_database_restart_wait_and_answer(monkeypatch, tmp_path, checkpoint,
-                                                           retriever):
+def test_actions_during_a_database_restart_wait_and_answer(monkeypatch, tmp_path, tiny_checkpoint,
+                                                           tiny_retriever):
     """The database restarts while a shopper searches, then while they refine: no error, the
     answer comes once it is back (the page said "reconnecting" meanwhile)."""
-    with database_session(monkeypatch, tmp_path, checkpoint, retriever,
+    with database_session(monkeypatch, tmp_path, tiny_checkpoint, tiny_retriever,
                           APP_DB_WAIT_S="60") as server:
         at = search(uploaded(new_app().run(), garment_jpeg()), "red")
         # down longer than pymongo's own 5 s server selection, which rides out shorter ones
