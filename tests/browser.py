@@ -87,6 +87,32 @@ def stop_app(app: RunningApp, sig: int = signal.SIGTERM) -> None:
         app.proc.wait(timeout=10)
 
 
+def app_environment(mongo_uri: str, root: Path, db_name: str, **settings: str) -> dict:
+    """What a browser test starts ``run_app.sh`` with: under ``root`` a tiny real checkpoint
+    and a 24-item drawn catalog folder (indexed by the app's first start into ``db_name``,
+    empty until then), and the process environment naming them (``settings`` added, no
+    APP_PORT: each start picks a free port). Returns {"env", "root", "checkpoint"}."""
+    from model import ModelConfig, build_retriever
+    from tests.app_catalog import make_small_catalog
+
+    build_retriever(ModelConfig.tiny(), seed=0).save(root / "ckpt")
+    make_small_catalog(root / "catalog", colours=4)
+    env = {**os.environ, "MONGO_URI": mongo_uri + "/?directConnection=true", "DB_NAME": db_name,
+           "COLLECTION_NAME": "catalog", "DATA_DIR": str(root / "data"),
+           "CATALOG_DIR": str(root / "catalog"), **settings}
+    env.pop("APP_PORT", None)
+    return {"env": env, "root": root, "checkpoint": root / "ckpt"}
+
+
+def shirt_photo(folder: Path) -> Path:
+    """A shopper's upload: a navy shirt drawn as the catalog's are, as a JPEG."""
+    from tests.app_catalog import draw_garment
+
+    path = folder / "my_shirt.jpg"
+    draw_garment("shirt", (20, 30, 90), False, size=220).save(path, quality=90)
+    return path
+
+
 # ---- the page -------------------------------------------------------------------------------
 
 

@@ -6,16 +6,12 @@ clear message.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import uuid
 from pathlib import Path
 
 import pytest
-
-from model import ModelConfig, build_retriever
-from tests.app_catalog import draw_garment, make_small_catalog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,16 +29,9 @@ TOP_K = 10
 @pytest.fixture(scope="module")
 def env(mongo_server, mongo_client, tmp_path_factory):
     """An empty collection, a 24-item catalog folder, a tiny checkpoint, top 10 results."""
-    root = tmp_path_factory.mktemp("sessions_e2e")
-    build_retriever(ModelConfig.tiny(), seed=0).save(root / "ckpt")
-    make_small_catalog(root / "catalog", colours=4)
     db_name = f"test_sessions_e2e_{uuid.uuid4().hex[:10]}"
-    variables = {**os.environ, "MONGO_URI": mongo_server.uri + "/?directConnection=true",
-                 "DB_NAME": db_name, "COLLECTION_NAME": "catalog",
-                 "DATA_DIR": str(root / "data"), "CATALOG_DIR": str(root / "catalog"),
-                 "APP_TOP_K": str(TOP_K)}
-    variables.pop("APP_PORT", None)
-    yield {"env": variables, "root": root, "checkpoint": root / "ckpt"}
+    yield browser.app_environment(mongo_server.uri, tmp_path_factory.mktemp("sessions_e2e"),
+                                  db_name, APP_TOP_K=str(TOP_K))
     mongo_client.drop_database(db_name)
 
 
@@ -64,9 +53,7 @@ def chromium():
 
 @pytest.fixture
 def garment(tmp_path) -> Path:
-    path = tmp_path / "my_shirt.jpg"
-    draw_garment("shirt", (20, 30, 90), False, size=220).save(path, quality=90)
-    return path
+    return browser.shirt_photo(tmp_path)
 
 
 def restored(page) -> list[str]:

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from model import ModelConfig, build_retriever
-from tests.app_catalog import draw_garment, make_small_catalog
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -32,21 +29,8 @@ start_app, stop_app = browser.start_app, browser.stop_app  # (also used by test_
 @pytest.fixture(scope="module")
 def e2e_env(mongo_server, mongo_client, tmp_path_factory):
     """An empty collection, a 24-item catalog folder and a tiny checkpoint."""
-    root = tmp_path_factory.mktemp("e2e")
-    checkpoint = root / "ckpt"
-    build_retriever(ModelConfig.tiny(), seed=0).save(checkpoint)
-    make_small_catalog(root / "catalog", colours=4)
     db_name = f"test_e2e_{uuid.uuid4().hex[:10]}"
-    env = {
-        **os.environ,
-        "MONGO_URI": mongo_server.uri + "/?directConnection=true",
-        "DB_NAME": db_name,
-        "COLLECTION_NAME": "catalog",
-        "DATA_DIR": str(root / "data"),
-        "CATALOG_DIR": str(root / "catalog"),
-    }
-    env.pop("APP_PORT", None)
-    yield {"env": env, "root": root, "checkpoint": checkpoint}
+    yield browser.app_environment(mongo_server.uri, tmp_path_factory.mktemp("e2e"), db_name)
     mongo_client.drop_database(db_name)
 
 
@@ -67,9 +51,7 @@ def chromium():
 
 @pytest.fixture
 def garment(tmp_path) -> Path:
-    path = tmp_path / "my_shirt.jpg"
-    draw_garment("shirt", (20, 30, 90), False, size=220).save(path, quality=90)
-    return path
+    return browser.shirt_photo(tmp_path)
 
 
 def test_first_start_indexes_the_empty_catalog_and_prints_the_url(app):
