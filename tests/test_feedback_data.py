@@ -221,30 +221,6 @@ def test_train_and_val_phrasings_are_apart(built):
                               for f in colourways.values())
 
 
-def test_multi_change_is_trained_as_one_sentence_and_as_turns(built):
-    _, out, _ = built
-    multi = [e for e in _entries(out, "train") if e["relation"] == "multi-change"]
-    assert multi
-    for e in multi:
-        one, turns = e["captions"]
-        assert turns.count(" and ") >= len(e["changes"]) - 1, e["captions"]
-
-
-def test_turn_form_is_what_the_conversation_memory_joins():
-    from dataprep.feedback import Change
-    from model.conversation import remembered, split_clauses
-
-    changes = [Change("colour", "absolute", "navy"), Change("sleeve", "absolute", "long"),
-               Change("pattern", "absolute", "striped")]
-    for seed in range(5):
-        turns = ft.turns_caption(changes, np.random.default_rng(seed))
-        rng = np.random.default_rng(seed)  # the same draws: the shopper's turns, newest last
-        said = [ft.phrase(c, rng, "train") for c in reversed(changes)][::-1]
-        assert turns == " and ".join(reversed(said))
-        kept = remembered(said)  # what the memory keeps at the last turn: every request
-        assert len(kept) >= len(changes) and set(kept) <= set(split_clauses(turns)), kept
-
-
 def test_fashioniq_reader_and_stats(built):
     data, out, stats = built
     train = load_fashioniq(out, data / "images", "train")

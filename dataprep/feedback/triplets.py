@@ -18,10 +18,9 @@ gallery is every training article of the group. Val categories are the query kin
 val article (garments, shoes, bags, underwear, accessories, no filter): the mixed catalog.
 
 Captions: training triplets carry two captions in training phrasing families
-(:data:`~dataprep.feedback.TRAIN_FAMILIES`), a multi-change one its request as one sentence
-and as separate sentences joined as the conversation memory joins turns; val queries one
-caption in one held-out family (:data:`~dataprep.feedback.HELDOUT_FAMILIES`), named in the
-entry; every val colourway query appears once per held-out family, for the per-family rows.
+(:data:`~dataprep.feedback.TRAIN_FAMILIES`); val queries one caption in one held-out family
+(:data:`~dataprep.feedback.HELDOUT_FAMILIES`), named in the entry; every val colourway query
+appears once per held-out family, for the per-family rows.
 
 Every entry also carries: ``tags`` (kind, bench row, relation[, "family:NAME"], always in
 that order, so a reader of ``dataprep.Triplet.tags`` finds each by position),
@@ -44,7 +43,7 @@ import numpy as np
 
 from dataprep.feedback.attributes import read_items
 from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths, measure
-from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join, phrase
+from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
 from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
 from dataprep.hm_triplets import ATTRIBUTES
 from dataprep.layout import write_json, write_metadata, write_split
@@ -72,30 +71,14 @@ def _change_rows(q: Query) -> list[list[str | None]]:
     return [[c.slot, c.kind, c.value, c.ref_value] for c in q.changes]
 
 
-def turns_caption(changes, rng: np.random.Generator) -> str:
-    """The changes as a shopper says them in turns, one sentence each, joined as the
-    conversation memory joins sentences that all still apply (``model.conversation.
-    conversation_text``: the newest first, then the earlier ones, with "and"): "no sleeves and
-    make it navy".
-
-    Why: a multi-change request reaches the model either as one sentence or, in a conversation,
-    as the memory's join of separate sentences; training on both forms is issue 36's "several
-    changes at once" from the one shared generator."""
-    return " and ".join(phrase(c, rng, "train") for c in reversed(changes))
-
-
-def train_entry(q: Query, rng: np.random.Generator, turns_rng: np.random.Generator) -> dict:
-    """Two different training phrasings of the request; a multi-change request's second is
-    its turn form (``turns_caption``, drawn from ``turns_rng``: ``rng`` makes the same draws
-    as without it, so every other caption, and the val split, stay as they were)."""
+def train_entry(q: Query, rng: np.random.Generator) -> dict:
+    """Two different training phrasings of the request."""
     first = join(q.changes, rng, "train")
     second = first
     for _ in range(6):
         second = join(q.changes, rng, "train")
         if second != first:
             break
-    if len(q.changes) > 1:
-        second = turns_caption(q.changes, turns_rng)
     return _entry(q, [first, second])
 
 
@@ -127,12 +110,10 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
     cat = Catalog(items, lightness)
     queries = all_queries(cat, cfg.relations, cfg.seed)
     rng = np.random.default_rng([cfg.seed, 99])
-    turns_rng = np.random.default_rng([cfg.seed, 98])
     by_split: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
     for q in queries:
         if q.reference.split == "train":
-            entry = train_entry(q, rng, turns_rng)
-            by_split["train"].setdefault(q.reference.group, []).append(entry)
+            by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng))
         else:
             by_split["val"].setdefault(q.kind, []).extend(val_entries(q, rng))
     for entries in by_split["val"].values():  # validation caps queries: mix what comes first
