@@ -65,6 +65,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PHRASES = ["in navy", "with long sleeves", "in red", "is shorter", "with a floral pattern",
            "sleeveless", "in black", "with a v-neck", "in green", "is longer"]
 ACTION_TIMEOUT_S = 90.0
+RESTART_GRACE_S = 30.0  # after the app is up again, its pages are still reconnecting
 
 # Installed before each action: records that the page changed since (any text or element came
 # or went, or the script-state attribute moved), and whether a script run showed itself
@@ -241,17 +242,20 @@ class Timeline:
         log.info("t=%.1f s: %s", self.events[name], name)
 
     def overlaps_app_restart(self, start: float, end: float) -> bool:
-        """True when [start, end] overlaps the time the app was down: a page reset then comes
-        from the restart, even when the action only ended long after it."""
+        """True when [start, end] overlaps the time the app was down or its page was still
+        reconnecting (``RESTART_GRACE_S`` after it was up, as ``window`` counts): a page reset
+        or a lost click then comes from the restart, even when the action only ended long after
+        it (a click sent just after the restart, before the page reconnected, never answers)."""
         e = self.events
-        return "app_killed" in e and start <= e.get("app_up", 1e9) and end >= e["app_killed"]
+        return ("app_killed" in e and start <= e.get("app_up", 1e9) + RESTART_GRACE_S
+                and end >= e["app_killed"])
 
     def window(self, t: float) -> str:
         """Which fault a moment falls in (for classing what a session saw)."""
         e = self.events
         if "db_killed" in e and e["db_killed"] <= t <= e.get("db_up", 1e9) + 10:
             return "database down"
-        if "app_killed" in e and e["app_killed"] <= t <= e.get("app_up", 1e9) + 30:
+        if "app_killed" in e and e["app_killed"] <= t <= e.get("app_up", 1e9) + RESTART_GRACE_S:
             return "app restart"
         if "rebuild_started" in e and e["rebuild_started"] <= t <= e.get("rebuild_done",
                                                                          1e9) + 10:
