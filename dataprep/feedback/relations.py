@@ -357,7 +357,7 @@ def _queries(name: str, ref: HMItem, good: Sequence[HMItem], changes: list[Chang
 # --------------------------------------------------------------------------- multi-change
 
 def change_between(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generator
-                    ) -> tuple[Change, Callable[[HMItem], bool]] | None:
+                   ) -> tuple[Change, Callable[[HMItem], bool]] | None:
     """How a shopper could ask for ``tgt``'s value of ``attribute`` starting from ``ref``,
     and the test a candidate must pass for it; None when it cannot be said."""
     r, t = ref.attributes.get(attribute), tgt.attributes.get(attribute)
