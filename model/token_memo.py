@@ -57,16 +57,20 @@ class TokenOutputMemo:
         self.computed = 0  # token-block passes so far (queries + targets), for the log
         self.saved_at = 0  # ``computed`` when the memo last matched its file (saved or loaded)
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: dict[str, torch.Tensor], paths: nn.Module | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_ref, f_tar) of the batch through ``paths``' residual paths (a network of the
+        same architecture, e.g. a frozen copy of the start; default: the memo's own)."""
+        paths = self.net if paths is None else paths
         rows, targets = batch["query_rows"], batch["target_ids"]
         self._fill(self.query_out, self.query_known, rows, batch["ref_whole"],
                    batch["ref_crop"], batch["input_ids"], batch["attention_mask"])
         self._fill(self.target_out, self.target_known, targets, batch["tar_whole"],
                    batch["tar_crop"])
         sentence = self.query_out.get("sentence")
-        f_ref = self.net.compose_reference(self.query_out["fused"][rows], batch["ref_whole"],
-                                           None if sentence is None else sentence[rows])
-        f_tar = self.net.compose_target(self.target_out["target"][targets], batch["tar_whole"])
+        f_ref = paths.compose_reference(self.query_out["fused"][rows], batch["ref_whole"],
+                                        None if sentence is None else sentence[rows])
+        f_tar = paths.compose_target(self.target_out["target"][targets], batch["tar_whole"])
         return f_ref, f_tar
 
     def save(self, path: str | Path, query_rows: dict[QueryKey, int],

@@ -84,10 +84,14 @@ class TrainConfig:
     # 10-12); the demo checkpoint's runs since stage 14 have one per dataset.
     dataset_scales: bool = cli(False, "learn one loss temperature per dataset")
     # The --init-from checkpoint, frozen, is the teacher; targets, shared image tokens and the
-    # global path stay the teacher's, so a catalog indexed with it keeps its vectors.
-    distill: float = cli(0.0, "weight of a distillation term: train only the reference side "
-                         "towards the --init-from checkpoint's ranking of each batch (0: off; "
-                         "model.distillation)")
+    # global path stay the teacher's, so a catalog indexed with it keeps its vectors. With
+    # --paths-only the teacher is the paths the run starts from, and both sides train.
+    distill: float = cli(0.0, "weight of a distillation term towards the --init-from "
+                         "checkpoint's ranking of each batch: trains only the reference side "
+                         "(with --paths-only: the paths) (0: off; model.distillation)")
+    distill_datasets: list[str] | None = cli(None, "the datasets (annotation folder names) "
+                                             "whose queries the distillation term teaches "
+                                             "(default: all)")
     # data/hm_feedback names them: items that still have what "without sleeves" removes
     # (gloves among them), other kinds in the target's colour (model.sampling.ListedNegatives).
     listed_negatives: int = cli(0, "extra negatives per triplet, drawn from the hard negatives "
@@ -106,9 +110,11 @@ class TrainConfig:
         its tail on, from the flag or from the checkpoint it starts from)."""
         if self.paths_only and self.grounding > 0:
             raise ValueError("--grounding trains the token blocks, which --paths-only freezes")
-        if self.distill > 0 and (self.paths_only or self.grounding > 0 or not self.init_from):
-            raise ValueError("--distill needs --init-from (the teacher) and trains the "
-                             "reference side alone: not with --paths-only or --grounding")
+        if self.distill > 0 and (self.grounding > 0 or not self.init_from):
+            raise ValueError("--distill needs --init-from (the teacher) and trains over "
+                             "memoised outputs: not with --grounding")
+        if self.distill_datasets and self.distill <= 0:
+            raise ValueError("--distill-datasets names whom --distill teaches: set --distill")
         if self.dataset_scales and self.grounding > 0:
             raise ValueError("--grounding's image <-> text pairs belong to no dataset, so "
                              "they have no temperature under --dataset-scales")

@@ -11,6 +11,7 @@ hard negatives plug in through ``Trainer(cfg, datasets=..., miners=...)`` (or a 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -77,12 +78,14 @@ class Trainer:
                               ).to(self.device)
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
+        self.teacher_paths: torch.nn.Module | None = None  # --distill with --paths-only
         self.memo, self.memo_file = self._memo()
         self.optimizer, self.trained = self._optimizer(tail)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)
         self.grounding = self._grounding()
+        self.distilled = self._distilled_datasets()
         self.epoch, self.best = 0, -1.0
         if self.resuming:
             self._load_state()
@@ -142,13 +145,17 @@ class Trainer:
         for name, param in self.retriever.net.named_parameters():
             param.requires_grad_(param.requires_grad and name.startswith(trained))
         teacher = self.retriever
-        if cfg.distill > 0:
+        if cfg.distill > 0 and not cfg.paths_only:
             teacher = load_retriever(cfg.init_from, engine="eager").to(self.device)
             teacher.net.requires_grad_(False)
             logger.info("training only the reference side, distilled from %s", cfg.init_from)
         else:
             logger.info("training only %s over frozen token blocks", ", ".join(
                 n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
+        if cfg.distill > 0 and cfg.paths_only:  # the start's token blocks are the student's
+            self.teacher_paths = copy.deepcopy(self.retriever.net).requires_grad_(False)
+            logger.info("the paths of %s, frozen, teach the queries of %s", cfg.init_from,
+                        ", ".join(cfg.distill_datasets or self.batches.names))
         memo = TokenOutputMemo(teacher.net, len(self.batches.triplets), len(self.bank.index),
                                self.device)
         if not cfg.cache_dir:
@@ -174,6 +181,17 @@ class Trainer:
                           prefix_lrs=rates)
         return optimizer, [p for _, p in named if p.requires_grad]
 
+    def _distilled_datasets(self) -> torch.Tensor | None:
+        """The dataset codes whose queries --distill teaches (None: every query's)."""
+        names = self.cfg.distill_datasets
+        if not names:
+            return None
+        unknown = sorted(set(names) - set(self.batches.names))
+        if unknown:
+            raise ValueError(f"--distill-datasets {', '.join(unknown)}: not among the "
+                             f"training datasets ({', '.join(self.batches.names)})")
+        return torch.tensor([self.batches.names.index(n) for n in names], device=self.device)
+
     def _grounding(self) -> GroundingTerm:
         pairs: list[tuple[str, str]] = []
         if self.cfg.grounding > 0:
@@ -198,8 +216,8 @@ class Trainer:
         """One optimisation step; returns the batch loss."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         with autocast(self.device):
-            f_ref, f_tar, teacher_ref = self.forward(batch)
-        loss = self.objective(batch, f_ref.float(), f_tar.float(), teacher_ref)
+            f_ref, f_tar, teacher = self.forward(batch)
+        loss = self.objective(batch, f_ref.float(), f_tar.float(), teacher)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
@@ -207,18 +225,22 @@ class Trainer:
         self.scheduler.step()
         return loss.item()
 
-    def forward(self, batch: dict[str, torch.Tensor]
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(f_ref, f_tar, the teacher's f_ref under --distill, else None)."""
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[
+            torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """(f_ref, f_tar, the teacher's (f_ref, f_tar) under --distill, else None)."""
         f_ref, f_tar = (self.retriever.net if self.memo is None else self.memo)(batch)
         if self.cfg.distill <= 0:
             return f_ref, f_tar, None
+        if self.teacher_paths is not None:
+            with torch.no_grad():
+                return f_ref, f_tar, self.memo(batch, self.teacher_paths)
         student = self.retriever.net.encode_reference(  # the memo gave the teacher's f_ref
             batch["ref_whole"], batch["ref_crop"], batch["input_ids"], batch["attention_mask"])
-        return student, f_tar, f_ref
+        return student, f_tar, (f_ref, f_tar)
 
     def objective(self, batch: dict[str, torch.Tensor], f_ref: torch.Tensor,
-                  f_tar: torch.Tensor, teacher_ref: torch.Tensor | None) -> torch.Tensor:
+                  f_tar: torch.Tensor, teacher: tuple[torch.Tensor, torch.Tensor] | None
+                  ) -> torch.Tensor:
         """The batch loss (with the kind term) plus each auxiliary term that is on."""
         cfg = self.cfg
         loss = self.loss(f_ref, f_tar, batch["target_ids"],
@@ -227,10 +249,12 @@ class Trainer:
         if self.grounding:
             loss = loss + cfg.grounding * self.grounding(self.retriever, self.bank, self.loss,
                                                          self.device)
-        if teacher_ref is not None:
+        if teacher is not None:
+            groups = batch["query_datasets"]
+            rows = None if self.distilled is None else torch.isin(groups, self.distilled)
             loss = loss + cfg.distill * distillation_loss(
-                self.loss, f_ref, teacher_ref.float(), f_tar, batch["target_ids"],
-                batch["query_datasets"])
+                self.loss, f_ref, f_tar, teacher[0].float(), teacher[1].float(),
+                batch["target_ids"], groups, rows)
         return loss
 
     def train_epoch(self) -> dict[str, float]:

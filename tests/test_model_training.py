@@ -465,19 +465,77 @@ def test_distill_trains_a_pooled_reference_side_and_keeps_the_teachers_targets(t
         assert torch.equal(student.net.encode_target(whole, crop),
                            teacher.net.encode_target(whole, crop))
     with pytest.raises(ValueError, match="--distill needs --init-from"):
-        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "p"), paths_only=True))
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
     with pytest.raises(ValueError, match="--distill needs --init-from"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "i"), init_from=None))
+    with pytest.raises(ValueError, match="set --distill"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "d"), distill=0.0,
+                                    distill_datasets=["tiny"]))
+
+
+def _unit_rows(n: int, dim: int = 8) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(n, dim), dim=-1)
 
 
 def test_distillation_term_is_zero_only_for_the_teachers_own_ranking():
     loss = make_loss(ModelConfig.tiny())
-    f_tar = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
-    teacher = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    f_tar, teacher = _unit_rows(6), _unit_rows(6)
     ids = torch.tensor([0, 1, 2, 3, 4, 0])  # a duplicate target is masked for both
-    assert distillation_loss(loss, teacher, teacher, f_tar, ids).abs().item() < 1e-6
+    assert distillation_loss(loss, teacher, f_tar, teacher, f_tar, ids).abs().item() < 1e-6
     other = torch.nn.functional.normalize(teacher + 0.5 * torch.randn(6, 8), dim=-1)
-    assert distillation_loss(loss, other, teacher, f_tar, ids).item() > 1e-3
+    assert distillation_loss(loss, other, f_tar, teacher, f_tar, ids).item() > 1e-3
+    moved_targets = torch.nn.functional.normalize(f_tar + 0.5 * torch.randn(6, 8), dim=-1)
+    assert distillation_loss(loss, teacher, moved_targets, teacher, f_tar, ids).item() > 1e-3
+
+
+def test_distillation_term_teaches_only_the_picked_queries_against_every_target():
+    """Queries outside ``rows`` may rank as they like; a picked query's softmax still runs
+    over every target of the batch (extra negatives included), its own found again."""
+    loss = make_loss(ModelConfig.tiny())
+    f_tar, teacher_ref = _unit_rows(7), _unit_rows(5)  # 5 queries, 2 extra negatives
+    ids = torch.tensor([0, 1, 2, 3, 4, 5, 6])
+    rows = torch.tensor([False, True, False, True, False])
+    student = teacher_ref.clone()
+    student[~rows] = _unit_rows(3)
+    assert distillation_loss(loss, student, f_tar, teacher_ref, f_tar, ids, rows=rows
+                             ).abs().item() < 1e-6
+    assert distillation_loss(loss, student, f_tar, teacher_ref, f_tar, ids).item() > 1e-3
+    assert distillation_loss(loss, student, f_tar, teacher_ref, f_tar, ids,
+                             rows=torch.zeros(5, dtype=torch.bool)).item() == 0
+    # the picked queries' rows are what the unmasked term gives them
+    whole = loss.get_logits(student, f_tar, ids)[rows]
+    order = [1, 3, 0, 2, 4, 5, 6]
+    picked = loss.get_logits(student[rows], f_tar[order], ids[order])
+    assert torch.allclose(whole.sort(dim=-1).values, picked.sort(dim=-1).values)
+
+
+@pytest.mark.slow
+def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tmp_path):
+    """With --paths-only, --distill's teacher is a frozen copy of the paths the run starts
+    from: at the start the term is zero, after training the copy has not moved while the
+    trained paths have; a dataset it should teach that does not exist is refused."""
+    start, cfg = _paths_only_config(tiny_data, tmp_path)
+    cfg = dataclasses.replace(cfg, distill=1.0, epochs=2)
+    t = Trainer(cfg)
+    assert t.distilled is None and t.teacher_paths is not None
+    assert not any(p.requires_grad for p in t.teacher_paths.parameters())
+    batch = t.batches.batch(t.batches.triplets[:8])
+    with torch.no_grad():
+        f_ref, f_tar, teacher = t.forward(batch)
+        term = distillation_loss(t.loss, f_ref, f_tar, *teacher, batch["target_ids"])
+    assert term.abs().item() < 1e-5
+    frozen = {k: v.clone() for k, v in t.teacher_paths.state_dict().items()}
+    t.fit()
+    assert all(torch.equal(v, frozen[k]) for k, v in t.teacher_paths.state_dict().items())
+    trained = load_retriever(tmp_path / "run" / "last", engine="eager").trained_state()
+    moved = {k for k, v in start.trained_state().items() if not torch.equal(v, trained[k])}
+    assert moved and all(k.startswith(("net.sentence_path.", "net.global_path.")) for k in moved)
+    named = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "named"),
+                                        distill_datasets=[t.batches.names[0]]))
+    assert named.distilled.tolist() == [0]
+    with pytest.raises(ValueError, match="not among the training datasets"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "unknown"),
+                                    distill_datasets=["no_such_dataset"]))
 
 
 def test_train_backbone_tail_trains_that_stage_alone_from_cached_trunk_features(tiny_data,
