@@ -8,50 +8,72 @@ Removed (README training log; git tag ``experiments-before-cleanup`` keeps the c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from model import load_retriever
+from model.checkpoint import write_checkpoint
+from model.config import ModelConfig
 from model.engines import ENGINES, resolve_engine_name
+from model.retriever import build_retriever
 from model.train import REMOVED_OPTIONS, TrainConfig, parse_args
 from tests.tiny_dataset import draw
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "checkpoints" / "demo"
-FIXTURE = Path(__file__).parent / "fixtures" / "demo_vectors.npy"
+FIXTURE = Path(__file__).parent / "fixtures" / "removed_options_vectors.npy"
+STAGE28 = Path(__file__).parent / "fixtures" / "stage28_config.json"
 REMOVED_FLAGS = [("--colourway-negatives", "4"), ("--mask-lookalikes", None),
                  ("--look-weight", "0.5"), ("--group-balance", "0.5"), ("--global-lr", "0")]
 
 
-STAGE28 = Path(__file__).parent / "fixtures" / "stage28_config.json"
+def _drawn(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Values that depend on the tensor's name and shape alone (not on how a version of the
+    model code initialises it), so the code before and after the cleanup read one file."""
+    if not tensor.is_floating_point():
+        return tensor
+    generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    values = torch.rand(tensor.shape, generator=generator)
+    values = values + 0.5 if name.endswith("running_var") else 0.2 * values - 0.1
+    return values.to(tensor.dtype)
+
+
+def write_stage28_like_checkpoint(folder: Path) -> None:
+    """A tiny model with stage 28's residual paths, pooled reference grid and backbone tail,
+    drawn weights (``_drawn``) and stage 28's stored config meta, which names removed options
+    (its soup parts were trained with them)."""
+    meta = json.loads(STAGE28.read_text())["meta"]
+    arch = json.loads(STAGE28.read_text())["model"]
+    cfg = dataclasses.replace(ModelConfig.tiny(), sentence_hidden=8, **{
+        k: arch[k] for k in ("global_path", "sentence_path", "reference_grid", "backbone_tail")})
+    state = {k: _drawn(k, v) for k, v in build_retriever(cfg, seed=0).trained_state().items()}
+    write_checkpoint(folder, cfg, state, meta)
 
 
 def test_a_checkpoint_naming_removed_options_gives_the_vectors_it_gave_before_the_cleanup(
         tmp_path):
-    """A stored config that names removed options (stage 28's, whose soup parts were trained
-    with them; kept as a fixture) must still load and encode exactly as the code before the
-    cleanup did. The weights are the shipped checkpoint's (their architecture is stage 28's).
+    """A stored config that names removed options must still load and encode exactly as the
+    code before the cleanup did.
 
-    The fixture was made with the code at git tag experiments-before-cleanup (commit c7a0592),
-    on the CPU, over a folder holding checkpoints/demo's weights.safetensors and its
-    config.json with "meta" replaced by stage 28's, by:
+    The fixture was made on the CPU with the code at git tag experiments-before-cleanup
+    (commit c7a0592, e.g. a worktree on PYTHONPATH) running this module's
+    ``write_stage28_like_checkpoint(FOLDER)`` and then:
 
         r = load_retriever(FOLDER, engine="eager")
         images = [draw("red", "square", size=96), draw("blue", "circle", size=80)]
         q = r.encode_queries(images, ["is blue with long sleeves", "is red and shorter"])
         t = r.encode_targets(images)
-        np.save("tests/fixtures/demo_vectors.npy", np.concatenate([q, t]).astype(np.float32))
+        np.save(FIXTURE, np.concatenate([q, t]).astype(np.float32))
     """
-    stored = json.loads((DEMO / "config.json").read_text())
-    stored["meta"] = json.loads(STAGE28.read_text())["meta"]
+    write_stage28_like_checkpoint(tmp_path)
+    stored = json.loads((tmp_path / "config.json").read_text())
     assert any(name in part["train"] for part in stored["meta"]["soup"]
                for name in REMOVED_OPTIONS)  # else this test no longer tests the cleanup
-    (tmp_path / "config.json").write_text(json.dumps(stored))
-    (tmp_path / "weights.safetensors").symlink_to(DEMO / "weights.safetensors")
     r = load_retriever(tmp_path, engine="eager")
     images = [draw("red", "square", size=96), draw("blue", "circle", size=80)]
     q = r.encode_queries(images, ["is blue with long sleeves", "is red and shorter"])
