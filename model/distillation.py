@@ -19,11 +19,13 @@ def distillation_loss(loss: BatchClassificationLoss, f_ref: torch.Tensor, f_tar:
                       teacher_ref: torch.Tensor, teacher_tar: torch.Tensor,
                       target_ids: torch.Tensor | None = None,
                       query_groups: torch.Tensor | None = None,
-                      rows: torch.Tensor | None = None) -> torch.Tensor:
+                      rows: torch.Tensor | None = None, temperature: float = 1.0
+                      ) -> torch.Tensor:
     """KL(teacher || student) of each query's softmax over the batch's targets, at ``loss``'s
-    temperature(s): the student learns the teacher's whole ranking of the batch, not only
-    where the own target lands. ``rows`` (a boolean mask over the queries) picks the queries
-    taught; none picked gives 0."""
+    temperature(s) times ``temperature`` (the term scaled by its square, as Hinton et al.
+    do): the student learns the teacher's whole ranking of the batch, not only where the own
+    target lands; above 1 the softmax also weighs the ranks after the first. ``rows`` (a
+    boolean mask over the queries) picks the queries taught; none picked gives 0."""
     if rows is not None:
         if not rows.any():
             return f_ref.new_zeros(())
@@ -38,5 +40,6 @@ def distillation_loss(loss: BatchClassificationLoss, f_ref: torch.Tensor, f_tar:
     student = loss.get_logits(f_ref, f_tar, target_ids, query_groups=query_groups)
     with torch.no_grad():
         teacher = loss.get_logits(teacher_ref, teacher_tar, target_ids, query_groups=query_groups)
-    return F.kl_div(student.log_softmax(dim=-1), teacher.log_softmax(dim=-1),
-                    reduction="batchmean", log_target=True)
+    return temperature ** 2 * F.kl_div((student / temperature).log_softmax(dim=-1),
+                                       (teacher / temperature).log_softmax(dim=-1),
+                                       reduction="batchmean", log_target=True)

@@ -92,6 +92,9 @@ class TrainConfig:
     distill_datasets: list[str] | None = cli(None, "the datasets (annotation folder names) "
                                              "whose queries the distillation term teaches "
                                              "(default: all)")
+    distill_temperature: float = cli(1.0, "the distillation softmax's temperature, in units "
+                                     "of the loss's (above 1: the teacher's ranks after the "
+                                     "first weigh more)")
     # data/hm_feedback names them: items that still have what "without sleeves" removes
     # (gloves among them), other kinds in the target's colour (model.sampling.ListedNegatives).
     listed_negatives: int = cli(0, "extra negatives per triplet, drawn from the hard negatives "

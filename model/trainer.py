@@ -254,7 +254,7 @@ class Trainer:
             rows = None if self.distilled is None else torch.isin(groups, self.distilled)
             loss = loss + cfg.distill * distillation_loss(
                 self.loss, f_ref, f_tar, teacher[0].float(), teacher[1].float(),
-                batch["target_ids"], groups, rows)
+                batch["target_ids"], groups, rows, cfg.distill_temperature)
         return loss
 
     def train_epoch(self) -> dict[str, float]:

@@ -486,6 +486,20 @@ def test_distillation_term_is_zero_only_for_the_teachers_own_ranking():
     assert distillation_loss(loss, other, f_tar, teacher, f_tar, ids).item() > 1e-3
     moved_targets = torch.nn.functional.normalize(f_tar + 0.5 * torch.randn(6, 8), dim=-1)
     assert distillation_loss(loss, teacher, moved_targets, teacher, f_tar, ids).item() > 1e-3
+    assert distillation_loss(loss, teacher, f_tar, teacher, f_tar, ids, temperature=4.0
+                             ).abs().item() < 1e-6
+
+
+def test_a_warmer_distillation_teaches_the_ranks_after_the_first():
+    """A student that keeps the teacher's first choice but swaps the next two pays little at
+    the loss's temperature and more at a warmer one (scaled back by its square)."""
+    loss = make_loss(ModelConfig.tiny(), init_scale=40.0)
+    f_tar = torch.eye(4)
+    teacher = torch.nn.functional.normalize(torch.tensor([[1.0, 0.5, 0.3, 0.0]]), dim=-1)
+    student = torch.nn.functional.normalize(torch.tensor([[1.0, 0.3, 0.5, 0.0]]), dim=-1)
+    cold = distillation_loss(loss, student, f_tar, teacher, f_tar)
+    warm = distillation_loss(loss, student, f_tar, teacher, f_tar, temperature=4.0)
+    assert warm.item() > 2 * cold.item() > 0
 
 
 def test_distillation_term_teaches_only_the_picked_queries_against_every_target():
