@@ -5,7 +5,7 @@
 
 A recipe (``recipes/NAME.json``) names its datasets (with the command that prepares each) and
 its stages; a stage is one or more `python -m model.train` runs, each with the arguments of the
-training log's command, optionally followed by a uniform soup of run checkpoints
+training log's command, optionally followed by a (weighted) soup of run checkpoints
 (`model.soup`). A stage's output (its soup, else its last run's ``best``) is what later stages
 start from (``init_from``: a stage name, or ``RUN/best`` / ``RUN/last``).
 
@@ -68,6 +68,7 @@ class Stage:
     basis: str = ""
     title: str = ""
     soup: list[str] = field(default_factory=list)  # RUN/best checkpoints averaged at the end
+    soup_weights: list[float] = field(default_factory=list)  # empty: a uniform mean
 
 
 @dataclass
@@ -221,7 +222,7 @@ class Chain:
             logger.info("%s: soup done", stage.name)
             return
         make_soup(SoupConfig(checkpoints=[str(self.checkpoint(c)) for c in stage.soup],
-                             out=str(self.output(stage))))
+                             out=str(self.output(stage)), weights=stage.soup_weights))
 
     def run_stage(self, stage: Stage) -> Path:
         for run in stage.runs:
@@ -258,6 +259,8 @@ class Chain:
             if stage.soup:
                 lines.append("  python -m model.soup " + _shown(
                     ["--checkpoints", *map(str, map(self.checkpoint, stage.soup)),
+                     *(["--weights", *map(str, stage.soup_weights)] if stage.soup_weights
+                       else []),
                      "--out", str(self.output(stage))]))
         lines += ["", f"about {self.minutes(stages) / 60:.1f} h in all on that CPU; "
                   f"{self.minutes(stages, left=True) / 60:.1f} h left"]

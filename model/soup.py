@@ -8,17 +8,19 @@ the mean of the runs: one checkpoint in the usual format, encoding exactly as fa
 The demo checkpoint is the soup of three seeds. Mixes of two different recipes (stages 11 and
 14) landed between their two ends: a soup averages what its parts do, it adds nothing new.
 
-    python -m model.soup --checkpoints RUN_A/best RUN_B/best --out DIR
+    python -m model.soup --checkpoints RUN_A/best RUN_B/best [--weights 1 2] --out DIR
 
-The soup is uniform: a weighted mix (WiSE-FT of stage 1 into a later checkpoint, README stage
-17) did not win and its ``--weights`` flag was removed (git tag ``experiments-before-cleanup``).
+``--weights`` mixes unevenly: WiSE-FT's interpolation between a checkpoint and one fine-tuned
+from it. It lost once (stage 1 into a later checkpoint, training log stage 17) and won for
+the demo checkpoint (stage 35b: a third of stage 28, two thirds of stage 35, where the uniform
+mean kept stage 28's figures and lost the fine-tune's gains).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -33,13 +35,21 @@ logger = logging.getLogger(__name__)
 class SoupConfig:
     checkpoints: list[str]
     out: str
+    weights: list[float] = field(default_factory=list)  # empty: uniform
 
 
-def soup_weights(count: int) -> list[float]:
-    """The uniform mixing weights of ``count`` checkpoints."""
+def soup_weights(count: int, weights: list[float] | None = None) -> list[float]:
+    """The mixing weights of ``count`` checkpoints, normalised to sum 1 (uniform when none
+    are given)."""
     if count < 2:
         raise ValueError("a soup needs at least two checkpoints")
-    return [1.0 / count] * count
+    if not weights:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} checkpoints")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError("weights must be non-negative and not all zero")
+    return [w / sum(weights) for w in weights]
 
 
 def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]
@@ -68,7 +78,7 @@ def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]
 
 def make_soup(cfg: SoupConfig) -> str:
     """Write the soup of `cfg.checkpoints` to `cfg.out`; return its fingerprint."""
-    weights = soup_weights(len(cfg.checkpoints))
+    weights = soup_weights(len(cfg.checkpoints), cfg.weights)
     read = [read_checkpoint(path) for path in cfg.checkpoints]
     model_cfg: ModelConfig = read[0][0]
     for path, (other, _, _) in zip(cfg.checkpoints[1:], read[1:], strict=True):
@@ -99,11 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         "\n\n")[0])
     parser.add_argument("--checkpoints", nargs="+", required=True,
                         help="checkpoint directories fine-tuned from one start")
+    parser.add_argument("--weights", nargs="*", type=float, default=[],
+                        help="one mixing weight per checkpoint, normalised to sum 1 "
+                        "(default: uniform)")
     parser.add_argument("--out", required=True, help="directory for the soup checkpoint")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        make_soup(SoupConfig(checkpoints=args.checkpoints, out=args.out))
+        make_soup(SoupConfig(checkpoints=args.checkpoints, out=args.out, weights=args.weights))
     except (CheckpointError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
 

@@ -1,4 +1,4 @@
-"""`python -m model.soup`: uniform means of checkpoints, written and loaded like any other."""
+"""`python -m model.soup`: (weighted) means of checkpoints, written and loaded like any other."""
 
 from __future__ import annotations
 
@@ -78,12 +78,21 @@ def test_the_command_line_answers_bad_input_with_one_message(two_runs, tmp_path,
     assert not (tmp_path / "s").exists()
 
 
-def test_weighted_soups_are_gone(two_runs, tmp_path):
-    """--weights (WiSE-FT, README stage 17, not kept) was removed with the other experiments."""
+def test_a_weighted_soup_is_the_weighted_mean(two_runs, tmp_path):
+    """--weights: WiSE-FT's interpolation (stage 35b), normalised; bad weights are refused."""
     a, b = two_runs
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--checkpoints", str(a), str(b), "--weights", "3", "1", "--out", str(tmp_path)])
-    assert exit_info.value.code == 2
+    main(["--checkpoints", str(a), str(b), "--weights", "1", "2", "--out", str(tmp_path / "w")])
+    _, mixed, record = read_checkpoint(tmp_path / "w")
+    _, first, _ = read_checkpoint(a)
+    _, second, _ = read_checkpoint(b)
+    name = next(k for k, v in first.items() if v.is_floating_point())
+    want = first[name].float() / 3 + 2 * second[name].float() / 3
+    assert torch.allclose(mixed[name].float(), want.to(first[name].dtype).float(), atol=1e-3)
+    assert [round(p["weight"], 4) for p in record["meta"]["soup"]] == [0.3333, 0.6667]
+    assert soup_weights(2, [3, 1]) == [0.75, 0.25]
+    for bad in ([1.0], [-1.0, 2.0], [0.0, 0.0]):
+        with pytest.raises(ValueError):
+            soup_weights(2, bad)
 
 
 def test_a_soup_remembers_its_parts_and_their_common_start(tmp_path):

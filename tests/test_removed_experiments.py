@@ -2,8 +2,8 @@
 
 Removed (README training log; git tag ``experiments-before-cleanup`` keeps the code):
 ``--colourway-negatives`` (stage 7), ``--global-lr`` (stage 10g), ``--mask-lookalikes``
-(stage 13), ``--look-weight`` (stage 15), ``--group-balance`` and ``model.soup --weights``
-(stage 17), the never-measured ``compile`` engine.
+(stage 13), ``--look-weight`` (stage 15), ``--group-balance`` (stage 17), the never-measured
+``compile`` engine. (``model.soup --weights``, removed after stage 17, came back with stage 35b.)
 """
 
 from __future__ import annotations
