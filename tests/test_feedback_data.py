@@ -221,40 +221,6 @@ def test_train_and_val_phrasings_are_apart(built):
                               for f in colourways.values())
 
 
-def test_turns_adds_the_turn_form_of_each_multi_change_request_and_changes_nothing_else(
-        built, tmp_path):
-    data, out, _ = built
-    turns = tmp_path / "turns"
-    ft.build_feedback(ft.FeedbackConfig(data=data, out=turns, turns=True,
-                                        relations=RelationConfig(lightness_margin=MARGIN)))
-    for path in sorted((out / "captions").glob("cap.*.val.json")):
-        assert (turns / "captions" / path.name).read_bytes() == path.read_bytes()
-    before, after = _entries(out, "train"), _entries(turns, "train")
-    added = [e for e in after if e not in before]
-    assert [e for e in after if e in before] == before  # the same entries, in their order
-    multi = [e for e in before if e["relation"] == "multi-change"]
-    assert multi and len(added) == len(multi)
-    for e, extra in zip(multi, added, strict=True):
-        assert (extra["candidate"], extra["target"]) == (e["candidate"], e["target"])
-        (caption,) = extra["captions"]
-        assert caption.count(" and ") >= len(e["changes"]) - 1, caption
-
-
-def test_turn_form_is_what_the_conversation_memory_joins():
-    from dataprep.feedback import Change
-    from model.conversation import remembered, split_clauses
-
-    changes = [Change("colour", "absolute", "navy"), Change("sleeve", "absolute", "long"),
-               Change("pattern", "absolute", "striped")]
-    for seed in range(5):
-        turns = ft.turns_caption(changes, np.random.default_rng(seed))
-        rng = np.random.default_rng(seed)  # the same draws: the shopper's turns, newest last
-        said = [ft.phrase(c, rng, "train") for c in reversed(changes)][::-1]
-        assert turns == " and ".join(reversed(said))
-        kept = remembered(said)  # what the memory keeps at the last turn: every request
-        assert len(kept) >= len(changes) and set(kept) <= set(split_clauses(turns)), kept
-
-
 def test_fashioniq_reader_and_stats(built):
     data, out, stats = built
     train = load_fashioniq(out, data / "images", "train")

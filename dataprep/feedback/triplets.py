@@ -20,10 +20,7 @@ val article (garments, shoes, bags, underwear, accessories, no filter): the mixe
 Captions: training triplets carry two captions in training phrasing families
 (:data:`~dataprep.feedback.TRAIN_FAMILIES`); val queries one caption in one held-out family
 (:data:`~dataprep.feedback.HELDOUT_FAMILIES`), named in the entry; every val colourway query
-appears once per held-out family, for the per-family rows. With ``--turns`` every multi-change
-training request also appears as a triplet of its own whose one caption is the request said in
-turns, one sentence per change, joined as the conversation memory joins them (``turns_caption``);
-every other entry, and the val split, are the same as without it.
+appears once per held-out family, for the per-family rows.
 
 Every entry also carries: ``tags`` (kind, bench row, relation[, "family:NAME"], always in
 that order, so a reader of ``dataprep.Triplet.tags`` finds each by position),
@@ -46,7 +43,7 @@ import numpy as np
 
 from dataprep.feedback.attributes import read_items
 from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths, measure
-from dataprep.feedback.phrasing import HELDOUT_FAMILIES, Change, join, phrase
+from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
 from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
 from dataprep.hm_triplets import ATTRIBUTES
 from dataprep.layout import write_json, write_metadata, write_split
@@ -66,7 +63,6 @@ class FeedbackConfig:
     data: Path
     out: Path
     seed: int = 0
-    turns: bool = False  # also the turn form of each multi-change training request
     relations: RelationConfig = field(default_factory=RelationConfig)
     lightness: LightnessConfig = field(default_factory=LightnessConfig)
 
@@ -84,18 +80,6 @@ def train_entry(q: Query, rng: np.random.Generator) -> dict:
         if second != first:
             break
     return _entry(q, [first, second])
-
-
-def turns_caption(changes: Sequence[Change], rng: np.random.Generator) -> str:
-    """The changes as a shopper says them in turns, one training-phrasing sentence each,
-    joined as the conversation memory joins sentences that all still apply
-    (``model.conversation.conversation_text``: the newest first, then the earlier ones, with
-    "and"): "no sleeves and make it navy".
-
-    Why: in a conversation a multi-change request reaches the model as the memory's join of
-    separate sentences, not as one sentence; issue 36 trains on both forms from the one shared
-    generator."""
-    return " and ".join(phrase(c, rng, "train") for c in reversed(changes))
 
 
 def val_entries(q: Query, rng: np.random.Generator) -> list[dict]:
@@ -126,14 +110,10 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
     cat = Catalog(items, lightness)
     queries = all_queries(cat, cfg.relations, cfg.seed)
     rng = np.random.default_rng([cfg.seed, 99])
-    turns_rng = np.random.default_rng([cfg.seed, 98])  # its own: rng's draws stay as they are
     by_split: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
     for q in queries:
         if q.reference.split == "train":
-            entries = by_split["train"].setdefault(q.reference.group, [])
-            entries.append(train_entry(q, rng))
-            if cfg.turns and len(q.changes) > 1:
-                entries.append(_entry(q, [turns_caption(q.changes, turns_rng)]))
+            by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng))
         else:
             by_split["val"].setdefault(q.kind, []).extend(val_entries(q, rng))
     for entries in by_split["val"].values():  # validation caps queries: mix what comes first
@@ -202,9 +182,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="the hm folder (articles.csv, images/)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--turns", action="store_true",
-                   help="also write each multi-change training request as its turns, one "
-                   "sentence per change joined as the conversation memory joins them")
     p.add_argument("--lightness-margin", type=float,
                    default=RelationConfig.lightness_margin,
                    help="L* units between reference and target of lighter / darker")
@@ -214,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(argv)
     started = time.perf_counter()
     stats = build_feedback(FeedbackConfig(
-        data=a.data, out=a.out, seed=a.seed, turns=a.turns,
+        data=a.data, out=a.out, seed=a.seed,
         relations=RelationConfig(lightness_margin=a.lightness_margin,
                                  keep_colour=not a.any_colour)))
     print(f"{stats['articles']} articles -> {a.out} in {time.perf_counter() - started:.0f} s")
