@@ -11,7 +11,6 @@ hard negatives plug in through ``Trainer(cfg, datasets=..., miners=...)`` (or a 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import time
@@ -153,7 +152,9 @@ class Trainer:
             logger.info("training only %s over frozen token blocks", ", ".join(
                 n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
         if cfg.distill > 0 and cfg.paths_only:  # the start's token blocks are the student's
-            self.teacher_paths = copy.deepcopy(self.retriever.net).requires_grad_(False)
+            # From --init-from, not a copy of the model: a resumed run's model is OUT/last.
+            start = load_retriever(cfg.init_from, engine="eager")
+            self.teacher_paths = start.net.to(self.device).requires_grad_(False)
             logger.info("the paths of %s, frozen, teach the queries of %s", cfg.init_from,
                         ", ".join(cfg.distill_datasets or self.batches.names))
         memo = TokenOutputMemo(teacher.net, len(self.batches.triplets), len(self.bank.index),

@@ -541,6 +541,9 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
     frozen = {k: v.clone() for k, v in t.teacher_paths.state_dict().items()}
     t.fit()
     assert all(torch.equal(v, frozen[k]) for k, v in t.teacher_paths.state_dict().items())
+    resumed = Trainer(dataclasses.replace(cfg, epochs=3))  # from OUT/last: the start still teaches
+    assert resumed.resuming and all(torch.equal(v, frozen[k]) for k, v in
+                                    resumed.teacher_paths.state_dict().items())
     trained = load_retriever(tmp_path / "run" / "last", engine="eager").trained_state()
     moved = {k for k, v in start.trained_state().items() if not torch.equal(v, trained[k])}
     assert moved and all(k.startswith(("net.sentence_path.", "net.global_path.")) for k in moved)
