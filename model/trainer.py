@@ -77,8 +77,8 @@ class Trainer:
                               ).to(self.device)
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
-        self.teacher_paths: torch.nn.Module | None = None  # --distill with --paths-only
         self.memo, self.memo_file = self._memo()
+        self.teacher_paths = self._teacher_paths()
         self.optimizer, self.trained = self._optimizer(tail)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
@@ -151,12 +151,6 @@ class Trainer:
         else:
             logger.info("training only %s over frozen token blocks", ", ".join(
                 n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
-        if cfg.distill > 0 and cfg.paths_only:  # the start's token blocks are the student's
-            # From --init-from, not a copy of the model: a resumed run's model is OUT/last.
-            start = load_retriever(cfg.init_from, engine="eager")
-            self.teacher_paths = start.net.to(self.device).requires_grad_(False)
-            logger.info("the paths of %s, frozen, teach the queries of %s", cfg.init_from,
-                        ", ".join(cfg.distill_datasets or self.batches.names))
         memo = TokenOutputMemo(teacher.net, len(self.batches.triplets), len(self.bank.index),
                                self.device)
         if not cfg.cache_dir:
@@ -181,6 +175,18 @@ class Trainer:
         optimizer = adamw(named, cfg.lr, cfg.weight_decay, extra=self.loss.parameters(),
                           prefix_lrs=rates)
         return optimizer, [p for _, p in named if p.requires_grad]
+
+    def _teacher_paths(self) -> torch.nn.Module | None:
+        """With --distill and --paths-only: the --init-from network, frozen, whose residual
+        paths over the shared token memo (its token blocks are the student's) teach the
+        batches. From --init-from, not a copy of the model: a resumed run's model is OUT/last."""
+        cfg = self.cfg
+        if cfg.distill <= 0 or not cfg.paths_only:
+            return None
+        logger.info("the paths of %s, frozen, teach the queries of %s", cfg.init_from,
+                    ", ".join(cfg.distill_datasets or self.batches.names))
+        start = load_retriever(cfg.init_from, engine="eager")
+        return start.net.to(self.device).requires_grad_(False)
 
     def _distilled_datasets(self) -> torch.Tensor | None:
         """The dataset codes whose queries --distill teaches (None: every query's)."""

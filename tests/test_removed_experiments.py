@@ -47,12 +47,12 @@ def write_stage28_like_checkpoint(folder: Path) -> None:
     """A tiny model with stage 28's residual paths, pooled reference grid and backbone tail,
     drawn weights (``_drawn``) and stage 28's stored config meta, which names removed options
     (its soup parts were trained with them)."""
-    meta = json.loads(STAGE28.read_text())["meta"]
-    arch = json.loads(STAGE28.read_text())["model"]
+    stored = json.loads(STAGE28.read_text())
     cfg = dataclasses.replace(ModelConfig.tiny(), sentence_hidden=8, **{
-        k: arch[k] for k in ("global_path", "sentence_path", "reference_grid", "backbone_tail")})
+        k: stored["model"][k]
+        for k in ("global_path", "sentence_path", "reference_grid", "backbone_tail")})
     state = {k: _drawn(k, v) for k, v in build_retriever(cfg, seed=0).trained_state().items()}
-    write_checkpoint(folder, cfg, state, meta)
+    write_checkpoint(folder, cfg, state, stored["meta"])
 
 
 def test_a_checkpoint_naming_removed_options_gives_the_vectors_it_gave_before_the_cleanup(
