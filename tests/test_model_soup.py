@@ -67,10 +67,12 @@ def test_other_architectures_are_refused(two_runs, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--checkpoints", "A"], "error: a soup needs at least two checkpoints"),
     (["--checkpoints", "A", "nowhere"], "error: no checkpoint at"),
+    (["--checkpoints", "A", "B", "--weights", "1"], "error: 1 weights for 2 checkpoints"),
+    (["--checkpoints", "A", "B", "--weights", "0", "0"], "error: weights must be non-negative"),
 ])
 def test_the_command_line_answers_bad_input_with_one_message(two_runs, tmp_path, capsys, args,
                                                               message):
-    paths = {"A": str(two_runs[0]), "nowhere": str(tmp_path / "nowhere")}
+    paths = {"A": str(two_runs[0]), "B": str(two_runs[1]), "nowhere": str(tmp_path / "nowhere")}
     with pytest.raises(SystemExit) as exit_info:
         main([paths.get(a, a) for a in args] + ["--out", str(tmp_path / "s")])
     assert exit_info.value.code == 2
