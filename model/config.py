@@ -13,14 +13,15 @@ from typing import Any
 
 # Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
 # before them and addable to a trained model (model.retriever.with_residual_paths).
-RESIDUAL_PATHS = ("global_path", "sentence_path")
+RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None, "backbone_tail": False}
-PATH_OF_FIELD = {"sentence_hidden": "sentence_path"}  # a field that shapes only this path
+                "reference_grid": None, "backbone_tail": False, "phrase_path": False}
+# A field that shapes only these paths: hashed only when one of them is on.
+PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
 
 
 def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
@@ -28,7 +29,8 @@ def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
     architecture from the one before it."""
     arch = cfg.to_dict()
     for name, legacy in LATER_FIELDS.items():
-        if arch[name] == legacy or not getattr(cfg, PATH_OF_FIELD.get(name, name)):
+        if arch[name] == legacy or not any(getattr(cfg, path)
+                                           for path in PATH_OF_FIELD.get(name, (name,))):
             del arch[name]
     return arch
 
@@ -69,8 +71,12 @@ class ModelConfig:
     sentence_path: bool = cli(False, "add a residual combiner of the pooled reference image "
                               "and the feedback's sentence embedding to f_ref "
                               "(SentencePath, zero-initialised)")
-    sentence_hidden: int = cli(128, "width of the sentence path's MLP (128 keeps weights "
-                               "<= 25 MB)")
+    phrase_path: bool = cli(False, "add a second sentence path whose sentence embedding comes "
+                            "from the whole frozen pretrained text model (PhrasePath, "
+                            "zero-initialised; its encoder is loaded from the package, not "
+                            "stored)")
+    sentence_hidden: int = cli(128, "width of the sentence (and phrase) path's MLP (128 "
+                               "keeps weights <= 25 MB)")
     # Side of the whole-image grid the reference block fuses with the words (None: the
     # backbone's grid, 7x7 at 224 px); a smaller side average-pools the grid first. The fused
     # pass costs in proportion to its tokens, so this is the query-time lever (README, Query

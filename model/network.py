@@ -231,12 +231,52 @@ class SentencePath(nn.Module):
         return self.combine(torch.cat([image, text], dim=-1)) + self.text(text)  # (B, D)
 
 
+class PhrasePath(nn.Module):
+    """A SentencePath whose sentence embedding comes from the whole pretrained text model,
+    frozen (mean-pooled, as all-MiniLM-L6-v2 was trained), instead of the fine-tuned and
+    shortened transformer of the reference block.
+
+    Why: the pretrained model was trained on a billion sentence pairs to place paraphrases
+    together, so "paler", "in a lighter shade" and "is lighter" arrive close whatever words a
+    catalog's shoppers use; two layers fine-tuned on a few hundred training templates keep
+    only part of that. The combiner baseline, over exactly this embedding, is ahead of the
+    token fusion on relative and negated requests in phrasings held out from training
+    (README, Feedback as shoppers say it). The encoder stays in eval mode and untrained (the
+    trainer never optimises it, and a checkpoint does not store it when it comes from a
+    package); only the combiner over it learns.
+    """
+
+    def __init__(self, text_model: nn.Module, channels: int, width: int, embed_dim: int,
+                 dropout: float):
+        super().__init__()
+        self.encoder = text_model.eval()
+        self.combiner = SentencePath(channels, text_model.config.hidden_size, width, embed_dim,
+                                     dropout)
+
+    def train(self, mode: bool = True) -> PhrasePath:
+        super().train(mode)
+        self.encoder.eval()  # frozen: no dropout in its sentence embedding, ever
+        return self
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The frozen sentence embedding: mean of the last layer over the real tokens."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+        weights = attention_mask.to(out.dtype)[:, :, None]
+        return (out * weights).sum(dim=1) / weights.sum(dim=1)  # (B, H)
+
+    def forward(self, whole: torch.Tensor, phrase: torch.Tensor) -> torch.Tensor:
+        return self.combiner(whole, phrase)
+
+
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
-    reference side (``cfg.sentence_path``)."""
+    reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
+    over ``phrase_model``, the whole pretrained text model)."""
 
-    def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int):
+    def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
+                 phrase_model: nn.Module | None = None):
         super().__init__()
         hidden = text_model.config.hidden_size
         self.tokens = ImageTokens(cfg, channels, grid, hidden)
@@ -245,27 +285,37 @@ class FashionVLP(nn.Module):
         self.global_path = GlobalPath(channels, cfg.embed_dim) if cfg.global_path else None
         self.sentence_path = (SentencePath(channels, hidden, cfg.sentence_hidden, cfg.embed_dim,
                                            cfg.dropout) if cfg.sentence_path else None)
+        if cfg.phrase_path and phrase_model is None:
+            raise ValueError("phrase_path needs the whole pretrained text model (phrase_model)")
+        self.phrase_path = (PhrasePath(phrase_model, channels, cfg.sentence_hidden,
+                                       cfg.embed_dim, cfg.dropout) if cfg.phrase_path else None)
 
     def token_outputs(self, whole: torch.Tensor, crop: torch.Tensor,
                       input_ids: torch.Tensor | None = None,
                       attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """What the token blocks and the text transformer give before the residual paths:
-        the fused reference ("fused") and the sentence embedding ("sentence") when words are
-        given, else the target block's output ("target")."""
+        the fused reference ("fused"), the sentence embedding ("sentence") and the frozen
+        text model's ("phrase") when words are given, else the target block's output
+        ("target")."""
         tokens = self.tokens(whole, crop)
         if input_ids is None:
             return {"target": self.target(tokens)}
         out = {"fused": self.reference(tokens, input_ids, attention_mask)}
         if self.sentence_path is not None:
             out["sentence"] = self.reference.sentence(input_ids, attention_mask)
+        if self.phrase_path is not None:
+            out["phrase"] = self.phrase_path.embed(input_ids, attention_mask)
         return out
 
     def compose_reference(self, fused: torch.Tensor, whole: torch.Tensor,
-                          sentence: torch.Tensor | None = None) -> torch.Tensor:
+                          sentence: torch.Tensor | None = None,
+                          phrase: torch.Tensor | None = None) -> torch.Tensor:
         """f_ref from the fused reference and the residual paths (model.train --paths-only
         trains these paths over token outputs it computed once)."""
         if self.sentence_path is not None:
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
+        if self.phrase_path is not None:
+            fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
         return self._with_global(fused, whole)
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
@@ -279,7 +329,7 @@ class FashionVLP(nn.Module):
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.token_outputs(whole, crop, input_ids, attention_mask)
-        return self.compose_reference(out["fused"], whole, out.get("sentence"))
+        return self.compose_reference(out["fused"], whole, out.get("sentence"), out.get("phrase"))
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
         return self.compose_target(self.token_outputs(whole, crop)["target"], whole)

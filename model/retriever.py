@@ -49,6 +49,7 @@ __all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever",
 
 
 Modules = tuple[ImageEncoder, FashionVLP]
+PHRASE_ENCODER = "phrase_path.encoder."  # the phrase path's frozen text model: never trained
 
 
 class Retriever:
@@ -130,7 +131,7 @@ class Retriever:
             return set()
         layers = len(self.net.reference.text.encoder.layer)
         frozen_layers = range(layers - min(self.cfg.train_text_layers, layers))
-        prefixes = ["reference.text.embeddings."]
+        prefixes = ["reference.text.embeddings.", PHRASE_ENCODER]
         prefixes += [f"reference.text.encoder.layer.{i}." for i in frozen_layers]
         return {k for k in self.net.state_dict() if k.startswith(tuple(prefixes))}
 
@@ -152,8 +153,8 @@ class Retriever:
         """Freeze the pretrained lower text layers (and the backbone, but for its tail when
         ``cfg.backbone_tail``); return the parameters to optimise."""
         frozen = self.frozen_keys()
-        for name, param in self.net.named_parameters():
-            param.requires_grad_(name not in frozen)
+        for name, param in self.net.named_parameters():  # the phrase encoder, even a random
+            param.requires_grad_(name not in frozen and not name.startswith(PHRASE_ENCODER))
         for param in self.encoder.tail_parameters().values():
             param.requires_grad_(self.cfg.backbone_tail)
         self._fingerprint = None
@@ -248,8 +249,9 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     if cfg.text_layers is not None:  # a shallower fusion transformer: CPU training cost
         text_model.encoder.layer = text_model.encoder.layer[:cfg.text_layers]
         text_model.config.num_hidden_layers = len(text_model.encoder.layer)
+    phrase_model = load_text_model(cfg.text_model)[0] if cfg.phrase_path else None
     encoder = ImageEncoder(cfg)
-    net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid)
+    net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid, phrase_model)
     return Retriever(cfg, encoder, net, tokenizer)
 
 
@@ -262,7 +264,8 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
     if not add:
         return retriever
     logger.info("adding the zero-initialised %s", " and ".join(add))
-    shape = {field: getattr(wanted, field) for field, path in PATH_OF_FIELD.items() if path in add}
+    shape = {field: getattr(wanted, field) for field, paths in PATH_OF_FIELD.items()
+             if not any(getattr(retriever.cfg, path) for path in paths)}
     cfg = dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True), **shape)
     return _in_architecture(retriever, cfg, f"add {add}",
                             new=tuple(f"{name}." for name in add))

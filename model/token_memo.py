@@ -1,6 +1,6 @@
 """Token-block outputs computed once per query and per target, for ``model.train --paths-only``.
 
-Why: the residual paths (``RESIDUAL_PATHS``: global and sentence) are a few small matrix
+Why: the residual paths (``RESIDUAL_PATHS``: global, sentence and phrase) are a few small matrix
 products, while the token fusion under them is a 4-layer transformer over about 75 tokens, the
 cost of every training step. With the token blocks and the text transformer frozen, their
 output for a query (reference image + words) or a target never changes, so it is computed on
@@ -67,9 +67,10 @@ class TokenOutputMemo:
                    batch["ref_crop"], batch["input_ids"], batch["attention_mask"])
         self._fill(self.target_out, self.target_known, targets, batch["tar_whole"],
                    batch["tar_crop"])
-        sentence = self.query_out.get("sentence")
+        words = {name: self.query_out[name][rows] for name in ("sentence", "phrase")
+                 if name in self.query_out}
         f_ref = paths.compose_reference(self.query_out["fused"][rows], batch["ref_whole"],
-                                        None if sentence is None else sentence[rows])
+                                        **words)
         f_tar = paths.compose_target(self.target_out["target"][targets], batch["tar_whole"])
         return f_ref, f_tar
 

@@ -42,7 +42,8 @@ class TrainConfig:
                                        "present)", nargs="*")
     lr: float = cli(3e-4, "learning rate of the new layers (image tokens, target block, heads)")
     text_lr: float = cli(3e-5, "learning rate of the fine-tuned pretrained text layers")
-    path_lr: float | None = cli(None, "learning rate of the sentence path (none: --lr)")
+    path_lr: float | None = cli(None, "learning rate of the sentence and phrase paths (none: "
+                                "--lr)")
     weight_decay: float = cli(0.01, "AdamW weight decay (never on norms, biases, temperature)")
     warmup: float = cli(0.05, "share of all steps spent warming the learning rate up")
     seed: int = cli(0, "seed of the model's new layers and of the batches")

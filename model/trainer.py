@@ -45,7 +45,7 @@ from model.validation import validate
 
 logger = logging.getLogger(__name__)
 
-DISTILLED_PREFIXES = ("reference.", "sentence_path.")  # what --distill trains: the query side
+DISTILLED_PREFIXES = ("reference.", "sentence_path.", "phrase_path.")  # --distill: query side
 TAIL_PREFIX = "backbone_tail."  # the backbone's last stage, in the optimiser's names
 
 
@@ -165,8 +165,9 @@ class Trainer:
         """AdamW with the text layers, the sentence path and the tail at their own rates (a
         rate of 0 freezes what it names); returns it and the parameters it trains."""
         cfg = self.cfg
-        rates = {"reference.text.": cfg.text_lr,
-                 "sentence_path.": cfg.lr if cfg.path_lr is None else cfg.path_lr}
+        path_lr = cfg.lr if cfg.path_lr is None else cfg.path_lr
+        rates = {"reference.text.": cfg.text_lr, "sentence_path.": path_lr,
+                 "phrase_path.": path_lr}
         named = list(self.retriever.net.named_parameters())
         if tail:
             rates[TAIL_PREFIX] = cfg.lr if cfg.tail_lr is None else cfg.tail_lr

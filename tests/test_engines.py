@@ -57,11 +57,13 @@ def test_onnx_engine_answers_like_eager_and_caches_its_export(tiny_retriever, ea
         assert torch.equal(again.net.state_dict()[name], tensor), name
 
 
-def test_onnx_engine_exports_the_sentence_path(tmp_path):
+@pytest.mark.parametrize("path", ["sentence_path", "phrase_path"])
+def test_onnx_engine_exports_the_sentence_and_phrase_paths(tmp_path, path):
     plain = build_retriever(ModelConfig.tiny(), seed=5)
-    r = with_residual_paths(plain, dataclasses.replace(plain.cfg, sentence_path=True))
-    for p in r.net.sentence_path.parameters():
-        torch.nn.init.normal_(p, std=0.1)  # a trained path, not the zero start
+    r = with_residual_paths(plain, dataclasses.replace(plain.cfg, **{path: True}))
+    for name, p in getattr(r.net, path).named_parameters():
+        if not name.startswith("encoder."):
+            torch.nn.init.normal_(p, std=0.1)  # a trained path, not the zero start
     ck = r.save(tmp_path / "ck")
     fast, eager = load_retriever(ck, engine="onnx"), load_retriever(ck, engine="eager")
     assert fast.engine.name == "onnx"

@@ -190,7 +190,7 @@ def test_kind_loss_ranks_the_reference_kind_above_other_kinds():
     assert torch.equal(loss(f, f, None, (ref_kinds, tar_kinds), 0.0), plain)
 
 
-@pytest.mark.parametrize("path", ["global_path", "sentence_path"])
+@pytest.mark.parametrize("path", ["global_path", "sentence_path", "phrase_path"])
 def test_residual_paths_start_at_zero_so_old_checkpoints_fine_tune_from_their_outputs(path):
     old = build_retriever(dataclasses.replace(ModelConfig.tiny(), global_path=False), seed=1)
     grown = with_residual_paths(old, dataclasses.replace(old.cfg, **{path: True}))
@@ -228,6 +228,43 @@ def test_sentence_path_follows_the_words_and_ignores_padding(tiny):
     again = r.tokenize(["is red"])
     alone = r.net.reference.sentence(again["input_ids"], again["attention_mask"])
     assert torch.allclose(alone[0], sentence[0], atol=1e-5)  # padding does not leak in
+
+
+def test_phrase_path_reads_a_frozen_text_model_and_trains_only_its_combiner(tiny, tmp_path):
+    """The phrase path's encoder never trains and never drops out; its sentence embedding
+    ignores padding; a checkpoint with the path round-trips its encodings."""
+    r = with_residual_paths(tiny, dataclasses.replace(tiny.cfg, phrase_path=True))
+    trainable = {n for n, p in r.net.named_parameters() if p in set(r.set_trainable())}
+    assert not any(n.startswith("phrase_path.encoder.") for n in trainable)
+    assert any(n.startswith("phrase_path.combiner.") for n in trainable)
+    r.net.train()
+    assert not r.net.phrase_path.encoder.training and r.net.phrase_path.combiner.training
+    tokens = r.tokenize(["is lighter", "without the sleeves please"])
+    both = r.net.phrase_path.embed(tokens["input_ids"], tokens["attention_mask"])
+    alone = r.tokenize(["is lighter"])
+    one = r.net.phrase_path.embed(alone["input_ids"], alone["attention_mask"])
+    assert torch.allclose(one[0], both[0], atol=1e-5) and not torch.allclose(both[0], both[1])
+    for p in r.net.phrase_path.combiner.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    r.invalidate_fingerprint()
+    whole = torch.randn(2, 9, r.encoder.channels)
+    crop = torch.randn(2, 4, r.encoder.channels)
+    texts = ["is lighter", "without the sleeves"]
+    r.net.eval()
+    loaded = load_retriever(r.save(tmp_path / "ck"), engine="eager")
+    torch.testing.assert_close(loaded.encode_reference_features(whole, crop, texts),
+                               r.encode_reference_features(whole, crop, texts))
+
+
+def test_a_pretrained_phrase_encoder_is_loaded_from_its_package_not_stored():
+    cfg = ModelConfig(phrase_path=True, sentence_path=True)
+    r = build_retriever(cfg)
+    stored = r.trained_state()
+    assert not any(k.startswith("net.phrase_path.encoder.") for k in stored)
+    path = sum(v.numel() for k, v in stored.items() if k.startswith("net.phrase_path."))
+    assert 0 < path * 2 < 1_000_000  # the combiner alone, in float16 bytes
+    assert len(r.net.phrase_path.encoder.encoder.layer) == 6  # every layer, not text_layers
+    assert len(r.net.reference.text.encoder.layer) == cfg.text_layers
 
 
 @pytest.mark.parametrize("field, legacy", [("global_path", False), ("sentence_hidden", 256),
@@ -298,13 +335,16 @@ def test_fewer_text_layers_keep_the_lower_ones_and_every_target():
             with_query_side(full, None, bad)
 
 
-def test_sentence_path_width_is_hashed_only_while_the_path_is_on():
+def test_sentence_path_width_is_hashed_only_while_a_path_of_that_width_is_on():
     on = dataclasses.replace(ModelConfig.tiny(), sentence_path=True, sentence_hidden=256)
     state = build_retriever(on, seed=5).trained_state()
     assert fingerprint(dataclasses.replace(on, sentence_hidden=8), state) != fingerprint(on, state)
     off = dataclasses.replace(on, sentence_path=False)
     assert fingerprint(off, state) == fingerprint(dataclasses.replace(off, sentence_hidden=8),
                                                   state)
+    phrase = dataclasses.replace(off, phrase_path=True)  # the phrase path has that width too
+    assert fingerprint(phrase, state) != fingerprint(dataclasses.replace(phrase,
+                                                                         sentence_hidden=8), state)
 
 
 def test_committed_demo_checkpoint_matches_its_fingerprint():

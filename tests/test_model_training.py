@@ -285,8 +285,12 @@ def _paths_only_config(tiny_data, tmp_path):
     start.save(tmp_path / "start")
     cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"),
                             paths_only=True, path_lr=1e-2)
-    cfg.model = dataclasses.replace(cfg.model, sentence_path=True, sentence_hidden=8)
+    cfg.model = dataclasses.replace(cfg.model, sentence_path=True, sentence_hidden=8,
+                                    phrase_path=True)
     return start, cfg
+
+
+TRAINED_PATHS = ("net.sentence_path.", "net.global_path.", "net.phrase_path.combiner.")
 
 
 def test_paths_only_memo_gives_the_networks_own_encodings(tiny_data, tmp_path):
@@ -296,7 +300,7 @@ def test_paths_only_memo_gives_the_networks_own_encodings(tiny_data, tmp_path):
     t = Trainer(cfg)
     net = t.retriever.net.eval()
     for name, p in net.named_parameters():
-        if name.startswith(("sentence_path.", "global_path.")):
+        if name.startswith(("sentence_path.", "global_path.", "phrase_path.combiner.")):
             torch.nn.init.normal_(p, std=0.1)
     triplets = t.batches.triplets[:8]
     batch = t.batches.batch(triplets + triplets[:2])  # a query twice in one batch
@@ -355,14 +359,15 @@ def test_paths_only_trains_the_residual_paths_and_nothing_else(tiny_data, tmp_pa
     start, cfg = _paths_only_config(tiny_data, tmp_path)
     trainer = Trainer(dataclasses.replace(cfg, epochs=2, freeze_scale=True))
     scale = trainer.loss.log_scale.item()
+    encoder = {k: v.clone() for k, v in trainer.retriever.trained_state().items()
+               if k.startswith("net.phrase_path.encoder.")}  # a random test model: stored
     trainer.fit()
     assert trainer.loss.log_scale.item() == scale  # --freeze-scale
     trained = load_retriever(tmp_path / "run" / "best")
-    before, after = start.trained_state(), trained.trained_state()
+    before, after = {**start.trained_state(), **encoder}, trained.trained_state()
     moved = {k for k in after if k not in before or not torch.equal(before[k], after[k])}
-    assert moved and all(k.startswith(("net.sentence_path.", "net.global_path."))
-                         for k in moved)
-    assert any(k.startswith("net.sentence_path.") for k in moved)
+    assert moved and all(k.startswith(TRAINED_PATHS) for k in moved)
+    assert all(any(k.startswith(path) for k in moved) for path in TRAINED_PATHS)
     with pytest.raises(ValueError, match="paths-only"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "g"), grounding=0.5))
 
@@ -545,8 +550,9 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
     assert resumed.resuming and all(torch.equal(v, frozen[k]) for k, v in
                                     resumed.teacher_paths.state_dict().items())
     trained = load_retriever(tmp_path / "run" / "last", engine="eager").trained_state()
-    moved = {k for k, v in start.trained_state().items() if not torch.equal(v, trained[k])}
-    assert moved and all(k.startswith(("net.sentence_path.", "net.global_path.")) for k in moved)
+    moved = {k for k, v in trained.items()  # the start has no phrase path: its teacher neither
+             if k.startswith("net.phrase_path.") or not torch.equal(v, start.trained_state()[k])}
+    assert moved and all(k.startswith(TRAINED_PATHS) for k in moved)
     named = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "named"),
                                         distill_datasets=[t.batches.names[0]]))
     assert named.distilled.tolist() == [0]
