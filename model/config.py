@@ -19,9 +19,11 @@ RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parame
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None, "backbone_tail": False, "phrase_path": False}
+                "reference_grid": None, "backbone_tail": False, "phrase_path": False,
+                "phrase_layers": None}
 # A field that shapes only these paths: hashed only when one of them is on.
-PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
+PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
+                 "phrase_layers": ("phrase_path",)}
 
 
 def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
@@ -75,6 +77,10 @@ class ModelConfig:
                             "from the whole frozen pretrained text model (PhrasePath, "
                             "zero-initialised; its encoder is loaded from the package, not "
                             "stored)")
+    # Layers of the pretrained text model the phrase path reads (None: all). Every layer
+    # costs the query about as much as a fifth of the backbone (docs/model.md).
+    phrase_layers: int | None = cli(None, "the phrase path reads the first N layers of the "
+                                    "pretrained text model (0: all)", type=_all_if_zero)
     sentence_hidden: int = cli(128, "width of the sentence (and phrase) path's MLP (128 "
                                "keeps weights <= 25 MB)")
     # Side of the whole-image grid the reference block fuses with the words (None: the

@@ -290,6 +290,11 @@ class FashionVLP(nn.Module):
         self.phrase_path = (PhrasePath(phrase_model, channels, cfg.sentence_hidden,
                                        cfg.embed_dim, cfg.dropout) if cfg.phrase_path else None)
 
+    def query_outputs(self) -> set[str]:
+        """The names ``token_outputs`` gives for a query (words given)."""
+        return ({"fused"} | ({"sentence"} if self.sentence_path is not None else set())
+                | ({"phrase"} if self.phrase_path is not None else set()))
+
     def token_outputs(self, whole: torch.Tensor, crop: torch.Tensor,
                       input_ids: torch.Tensor | None = None,
                       attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

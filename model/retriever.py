@@ -45,7 +45,7 @@ from model.pretrained import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["CheckpointError", "Retriever", "build_retriever", "load_retriever",
-           "with_residual_paths"]
+           "with_residual_paths", "without_paths"]
 
 
 Modules = tuple[ImageEncoder, FashionVLP]
@@ -246,13 +246,21 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     cfg = cfg or ModelConfig()
     torch.manual_seed(seed)
     text_model, tokenizer = load_text_model(cfg.text_model)
-    if cfg.text_layers is not None:  # a shallower fusion transformer: CPU training cost
-        text_model.encoder.layer = text_model.encoder.layer[:cfg.text_layers]
-        text_model.config.num_hidden_layers = len(text_model.encoder.layer)
-    phrase_model = load_text_model(cfg.text_model)[0] if cfg.phrase_path else None
+    _keep_layers(text_model, cfg.text_layers)  # a shallower fusion transformer: CPU cost
+    phrase_model = None
+    if cfg.phrase_path:
+        phrase_model = _keep_layers(load_text_model(cfg.text_model)[0], cfg.phrase_layers)
     encoder = ImageEncoder(cfg)
     net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid, phrase_model)
     return Retriever(cfg, encoder, net, tokenizer)
+
+
+def _keep_layers(text_model: torch.nn.Module, layers: int | None) -> torch.nn.Module:
+    """The text model with only its first ``layers`` layers (None: all of them)."""
+    if layers is not None:
+        text_model.encoder.layer = text_model.encoder.layer[:layers]
+        text_model.config.num_hidden_layers = len(text_model.encoder.layer)
+    return text_model
 
 
 def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
@@ -269,6 +277,22 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
     cfg = dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True), **shape)
     return _in_architecture(retriever, cfg, f"add {add}",
                             new=tuple(f"{name}." for name in add))
+
+
+def without_paths(retriever: Retriever, names: Sequence[str]) -> Retriever:
+    """The same trained weights without the residual paths ``names`` (e.g. a sentence path
+    whose place a phrase path takes): what they added to the encodings is gone."""
+    unknown = sorted(set(names) - set(RESIDUAL_PATHS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: the residual paths are "
+                         f"{', '.join(RESIDUAL_PATHS)}")
+    drop = [name for name in names if getattr(retriever.cfg, name)]
+    if not drop:
+        return retriever
+    logger.info("dropping the %s", " and ".join(drop))
+    cfg = dataclasses.replace(retriever.cfg, **dict.fromkeys(drop, False))
+    return _in_architecture(retriever, cfg, f"drop {drop}",
+                            gone=tuple(f"{name}." for name in drop))
 
 
 def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | None

@@ -48,8 +48,13 @@ def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
 class TokenOutputMemo:
     """f_ref / f_tar of a batch from memoised token outputs and the live residual paths."""
 
-    def __init__(self, net: nn.Module, queries: int, targets: int, device: torch.device):
-        self.net, self.device = net, device
+    def __init__(self, net: nn.Module, queries: int, targets: int, device: torch.device,
+                 also: nn.Module | None = None):
+        """``also``: a network with the same frozen blocks whose paths read outputs ``net``
+        does not give (a distillation teacher with a path the student dropped); the memo
+        holds those too."""
+        self.net, self.also, self.device = net, also, device
+        self.query_names = net.query_outputs() | (also.query_outputs() if also else set())
         self.query_out: dict[str, torch.Tensor] = {}  # name -> (queries, dim), filled lazily
         self.target_out: dict[str, torch.Tensor] = {}
         self.query_known = torch.zeros(queries, dtype=torch.bool, device=device)
@@ -108,6 +113,11 @@ class TokenOutputMemo:
         except Exception as exc:  # a cache: whatever cannot be read is computed again
             logger.warning("token memo %s unreadable (%s): computing it again", path, exc)
             return
+        missing = self.query_names - set(record["query_out"])
+        if missing:
+            logger.warning("token memo %s has no %s: computing it again", path,
+                           ", ".join(sorted(missing)))
+            return
         queries = [(k, query_rows.setdefault(key, len(query_rows)))
                    for k, key in enumerate(map(tuple, record["queries"])) if key in wanted]
         targets = [(k, target_rows[i]) for k, i in enumerate(record["targets"])
@@ -144,7 +154,10 @@ class TokenOutputMemo:
         was_training = self.net.training
         self.net.eval()
         try:
-            out = self.net.token_outputs(whole[picks], crop[picks], *(w[picks] for w in words))
+            args = (whole[picks], crop[picks], *(w[picks] for w in words))
+            out = self.net.token_outputs(*args)
+            if words and self.also is not None and set(out) != self.query_names:
+                out = {**self.also.token_outputs(*args), **out}
         finally:
             self.net.train(was_training)
         self._put(store, known, out, list(range(len(rows))), rows.tolist())

@@ -61,6 +61,8 @@ class TrainConfig:
     dataset_weights: list[float] | None = cli(None, "batch share per dataset (default: in "
                                               "proportion to its training triplets)")
     init_from: str | None = cli(None, "fine-tune from this checkpoint's weights")
+    drop_paths: list[str] | None = cli(None, "residual paths of the --init-from checkpoint to "
+                                       "remove (e.g. sentence_path)")
     holdout: float = cli(0.1, "validation share of a flat annotation file without a sibling "
                          "val.json (by reference image)")
     device: str = cli("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICE_CHOICES)
@@ -117,6 +119,8 @@ class TrainConfig:
         if self.distill > 0 and (self.grounding > 0 or not self.init_from):
             raise ValueError("--distill needs --init-from (the teacher) and trains over "
                              "memoised outputs: not with --grounding")
+        if self.drop_paths and not self.init_from:
+            raise ValueError("--drop-paths removes paths of the --init-from checkpoint")
         if self.distill_datasets and self.distill <= 0:
             raise ValueError("--distill-datasets names whom --distill teaches: set --distill")
         if self.dataset_scales and self.grounding > 0:

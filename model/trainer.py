@@ -37,6 +37,7 @@ from model.retriever import (
     load_retriever,
     with_query_side,
     with_residual_paths,
+    without_paths,
 )
 from model.sampling import ListedNegatives, NegativeMiner, TripletBatches
 from model.token_memo import TokenOutputMemo, memo_key
@@ -77,8 +78,8 @@ class Trainer:
                               ).to(self.device)
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
         self.retriever.set_trainable()
-        self.memo, self.memo_file = self._memo()
         self.teacher_paths = self._teacher_paths()
+        self.memo, self.memo_file = self._memo()
         self.optimizer, self.trained = self._optimizer(tail)
         self.steps_per_epoch = min(len(self.batches), cfg.steps_per_epoch or len(self.batches))
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
@@ -97,7 +98,7 @@ class Trainer:
         if self.resuming:
             retriever = load_retriever(self.run.last, engine="eager")
         elif cfg.init_from:
-            retriever = fine_tuning_start(cfg.init_from, cfg.model)
+            retriever = fine_tuning_start(cfg.init_from, cfg.model, cfg.drop_paths or ())
         else:
             retriever = build_retriever(cfg.model, cfg.seed)
         if (self.resuming or cfg.init_from) and retriever.cfg != cfg.model:
@@ -152,7 +153,7 @@ class Trainer:
             logger.info("training only %s over frozen token blocks", ", ".join(
                 n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
         memo = TokenOutputMemo(teacher.net, len(self.batches.triplets), len(self.bank.index),
-                               self.device)
+                               self.device, also=self.teacher_paths)
         if not cfg.cache_dir:
             return memo, None
         key = memo_key(teacher.net, teacher.cfg, teacher.encoder.cache_key)
@@ -318,10 +319,12 @@ class Trainer:
         self.run.save(self.retriever, meta, state, improved)
 
 
-def fine_tuning_start(checkpoint: str, wanted: ModelConfig) -> Retriever:
-    """The checkpoint to fine-tune, with the residual paths ``wanted`` adds (at zero) and the
-    cheaper query side it asks for (``--reference-grid``, fewer ``--text-layers``)."""
-    retriever = load_retriever(checkpoint, engine="eager")
+def fine_tuning_start(checkpoint: str, wanted: ModelConfig, drop: Sequence[str] = ()
+                      ) -> Retriever:
+    """The checkpoint to fine-tune, without the residual paths ``drop`` names, with those
+    ``wanted`` adds (at zero) and the cheaper query side it asks for (``--reference-grid``,
+    fewer ``--text-layers``)."""
+    retriever = without_paths(load_retriever(checkpoint, engine="eager"), drop)
     retriever = with_residual_paths(retriever, wanted)
     layers = len(retriever.net.reference.text.encoder.layer)
     fewer = wanted.text_layers is not None and wanted.text_layers < layers

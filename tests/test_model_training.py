@@ -20,6 +20,7 @@ from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
 from model.feature_cache import extract_features
 from model.loss import make_loss
+from model.retriever import with_residual_paths
 from model.token_memo import memo_key
 from model.train import TrainConfig, Trainer, flip_grid, parse_args
 from model.train import main as train_main
@@ -550,8 +551,9 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
     assert resumed.resuming and all(torch.equal(v, frozen[k]) for k, v in
                                     resumed.teacher_paths.state_dict().items())
     trained = load_retriever(tmp_path / "run" / "last", engine="eager").trained_state()
-    moved = {k for k, v in trained.items()  # the start has no phrase path: its teacher neither
-             if k.startswith("net.phrase_path.") or not torch.equal(v, start.trained_state()[k])}
+    before = start.trained_state()  # no sentence or phrase path: its teacher neither
+    moved = {k for k, v in trained.items() if not k.startswith("net.phrase_path.encoder.")
+             and (k not in before or not torch.equal(v, before[k]))}
     assert moved and all(k.startswith(TRAINED_PATHS) for k in moved)
     named = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "named"),
                                         distill_datasets=[t.batches.names[0]]))
@@ -670,3 +672,31 @@ def test_a_registered_source_trains_beside_the_others_without_a_val_split(tiny_d
         del SOURCES["negations"]
     (line,) = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert list(json.loads(line)["val"]) == [tiny_data.name]
+
+
+def test_drop_paths_starts_without_a_path_and_its_teacher_keeps_it(tiny_data, tmp_path):
+    """--drop-paths sentence_path with --phrase-path: the student starts without the sentence
+    path; the --distill teacher (the start, which has it) still gets its sentence embedding
+    from the shared memo, so its encodings there are its own."""
+    start, cfg = _paths_only_config(tiny_data, tmp_path)
+    grown = with_residual_paths(start, dataclasses.replace(start.cfg, sentence_path=True,
+                                                          sentence_hidden=8))
+    for p in grown.net.sentence_path.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    grown.invalidate_fingerprint()
+    grown.save(tmp_path / "start")
+    cfg = dataclasses.replace(cfg, distill=1.0, drop_paths=["sentence_path"],
+                              model=dataclasses.replace(cfg.model, sentence_path=False))
+    t = Trainer(cfg)
+    assert t.retriever.net.sentence_path is None and t.retriever.net.phrase_path is not None
+    assert t.teacher_paths.sentence_path is not None
+    batch = t.batches.batch(t.batches.triplets[:6])
+    teacher = load_retriever(tmp_path / "start", engine="eager").net.eval()
+    with torch.no_grad():
+        _, _, (teacher_ref, teacher_tar) = t.forward(batch)
+        want_ref, want_tar = teacher(batch)
+    assert torch.allclose(teacher_ref, want_ref, atol=1e-5)
+    assert torch.allclose(teacher_tar, want_tar, atol=1e-5)
+    assert set(t.memo.query_out) == {"fused", "sentence", "phrase"}
+    with pytest.raises(ValueError, match="the residual paths are"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "x"), drop_paths=["no_path"]))
