@@ -73,10 +73,9 @@ class ModelConfig:
     sentence_path: bool = cli(False, "add a residual combiner of the pooled reference image "
                               "and the feedback's sentence embedding to f_ref "
                               "(SentencePath, zero-initialised)")
-    phrase_path: bool = cli(False, "add a second sentence path whose sentence embedding comes "
-                            "from the whole frozen pretrained text model (PhrasePath, "
-                            "zero-initialised; its encoder is loaded from the package, not "
-                            "stored)")
+    phrase_path: bool = cli(False, "add a sentence path whose sentence embedding comes from "
+                            "the frozen pretrained text model (PhrasePath, zero-initialised; "
+                            "its encoder is loaded from the package, not stored)")
     # Layers of the pretrained text model the phrase path reads (None: all). Every layer
     # costs the query about as much as a fifth of the backbone (docs/model.md).
     phrase_layers: int | None = cli(None, "the phrase path reads the first N layers of the "

@@ -232,16 +232,17 @@ class SentencePath(nn.Module):
 
 
 class PhrasePath(nn.Module):
-    """A SentencePath whose sentence embedding comes from the whole pretrained text model,
-    frozen (mean-pooled, as all-MiniLM-L6-v2 was trained), instead of the fine-tuned and
-    shortened transformer of the reference block.
+    """A SentencePath whose sentence embedding comes from the pretrained text model, frozen
+    (its first ``phrase_layers`` layers, mean-pooled as all-MiniLM-L6-v2 was trained), instead
+    of the fine-tuned transformer of the reference block.
 
     Why: the pretrained model was trained on a billion sentence pairs to place paraphrases
     together, so "paler", "in a lighter shade" and "is lighter" arrive close whatever words a
-    catalog's shoppers use; two layers fine-tuned on a few hundred training templates keep
-    only part of that. The combiner baseline, over exactly this embedding, is ahead of the
-    token fusion on relative and negated requests in phrasings held out from training
-    (README, Feedback as shoppers say it). The encoder stays in eval mode and untrained (the
+    catalog's shoppers use; layers fine-tuned on a few hundred training templates keep only
+    part of that (the combiner baseline, over the whole model's embedding, led the token
+    fusion on relative and negated requests in held-out phrasings). All six layers cost a
+    query 1.22x a Lite0 forward, so the demo checkpoint reads two, in the sentence path's
+    place (docs/model.md). The encoder stays in eval mode and untrained (the
     trainer never optimises it, and a checkpoint does not store it when it comes from a
     package); only the combiner over it learns.
     """
@@ -273,7 +274,7 @@ class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
-    over ``phrase_model``, the whole pretrained text model)."""
+    over ``phrase_model``, the pretrained text model's first ``cfg.phrase_layers`` layers)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
                  phrase_model: nn.Module | None = None):
@@ -286,7 +287,7 @@ class FashionVLP(nn.Module):
         self.sentence_path = (SentencePath(channels, hidden, cfg.sentence_hidden, cfg.embed_dim,
                                            cfg.dropout) if cfg.sentence_path else None)
         if cfg.phrase_path and phrase_model is None:
-            raise ValueError("phrase_path needs the whole pretrained text model (phrase_model)")
+            raise ValueError("phrase_path needs the pretrained text model (phrase_model)")
         self.phrase_path = (PhrasePath(phrase_model, channels, cfg.sentence_hidden,
                                        cfg.embed_dim, cfg.dropout) if cfg.phrase_path else None)
 

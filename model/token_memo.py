@@ -39,7 +39,8 @@ QueryKey = tuple[str, str]  # (reference id, caption)
 def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
     """16 hex digits naming the token outputs ``net`` gives: the checkpoint fingerprint of its
     architecture and every weight outside the trained residual paths, and the backbone
-    features it reads (``features_key``)."""
+    features it reads (``features_key``). The phrase path's frozen encoder is the package's
+    text model that the architecture names, so the architecture covers it."""
     frozen = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()
               if not name.startswith(RESIDUAL_PREFIXES)}
     return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]
