@@ -12,8 +12,8 @@ The demo checkpoint is the soup of three seeds. Mixes of two different recipes (
 
 ``--weights`` mixes unevenly: WiSE-FT's interpolation between a checkpoint and one fine-tuned
 from it. It lost once (stage 1 into a later checkpoint, training log stage 17) and won for
-the demo checkpoint (stage 35b: a third of stage 28, two thirds of stage 35, where the uniform
-mean kept stage 28's figures and lost the fine-tune's gains).
+stage 35b, the demo checkpoint before stage 41 (a third of stage 28, two thirds of stage 35,
+where the uniform mean kept stage 28's figures and lost the fine-tune's gains).
 """
 
 from __future__ import annotations
