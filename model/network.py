@@ -306,7 +306,14 @@ class FashionVLP(nn.Module):
         tokens = self.tokens(whole, crop)
         if input_ids is None:
             return {"target": self.target(tokens)}
-        out = {"fused": self.reference(tokens, input_ids, attention_mask)}
+        return {"fused": self.reference(tokens, input_ids, attention_mask),
+                **self.word_outputs(input_ids, attention_mask)}
+
+    def word_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                     ) -> dict[str, torch.Tensor]:
+        """The sentence embeddings the sentence and phrase paths read: the words alone, no
+        image."""
+        out = {}
         if self.sentence_path is not None:
             out["sentence"] = self.reference.sentence(input_ids, attention_mask)
         if self.phrase_path is not None:

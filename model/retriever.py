@@ -257,6 +257,9 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
 
 def _keep_layers(text_model: torch.nn.Module, layers: int | None) -> torch.nn.Module:
     """The text model with only its first ``layers`` layers (None: all of them)."""
+    have = len(text_model.encoder.layer)
+    if layers is not None and not 1 <= layers <= have:
+        raise ValueError(f"the text model has {have} layers: cannot keep {layers}")
     if layers is not None:
         text_model.encoder.layer = text_model.encoder.layer[:layers]
         text_model.config.num_hidden_layers = len(text_model.encoder.layer)

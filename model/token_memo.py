@@ -155,10 +155,10 @@ class TokenOutputMemo:
         was_training = self.net.training
         self.net.eval()
         try:
-            args = (whole[picks], crop[picks], *(w[picks] for w in words))
-            out = self.net.token_outputs(*args)
+            picked = [w[picks] for w in words]
+            out = self.net.token_outputs(whole[picks], crop[picks], *picked)
             if words and self.also is not None and set(out) != self.query_names:
-                out = {**self.also.token_outputs(*args), **out}
+                out = {**self.also.word_outputs(*picked), **out}  # words only: no image pass
         finally:
             self.net.train(was_training)
         self._put(store, known, out, list(range(len(rows))), rows.tolist())

@@ -700,3 +700,5 @@ def test_drop_paths_starts_without_a_path_and_its_teacher_keeps_it(tiny_data, tm
     assert set(t.memo.query_out) == {"fused", "sentence", "phrase"}
     with pytest.raises(ValueError, match="the residual paths are"):
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "x"), drop_paths=["no_path"]))
+    with pytest.raises(ValueError, match="--drop-paths removes paths of the --init-from"):
+        dataclasses.replace(cfg, init_from=None, distill=0.0).check(backbone_tail=False)
