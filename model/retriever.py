@@ -249,7 +249,12 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     _keep_layers(text_model, cfg.text_layers)  # a shallower fusion transformer: CPU cost
     phrase_model = None
     if cfg.phrase_path:
-        phrase_model = _keep_layers(load_text_model(cfg.text_model)[0], cfg.phrase_layers)
+        phrase_model = load_text_model(cfg.text_model)[0]
+        have = len(phrase_model.encoder.layer)
+        if cfg.phrase_layers is not None and not 1 <= cfg.phrase_layers <= have:
+            raise ValueError(f"the text model has {have} layers: cannot keep "
+                             f"{cfg.phrase_layers}")
+        _keep_layers(phrase_model, cfg.phrase_layers)
     encoder = ImageEncoder(cfg)
     net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid, phrase_model)
     return Retriever(cfg, encoder, net, tokenizer)
@@ -257,9 +262,6 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
 
 def _keep_layers(text_model: torch.nn.Module, layers: int | None) -> torch.nn.Module:
     """The text model with only its first ``layers`` layers (None: all of them)."""
-    have = len(text_model.encoder.layer)
-    if layers is not None and not 1 <= layers <= have:
-        raise ValueError(f"the text model has {have} layers: cannot keep {layers}")
     if layers is not None:
         text_model.encoder.layer = text_model.encoder.layer[:layers]
         text_model.config.num_hidden_layers = len(text_model.encoder.layer)
