@@ -19,7 +19,6 @@ where the uniform mean kept stage 28's figures and lost the fine-tune's gains).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import torch
 
 from model.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
-from model.config import RESIDUAL_PATHS, ModelConfig
+from model.config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -77,38 +76,15 @@ def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]
     return mixed
 
 
-def with_every_path(configs: list[ModelConfig], states: list[dict[str, torch.Tensor]]
-                    ) -> tuple[ModelConfig, list[dict[str, torch.Tensor]]]:
-    """The one architecture with every residual path that any checkpoint has, and each state
-    in it: a checkpoint without a path holds it at zero output, i.e. another checkpoint's
-    weights for the path's inner layers and zeros for the maps that a new path starts at
-    zero (``model.config.RESIDUAL_PATHS``), so the soup's path gives exactly its weighted
-    share of what the path gave. Refuses checkpoints that differ in anything else."""
-    on = [p for p in RESIDUAL_PATHS if any(getattr(c, p) for c in configs)]
-    union = dataclasses.replace(configs[0], **dict.fromkeys(on, True))
-    for i, other in enumerate(configs[1:], start=1):
-        if dataclasses.replace(other, **dict.fromkeys(on, True)) != union:
-            raise CheckpointError(f"checkpoint {i} has another architecture than checkpoint 0")
-    names = set().union(*states)
-    if all(set(state) == names for state in states):
-        return union, states
-    from model.retriever import build_retriever  # builds the pretrained parts: only if needed
-    fresh = build_retriever(union).trained_state()
-    zero = {name.removesuffix(".weight") for name, value in fresh.items()
-            if name.endswith(".weight") and not value.any()}  # maps a new path starts at zero
-    filled = []
-    for state in states:
-        missing = {n: next(s[n] for s in states if n in s) for n in names - set(state)}
-        filled.append({**state, **{n: torch.zeros_like(v) if n.rpartition(".")[0] in zero else v
-                                   for n, v in missing.items()}})
-    return union, filled
-
-
 def make_soup(cfg: SoupConfig) -> str:
     """Write the soup of `cfg.checkpoints` to `cfg.out`; return its fingerprint."""
     weights = soup_weights(len(cfg.checkpoints), cfg.weights)
     read = [read_checkpoint(path) for path in cfg.checkpoints]
-    model_cfg, states = with_every_path([c for c, _, _ in read], [s for _, s, _ in read])
+    model_cfg: ModelConfig = read[0][0]
+    for path, (other, _, _) in zip(cfg.checkpoints[1:], read[1:], strict=True):
+        if other != model_cfg:
+            raise CheckpointError(f"{path} has another architecture than {cfg.checkpoints[0]}")
+    states = [state for _, state, _ in read]
     metas = [record.get("meta") or {} for _, _, record in read]
     starts = {(meta.get("init_from") or {}).get("fingerprint") for meta in metas}
     common_start = len(starts) == 1 and None not in starts

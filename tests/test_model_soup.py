@@ -11,7 +11,6 @@ import torch
 from bench import accuracy, datasets
 from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.checkpoint import read_checkpoint
-from model.retriever import with_residual_paths
 from model.soup import SoupConfig, main, make_soup, soup_weights
 
 
@@ -110,26 +109,3 @@ def test_a_soup_remembers_its_parts_and_their_common_start(tmp_path):
     summary = accuracy._training_summary(meta)  # bench.accuracy reports each part
     assert [p["epochs"] for p in summary["soup"]] == [3, 4]
     assert datasets.train_record(meta)["batch_size"] == 8
-
-
-def test_a_checkpoint_without_a_path_adds_that_path_at_zero(two_runs, tmp_path):
-    """Stage 28 (no phrase path) mixed with a run that grew one: the soup has the path, and
-    its output is exactly the grown run's share of what the path gave there."""
-    a, _ = two_runs
-    grown = with_residual_paths(load_retriever(a, engine="eager"),
-                                replace(ModelConfig.tiny(), phrase_path=True))
-    for p in grown.net.phrase_path.combiner.parameters():
-        torch.nn.init.normal_(p, std=0.1)
-    grown.invalidate_fingerprint()
-    b = grown.save(tmp_path / "grown")
-    make_soup(SoupConfig(checkpoints=[str(a), str(b)], out=str(tmp_path / "s"), weights=[1, 3]))
-    soup = load_retriever(tmp_path / "s", engine="eager")
-    assert soup.cfg == grown.cfg
-    whole, text = torch.randn(2, 9, soup.encoder.channels), soup.tokenize(["paler", "no hood"])
-    phrase = soup.net.phrase_path.embed(text["input_ids"], text["attention_mask"])
-    torch.testing.assert_close(soup.net.phrase_path(whole, phrase),
-                               0.75 * grown.net.phrase_path(whole, phrase))
-    wider = build_retriever(replace(ModelConfig.tiny(), embed_dim=48, phrase_path=True))
-    with pytest.raises(CheckpointError, match="another architecture"):
-        make_soup(SoupConfig(checkpoints=[str(a), str(wider.save(tmp_path / "w"))],
-                             out=str(tmp_path / "s2")))
