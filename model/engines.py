@@ -16,9 +16,19 @@ batch size and text length before use; anything that fails falls back to eager w
 line. Only inference retrievers get a fast engine (``load_retriever``); training and CUDA use
 eager (``Retriever.set_trainable`` puts it back, since changed weights make an export stale).
 
-Engines: ``eager`` (PyTorch, bf16 autocast on CUDA), ``onnx`` (ONNX Runtime fp32), ``onnx-int8``
-(ONNX Runtime; reference and target blocks with dynamic int8 weights, backbone fp32: dynamic
-int8 convolutions were 3x slower here; its vectors depend on the batch, see CPU_DEFAULT).
+Engines: ``eager`` (PyTorch, bf16 autocast on CUDA), ``onnx`` (ONNX Runtime fp32, but for the
+phrase part), ``onnx-int8`` (ONNX Runtime; reference and target blocks with dynamic int8
+weights, backbone fp32: dynamic int8 convolutions were 3x slower here; its vectors depend on
+the batch, see CPU_DEFAULT).
+
+The phrase part: a model with a phrase path (``model.network.PhrasePath``) reads each query's
+words with the whole frozen pretrained text model, which in fp32 cost a query over a quarter
+of a Lite0 forward: between two queries the backbone pushes its 43 MB of layer weights out of
+the cache.
+Both ONNX engines run it as a fourth part with dynamic int8 weights (a quarter of the bytes;
+2.6 ms instead of 6.6 ms for all-MiniLM-L6-v2 here, cosine to fp32 above 0.98), one text at a
+time, so that its activation scales, and the vector, never depend on the rest of a batch; the
+reference part then takes its output as an input.
 A ``compile`` engine (torch.compile) was never measured to win and was removed (git tag
 ``experiments-before-cleanup`` has it).
 """
@@ -60,7 +70,7 @@ CPU_DEFAULT = "onnx"  # what "auto" means on the CPU. Not onnx-int8, though fast
 # item's vector depends on the other items of its batch (0.03 apart in tests/test_indexer_build),
 # and a resumed or re-batched build would store other vectors for the same images.
 ENGINE_ENV = "ENCODER_ENGINE"  # overrides the default engine (project_settings.VARIABLES)
-EXPORT_FORMAT = 1  # bump when the exported graphs change meaning
+EXPORT_FORMAT = 2  # bump when the exported graphs change meaning
 EXPORT_CHECK_ATOL = 2e-3  # fp32 export vs eager, on unit-length outputs and backbone features
 OPSET = 17
 
@@ -107,8 +117,17 @@ class _Reference(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, whole, crop, input_ids, attention_mask) -> torch.Tensor:
-        return self.net.encode_reference(whole, crop, input_ids, attention_mask)
+    def forward(self, whole, crop, input_ids, attention_mask, phrase=None) -> torch.Tensor:
+        return self.net.encode_reference(whole, crop, input_ids, attention_mask, phrase)
+
+
+class _Phrase(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids, attention_mask) -> torch.Tensor:
+        return self.net.phrase_path.embed(input_ids, attention_mask)
 
 
 class _Target(nn.Module):
@@ -120,14 +139,30 @@ class _Target(nn.Module):
         return self.net.encode_target(whole, crop)
 
 
+TEXT_AXES = {"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"}}
 PARTS = {  # part -> (wrapper, input names, output name, dynamic axes)
     "backbone": (_Backbone, ["pixels"], "grid", {"pixels": {0: "n"}, "grid": {0: "n"}}),
     "reference": (_Reference, ["whole", "crop", "input_ids", "attention_mask"], "f_ref",
-                  {"whole": {0: "n"}, "crop": {0: "n"}, "input_ids": {0: "n", 1: "t"},
-                   "attention_mask": {0: "n", 1: "t"}, "f_ref": {0: "n"}}),
+                  {"whole": {0: "n"}, "crop": {0: "n"}, **TEXT_AXES, "f_ref": {0: "n"}}),
     "target": (_Target, ["whole", "crop"], "f_tar",
                {"whole": {0: "n"}, "crop": {0: "n"}, "f_tar": {0: "n"}}),
+    "phrase": (_Phrase, ["input_ids", "attention_mask"], "phrase",
+               {**TEXT_AXES, "phrase": {0: "n"}}),
 }
+
+
+def parts(cfg) -> tuple[str, ...]:
+    """The exported parts of a model: the phrase part only when it has a phrase path."""
+    return ("backbone", "reference", "target", *(("phrase",) if cfg.phrase_path else ()))
+
+
+def _signature(cfg, part: str) -> tuple[list[str], dict]:
+    """Input names and dynamic axes of ``part``: with a phrase part, the reference part takes
+    the phrase embedding as an input instead of running the frozen text model itself."""
+    _, names, _, axes = PARTS[part]
+    if part == "reference" and cfg.phrase_path:
+        return [*names, "phrase"], {**axes, "phrase": {0: "n"}}
+    return list(names), axes
 
 
 def sample_inputs(retriever: Retriever, n: int, words: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -136,9 +171,12 @@ def sample_inputs(retriever: Retriever, n: int, words: int) -> dict[str, dict[st
     pixels = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(n + words))
     whole, crop = retriever.encoder(pixels)
     text = retriever.tokenize([" ".join(["blue"] * words)] * n)
-    return {"backbone": {"pixels": pixels},
-            "reference": {"whole": whole, "crop": crop, **text},
-            "target": {"whole": whole, "crop": crop}}
+    reference = {"whole": whole, "crop": crop, **text}
+    if retriever.cfg.phrase_path:
+        with torch.no_grad():
+            reference["phrase"] = retriever.net.phrase_path.embed(**text)
+    return {"backbone": {"pixels": pixels}, "reference": reference,
+            "target": {"whole": whole, "crop": crop}, "phrase": text}
 
 
 def _module(retriever: Retriever, part: str) -> nn.Module:
@@ -148,7 +186,8 @@ def _module(retriever: Retriever, part: str) -> nn.Module:
 
 def _export(retriever: Retriever, part: str, path: Path) -> None:
     """Trace ``part`` to ONNX at ``path`` (written aside, then renamed: never half a file)."""
-    _, names, output, axes = PARTS[part]
+    output = PARTS[part][2]
+    names, axes = _signature(retriever.cfg, part)
     inputs = sample_inputs(retriever, 2, 3)[part]
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -176,6 +215,12 @@ def _quantize(src: Path, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _quantized(part: str, int8: bool) -> bool:
+    """The phrase part always runs with int8 weights; with onnx-int8, every part but the
+    backbone too."""
+    return part == "phrase" or (int8 and part != "backbone")
+
+
 def cache_dir_for(checkpoint: str | Path | None) -> Path:
     """``<checkpoint>/engine_cache`` when writable, else DATA_DIR/engine_cache."""
     if checkpoint is not None:
@@ -201,15 +246,12 @@ class OnnxEngine:
         self.retriever, self.int8, self._ort = retriever, int8, ort
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.sessions = {}
-        for part, path in self.paths(cache_dir, retriever.fingerprint, int8).items():
-            quantized = int8 and part != "backbone"
+        for part, path in self.paths(cache_dir, retriever.fingerprint, int8,
+                                     retriever.cfg).items():
+            quantized = _quantized(part, int8)
             fresh = not path.is_file()
             if fresh:  # checked once when made; the name pins checkpoint and versions
-                fp32 = self.paths(cache_dir, retriever.fingerprint, False)[part]
-                if not fp32.is_file():
-                    _export(retriever, part, fp32)
-                if quantized:
-                    _quantize(fp32, path)
+                self._make(part, path, quantized)
             try:
                 self.sessions[part] = self._session(path)
                 if fresh:
@@ -218,22 +260,42 @@ class OnnxEngine:
                 path.unlink(missing_ok=True)  # never leave a bad file for the next start
                 raise
 
+    def _make(self, part: str, path: Path, quantized: bool) -> None:
+        """Export ``part`` to ``path``. A quantised part comes from its fp32 export, which
+        stays cached for the fp32 engine, except the phrase part's: no engine runs that."""
+        if not quantized:
+            _export(self.retriever, part, path)
+            return
+        keep = part != "phrase"
+        fp32 = (self.paths(path.parent, self.retriever.fingerprint, False,
+                           self.retriever.cfg)[part] if keep
+                else path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.fp32"))
+        try:
+            if not fp32.is_file():
+                _export(self.retriever, part, fp32)
+            _quantize(fp32, path)
+        finally:
+            if not keep:
+                fp32.unlink(missing_ok=True)
+
     @staticmethod
-    def paths(cache_dir: Path, fingerprint: str, int8: bool) -> dict[str, Path]:
-        """The exported file of each part: named by checkpoint fingerprint, export format and
-        the torch / onnxruntime versions, so any of them changing means a new export."""
+    def paths(cache_dir: Path, fingerprint: str, int8: bool, cfg) -> dict[str, Path]:
+        """The exported file of each part of a model of ``cfg``: named by checkpoint
+        fingerprint, export format and the torch / onnxruntime versions, so any of them
+        changing means a new export."""
         import onnxruntime as ort
 
         stem = (f"{fingerprint}-v{EXPORT_FORMAT}-torch{torch.__version__}-"
                 f"ort{ort.__version__}").replace("+", "_")
-        return {part: cache_dir / f"{stem}-{part}{'-int8' if int8 and part != 'backbone' else ''}"
-                                  ".onnx" for part in PARTS}
+        return {part: cache_dir / f"{stem}-{part}{'-int8' if _quantized(part, int8) else ''}"
+                                  ".onnx" for part in parts(cfg)}
 
     @classmethod
-    def ready(cls, cache_dir: Path, fingerprint: str, int8: bool) -> bool:
+    def ready(cls, cache_dir: Path, fingerprint: str, int8: bool, cfg) -> bool:
         """True when every part is already exported (a start needs no PyTorch modules)."""
         try:
-            return all(p.is_file() for p in cls.paths(cache_dir, fingerprint, int8).values())
+            return all(p.is_file() for p in cls.paths(cache_dir, fingerprint, int8,
+                                                      cfg).values())
         except ImportError:
             return False
 
@@ -268,8 +330,21 @@ class OnnxEngine:
         return self._run("backbone", pixels=pixels)
 
     def reference(self, whole, crop, input_ids, attention_mask) -> torch.Tensor:
-        return self._run("reference", whole=whole, crop=crop, input_ids=input_ids,
-                         attention_mask=attention_mask)
+        feeds = {"whole": whole, "crop": crop, "input_ids": input_ids,
+                 "attention_mask": attention_mask}
+        if "phrase" in self.sessions:
+            feeds["phrase"] = self.phrase(input_ids, attention_mask)
+        return self._run("reference", **feeds)
+
+    def phrase(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The phrase path's frozen sentence embedding, one text at a time and without its
+        padding (the tokenizer pads on the right): dynamic int8 scales the activations of a
+        call as a whole, so this way a text's embedding never depends on the other texts of
+        its batch, and no work goes to padding."""
+        lengths = attention_mask.sum(dim=1).tolist()
+        return torch.cat([self._run("phrase", input_ids=input_ids[i:i + 1, :n],
+                                    attention_mask=attention_mask[i:i + 1, :n])
+                          for i, n in enumerate(lengths)])
 
     def target(self, whole, crop) -> torch.Tensor:
         return self._run("target", whole=whole, crop=crop)

@@ -233,18 +233,19 @@ class SentencePath(nn.Module):
 
 class PhrasePath(nn.Module):
     """A SentencePath whose sentence embedding comes from the pretrained text model, frozen
-    (its first ``phrase_layers`` layers, mean-pooled as all-MiniLM-L6-v2 was trained), instead
-    of the fine-tuned transformer of the reference block.
+    (its last layer mean-pooled, as all-MiniLM-L6-v2 was trained), instead of the fine-tuned
+    transformer of the reference block.
 
     Why: the pretrained model was trained on a billion sentence pairs to place paraphrases
     together, so "paler", "in a lighter shade" and "is lighter" arrive close whatever words a
     catalog's shoppers use; layers fine-tuned on a few hundred training templates keep only
     part of that (the combiner baseline, over the whole model's embedding, led the token
-    fusion on relative and negated requests in held-out phrasings). All six layers cost a
-    query 1.22x a Lite0 forward, so the demo checkpoint reads two, in the sentence path's
-    place (docs/model.md). The encoder stays in eval mode and untrained (the
-    trainer never optimises it, and a checkpoint does not store it when it comes from a
-    package); only the combiner over it learns.
+    fusion on relative and negated requests in held-out phrasings). The demo checkpoint
+    reads all six layers, in the sentence path's place; the ONNX engines run them with int8
+    weights, which keeps a query under a Lite0 forward (model.engines, docs/model.md). The
+    encoder stays in eval mode and untrained (the trainer never optimises it, and a
+    checkpoint does not store it when it comes from a package); only the combiner over it
+    learns.
     """
 
     def __init__(self, text_model: nn.Module, channels: int, width: int, embed_dim: int,
@@ -274,7 +275,7 @@ class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
-    over ``phrase_model``, the pretrained text model's first ``cfg.phrase_layers`` layers)."""
+    over ``phrase_model``, the whole pretrained text model, frozen)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
                  phrase_model: nn.Module | None = None):
@@ -298,26 +299,29 @@ class FashionVLP(nn.Module):
 
     def token_outputs(self, whole: torch.Tensor, crop: torch.Tensor,
                       input_ids: torch.Tensor | None = None,
-                      attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                      attention_mask: torch.Tensor | None = None,
+                      phrase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """What the token blocks and the text transformer give before the residual paths:
         the fused reference ("fused"), the sentence embedding ("sentence") and the frozen
-        text model's ("phrase") when words are given, else the target block's output
-        ("target")."""
+        text model's ("phrase", unless given) when words are given, else the target block's
+        output ("target")."""
         tokens = self.tokens(whole, crop)
         if input_ids is None:
             return {"target": self.target(tokens)}
         return {"fused": self.reference(tokens, input_ids, attention_mask),
-                **self.word_outputs(input_ids, attention_mask)}
+                **self.word_outputs(input_ids, attention_mask, phrase)}
 
-    def word_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                     ) -> dict[str, torch.Tensor]:
+    def word_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     phrase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The sentence embeddings the sentence and phrase paths read: the words alone, no
-        image."""
+        image. ``phrase``: the frozen text model's embedding when it was computed apart (the
+        ONNX engine runs that model as a part of its own, model.engines)."""
         out = {}
         if self.sentence_path is not None:
             out["sentence"] = self.reference.sentence(input_ids, attention_mask)
         if self.phrase_path is not None:
-            out["phrase"] = self.phrase_path.embed(input_ids, attention_mask)
+            out["phrase"] = (phrase if phrase is not None
+                             else self.phrase_path.embed(input_ids, attention_mask))
         return out
 
     def compose_reference(self, fused: torch.Tensor, whole: torch.Tensor,
@@ -340,8 +344,9 @@ class FashionVLP(nn.Module):
         return F.normalize(out, dim=-1)
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
-                         attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.token_outputs(whole, crop, input_ids, attention_mask)
+                         attention_mask: torch.Tensor, phrase: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+        out = self.token_outputs(whole, crop, input_ids, attention_mask, phrase)
         return self.compose_reference(out["fused"], whole, out.get("sentence"), out.get("phrase"))
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:

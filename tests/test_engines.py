@@ -67,10 +67,18 @@ def test_onnx_engine_exports_the_sentence_and_phrase_paths(tmp_path, path):
     ck = r.save(tmp_path / "ck")
     fast, eager = load_retriever(ck, engine="onnx"), load_retriever(ck, engine="eager")
     assert fast.engine.name == "onnx"
-    np.testing.assert_allclose(fast.encode_queries(IMAGES, TEXTS),
-                               eager.encode_queries(IMAGES, TEXTS), atol=1e-4)
+    got = fast.encode_queries(IMAGES, TEXTS)
+    # the phrase part runs the frozen text model with int8 weights: close, not equal
+    np.testing.assert_allclose(got, eager.encode_queries(IMAGES, TEXTS),
+                               atol=2e-3 if path == "phrase_path" else 1e-4)
     assert not np.allclose(eager.encode_queries(IMAGES, TEXTS),
                            plain.encode_queries(IMAGES, TEXTS), atol=1e-3)
+    # ... one text at a time: a query's vector does not depend on the rest of its batch
+    alone = np.stack([fast.encode_query(i, t) for i, t in zip(IMAGES, TEXTS, strict=True)])
+    np.testing.assert_allclose(got, alone, atol=1e-6)
+    exported = sorted(p.name.split("-")[-1] for p in (ck / "engine_cache").iterdir())
+    assert exported == sorted(["backbone.onnx", "reference.onnx", "target.onnx",
+                               *(["int8.onnx"] if path == "phrase_path" else [])])
 
 
 def test_onnx_engine_exports_a_cheaper_reference_side(tmp_path):
