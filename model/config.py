@@ -19,11 +19,13 @@ RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parame
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None, "backbone_tail": False, "phrase_path": False,
-                "phrase_layers": None}
+                "reference_grid": None, "backbone_tail": False, "phrase_path": False}
 # A field that shapes only these paths: hashed only when one of them is on.
-PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
-                 "phrase_layers": ("phrase_path",)}
+PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
+# Fields of experiments that lost, removed from the code, with the value that meant what the
+# code does now: a stored config with that value still loads (git tag phrase-layers: a phrase
+# path over the first N layers, stages 39-41, lost to all six in stage 42).
+REMOVED_FIELDS = {"phrase_layers": None}
 
 
 def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
@@ -76,10 +78,6 @@ class ModelConfig:
     phrase_path: bool = cli(False, "add a sentence path whose sentence embedding comes from "
                             "the frozen pretrained text model (PhrasePath, zero-initialised; "
                             "its encoder is loaded from the package, not stored)")
-    # Layers of the pretrained text model the phrase path reads (None: all). Every layer
-    # costs the query about as much as a fifth of the backbone (docs/model.md).
-    phrase_layers: int | None = cli(None, "the phrase path reads the first N layers of the "
-                                    "pretrained text model (0: all)", type=_all_if_zero)
     sentence_hidden: int = cli(128, "width of the sentence (and phrase) path's MLP (128 "
                                "keeps weights <= 25 MB)")
     # Side of the whole-image grid the reference block fuses with the words (None: the
@@ -117,6 +115,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = {**LATER_FIELDS, **data}  # a checkpoint from before a field
+        for name, now in REMOVED_FIELDS.items():
+            if name in data and data.pop(name) != now:
+                raise ValueError(f"model config field {name} was removed (git tag "
+                                 f"{name.replace('_', '-')}); this checkpoint needs that code")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -250,11 +250,6 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     phrase_model = None
     if cfg.phrase_path:
         phrase_model = load_text_model(cfg.text_model)[0]
-        have = len(phrase_model.encoder.layer)
-        if cfg.phrase_layers is not None and not 1 <= cfg.phrase_layers <= have:
-            raise ValueError(f"the text model has {have} layers: cannot keep "
-                             f"{cfg.phrase_layers}")
-        _keep_layers(phrase_model, cfg.phrase_layers)
     encoder = ImageEncoder(cfg)
     net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid, phrase_model)
     return Retriever(cfg, encoder, net, tokenizer)
@@ -352,7 +347,7 @@ def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = N
         return full.encoder, full.net
 
     if target.type == "cpu" and name.startswith("onnx") and OnnxEngine.ready(
-            cache, record["fingerprint"], int8=name == "onnx-int8"):
+            cache, record["fingerprint"], int8=name == "onnx-int8", cfg=cfg):
         # Exported by an earlier full load of these very weights: answer from the exports and
         # build the PyTorch modules only if something asks for them.
         retriever = Retriever(cfg, None, None, load_tokenizer(cfg.text_model),

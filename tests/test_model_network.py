@@ -256,14 +256,11 @@ def test_phrase_path_reads_a_frozen_text_model_and_trains_only_its_combiner(tiny
                                r.encode_reference_features(whole, crop, texts))
 
 
-def test_phrase_layers_outside_the_text_model_are_refused():
-    tiny = dataclasses.replace(ModelConfig.tiny(), phrase_path=True)
-    layers = len(build_retriever(tiny).net.phrase_path.encoder.encoder.layer)
-    assert len(build_retriever(dataclasses.replace(tiny, phrase_layers=1)
-                               ).net.phrase_path.encoder.encoder.layer) == 1
-    for bad in (-1, layers + 1):
-        with pytest.raises(ValueError, match=f"has {layers} layers: cannot keep {bad}"):
-            build_retriever(dataclasses.replace(tiny, phrase_layers=bad))
+def test_a_config_of_the_removed_phrase_layers_loads_only_where_it_meant_all_layers():
+    data = dataclasses.replace(ModelConfig.tiny(), phrase_path=True).to_dict()
+    assert ModelConfig.from_dict({**data, "phrase_layers": None}) == ModelConfig.from_dict(data)
+    with pytest.raises(ValueError, match="phrase_layers was removed .git tag phrase-layers"):
+        ModelConfig.from_dict({**data, "phrase_layers": 2})
 
 
 def test_a_pretrained_phrase_encoder_is_loaded_from_its_package_not_stored():
