@@ -79,7 +79,8 @@ class ModelConfig:
                             "the frozen pretrained text model (PhrasePath, zero-initialised; "
                             "its encoder is loaded from the package, not stored)")
     sentence_hidden: int = cli(128, "width of the sentence (and phrase) path's MLP (128 "
-                               "keeps weights <= 25 MB)")
+                               "keeps both paths <= 25 MB; the demo checkpoint's phrase path "
+                               "alone: 512)")
     # Side of the whole-image grid the reference block fuses with the words (None: the
     # backbone's grid, 7x7 at 224 px); a smaller side average-pools the grid first. The fused
     # pass costs in proportion to its tokens, so this is the query-time lever (README, Query
