@@ -22,10 +22,10 @@ LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden":
                 "reference_grid": None, "backbone_tail": False, "phrase_path": False}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
-# Fields of experiments that lost, removed from the code, with the value that meant what the
-# code does now: a stored config with that value still loads (git tag phrase-layers: a phrase
-# path over the first N layers, stages 39-41, lost to all six in stage 42).
-REMOVED_FIELDS = {"phrase_layers": None}
+# Fields of experiments that lost, removed from the code: (the value that meant what the code
+# does now, the git tag that keeps the code). A stored config with that value still loads
+# (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42).
+REMOVED_FIELDS = {"phrase_layers": (None, "phrase-layers")}
 
 
 def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
@@ -116,10 +116,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = {**LATER_FIELDS, **data}  # a checkpoint from before a field
-        for name, now in REMOVED_FIELDS.items():
+        for name, (now, tag) in REMOVED_FIELDS.items():
             if name in data and data.pop(name) != now:
-                raise ValueError(f"model config field {name} was removed (git tag "
-                                 f"{name.replace('_', '-')}); this checkpoint needs that code")
+                raise ValueError(f"model config field {name} was removed (git tag {tag}); "
+                                 "this checkpoint needs that code")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
