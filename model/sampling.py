@@ -103,7 +103,7 @@ class TripletBatches:
         self.dataset_codes = {t.candidate: self.names.index(d.name)  # reference -> dataset
                               for d in datasets for t in d.train.triplets}
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
-        self.kind_codes = _kind_codes(datasets, kinds)  # image id -> (dataset, kind) code
+        self.kind_codes = _kind_codes(datasets, kinds)  # image id -> kind code
 
     def _dataset_weights(self, given: Sequence[float] | None) -> np.ndarray:
         sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
@@ -191,11 +191,14 @@ def _groups(datasets: list[Dataset], kinds: dict[str, dict[str, str]], group_by:
 
 
 def _kind_codes(datasets: list[Dataset], kinds: dict[str, dict[str, str]]) -> dict[str, int]:
+    """image id -> code of its garment kind, by the kind's name in any dataset ("Dress" of
+    two H&M datasets is one kind): a batch comes from one dataset, so the kind loss compares
+    codes of one dataset, and the kind term's prototypes (model.kind_term) are shared."""
     out: dict[str, int] = {}
-    codes: dict[tuple[str, str], int] = {}
+    codes: dict[str, int] = {}
     for d in datasets:
         for t in d.train.triplets:
             for i in (t.candidate, t.target):
-                kind = (d.name, kinds[d.name].get(i, t.category))
+                kind = kinds[d.name].get(i, t.category).strip().lower()
                 out[i] = codes.setdefault(kind, len(codes))
     return out

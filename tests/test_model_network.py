@@ -275,7 +275,7 @@ def test_a_pretrained_phrase_encoder_is_loaded_from_its_package_not_stored():
 
 
 @pytest.mark.parametrize("field, legacy", [("global_path", False), ("sentence_hidden", 256),
-                                           ("reference_grid", None)])
+                                           ("reference_grid", None), ("kind_path", False)])
 def test_checkpoint_from_before_a_field_loads_with_its_fingerprint(tmp_path, field, legacy):
     """A config.json written before ``field`` existed loads with the field at the value that
     reproduces its architecture (the sentence path was 256 wide), and keeps its id."""
