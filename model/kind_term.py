@@ -1,11 +1,14 @@
 """The kind classification term (`python -m model.train --kind-class-weight W`, with a kind
-path): the kind vector of each query and of each target is classified into the target's garment
-kind against one learned prototype per kind.
+path): the kind vector of each query and of each target is classified into the target's product
+group (the category of its triplets: H&M's upper / lower / full body / shoes / accessories ...,
+the other datasets' categories) against one learned prototype per group.
 
 Why: the kind loss (model.loss.kind_loss) only compares kinds inside a batch, and half the
-batches hold one kind; a prototype per kind gives every batch the whole catalog's kinds to be
+batches hold one kind; a prototype per group gives every batch the whole catalog's groups to be
 told apart from, which is what a gallery of garments, shoes, bags and accessories asks of a
-query. The prototypes only train: a checkpoint stores the kind path, not them.
+query. Groups, not H&M's product types: a request for buttons or another neckline often asks
+for another type (a sweater becomes a cardigan), and classes that fine cost those changes
+(Training, stage 48). The prototypes only train: a checkpoint stores the kind path, not them.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ class TripletBatches:
         self.dataset_codes = {t.candidate: self.names.index(d.name)  # reference -> dataset
                               for d in datasets for t in d.train.triplets}
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
-        self.kind_codes = _kind_codes(datasets, kinds)  # image id -> kind code
+        self.kind_codes = _kind_codes(datasets, kinds)  # image id -> (dataset, kind) code
+        self.group_codes = _group_codes(datasets)  # image id -> code of its category's name
 
     def _dataset_weights(self, given: Sequence[float] | None) -> np.ndarray:
         sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
@@ -167,6 +168,7 @@ class TripletBatches:
                 "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
                 "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets]),
+                "tar_groups": torch.tensor([self.group_codes[t.target] for t in triplets]),
                 "query_datasets": torch.tensor([self.dataset_codes[t.candidate]
                                                 for t in triplets])}
 
@@ -191,14 +193,20 @@ def _groups(datasets: list[Dataset], kinds: dict[str, dict[str, str]], group_by:
 
 
 def _kind_codes(datasets: list[Dataset], kinds: dict[str, dict[str, str]]) -> dict[str, int]:
-    """image id -> code of its garment kind, by the kind's name in any dataset ("Dress" of
-    two H&M datasets is one kind): a batch comes from one dataset, so the kind loss compares
-    codes of one dataset, and the kind term's prototypes (model.kind_term) are shared."""
     out: dict[str, int] = {}
-    codes: dict[str, int] = {}
+    codes: dict[tuple[str, str], int] = {}
     for d in datasets:
         for t in d.train.triplets:
             for i in (t.candidate, t.target):
-                kind = kinds[d.name].get(i, t.category).strip().lower()
+                kind = (d.name, kinds[d.name].get(i, t.category))
                 out[i] = codes.setdefault(kind, len(codes))
     return out
+
+
+def _group_codes(datasets: list[Dataset]) -> dict[str, int]:
+    """image id -> code of its category by name in any dataset (H&M's categories are its
+    product groups: upper, lower, full body, shoes, accessories ...): the classes of the kind
+    term (model.kind_term), shared by datasets that name a category alike."""
+    codes: dict[str, int] = {}
+    return {i: codes.setdefault(t.category.strip().lower(), len(codes))
+            for d in datasets for t in d.train.triplets for i in (t.candidate, t.target)}

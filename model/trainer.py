@@ -143,9 +143,9 @@ class Trainer:
         cfg = self.retriever.cfg
         if not cfg.kind_path or self.cfg.kind_class_weight <= 0:
             return None
-        kinds = len(set(self.batches.kind_codes.values()))
-        logger.info("kind term (weight %.2f) over %d garment kinds", self.cfg.kind_class_weight,
-                    kinds)
+        kinds = len(set(self.batches.group_codes.values()))
+        logger.info("kind term (weight %.2f) over %d product groups",
+                    self.cfg.kind_class_weight, kinds)
         return KindTerm(kinds, cfg.kind_dim, seed=self.cfg.seed).to(self.device)
 
     def _memo(self) -> tuple[TokenOutputMemo | None, Path | None]:
@@ -273,7 +273,7 @@ class Trainer:
                          batch["query_datasets"])
         if self.kind_term is not None:
             n, split = len(f_ref), self.retriever.net.kind_path.split
-            kinds = torch.cat([batch["tar_kinds"], batch["tar_kinds"]])
+            kinds = torch.cat([batch["tar_groups"], batch["tar_groups"]])
             loss = loss + cfg.kind_class_weight * self.kind_term(
                 torch.cat([split(f_ref), split(f_tar[:n])]), kinds)
         if self.grounding:

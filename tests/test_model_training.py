@@ -709,13 +709,8 @@ def test_kind_path_appends_a_unit_kind_vector_that_the_kind_term_trains(tiny_dat
     """With a kind path, f_ref and f_tar are unit vectors of embed_dim + kind_dim whose cosine
     is (1 - share) * the garment part's + share * the kind part's; a paths-only run from a
     checkpoint without it adds it, trains it with the kind term, and its kind vectors then
-    classify the training targets' kinds better than at the start."""
-    data = tmp_path / "data"  # one category, a product type per shape: three kinds
-    shutil.copytree(tiny_data, data)
-    rows = [f"{p.stem},shapes,{p.stem.split('_')[0]},{p.stem}"
-            for p in sorted((data / "images").glob("*.png"))]
-    (data / "metadata.csv").write_text("id,category,product_type,title\n" + "\n".join(rows))
-    _, cfg = _paths_only_config(data, tmp_path)
+    classify the training targets' categories better than at the start."""
+    _, cfg = _paths_only_config(_two_category_data(tmp_path / "data"), tmp_path)
     cfg = dataclasses.replace(cfg, epochs=3, kind_class_weight=1.0, kind_weight=0.0)
     cfg.model = dataclasses.replace(cfg.model, kind_path=True, kind_dim=4, kind_share=0.3)
     trainer = Trainer(cfg)
@@ -733,7 +728,7 @@ def test_kind_path_appends_a_unit_kind_vector_that_the_kind_term_trains(tiny_dat
     def kind_error() -> float:
         with torch.no_grad():
             _, tar = trainer.retriever.net.eval()(batch)
-            return trainer.kind_term(net.kind_path.split(tar), batch["tar_kinds"]).item()
+            return trainer.kind_term(net.kind_path.split(tar), batch["tar_groups"]).item()
 
     before = kind_error()
     trainer.fit()
