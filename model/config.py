@@ -13,21 +13,22 @@ from typing import Any
 
 # Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
 # before them and addable to a trained model (model.retriever.with_residual_paths).
-RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path", "kind_path")
+RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None, "backbone_tail": False, "phrase_path": False,
-                "kind_path": False, "kind_dim": 32, "kind_share": 0.2}
+                "reference_grid": None, "backbone_tail": False, "phrase_path": False}
 # A field that shapes only these paths: hashed only when one of them is on.
-PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
-                 "kind_dim": ("kind_path",), "kind_share": ("kind_path",)}
+PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
-# (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42).
-REMOVED_FIELDS = {"phrase_layers": (None, "phrase-layers")}
+# (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
+# kind_*: a kind vector appended to both sides, stages 48-49).
+REMOVED_FIELDS = {"phrase_layers": (None, "phrase-layers"),
+                  "kind_path": (False, "kind-path-groups"), "kind_dim": (32, "kind-path-groups"),
+                  "kind_share": (0.2, "kind-path-groups")}
 
 
 def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
@@ -83,12 +84,6 @@ class ModelConfig:
     sentence_hidden: int = cli(128, "width of the sentence (and phrase) path's MLP (128 "
                                "keeps both paths <= 25 MB; the demo checkpoint's phrase path "
                                "alone: 512)")
-    kind_path: bool = cli(False, "append a garment-kind vector to f_ref and f_tar (KindPath): "
-                          "what kind the target is, from the pooled image (and, for a "
-                          "query, the words), trained to classify the kind")
-    kind_dim: int = cli(32, "size of the kind vector (KindPath)")
-    kind_share: float = cli(0.2, "weight of the kind vector in a similarity: cosine = "
-                            "(1 - share) * garment + share * kind (KindPath)")
     # Side of the whole-image grid the reference block fuses with the words (None: the
     # backbone's grid, 7x7 at 224 px); a smaller side average-pools the grid first. The fused
     # pass costs in proportion to its tokens, so this is the query-time lever (README, Query

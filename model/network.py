@@ -271,59 +271,6 @@ class PhrasePath(nn.Module):
         return self.combiner(whole, phrase)
 
 
-class KindPath(nn.Module):
-    """A small vector saying what kind of garment a catalog item is, or what kind a query asks
-    for, appended to f_tar and f_ref (weight ``share``), so that two items of different kinds
-    lose similarity however alike their colour and look.
-
-    Why: with garments, shoes, bags and accessories in one gallery, a black dress + "without
-    sleeves" ranked black gloves and socks among sleeveless dresses; the residual paths over
-    frozen token blocks moved the kind shares only at the attribute rows' cost (Training,
-    stage 46), because one 256-d space had to hold both. Here a classification term
-    (model.kind_term) trains a space of its own. The query side reads the words too, so "as a
-    skirt" can ask for another kind. Both vectors are unit length, so with a unit garment part
-    the joined vector is unit length again and its cosine is (1 - share) * garment cosine +
-    share * kind cosine.
-    """
-
-    def __init__(self, channels: int, text_dim: int | None, dim: int, share: float,
-                 hidden: int = 256, dropout: float = 0.1):
-        super().__init__()
-        if not 0.0 < share < 1.0:
-            raise ValueError(f"kind_share must be between 0 and 1, not {share}")
-        self.share = share
-        self.image_norm = nn.LayerNorm(channels)
-        self.text_norm = nn.LayerNorm(text_dim) if text_dim else None
-        self.target_head = self._mlp(channels, hidden, dim, dropout)
-        self.query_head = self._mlp(channels + (text_dim or 0), hidden, dim, dropout)
-
-    @staticmethod
-    def _mlp(inputs: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
-        return nn.Sequential(nn.Linear(inputs, hidden), nn.GELU(), nn.Dropout(dropout),
-                             nn.Linear(hidden, out))
-
-    def _image(self, whole: torch.Tensor) -> torch.Tensor:
-        return self.image_norm(whole.float().mean(dim=1))  # (B, C)
-
-    def query(self, whole: torch.Tensor, words: torch.Tensor | None) -> torch.Tensor:
-        x = self._image(whole)
-        if self.text_norm is not None:
-            x = torch.cat([x, self.text_norm(words.float())], dim=-1)
-        return F.normalize(self.query_head(x), dim=-1)
-
-    def target(self, whole: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.target_head(self._image(whole)), dim=-1)
-
-    def join(self, garment: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
-        """The unit garment vector and the unit kind vector as one unit vector."""
-        return torch.cat([(1.0 - self.share) ** 0.5 * garment,
-                          self.share ** 0.5 * kind.to(garment.dtype)], dim=-1)
-
-    def split(self, joined: torch.Tensor) -> torch.Tensor:
-        """The unit kind vector of a joined one (for the classification term)."""
-        return F.normalize(joined[:, -self.target_head[-1].out_features:], dim=-1)
-
-
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
@@ -344,10 +291,6 @@ class FashionVLP(nn.Module):
             raise ValueError("phrase_path needs the pretrained text model (phrase_model)")
         self.phrase_path = (PhrasePath(phrase_model, channels, cfg.sentence_hidden,
                                        cfg.embed_dim, cfg.dropout) if cfg.phrase_path else None)
-        words = (phrase_model.config.hidden_size if cfg.phrase_path
-                 else hidden if cfg.sentence_path else None)
-        self.kind_path = (KindPath(channels, words, cfg.kind_dim, cfg.kind_share,
-                                   dropout=cfg.dropout) if cfg.kind_path else None)
 
     def query_outputs(self) -> set[str]:
         """The names ``token_outputs`` gives for a query (words given)."""
@@ -390,17 +333,10 @@ class FashionVLP(nn.Module):
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
         if self.phrase_path is not None:
             fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
-        out = self._with_global(fused, whole)
-        if self.kind_path is None:
-            return out
-        return self.kind_path.join(out, self.kind_path.query(
-            whole, phrase if self.phrase_path is not None else sentence))
+        return self._with_global(fused, whole)
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-        out = self._with_global(target, whole)
-        if self.kind_path is None:
-            return out
-        return self.kind_path.join(out, self.kind_path.target(whole))
+        return self._with_global(target, whole)
 
     def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:

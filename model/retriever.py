@@ -116,7 +116,7 @@ class Retriever:
     # ------------------------------------------------------------------ identity
     @property
     def dim(self) -> int:
-        return self.cfg.embed_dim + (self.cfg.kind_dim if self.cfg.kind_path else 0)
+        return self.cfg.embed_dim
 
     @property
     def fingerprint(self) -> str:

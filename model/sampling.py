@@ -104,7 +104,6 @@ class TripletBatches:
                               for d in datasets for t in d.train.triplets}
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
         self.kind_codes = _kind_codes(datasets, kinds)  # image id -> (dataset, kind) code
-        self.group_codes = _group_codes(datasets)  # image id -> code of its category's name
 
     def _dataset_weights(self, given: Sequence[float] | None) -> np.ndarray:
         sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
@@ -168,7 +167,6 @@ class TripletBatches:
                 "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
                 "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
                 "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets]),
-                "tar_groups": torch.tensor([self.group_codes[t.target] for t in triplets]),
                 "query_datasets": torch.tensor([self.dataset_codes[t.candidate]
                                                 for t in triplets])}
 
@@ -201,12 +199,3 @@ def _kind_codes(datasets: list[Dataset], kinds: dict[str, dict[str, str]]) -> di
                 kind = (d.name, kinds[d.name].get(i, t.category))
                 out[i] = codes.setdefault(kind, len(codes))
     return out
-
-
-def _group_codes(datasets: list[Dataset]) -> dict[str, int]:
-    """image id -> code of its category by name in any dataset (H&M's categories are its
-    product groups: upper, lower, full body, shoes, accessories ...): the classes of the kind
-    term (model.kind_term), shared by datasets that name a category alike."""
-    codes: dict[str, int] = {}
-    return {i: codes.setdefault(t.category.strip().lower(), len(codes))
-            for d in datasets for t in d.train.triplets for i in (t.candidate, t.target)}

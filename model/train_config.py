@@ -68,8 +68,6 @@ class TrainConfig:
     device: str = cli("auto", "auto (CUDA when present), cpu or cuda", choices=DEVICE_CHOICES)
     grounding: float = cli(0.0, "weight of the auxiliary image <-> description loss (0: off; "
                            "model.grounding)")
-    kind_class_weight: float = cli(1.0, "weight of the kind classification term of a model "
-                                   "with a kind path (model.kind_term)")
     kind_weight: float = cli(0.5, "weight of the loss that ranks the reference's garment kind "
                              "first (model.loss.kind_loss)")
     group_by: str = cli("category", "what the triplets of a one-group batch share: the "

@@ -29,7 +29,6 @@ from model.distillation import distillation_loss
 from model.evaluate import restrict_to_bank
 from model.feature_cache import FeatureBank, extract_features, extract_trunk_features
 from model.grounding import GroundingTerm, grounding_texts
-from model.kind_term import KindTerm
 from model.loss import make_loss
 from model.optim import adamw, warmup_cosine_schedule
 from model.retriever import (
@@ -78,7 +77,6 @@ class Trainer:
                               groups=len(self.batches.names) if cfg.dataset_scales else 1
                               ).to(self.device)
         self.loss.log_scale.requires_grad_(not cfg.freeze_scale)
-        self.kind_term = self._kind_term()
         self.retriever.set_trainable()
         self.teacher_paths = self._teacher_paths()
         self.memo, self.memo_file = self._memo()
@@ -137,17 +135,6 @@ class Trainer:
                              f"batch ({cfg.batch_size}): lower --batch-size")
         return batches
 
-    def _kind_term(self) -> KindTerm | None:
-        """The kind classification term of a model with a kind path (prototypes of every
-        kind of the training data); None without one or at weight 0."""
-        cfg = self.retriever.cfg
-        if not cfg.kind_path or self.cfg.kind_class_weight <= 0:
-            return None
-        kinds = len(set(self.batches.group_codes.values()))
-        logger.info("kind term (weight %.2f) over %d product groups",
-                    self.cfg.kind_class_weight, kinds)
-        return KindTerm(kinds, cfg.kind_dim, seed=self.cfg.seed).to(self.device)
-
     def _memo(self) -> tuple[TokenOutputMemo | None, Path | None]:
         """With --paths-only or --distill: freeze all but what trains, and memoise the frozen
         blocks' outputs (paths only) or the teacher's (distill), on disk under the cache."""
@@ -181,15 +168,14 @@ class Trainer:
         cfg = self.cfg
         path_lr = cfg.lr if cfg.path_lr is None else cfg.path_lr
         rates = {"reference.text.": cfg.text_lr, "sentence_path.": path_lr,
-                 "phrase_path.": path_lr, "kind_path.": path_lr}
+                 "phrase_path.": path_lr}
         named = list(self.retriever.net.named_parameters())
         if tail:
             rates[TAIL_PREFIX] = cfg.lr if cfg.tail_lr is None else cfg.tail_lr
             named += [(TAIL_PREFIX + k, p)
                       for k, p in self.retriever.encoder.tail_parameters().items()]
-        extra = [*self.loss.parameters(),
-                 *(self.kind_term.parameters() if self.kind_term is not None else ())]
-        optimizer = adamw(named, cfg.lr, cfg.weight_decay, extra=extra, prefix_lrs=rates)
+        optimizer = adamw(named, cfg.lr, cfg.weight_decay, extra=self.loss.parameters(),
+                          prefix_lrs=rates)
         return optimizer, [p for _, p in named if p.requires_grad]
 
     def _teacher_paths(self) -> torch.nn.Module | None:
@@ -230,8 +216,6 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.loss.load_state_dict(state["loss"])
-        if self.kind_term is not None and "kind_term" in state:
-            self.kind_term.load_state_dict(state["kind_term"])
         self.epoch, self.best = state["epoch"], state["best"]
         logger.info("resumed from %s after epoch %d (best %.2f)", self.run.last, self.epoch,
                     self.best)
@@ -271,11 +255,6 @@ class Trainer:
         loss = self.loss(f_ref, f_tar, batch["target_ids"],
                          (batch["ref_kinds"], batch["tar_kinds"]), cfg.kind_weight,
                          batch["query_datasets"])
-        if self.kind_term is not None:
-            n, split = len(f_ref), self.retriever.net.kind_path.split
-            kinds = torch.cat([batch["tar_groups"], batch["tar_groups"]])
-            loss = loss + cfg.kind_class_weight * self.kind_term(
-                torch.cat([split(f_ref), split(f_tar[:n])]), kinds)
         if self.grounding:
             loss = loss + cfg.grounding * self.grounding(self.retriever, self.bank, self.loss,
                                                          self.device)
@@ -336,8 +315,7 @@ class Trainer:
         self.best = max(self.best, metrics["score"])  # before the state: a resume knows it
         state = {"optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "loss": self.loss.state_dict(),
-                 "epoch": self.epoch, "best": self.best,
-                 **({"kind_term": self.kind_term.state_dict()} if self.kind_term else {})}
+                 "epoch": self.epoch, "best": self.best}
         self.run.save(self.retriever, meta, state, improved)
 
 

@@ -81,21 +81,6 @@ def test_onnx_engine_exports_the_sentence_and_phrase_paths(tmp_path, path):
                                *(["int8.onnx"] if path == "phrase_path" else [])])
 
 
-def test_onnx_engine_exports_the_kind_path_beside_the_phrase_path(tmp_path):
-    """Queries and catalog items come out embed_dim + kind_dim long from both engines."""
-    plain = build_retriever(ModelConfig.tiny(), seed=5)
-    r = with_residual_paths(plain, dataclasses.replace(plain.cfg, phrase_path=True,
-                                                       kind_path=True, kind_dim=4))
-    ck = r.save(tmp_path / "ck")
-    fast, eager = load_retriever(ck, engine="onnx"), load_retriever(ck, engine="eager")
-    assert fast.engine.name == "onnx" and fast.dim == plain.dim + 4
-    got = fast.encode_queries(IMAGES, TEXTS)
-    assert got.shape == (len(IMAGES), fast.dim)
-    np.testing.assert_allclose(got, eager.encode_queries(IMAGES, TEXTS), atol=2e-3)
-    np.testing.assert_allclose(fast.encode_targets(IMAGES), eager.encode_targets(IMAGES),
-                               atol=1e-4)
-
-
 def test_onnx_engine_exports_a_cheaper_reference_side(tmp_path):
     r = with_query_side(build_retriever(ModelConfig.tiny(), seed=6), 2, 1)
     ck = r.save(tmp_path / "ck")

@@ -263,6 +263,14 @@ def test_a_config_of_the_removed_phrase_layers_loads_only_where_it_meant_all_lay
         ModelConfig.from_dict({**data, "phrase_layers": 2})
 
 
+def test_a_config_of_the_removed_kind_path_loads_only_without_one():
+    data = ModelConfig.tiny().to_dict()
+    off = {**data, "kind_path": False, "kind_dim": 32, "kind_share": 0.2}
+    assert ModelConfig.from_dict(off) == ModelConfig.from_dict(data)
+    with pytest.raises(ValueError, match="kind_path was removed .git tag kind-path-groups"):
+        ModelConfig.from_dict({**off, "kind_path": True})
+
+
 def test_a_pretrained_phrase_encoder_is_loaded_from_its_package_not_stored():
     cfg = ModelConfig(phrase_path=True, sentence_path=True)
     r = build_retriever(cfg)
@@ -275,7 +283,7 @@ def test_a_pretrained_phrase_encoder_is_loaded_from_its_package_not_stored():
 
 
 @pytest.mark.parametrize("field, legacy", [("global_path", False), ("sentence_hidden", 256),
-                                           ("reference_grid", None), ("kind_path", False)])
+                                           ("reference_grid", None)])
 def test_checkpoint_from_before_a_field_loads_with_its_fingerprint(tmp_path, field, legacy):
     """A config.json written before ``field`` existed loads with the field at the value that
     reproduces its architecture (the sentence path was 256 wide), and keeps its id."""

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from dataprep import eval_caption, load_fashioniq
@@ -703,37 +702,3 @@ def test_drop_paths_starts_without_a_path_and_its_teacher_keeps_it(tiny_data, tm
         Trainer(dataclasses.replace(cfg, out=str(tmp_path / "x"), drop_paths=["no_path"]))
     with pytest.raises(ValueError, match="--drop-paths removes paths of the --init-from"):
         dataclasses.replace(cfg, init_from=None, distill=0.0).check(backbone_tail=False)
-
-
-def test_kind_path_appends_a_unit_kind_vector_that_the_kind_term_trains(tiny_data, tmp_path):
-    """With a kind path, f_ref and f_tar are unit vectors of embed_dim + kind_dim whose cosine
-    is (1 - share) * the garment part's + share * the kind part's; a paths-only run from a
-    checkpoint without it adds it, trains it with the kind term, and its kind vectors then
-    classify the training targets' categories better than at the start."""
-    _, cfg = _paths_only_config(_two_category_data(tmp_path / "data"), tmp_path)
-    cfg = dataclasses.replace(cfg, epochs=3, kind_class_weight=1.0, kind_weight=0.0)
-    cfg.model = dataclasses.replace(cfg.model, kind_path=True, kind_dim=4, kind_share=0.3)
-    trainer = Trainer(cfg)
-    net = trainer.retriever.net.eval()
-    assert trainer.retriever.dim == cfg.model.embed_dim + 4 and trainer.kind_term is not None
-    batch = trainer.batches.batch(trainer.batches.triplets[:8])
-    with torch.no_grad():
-        f_ref, f_tar = net(batch)
-    assert f_ref.shape[1] == f_tar.shape[1] == trainer.retriever.dim
-    assert torch.allclose(f_ref.norm(dim=1), torch.ones(len(f_ref)), atol=1e-5)
-    garment = F.normalize(f_ref[:, :-4], dim=1) @ F.normalize(f_tar[:, :-4], dim=1).T
-    kind = net.kind_path.split(f_ref) @ net.kind_path.split(f_tar).T
-    assert torch.allclose(f_ref @ f_tar.T, 0.7 * garment + 0.3 * kind, atol=1e-5)
-
-    def kind_error() -> float:
-        with torch.no_grad():
-            _, tar = trainer.retriever.net.eval()(batch)
-            return trainer.kind_term(net.kind_path.split(tar), batch["tar_groups"]).item()
-
-    before = kind_error()
-    trainer.fit()
-    assert kind_error() < before
-    trained = load_retriever(tmp_path / "run" / "last")
-    assert trained.cfg.kind_path and trained.dim == cfg.model.embed_dim + 4
-    state = torch.load(tmp_path / "run" / "last" / "train_state.pt", weights_only=False)
-    assert "kind_term" in state
