@@ -25,7 +25,7 @@ PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
 # (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
-# kind_*: a kind vector appended to both sides, stages 48-49).
+# kind_*: a kind vector appended to both sides, stages 48-50).
 REMOVED_FIELDS = {"phrase_layers": (None, "phrase-layers"),
                   "kind_path": (False, "kind-path-groups"), "kind_dim": (32, "kind-path-groups"),
                   "kind_share": (0.2, "kind-path-groups")}
