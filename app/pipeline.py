@@ -36,9 +36,11 @@ THUMBNAIL_PX = 256  # side of the JPEG kept for uploads in the history strip
 
 class QueryEncoder(Protocol):
     """What the pipeline needs from ``model.Retriever``: one query vector for a conversation
-    ((reference image, sentence) pairs, oldest first; one pair is ``encode_query``)."""
+    ((reference image, sentence) pairs, oldest first; one pair is ``encode_query``), moved away
+    from the earlier references unless ``avoid_earlier`` is off."""
 
-    def encode_conversation(self, turns: Sequence[ConversationTurn]) -> np.ndarray: ...
+    def encode_conversation(self, turns: Sequence[ConversationTurn], *,
+                            avoid_earlier: bool = True) -> np.ndarray: ...
 
 
 class CatalogIndex(Protocol):
@@ -155,9 +157,12 @@ def run_query(
     feedback = normalize_feedback(raw_feedback, max_chars)
     sentence = drop_clauses(feedback.text, steer.removed) if steer.removed else feedback.text
     t0 = time.perf_counter()
-    query = encoder.encode_conversation(conversation(steer.earlier, reference, sentence))
     own = Turn(reference, feedback.text, [], likes=steer.likes, dislikes=steer.dislikes)
     liked, disliked = clicks([*steer.earlier, own])
+    # Earlier references are an implicit "Less like this" (model.conversation.away_from); once
+    # the shopper clicks, the clicks say it instead (both together lost: docs/conversation.md).
+    query = encoder.encode_conversation(conversation(steer.earlier, reference, sentence),
+                                        avoid_earlier=not (liked or disliked))
     if liked or disliked:
         query = rocchio(query, index.vectors_of(liked), index.vectors_of(disliked))
     t1 = time.perf_counter()

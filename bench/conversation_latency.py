@@ -8,8 +8,9 @@ new H&M photo and a new held-out sentence of the shared feedback generator, so n
 timed call was seen before. Turns 1-4 are encoded first (untimed, as the app encoded them when
 they were said); then the fifth turn is timed (``encode_conversation`` of all five), and beside
 it one ``encode_query`` of another unseen photo and sentence. A "cold" figure times the fifth
-turn with the clause memo emptied, so all five sentences are parsed again. Reports p50/p95 of
-each and the ratio of the p50s; issue 36's floor is 1.5. Writes
+turn with the memos emptied, so all five sentences are parsed again and the four earlier
+references encoded as targets (the first search of a session restored after an app restart).
+Reports p50/p95 of each and the ratio of the p50s; issue 36's floor is 1.5. Writes
 bench/results/conversation_latency/<fingerprint>.json.
 """
 
@@ -87,6 +88,7 @@ def run(cfg: LatencyConfig) -> dict:
             call()
             (turn if name == "turn" else single).append(time.perf_counter() - t0)
         default_classifier()._memo.clear()
+        retriever.targets_seen.clear()
         cold_turns = [(im, s) for im, s in zip(images[k + 1:k + TURNS + 1],
                                                 sentences[k + 1:k + TURNS + 1], strict=True)]
         t0 = time.perf_counter()

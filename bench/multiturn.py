@@ -21,8 +21,10 @@ same query for every FashionVLP system but those that hide the start garment):
 * no memory: a fresh ``encode_query(current reference, latest sentence)`` (the app before
   issue 36);
 * joined: the current reference with every sentence so far joined by "and";
-* memory: ``model.conversation.conversation_text`` (what ``Retriever.encode_conversation``
-  encodes): the latest sentence plus the earlier absolute requests still applying;
+* memory: what ``Retriever.encode_conversation`` computes: the current reference with the
+  latest sentence plus the earlier absolute requests still applying
+  (``model.conversation.conversation_text``), moved away from the catalog vectors of the
+  earlier turns' references (``model.conversation.away_from``) until the shopper clicks;
 * memory + passed-over: items already shown (and the start garment) rank below every unseen
   one (``app.reranking.penalised``, as the app demotes them);
 * memory + clicks: the shopper also clicks "More like this" on the item it continues from and
@@ -54,6 +56,7 @@ from tqdm import tqdm
 from app import reranking
 from bench._common import RESULTS, machine_line, run_benchmark, table
 from dataprep import HM_ATTRIBUTES, Change, HMItem, change_between, phrase, read_items
+from model.conversation import away_from, conversation_text
 from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
@@ -199,6 +202,7 @@ class System:
     text: Callable[[list[str]], str]  # the sentences so far -> the query text
     passed_over: bool = False
     clicks: bool = False
+    avoid_earlier: bool = False  # away from earlier references while nothing is clicked
 
 
 @dataclass
@@ -208,6 +212,7 @@ class State:
     episode: Episode
     rng: np.random.Generator
     reference: str
+    references: list[str] = field(default_factory=list)  # each turn's, oldest first
     sentences: list[str] = field(default_factory=list)
     said: set[str] = field(default_factory=set)
     shown: set[str] = field(default_factory=set)
@@ -230,14 +235,11 @@ def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[st
                                                s.said, s.rng)
             s.said.add(attribute)
             s.sentences.append(sentence)
+            s.references.append(s.reference)
         queries = system.encode([s.reference for s in active],
                                 [system.text(s.sentences) for s in active])
         for s, q in zip(active, queries, strict=True):
-            if system.clicks:  # as the app re-ranks on clicks (app.reranking)
-                q = reranking.rocchio(q, system.gallery[s.more], system.gallery[s.less],
-                                      like_weight=cfg.like_weight,
-                                      dislike_weight=cfg.dislike_weight)
-            scores = system.gallery @ q
+            scores = system.gallery @ steered(system, s, q, row, cfg)
             if system.passed_over:  # as the app demotes items seen (app.reranking)
                 seen = np.zeros(len(gallery), dtype=bool)
                 seen[[row[i] for i in s.shown]] = True
@@ -250,6 +252,21 @@ def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[st
             "example": {"start": states[0].episode.start, "target": states[0].episode.target,
                         "sentences": states[0].sentences,
                         "query": system.text(states[0].sentences)} if states else {}}
+
+
+def steered(system: System, s: State, query: np.ndarray, row: dict[str, int],
+            cfg: MultiturnConfig) -> np.ndarray:
+    """The turn's query as the app moves it: away from the earlier turns' references
+    (``Retriever.encode_conversation``) until the shopper clicks, then by the clicks
+    (``app.pipeline.run_query``)."""
+    earlier = list(dict.fromkeys(s.references[:-1]))
+    clicked = system.clicks and bool(s.more or s.less)  # _advance records them for every system
+    if system.avoid_earlier and earlier and not clicked:
+        query = away_from(query, system.gallery[[row[i] for i in earlier]])
+    if system.clicks:
+        query = reranking.rocchio(query, system.gallery[s.more], system.gallery[s.less],
+                                  like_weight=cfg.like_weight, dislike_weight=cfg.dislike_weight)
+    return query
 
 
 def _advance(s: State, top: list[str], turn: int, items: dict[str, HMItem],
@@ -275,7 +292,6 @@ def _advance(s: State, top: list[str], turn: int, items: dict[str, HMItem],
 def model_systems(retriever, bank, gallery: Sequence[str], names: Sequence[str]
                   ) -> list[System]:
     """The FashionVLP systems over the val bank (its gallery vectors encoded once)."""
-    from model.conversation import conversation_text
     from model.evaluate import model_encoders
 
     queries, encode_gallery = model_encoders(retriever, bank)
@@ -288,7 +304,8 @@ def model_systems(retriever, bank, gallery: Sequence[str], names: Sequence[str]
             continue
         base = name.split(" + ")[0]
         out.append(System(name, queries, vectors, texts[base],
-                          passed_over="passed-over" in name, clicks="clicks" in name))
+                          passed_over="passed-over" in name, clicks="clicks" in name,
+                          avoid_earlier=base == "memory"))
     return out
 
 

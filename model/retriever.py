@@ -25,6 +25,7 @@ from model.checkpoint import (
     write_checkpoint,
 )
 from model.config import PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
+from model.conversation import TargetMemo, away_from, conversation_text
 from model.device import resolve_device
 from model.engines import (
     EagerEngine,
@@ -73,6 +74,7 @@ class Retriever:
         self._fingerprint: str | None = None
         self.device = torch.device("cpu")
         self.engine = EagerEngine(self)  # load_retriever picks a faster one (model.engines)
+        self.targets_seen = TargetMemo()  # encode_conversation's earlier references
 
     # ------------------------------------------------------------------ modules
     def _modules(self) -> Modules:
@@ -166,6 +168,7 @@ class Retriever:
         """Call after the weights changed (training), so the fingerprint is recomputed."""
         self._fingerprint = None
         self.engine = EagerEngine(self)
+        self.targets_seen.clear()
 
     # ------------------------------------------------------------------ inputs
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -223,16 +226,41 @@ class Retriever:
         return self.encode_queries([image], [text])[0]
 
     def encode_conversation(self, turns: Sequence[tuple[Image.Image, str]],
-                            removed: Sequence[str] = ()) -> np.ndarray:
+                            removed: Sequence[str] = (), avoid_earlier: bool = True
+                            ) -> np.ndarray:
         """(D,) query of a conversation: ``turns`` are (reference image, feedback) pairs, oldest
         first. The last image is encoded with its feedback plus the earlier requests that still
-        apply (model.conversation; ``removed`` drops remembered requests); earlier images are
-        never encoded again. One turn gives exactly encode_query(image, text)."""
-        from model.conversation import conversation_text
+        apply (model.conversation; ``removed`` drops remembered requests); the query is then
+        moved away from the earlier references' target vectors (``away_from``: garments the
+        shopper moved on from), unless ``avoid_earlier`` is off (the app turns it off once the
+        shopper clicked "More / Less like this": explicit feedback replaces the implicit one).
+        One turn gives exactly encode_query(image, text).
 
+        Each call keeps its reference's target vector, computed from the backbone tokens the
+        query already needed (a tenth of a query's cost), so a later turn finds its earlier
+        references there; an image not seen before (a session restored after a restart) is
+        encoded then, all such images in one batch."""
         if not turns:
             raise ValueError("a conversation needs at least one turn")
-        return self.encode_query(turns[-1][0], conversation_text(turns, removed))
+        image = turns[-1][0]
+        whole, crop = self.image_tokens(self.preprocess(image)[None])
+        text = conversation_text(turns, removed)
+        query = self.encode_reference_features(whole, crop, [text]).numpy()[0]
+        if self.targets_seen.get(image) is None:
+            self.targets_seen.put(image, self.encode_target_features(whole, crop).numpy()[0])
+        earlier = list({id(im): im for im, _ in turns[:-1]}.values())
+        if not avoid_earlier or not earlier:
+            return query
+        return away_from(query, self._target_vectors(earlier))
+
+    def _target_vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(len(images), D) target vectors, from the memo where it has them."""
+        found = {id(im): self.targets_seen.get(im) for im in images}
+        missing = [im for im in images if found[id(im)] is None]
+        for im, vector in zip(missing, self.encode_targets(missing), strict=True):
+            self.targets_seen.put(im, vector)
+            found[id(im)] = vector
+        return np.stack([found[id(im)] for im in images])
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path, meta: dict[str, Any] | None = None) -> Path:

@@ -267,6 +267,23 @@ def test_a_chain_search_encodes_the_whole_conversation(retriever, index):
     assert not np.allclose(q, alone, atol=1e-4)  # "in red" is remembered
 
 
+def test_a_click_replaces_the_push_away_from_earlier_references(retriever, index):
+    from app.history import Steer
+    from app.reranking import rocchio
+
+    first = run_query(retriever, index, upload_ref(), "in red", k=4)
+    ref2 = reference_from_document(index.fetch([first.results[0].item_id])[0])
+    liked = first.results[1].item_id
+    turn = run_query(retriever, index, ref2, "shorter", k=4,
+                     steer=Steer(earlier=(first,), likes=(liked,)))
+    turns = [(first.reference.image, "in red"), (ref2.image, "shorter")]
+    q = rocchio(retriever.encode_conversation(turns, avoid_earlier=False),
+                index.vectors_of([liked]))
+    for r in turn.results:
+        assert r.score == pytest.approx(float(q @ index.vectors[position(index, r.item_id)]),
+                                        abs=1e-5)
+
+
 def test_a_removed_chip_is_left_out_of_the_conversation(retriever, index):
     import dataclasses
 

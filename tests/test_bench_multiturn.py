@@ -58,6 +58,30 @@ def test_shopper_names_a_remaining_difference():
     assert multiturn.change_for("type", ref, garment("Skirt"), rng).value == "skirt"
 
 
+def test_memory_moves_away_from_earlier_references_until_the_shopper_clicks():
+    from app.reranking import rocchio
+    from model.conversation import away_from
+
+    rng = np.random.default_rng(0)
+    gallery = rng.normal(size=(4, 8)).astype(np.float32)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    row, q, cfg = {"a": 0, "b": 1, "c": 2, "d": 3}, gallery[3], multiturn.MultiturnConfig()
+    state = multiturn.State(multiturn.Episode("a", "d", 0), rng, "b", references=["a", "a", "b"])
+    memory = multiturn.System("memory", None, gallery, str, avoid_earlier=True)
+    np.testing.assert_allclose(multiturn.steered(memory, state, q, row, cfg),
+                               away_from(q, gallery[[0]]), atol=1e-6)  # "a" once
+    np.testing.assert_array_equal(multiturn.steered(
+        multiturn.System("no memory", None, gallery, str), state, q, row, cfg), q)
+    state.more, state.less = [1], [2]
+    clicks = multiturn.System("memory + clicks", None, gallery, str, clicks=True,
+                              avoid_earlier=True)
+    np.testing.assert_allclose(multiturn.steered(clicks, state, q, row, cfg),
+                               rocchio(q, gallery[[1]], gallery[[2]]), atol=1e-6)
+    # the clicks are recorded for every system, but only a clicking one reads them
+    np.testing.assert_allclose(multiturn.steered(memory, state, q, row, cfg),
+                               away_from(q, gallery[[0]]), atol=1e-6)
+
+
 @pytest.mark.slow
 def test_multiturn_bench_runs_on_the_tiny_dataset(tiny_data, tiny_checkpoint, tmp_path):
     report = multiturn.main([

@@ -6,12 +6,17 @@ lexicon does not know); the retriever is the tiny random one of tests/conftest.p
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from model.conversation import (
     OTHER,
+    TargetMemo,
+    away_from,
     conversation_text,
     is_relative,
     lexicon_slot,
@@ -39,7 +44,7 @@ def test_later_sentence_overrides_earlier_one_about_the_same_thing(tiny_retrieve
     turns = [(images[0], "is red"), (images[1], "is blue")]
     assert remembered(turns) == ["is blue"]
     assert conversation_text(turns) == "is blue"
-    np.testing.assert_allclose(tiny_retriever.encode_conversation(turns),
+    np.testing.assert_allclose(tiny_retriever.encode_conversation(turns, avoid_earlier=False),
                                tiny_retriever.encode_query(images[1], "is blue"), atol=1e-6)
 
 
@@ -49,10 +54,56 @@ def test_absolute_request_persists_across_a_relative_turn(tiny_retriever, images
     assert conversation_text(turns) == "shorter and is navy"
     turns.append((images[2], "with long sleeves"))
     assert remembered(turns) == ["is navy", "with long sleeves"]
-    # the last image with the remembered words: the earlier images play no part
+    # the last image with the remembered words (the earlier images only push away: below)
     np.testing.assert_allclose(
-        tiny_retriever.encode_conversation(turns),
+        tiny_retriever.encode_conversation(turns, avoid_earlier=False),
         tiny_retriever.encode_query(images[2], "with long sleeves and is navy"), atol=1e-6)
+
+
+def test_the_query_moves_away_from_the_garments_moved_on_from(tiny_retriever):
+    first, second = draw("red", "square"), draw("blue", "circle")  # objects no call has seen
+    turns = [(first, "is navy"), (second, "shorter")]
+    words = tiny_retriever.encode_conversation(turns, avoid_earlier=False)
+    moved = tiny_retriever.encode_conversation(turns)
+    left = tiny_retriever.encode_targets([first])[0]
+    np.testing.assert_allclose(moved, away_from(words, left[None]), atol=1e-5)
+    assert moved @ left < words @ left - 1e-3
+    assert moved.dtype == np.float32 and np.linalg.norm(moved) == pytest.approx(1.0, abs=1e-5)
+    # a reference the shopper said two sentences to counts once; the current one not at all
+    stayed = tiny_retriever.encode_conversation([(first, "is navy"), (first, "with a hood"),
+                                                 (second, "shorter")])
+    np.testing.assert_allclose(stayed, away_from(tiny_retriever.encode_conversation(
+        [(first, "is navy"), (first, "with a hood"), (second, "shorter")], avoid_earlier=False),
+        left[None]), atol=1e-5)
+
+
+def test_earlier_references_are_not_encoded_again(tiny_retriever, monkeypatch):
+    images = [draw(c, "square") for c in ("red", "green", "yellow", "black")]
+    turns = [(im, "in red") for im in images]
+    backbone_batches = []
+    grid = tiny_retriever.engine.grid
+    monkeypatch.setattr(tiny_retriever.engine, "grid",
+                        lambda x: backbone_batches.append(len(x)) or grid(x))
+    for t in range(1, 4):  # as the app: each turn encoded when it is said
+        tiny_retriever.encode_conversation(turns[:t])
+    assert backbone_batches == [1, 1, 1]
+    tiny_retriever.targets_seen.clear()  # a session restored after a restart
+    tiny_retriever.encode_conversation(turns)
+    assert backbone_batches[3:] == [1, 3]  # the current image, then the three earlier at once
+
+
+def test_the_target_memo_is_by_identity_bounded_and_keeps_nothing_alive():
+    memo, red = TargetMemo(size=2), draw("red", "square")
+    memo.put(red, np.ones(3, np.float32))
+    assert memo.get(red) is not None and memo.get(red.copy()) is None
+    others = [draw(c, "circle") for c in ("blue", "green")]
+    for im in others:
+        memo.put(im, np.zeros(3, np.float32))
+    assert memo.get(red) is None and all(memo.get(im) is not None for im in others)
+    alive = weakref.ref(others[0])
+    del others[0]
+    gc.collect()
+    assert alive() is None  # the memo did not keep the image
 
 
 def test_relative_requests_are_not_compounded():
@@ -72,7 +123,8 @@ def test_removed_requests_are_dropped(tiny_retriever, images):
     assert conversation_text([(images[0], "in red and with a hood")], removed=["with a hood"]
                              ) == "in red"
     np.testing.assert_allclose(
-        tiny_retriever.encode_conversation(turns, removed=["has long sleeves"]),
+        tiny_retriever.encode_conversation(turns, removed=["has long sleeves"],
+                                           avoid_earlier=False),
         tiny_retriever.encode_query(images[2], "striped and is navy"), atol=1e-6)
 
 
