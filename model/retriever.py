@@ -257,7 +257,8 @@ class Retriever:
         """(len(images), D) target vectors, from the memo where it has them."""
         found = {id(im): self.targets_seen.get(im) for im in images}
         missing = [im for im in images if found[id(im)] is None]
-        for im, vector in zip(missing, self.encode_targets(missing), strict=True):
+        for im, vector in zip(missing, self.encode_targets(missing) if missing else (),
+                              strict=True):
             self.targets_seen.put(im, vector)
             found[id(im)] = vector
         return np.stack([found[id(im)] for im in images])

@@ -296,6 +296,19 @@ def two_turns(at: AppTest) -> AppTest:
     return search(at, "has long sleeves")
 
 
+def test_a_chain_encodes_each_reference_once(app_env, monkeypatch):
+    from model.retriever import Retriever
+
+    encoded = []
+    targets = Retriever.encode_targets
+    monkeypatch.setattr(Retriever, "encode_targets", lambda self, images, *a, **k: (
+        encoded.append(len(images)) or targets(self, images, *a, **k)))
+    at = search(two_turns(new_app().run()), "shorter")
+    assert not at.exception and len(at.session_state["history"].turns) == 3
+    # the earlier references' target vectors came from the turns that had them as current
+    assert encoded == []
+
+
 def test_chips_show_what_is_remembered_and_removing_one_searches_without_it(app_env):
     at = two_turns(new_app().run())
     labels = [b.label for b in chip_buttons(at)]
