@@ -11,9 +11,10 @@ Per row: hit@10 and P@10 against the query's relevant set (every article that sa
 request), R@10 of the exact target, the query count and 95% intervals (Wilson for hit@10 and
 R@10, a bootstrap over queries for P@10). The held-out phrasing rows are the colourway
 queries, each asked once per held-out family: R@10 per family and the spread between the best
-and the worst. The kind figures: over every val query (a colourway query once), the share of
-the top 10 (the reference itself left out) in the reference's product group and in its
-product type, for garment references and for the rest.
+and the worst. The kind figures: over every val query (a colourway query once) whose words do
+not ask for another kind (the type-change row does), the share of the top 10 (the reference
+itself left out) in the reference's product group and in its product type, for garment
+references and for the rest.
 
 Every method goes through ``model.metrics`` (``retrieval_metrics`` for the headline figures,
 its ``top_k`` for the per-query values behind the intervals; a check asserts they agree).
@@ -73,6 +74,7 @@ RELATION_ROWS = [r for r in dict.fromkeys(FEEDBACK_ROWS.values()) if r != "colou
 NEGATIONS = [r for r, row in FEEDBACK_ROWS.items() if row == "negation"]
 MIN_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
 K = 10
+OTHER_KIND = ("type change",)  # relations whose words ask for another kind (no kind share)
 Z95 = 1.959964
 
 
@@ -218,12 +220,13 @@ def _row(q: FeedbackQueries, idx: list[int], vectors, gallery, position,
 def kind_figures(q: FeedbackQueries, wanted: list[int], ranked, cfg: FeedbackBenchConfig
                  ) -> dict:
     """Share (%) of the top 10, reference left out, in the reference's product group and
-    type: every query once (a colourway query in its first family only)."""
+    type: every query once (a colourway query in its first family only), but those whose
+    words ask for another kind."""
     seen, per_query = set(), []
     for k in wanted:
         t = q.triplets[k]
         key = (t.candidate, t.target, q.relation_of(k))
-        if key in seen or t.candidate not in q.groups:
+        if key in seen or t.candidate not in q.groups or q.relation_of(k) in OTHER_KIND:
             continue
         seen.add(key)
         top = [q.gallery[r] for r in ranked[k] if q.gallery[r] != t.candidate][:K]

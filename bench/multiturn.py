@@ -163,10 +163,10 @@ def sample_episodes(gallery: Sequence[str], items: dict[str, HMItem], cfg: Multi
 
 def change_for(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generator) -> Change:
     """What a shopper asks for to move ``attribute`` from ``ref``'s value to ``tgt``'s: the
-    feedback generator's multi-change rule (relative for lengths and fit, a negation for "no
-    sleeves" / "no hood" / "no print" half of the time, ...); the product type, and a value
-    the reference does not name, as the target's value."""
-    said = change_between(attribute, ref, tgt, rng) if attribute != "type" else None
+    feedback generator's rule (relative for lengths and fit, a negation for "no sleeves" /
+    "no hood" / "no print" half of the time, the product type as the target's, ...); a value
+    the reference does not name as the target's value."""
+    said = change_between(attribute, ref, tgt, rng)
     if said is not None:
         return said[0]
     before = look(ref).get(attribute)

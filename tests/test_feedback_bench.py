@@ -79,6 +79,21 @@ def test_kind_figures_leave_the_reference_out():
     assert "other references" not in out
 
 
+def test_kind_figures_skip_requests_for_another_kind():
+    from dataprep import Triplet
+    tags = {"colourway": ("colourway", "colourway", "colourway"),
+            "type change": ("type", "type change", "type change")}
+    q = fr.FeedbackQueries(
+        triplets=[Triplet("a", "b", ["x"], "colourway", ["b"], tags["colourway"]),
+                  Triplet("a", "d", ["as a blouse"], "type", ["d"], tags["type change"])],
+        gallery=["a", "b", "c", "d"], groups=dict.fromkeys("abcd", "upper"),
+        types={"a": "Top", "b": "Top", "c": "Top", "d": "Blouse"})
+    ranked = {0: np.array([1, 2, 3]), 1: np.array([3, 1, 2])}
+    out = fr.kind_figures(q, [0, 1], ranked, fr.FeedbackBenchConfig(bootstrap=10))
+    assert out["all"]["queries"] == 1  # "as a blouse" asks for another type
+    assert out["all"]["in product type"] == pytest.approx(100 * 2 / 3)
+
+
 @pytest.mark.slow
 def test_bench_accuracy_reports_the_feedback_rows(feedback_data, tiny_checkpoint, tmp_path):
     from bench import accuracy

@@ -206,6 +206,39 @@ def test_relevant_sets_follow_the_rules(built):
                if e["relation"] == "without sleeves")
 
 
+def test_type_changes_cross_types_within_a_group(built):
+    _, out, _ = built
+    meta = _meta(out)
+    entries = [e for split in ("train", "val") for e in _entries(out, split)
+               if e["relation"] == "type change"]
+    assert entries
+    kept_type = 0
+    for e in entries:
+        ref, tgt = meta[e["candidate"]], meta[e["target"]]
+        assert tgt["product_type"] != ref["product_type"]
+        assert tgt["product_group"] == ref["product_group"]
+        assert ["type", "absolute", tgt["product_type"].lower()] in [c[:3] for c in e["changes"]]
+        assert 1 <= len(e["changes"]) <= 4
+        assert all(meta[i]["product_type"] == tgt["product_type"] for i in e["relevant"])
+        kept_type += any(meta[n]["product_type"] == ref["product_type"] for n in e["negatives"])
+    assert kept_type  # the words asked for another type: the reference's is a hard negative
+
+
+def test_a_later_kind_leaves_earlier_captions_alone(built, tmp_path, monkeypatch):
+    """Datasets already trained on keep every caption when a kind of request is added."""
+    data, out, _ = built
+    every_kind = ft.all_queries
+    monkeypatch.setattr(ft, "all_queries", lambda *a, **k: [
+        q for q in every_kind(*a, **k) if q.kind not in ft.LATER_KINDS])
+    before = tmp_path / "before"
+    ft.build_feedback(ft.FeedbackConfig(data=data, out=before,
+                                        relations=RelationConfig(lightness_margin=MARGIN)))
+    for path in sorted((before / "captions").glob("*.json")):
+        now = [e for e in json.loads((out / "captions" / path.name).read_text())
+               if e["tags"][0] not in ft.LATER_KINDS]
+        assert json.loads(path.read_text()) == now, path.name
+
+
 def test_train_and_val_phrasings_are_apart(built):
     _, out, _ = built
     for e in _entries(out, "train"):

@@ -147,7 +147,8 @@ ABSOLUTE: dict[str, Lex] = {
     "fit": _lex(["in a {v}"], [], ["tailored in a {v}"]),
     "waist": _lex(["with a {v}"], [], ["featuring a {v}"]),
     "closure": _lex(["with {v}"], [], ["fastening with {v}"]),
-    "type": _lex(["as a {v}"], ["but a {v}"], ["turned into a {v}"]),
+    "type": _lex(["as a {v}"], ["in the form of a {v}", "styled as a {v}"],
+                 ["turned into a {v}"]),
     "*": _lex(["with {v}"], [], ["featuring {v}"]),
 }
 ABSOLUTE_VALUES: dict[tuple[str, str], Lex] = {

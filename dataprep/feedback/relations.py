@@ -19,6 +19,11 @@ The rules, so that a list of pale items of the right type cannot pass for unders
   set nor the negatives;
 * **multi-change**: two to four changes between garments of one product type, each written
   as a relative, absolute or negated change, every one of them met by each relevant article;
+* **type change**: one to four changes between garments of one product group, the product
+  type among them ("as a blouse, with long sleeves" of a vest top): relevant articles are of
+  the target's type, meet every other change and agree with the reference on the rest; hard
+  negatives kept the reference's type (the words asked for another one) in the target's
+  colour or with every other change made;
 * **colourway**: another colourway of the product, for every product group (shoes, bags,
   underwear and accessories too), the mixed catalog's queries.
 
@@ -44,7 +49,7 @@ from dataprep.feedback.attributes import (
     SLEEVE_ORDER,
     HMItem,
 )
-from dataprep.feedback.phrasing import Change
+from dataprep.feedback.phrasing import Change, heldout_markers_in
 from dataprep.hm_triplets import ATTRIBUTES
 
 # Bench rows: relation -> row name (the issue's rows).
@@ -55,8 +60,8 @@ ROWS = {"lighter": "lighter", "darker": "darker", "brighter": "brighter",
         "plainer": "plainer/busier", "busier": "plainer/busier",
         "without sleeves": "negation", "no hood": "negation", "remove pattern": "negation",
         "not colour": "negation", "not material": "negation",
-        "multi-change": "multi-change", "colourway": "colourway"}
-KINDS = {"colourway": "colourway", "multi-change": "multi", **{
+        "multi-change": "multi-change", "type change": "type change", "colourway": "colourway"}
+KINDS = {"colourway": "colourway", "multi-change": "multi", "type change": "type", **{
     r: "negation" for r, row in ROWS.items() if row == "negation"}}
 NEGATED_MATERIALS = ("denim", "satin", "lace", "faux leather", "corduroy", "linen", "chiffon",
                      "velour", "knit")
@@ -71,6 +76,8 @@ class RelationConfig:
     train_targets: int = 3  # targets drawn per (reference, relation) for training
     multi_train_targets: int = 3  # multi-change targets per training reference
     multi_val_targets: int = 1
+    type_train_targets: int = 1  # type-change targets per training garment
+    type_candidates: int = 400  # garments of the group tried per reference (drawn at random)
     negatives: int = 8  # relation hard negatives kept per query
     other_kind_negatives: int = 4  # items of another product group in the target's colour
     max_relevant: int = 500  # relevant lists are cut (with the target kept) beyond this
@@ -358,8 +365,15 @@ def _queries(name: str, ref: HMItem, good: Sequence[HMItem], changes: list[Chang
 
 def change_between(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Generator
                    ) -> tuple[Change, Callable[[HMItem], bool]] | None:
-    """How a shopper could ask for ``tgt``'s value of ``attribute`` starting from ``ref``,
-    and the test a candidate must pass for it; None when it cannot be said."""
+    """How a shopper could ask for ``tgt``'s value of ``attribute`` (one of ATTRIBUTES, or
+    "type": the product type) starting from ``ref``, and the test a candidate must pass for
+    it; None when it cannot be said."""
+    if attribute == "type":
+        r, t = ref.product_type.lower(), tgt.product_type.lower()
+        if not r or not t or r == t:
+            return None
+        return (Change("type", "absolute", t, r if rng.random() < 0.2 else None),
+                lambda c, t=t: c.product_type.lower() == t)
     r, t = ref.attributes.get(attribute), tgt.attributes.get(attribute)
     if r is None or t is None or r == t:
         return None
@@ -423,10 +437,59 @@ def multi_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) -
     return out
 
 
+def type_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) -> list[Query]:
+    """One to four changes in one request between garments of one product group, the product
+    type among them: what a shopper asks when the garment should become another kind
+    ("turned into a cardigan"), which the same-type relations never show."""
+    by_group: dict[tuple[str, str], list[HMItem]] = defaultdict(list)
+    for c in cat.items:
+        if c.garment:
+            by_group[(c.split, c.group)].append(c)
+    out = []
+    for ref in cat.items:
+        if not ref.garment:
+            continue
+        pool = by_group[(ref.split, ref.group)]
+        n = cfg.type_train_targets if ref.split == "train" else 1
+        types: set[str] = set()
+        for k in rng.permutation(len(pool))[:cfg.type_candidates]:
+            c = pool[int(k)]
+            if c.product_type == ref.product_type or c.product_type in types or (
+                    ref.split == "train" and _names_heldout_word(ref, c)):
+                continue
+            shared = [a for a in ATTRIBUTES if a in ref.attributes and a in c.attributes]
+            changed = [a for a in shared if ref.attributes[a] != c.attributes[a]]
+            if len(changed) > 3 or len(changed) >= len(shared):
+                continue
+            said = [change_between(a, ref, c, rng) for a in ("type", *changed)]
+            if any(s is None for s in said):
+                continue
+            tests = [s[1] for s in said]
+            good = [g for g in cat.same_type(ref, (c.product_type,))
+                    if all(t(g) for t in tests) and agrees(ref, g, changed)]
+            kept_type = [b.id for b in cat.same_type(ref) if agrees(ref, b, changed) and (
+                b.colour == c.colour or all(t(b) for t in tests[1:]))]  # all but the type
+            changes = [s[0] for s in said]
+            changes = [changes[int(j)] for j in rng.permutation(len(changes))]
+            out += _queries("type change", ref, good, changes, kept_type, cat, cfg, rng,
+                            target=c)
+            types.add(c.product_type)
+            if len(types) == n:
+                break
+    return out
+
+
+def _names_heldout_word(*items: HMItem) -> bool:
+    """A product type with a word of the held-out phrasings ("Tailored Waistcoat"): no
+    training caption may name it."""
+    return any(heldout_markers_in(i.product_type.lower()) for i in items)
+
+
 def all_queries(cat: Catalog, cfg: RelationConfig, seed: int = 0) -> list[Query]:
-    """Every query of every kind, deterministic for (catalog, cfg, seed)."""
+    """Every query of every kind, deterministic for (catalog, cfg, seed): each kind draws from
+    its own generator, so adding a kind leaves the others' queries as they were."""
     out = []
     for k, build in enumerate((colour_queries, garment_queries, negation_queries,
-                               multi_queries, colourway_queries)):
+                               multi_queries, colourway_queries, type_queries)):
         out += build(cat, cfg, np.random.default_rng([seed, k]))
     return out

@@ -14,8 +14,9 @@ Layout (``dataprep.layout``): ``captions/cap.{cat}.{split}.json``, ``image_split
 Categories: a training triplet's category is its reference's product group (upper, lower,
 full, accessories, shoes, underwear, ...), so one-category batches hold comparable items; its
 gallery is every training article of the group. Val categories are the query kinds
-(``relative``, ``negation``, ``multi``, ``colourway``), each ranking one gallery of *every*
-val article (garments, shoes, bags, underwear, accessories, no filter): the mixed catalog.
+(``relative``, ``negation``, ``multi``, ``colourway``, ``type``), each ranking one gallery of
+*every* val article (garments, shoes, bags, underwear, accessories, no filter): the mixed
+catalog.
 
 Captions: training triplets carry two captions in training phrasing families
 (:data:`~dataprep.feedback.TRAIN_FAMILIES`); val queries one caption in one held-out family
@@ -51,7 +52,10 @@ from dataprep.layout import write_json, write_metadata, write_split
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")
-VAL_KINDS = ("relative", "negation", "multi", "colourway")
+VAL_KINDS = ("relative", "negation", "multi", "colourway", "type")
+# Kinds added after the first datasets were trained on: their phrasings and val order draw
+# from a generator of their own, so the earlier kinds' captions stay exactly as they were.
+LATER_KINDS = ("type",)
 MIN_VAL_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
 MIN_TRAIN_TRIPLETS = 300  # below this a relation is flagged as too little to train on
 
@@ -109,15 +113,16 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
                         cfg.lightness)
     cat = Catalog(items, lightness)
     queries = all_queries(cat, cfg.relations, cfg.seed)
-    rng = np.random.default_rng([cfg.seed, 99])
+    first, later = np.random.default_rng([cfg.seed, 99]), np.random.default_rng([cfg.seed, 98])
     by_split: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
     for q in queries:
+        rng = later if q.kind in LATER_KINDS else first
         if q.reference.split == "train":
             by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng))
         else:
             by_split["val"].setdefault(q.kind, []).extend(val_entries(q, rng))
-    for entries in by_split["val"].values():  # validation caps queries: mix what comes first
-        order = rng.permutation(len(entries))
+    for kind, entries in by_split["val"].items():  # validation caps queries: mix the order
+        order = (later if kind in LATER_KINDS else first).permutation(len(entries))
         entries[:] = [entries[int(k)] for k in order]
     for group in sorted({i.group for i in items if i.split == "train"}):
         gallery = [i.id for i in items if i.split == "train" and i.group == group]
