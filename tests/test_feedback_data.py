@@ -21,7 +21,6 @@ from dataprep.feedback import lightness as fl
 from dataprep.feedback import triplets as ft
 from dataprep.feedback.relations import RelationConfig
 from dataprep.hm_triplets import split_of
-from model.conversation import split_clauses
 
 COLUMNS = ["article_id", "product_code", "prod_name", "product_type_name", "product_group_name",
            "graphical_appearance_name", "colour_group_name", "perceived_colour_value_name",
@@ -238,31 +237,6 @@ def test_a_later_kind_leaves_earlier_captions_alone(built, tmp_path, monkeypatch
         now = [e for e in json.loads((out / "captions" / path.name).read_text())
                if e["tags"][0] not in ft.LATER_KINDS]
         assert json.loads(path.read_text()) == now, path.name
-
-
-def test_several_changes_are_also_trained_as_a_conversation_says_them(built):
-    """The memory of a chain of turns queries with one sentence per change joined by 'and';
-    training shows requests of several changes in that form too, one clause per change."""
-    _, out, _ = built
-    several = [e for e in _entries(out, "train") if len(e["changes"]) > 1]
-    assert several
-    for e in several:
-        said = e["captions"][1]
-        assert said.count(" and ") >= len(e["changes"]) - 1, said
-        assert len(split_clauses(said)) >= len(e["changes"]), said
-
-
-def test_the_conversation_form_leaves_every_val_caption_alone(built, tmp_path, monkeypatch):
-    """Val queries, drawn from the generator the one-sentence captions use, stay as they were
-    whatever the conversation form draws; so do the training entries' first captions."""
-    data, out, _ = built
-    monkeypatch.setattr(ft, "turns_caption", lambda changes, rng: "unused")
-    before = tmp_path / "before"
-    ft.build_feedback(ft.FeedbackConfig(data=data, out=before,
-                                        relations=RelationConfig(lightness_margin=MARGIN)))
-    assert _entries(before, "val") == _entries(out, "val")
-    assert ([e["captions"][0] for e in _entries(before, "train")] ==
-            [e["captions"][0] for e in _entries(out, "train")])
 
 
 def test_train_and_val_phrasings_are_apart(built):

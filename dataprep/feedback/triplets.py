@@ -19,9 +19,7 @@ gallery is every training article of the group. Val categories are the query kin
 catalog.
 
 Captions: training triplets carry two captions in training phrasing families
-(:data:`~dataprep.feedback.TRAIN_FAMILIES`), the second of a request of several changes in
-the form a conversation's memory gives it (one sentence per change, joined with 'and'); val
-queries one caption in one held-out family
+(:data:`~dataprep.feedback.TRAIN_FAMILIES`); val queries one caption in one held-out family
 (:data:`~dataprep.feedback.HELDOUT_FAMILIES`), named in the entry; every val colourway query
 appears once per held-out family, for the per-family rows.
 
@@ -46,7 +44,7 @@ import numpy as np
 
 from dataprep.feedback.attributes import read_items
 from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths, measure
-from dataprep.feedback.phrasing import HELDOUT_FAMILIES, Change, join, phrase
+from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
 from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
 from dataprep.hm_triplets import ATTRIBUTES
 from dataprep.layout import write_json, write_metadata, write_split
@@ -77,27 +75,14 @@ def _change_rows(q: Query) -> list[list[str | None]]:
     return [[c.slot, c.kind, c.value, c.ref_value] for c in q.changes]
 
 
-def turns_caption(changes: Sequence[Change], rng: np.random.Generator) -> str:
-    """The changes as a conversation's memory writes them: one training-phrasing sentence per
-    change, in a random order, joined with 'and' (``model.conversation.conversation_text``
-    joins the current sentence and the earlier ones that still apply so)."""
-    order = rng.permutation(len(changes))
-    return " and ".join(phrase(changes[int(k)], rng, "train") for k in order)
-
-
-def train_entry(q: Query, rng: np.random.Generator, turns: np.random.Generator) -> dict:
-    """Two training phrasings of the request: one sentence, and a second one; a request of
-    several changes gets as its second the sentences a conversation says them in, one per
-    change (``turns_caption``, drawn from ``turns``: the one-sentence draws of ``rng`` stay as
-    they were, so every val caption, drawn after them from the same generator, does too)."""
+def train_entry(q: Query, rng: np.random.Generator) -> dict:
+    """Two different training phrasings of the request."""
     first = join(q.changes, rng, "train")
     second = first
     for _ in range(6):
         second = join(q.changes, rng, "train")
         if second != first:
             break
-    if len(q.changes) > 1:
-        second = turns_caption(q.changes, turns)
     return _entry(q, [first, second])
 
 
@@ -129,12 +114,11 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
     cat = Catalog(items, lightness)
     queries = all_queries(cat, cfg.relations, cfg.seed)
     first, later = np.random.default_rng([cfg.seed, 99]), np.random.default_rng([cfg.seed, 98])
-    turns = np.random.default_rng([cfg.seed, 97])
     by_split: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
     for q in queries:
         rng = later if q.kind in LATER_KINDS else first
         if q.reference.split == "train":
-            by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng, turns))
+            by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng))
         else:
             by_split["val"].setdefault(q.kind, []).extend(val_entries(q, rng))
     for kind, entries in by_split["val"].items():  # validation caps queries: mix the order
