@@ -404,6 +404,24 @@ def change_between(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Gene
             lambda c, attribute=attribute, t=t: c.attributes.get(attribute) == t)
 
 
+def _differing(ref: HMItem, cand: HMItem) -> tuple[list[str], list[str]]:
+    """The attributes both articles name, and those of them on which they differ."""
+    shared = [a for a in ATTRIBUTES if a in ref.attributes and a in cand.attributes]
+    return shared, [a for a in shared if ref.attributes[a] != cand.attributes[a]]
+
+
+def _request(ref: HMItem, tgt: HMItem, attributes: Sequence[str], rng: np.random.Generator
+             ) -> tuple[list[Change], list[Callable[[HMItem], bool]]] | None:
+    """One request for ``tgt``'s value of every one of ``attributes``: its changes in a random
+    order, and the tests a candidate must pass, in the order of ``attributes``; None when one
+    of them cannot be said."""
+    said = [change_between(a, ref, tgt, rng) for a in attributes]
+    if any(s is None for s in said):
+        return None
+    order = rng.permutation(len(said))
+    return [said[int(k)][0] for k in order], [s[1] for s in said]
+
+
 def multi_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) -> list[Query]:
     """Two to four changes in one request between garments of one product type."""
     out = []
@@ -412,22 +430,18 @@ def multi_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) -
             continue
         by_changed: dict[tuple[str, ...], list[HMItem]] = defaultdict(list)
         for c in cat.same_type(ref):
-            shared = [a for a in ATTRIBUTES if a in ref.attributes and a in c.attributes]
-            changed = tuple(a for a in shared if ref.attributes[a] != c.attributes[a])
+            shared, changed = _differing(ref, c)
             if 2 <= len(changed) <= 4 and len(changed) < len(shared):
-                by_changed[changed].append(c)
+                by_changed[tuple(changed)].append(c)
         keys = sorted(by_changed)
         n = cfg.multi_train_targets if ref.split == "train" else cfg.multi_val_targets
         for j in rng.permutation(len(keys))[:n]:
             changed = keys[int(j)]
             target = by_changed[changed][int(rng.integers(len(by_changed[changed])))]
-            said = [change_between(a, ref, target, rng) for a in changed]
-            if any(s is None for s in said):
+            request = _request(ref, target, changed, rng)
+            if request is None:
                 continue
-            changes = [s[0] for s in said]
-            order = rng.permutation(len(changes))
-            changes = [changes[int(k)] for k in order]
-            tests = [s[1] for s in said]
+            changes, tests = request
             good = [c for c in cat.same_type(ref) if all(t(c) for t in tests)
                     and agrees(ref, c, changed)]
             bad = [c.id for c in cat.same_type(ref) if c.colour == ref.colour
@@ -457,20 +471,17 @@ def type_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) ->
             if c.product_type == ref.product_type or c.product_type in types or (
                     ref.split == "train" and _names_heldout_word(ref, c)):
                 continue
-            shared = [a for a in ATTRIBUTES if a in ref.attributes and a in c.attributes]
-            changed = [a for a in shared if ref.attributes[a] != c.attributes[a]]
+            shared, changed = _differing(ref, c)
             if len(changed) > 3 or len(changed) >= len(shared):
                 continue
-            said = [change_between(a, ref, c, rng) for a in ("type", *changed)]
-            if any(s is None for s in said):
+            request = _request(ref, c, ("type", *changed), rng)
+            if request is None:
                 continue
-            tests = [s[1] for s in said]
+            changes, tests = request
             good = [g for g in cat.same_type(ref, (c.product_type,))
                     if all(t(g) for t in tests) and agrees(ref, g, changed)]
             kept_type = [b.id for b in cat.same_type(ref) if agrees(ref, b, changed) and (
                 b.colour == c.colour or all(t(b) for t in tests[1:]))]  # all but the type
-            changes = [s[0] for s in said]
-            changes = [changes[int(j)] for j in rng.permutation(len(changes))]
             out += _queries("type change", ref, good, changes, kept_type, cat, cfg, rng,
                             target=c)
             types.add(c.product_type)
