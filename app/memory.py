@@ -2,8 +2,9 @@
 
 From the turns of a chain (app.history): the conversation handed to the model (reference image
 and sentence of every turn, oldest first), the clicks that still count, the items already shown
-and passed over, and the chips the page shows ("navy", "with long sleeves", "More like: Red
-dress"), each of which the shopper can remove. Plain functions, no Streamlit.
+and passed over, the catalog references the shopper moved on from, and the chips the page shows
+("navy", "with long sleeves", "More like: Red dress"), each of which the shopper can remove.
+Plain functions, no Streamlit.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def clicks(turns: Sequence[Turn]) -> tuple[list[str], list[str]]:
 def shown(turns: Sequence[Turn]) -> set[str]:
     """Every item the results of ``turns`` showed."""
     return {r.item_id for t in turns for r in t.results}
+
+
+def moved_on_from(turns: Sequence[Turn]) -> set[str]:
+    """The catalog items that were the reference of one of ``turns``: each was asked to change,
+    so none of them is what the shopper wants, and the search leaves them out (the current
+    reference would otherwise rank first under weak feedback, and an earlier one come back)."""
+    return {t.reference.key for t in turns if t.reference.kind == "catalog"}
 
 
 def remembered(turns: Sequence[ConversationTurn]) -> list[str]:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from app.feedback import MAX_FEEDBACK_CHARS, drop_clauses, normalize_feedback
 from app.history import Reference, ResultItem, Steer, Turn
-from app.memory import ConversationTurn, clicks, conversation, shown
+from app.memory import ConversationTurn, clicks, conversation, moved_on_from, shown
 from app.reranking import demote, rocchio, search_depth
 from imaging import ImageLoadError, load_image, make_thumbnail
 from indexer import DatabaseOutage, DatabaseUnavailableError, RetryPolicy, call_with_retry
@@ -147,8 +147,8 @@ def run_query(
     """Encode the conversation ending in (reference, feedback), move the query by the clicks,
     search the in-memory index, rank items already seen lower, fetch the top-k documents.
 
-    A catalog reference is left out of its own results: the shopper asked for something
-    *different* from it, and with weak feedback it would otherwise always rank first. Without
+    The chain's catalog references, this one and earlier ones, are left out of the results
+    (``app.memory.moved_on_from``): the shopper asked for something *different* from each. Without
     a ``steer`` (no earlier turns, no clicks) this is the single query (reference, feedback).
     """
     if k < 1:
@@ -168,9 +168,9 @@ def run_query(
     t1 = time.perf_counter()
     seen_before = shown(steer.earlier) - set(liked)
     demoted = set() if steer.show_seen else seen_before | set(disliked)
-    exclude = reference.key if reference.kind == "catalog" else None
-    hits = index.search(query, search_depth(k, len(demoted), exclude is not None), category)
-    hits = demote([(i, s) for i, s in hits if i != exclude], demoted)[:k]
+    exclude = moved_on_from([*steer.earlier, own])
+    hits = index.search(query, search_depth(k, len(demoted), len(exclude)), category)
+    hits = demote([(i, s) for i, s in hits if i not in exclude], demoted)[:k]
     t2 = time.perf_counter()
     docs = {str(d["_id"]): d for d in index.fetch([i for i, _ in hits])}
     t3 = time.perf_counter()

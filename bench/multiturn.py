@@ -2,18 +2,20 @@
 
     source scripts/env.sh && .venv/bin/python -m bench.multiturn --checkpoint checkpoints/demo
 
-An episode: a target garment and a start garment of the same product group (H&M's upper /
-lower / full body) that differ in 2-4 attributes (product type, colour, sleeve, neckline,
-length, fit, waist, closure, pattern, material: the feedback generator's parse,
+An episode: a target garment and a start garment of the same product group (H&M's upper / lower
+/ full body) that differ in 2-4 attributes (product type, colour, sleeve, neckline, length, fit,
+waist, closure, pattern, material: the feedback generator's parse,
 ``dataprep.feedback.attributes``). The gallery is every val article (split by product code as
 ``dataprep.hm_triplets`` splits; nothing of the training side). Each turn the shopper names one
-remaining difference between the current reference and the target as the shared generator
-writes it (``dataprep.feedback.relations``' multi-change rule: relative for lengths and fit,
-negations for "no sleeves"/"no hood"/"no print" half of the time), in its held-out phrasings
-(``phrase(change, rng, "heldout")``: no training caption uses their templates or synonyms);
-the system shows its top 10; the episode succeeds when the target is shown. Otherwise the
-shopper continues from the shown item that agrees with the target on most attributes (ties:
-the higher-ranked). Hits@10 after turn t: the share of episodes that succeeded by turn t.
+remaining difference between the current reference and the target as the shared generator writes
+it (``dataprep.feedback.relations``' multi-change rule: relative for lengths and fit, negations
+for "no sleeves"/"no hood"/"no print" half of the time), in its held-out phrasings
+(``phrase(change, rng, "heldout")``: no training caption uses their templates or synonyms); the
+system shows its top 10, leaving out the current reference as the app leaves out a catalog
+reference (every system; ``model.evaluate`` does the same for single queries); the episode
+succeeds when the target is shown. Otherwise the shopper continues from the shown item that
+agrees with the target on most attributes (ties: the higher-ranked). Hits@10 after turn t: the
+share of episodes that succeeded by turn t.
 
 Systems (each runs its own episodes from the same starts, targets and seeds, so turn 1 is the
 same query for every FashionVLP system but those that hide the start garment):
@@ -24,7 +26,8 @@ same query for every FashionVLP system but those that hide the start garment):
 * memory: what ``Retriever.encode_conversation`` computes: the current reference with the
   latest sentence plus the earlier absolute requests still applying
   (``model.conversation.conversation_text``), moved away from the catalog vectors of the
-  earlier turns' references (``model.conversation.away_from``) until the shopper clicks;
+  earlier turns' references (``model.conversation.away_from``) until the shopper clicks, and
+  those references left out as the current one is (``app.memory.moved_on_from``);
 * memory + passed-over: items already shown (and the start garment) rank below every unseen
   one (``app.reranking.penalised``, as the app demotes them);
 * memory + clicks: the shopper also clicks "More like this" on the item it continues from and
@@ -202,7 +205,8 @@ class System:
     text: Callable[[list[str]], str]  # the sentences so far -> the query text
     passed_over: bool = False
     clicks: bool = False
-    avoid_earlier: bool = False  # away from earlier references while nothing is clicked
+    memory: bool = False  # remembers the earlier references: away from them while nothing is
+    # clicked (model.conversation.away_from), and left out as the current one is
 
 
 @dataclass
@@ -240,6 +244,7 @@ def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[st
                                 [system.text(s.sentences) for s in active])
         for s, q in zip(active, queries, strict=True):
             scores = system.gallery @ steered(system, s, q, row, cfg)
+            scores[[row[i] for i in left_out(system, s)]] = -np.inf
             if system.passed_over:  # as the app demotes items seen (app.reranking)
                 seen = np.zeros(len(gallery), dtype=bool)
                 seen[[row[i] for i in s.shown]] = True
@@ -254,6 +259,13 @@ def run_system(system: System, episodes: Sequence[Episode], gallery: Sequence[st
                         "query": system.text(states[0].sentences)} if states else {}}
 
 
+def left_out(system: System, s: State) -> list[str]:
+    """The references ``system`` leaves out of its ranking, as the app leaves out the catalog
+    references of its chain (``app.memory.moved_on_from``): the shopper asked for something
+    different from each. Every system leaves out the current one; with memory, earlier ones too."""
+    return list(dict.fromkeys(s.references)) if system.memory else [s.reference]
+
+
 def steered(system: System, s: State, query: np.ndarray, row: dict[str, int],
             cfg: MultiturnConfig) -> np.ndarray:
     """The turn's query as the app moves it: away from the earlier turns' references
@@ -261,7 +273,7 @@ def steered(system: System, s: State, query: np.ndarray, row: dict[str, int],
     (``app.pipeline.run_query``)."""
     earlier = list(dict.fromkeys(s.references[:-1]))
     clicked = system.clicks and bool(s.more or s.less)  # _advance records them for every system
-    if system.avoid_earlier and earlier and not clicked:
+    if system.memory and earlier and not clicked:
         query = away_from(query, system.gallery[[row[i] for i in earlier]])
     if system.clicks:
         query = reranking.rocchio(query, system.gallery[s.more], system.gallery[s.less],
@@ -305,7 +317,7 @@ def model_systems(retriever, bank, gallery: Sequence[str], names: Sequence[str]
         base = name.split(" + ")[0]
         out.append(System(name, queries, vectors, texts[base],
                           passed_over="passed-over" in name, clicks="clicks" in name,
-                          avoid_earlier=base == "memory"))
+                          memory=base == "memory"))
     return out
 
 

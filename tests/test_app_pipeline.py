@@ -97,6 +97,17 @@ def test_long_feedback_is_truncated_and_reported(retriever, index):
     assert any("characters" in n for n in turn.notes)
 
 
+def test_the_references_of_earlier_turns_are_left_out_too(retriever, index):
+    from app.history import Steer
+
+    first = run_query(retriever, index, reference_from_document(
+        index.fetch(["dress-red-short"])[0]), "in navy", k=4)
+    ref2 = reference_from_document(index.fetch([first.results[0].item_id])[0])
+    turn = run_query(retriever, index, ref2, "", k=30, steer=Steer(earlier=(first,)))
+    ids = [r.item_id for r in turn.results]
+    assert len(ids) == 22 and not {"dress-red-short", ref2.key} & set(ids)  # 24 items
+
+
 def test_a_catalog_reference_is_left_out_of_its_own_results(retriever, index, catalog):
     doc = index.fetch(["dress-red-short"])[0]
     ref = reference_from_document(doc)

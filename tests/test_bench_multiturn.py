@@ -67,19 +67,28 @@ def test_memory_moves_away_from_earlier_references_until_the_shopper_clicks():
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
     row, q, cfg = {"a": 0, "b": 1, "c": 2, "d": 3}, gallery[3], multiturn.MultiturnConfig()
     state = multiturn.State(multiturn.Episode("a", "d", 0), rng, "b", references=["a", "a", "b"])
-    memory = multiturn.System("memory", None, gallery, str, avoid_earlier=True)
+    memory = multiturn.System("memory", None, gallery, str, memory=True)
     np.testing.assert_allclose(multiturn.steered(memory, state, q, row, cfg),
                                away_from(q, gallery[[0]]), atol=1e-6)  # "a" once
     np.testing.assert_array_equal(multiturn.steered(
         multiturn.System("no memory", None, gallery, str), state, q, row, cfg), q)
     state.more, state.less = [1], [2]
     clicks = multiturn.System("memory + clicks", None, gallery, str, clicks=True,
-                              avoid_earlier=True)
+                              memory=True)
     np.testing.assert_allclose(multiturn.steered(clicks, state, q, row, cfg),
                                rocchio(q, gallery[[1]], gallery[[2]]), atol=1e-6)
     # the clicks are recorded for every system, but only a clicking one reads them
     np.testing.assert_allclose(multiturn.steered(memory, state, q, row, cfg),
                                away_from(q, gallery[[0]]), atol=1e-6)
+
+
+def test_every_system_leaves_out_the_current_reference_and_memory_the_earlier_ones_too():
+    state = multiturn.State(multiturn.Episode("a", "d", 0), np.random.default_rng(0), "c",
+                            references=["a", "b", "a", "c"])
+    plain = multiturn.System("no memory", None, np.zeros((4, 8)), str)
+    memory = multiturn.System("memory", None, np.zeros((4, 8)), str, memory=True)
+    assert multiturn.left_out(plain, state) == ["c"]
+    assert multiturn.left_out(memory, state) == ["a", "b", "c"]
 
 
 @pytest.mark.slow
