@@ -13,14 +13,13 @@ from typing import Any
 
 # Optional zero-initialised parts added after the first checkpoints: off in a checkpoint from
 # before them and addable to a trained model (model.retriever.with_residual_paths).
-RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path", "global_gate")
+RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None, "backbone_tail": False, "phrase_path": False,
-                "global_gate": False}
+                "reference_grid": None, "backbone_tail": False, "phrase_path": False}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
@@ -82,9 +81,6 @@ class ModelConfig:
     phrase_path: bool = cli(False, "add a sentence path whose sentence embedding comes from "
                             "the frozen pretrained text model (PhrasePath, zero-initialised; "
                             "its encoder is loaded from the package, not stored)")
-    global_gate: bool = cli(False, "scale the reference's global-path term by a factor in "
-                            "(0, 2) read from the phrase embedding (GlobalGate, "
-                            "zero-initialised to 1; needs the global and phrase paths)")
     sentence_hidden: int = cli(128, "width of the sentence (and phrase) path's MLP (128 "
                                "keeps both paths <= 25 MB; the demo checkpoint's phrase path "
                                "alone: 512)")

@@ -271,37 +271,11 @@ class PhrasePath(nn.Module):
         return self.combiner(whole, phrase)
 
 
-class GlobalGate(nn.Module):
-    """How much of the reference's own global-path term f_ref keeps, read from the words: a
-    factor in (0, 2) from the frozen text model's sentence embedding (CLIP4Cir's combiner
-    weighs image and text by a scalar it predicts the same way).
-
-    Why: "is lighter" or "not in black" want the same garment in another shade, so the
-    reference's pooled feature (which finds the garment's colourways) should weigh more; "as a
-    skirt" wants another garment, so it should weigh less. One fixed weight serves neither.
-    Zero-initialised to exactly 1, so a checkpoint trained without it fine-tunes from its old
-    outputs; the target side's global term is not scaled.
-    """
-
-    WIDTH = 64
-
-    def __init__(self, hidden: int, dropout: float):
-        super().__init__()
-        self.score = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, self.WIDTH), nn.GELU(),
-                                   nn.Dropout(dropout), nn.Linear(self.WIDTH, 1))
-        nn.init.zeros_(self.score[-1].weight)
-        nn.init.zeros_(self.score[-1].bias)
-
-    def forward(self, phrase: torch.Tensor) -> torch.Tensor:
-        return 2.0 * torch.sigmoid(self.score(phrase))  # (B, 1)
-
-
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
-    over ``phrase_model``, the whole pretrained text model, frozen), whose words may scale the
-    reference's global term (``cfg.global_gate``)."""
+    over ``phrase_model``, the whole pretrained text model, frozen)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
                  phrase_model: nn.Module | None = None):
@@ -317,11 +291,6 @@ class FashionVLP(nn.Module):
             raise ValueError("phrase_path needs the pretrained text model (phrase_model)")
         self.phrase_path = (PhrasePath(phrase_model, channels, cfg.sentence_hidden,
                                        cfg.embed_dim, cfg.dropout) if cfg.phrase_path else None)
-        if cfg.global_gate and not (cfg.global_path and cfg.phrase_path):
-            raise ValueError("global_gate scales the global path by the phrase path's words: "
-                             "it needs both")
-        self.global_gate = (GlobalGate(phrase_model.config.hidden_size, cfg.dropout)
-                            if cfg.global_gate else None)
 
     def query_outputs(self) -> set[str]:
         """The names ``token_outputs`` gives for a query (words given)."""
@@ -364,17 +333,14 @@ class FashionVLP(nn.Module):
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
         if self.phrase_path is not None:
             fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
-        keep = self.global_gate(phrase) if self.global_gate is not None else None
-        return self._with_global(fused, whole, keep)
+        return self._with_global(fused, whole)
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         return self._with_global(target, whole)
 
-    def _with_global(self, out: torch.Tensor, whole: torch.Tensor,
-                     keep: torch.Tensor | None = None) -> torch.Tensor:
+    def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:
-            term = self.global_path(whole).to(out.dtype)
-            out = out + (term if keep is None else keep.to(out.dtype) * term)
+            out = out + self.global_path(whole).to(out.dtype)
         return F.normalize(out, dim=-1)
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,

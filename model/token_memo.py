@@ -20,7 +20,6 @@ token-block passes again.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 from collections.abc import Collection
@@ -41,9 +40,7 @@ def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
     """16 hex digits naming the token outputs ``net`` gives: the checkpoint fingerprint of its
     architecture and every weight outside the trained residual paths, and the backbone
     features it reads (``features_key``). The phrase path's frozen encoder is the package's
-    text model that the architecture names, so the architecture covers it. The global gate
-    reads an output and gives none, so a model with it shares the memo of one without."""
-    cfg = dataclasses.replace(cfg, global_gate=False)
+    text model that the architecture names, so the architecture covers it."""
     frozen = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()
               if not name.startswith(RESIDUAL_PREFIXES)}
     return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]

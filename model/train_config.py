@@ -44,8 +44,6 @@ class TrainConfig:
     text_lr: float = cli(3e-5, "learning rate of the fine-tuned pretrained text layers")
     path_lr: float | None = cli(None, "learning rate of the sentence and phrase paths (none: "
                                 "--lr)")
-    gate_lr: float | None = cli(None, "learning rate of the global gate (none: --path-lr; "
-                                "with --lr 0 --path-lr 0 the gate alone trains)")
     weight_decay: float = cli(0.01, "AdamW weight decay (never on norms, biases, temperature)")
     warmup: float = cli(0.05, "share of all steps spent warming the learning rate up")
     seed: int = cli(0, "seed of the model's new layers and of the batches")

@@ -168,8 +168,7 @@ class Trainer:
         cfg = self.cfg
         path_lr = cfg.lr if cfg.path_lr is None else cfg.path_lr
         rates = {"reference.text.": cfg.text_lr, "sentence_path.": path_lr,
-                 "phrase_path.": path_lr,
-                 "global_gate.": path_lr if cfg.gate_lr is None else cfg.gate_lr}
+                 "phrase_path.": path_lr}
         named = list(self.retriever.net.named_parameters())
         if tail:
             rates[TAIL_PREFIX] = cfg.lr if cfg.tail_lr is None else cfg.tail_lr

@@ -212,30 +212,6 @@ def test_residual_paths_start_at_zero_so_old_checkpoints_fine_tune_from_their_ou
     assert moves_target == (path == "global_path")
 
 
-def test_the_global_gate_starts_at_one_and_then_weighs_the_reference_by_its_words(tiny):
-    with pytest.raises(ValueError, match="needs both"):
-        with_residual_paths(tiny, dataclasses.replace(tiny.cfg, global_gate=True))
-    old = with_residual_paths(tiny, dataclasses.replace(tiny.cfg, phrase_path=True))
-    for p in [*old.net.phrase_path.combiner.parameters(), *old.net.global_path.parameters()]:
-        torch.nn.init.normal_(p, std=0.1)  # trained paths, not their zero start
-    gated = with_residual_paths(old, dataclasses.replace(old.cfg, global_gate=True))
-    old.net.eval(), gated.net.eval()
-    whole = torch.randn(2, 9, old.encoder.channels)
-    crop = torch.randn(2, 4, old.encoder.channels)
-    texts = ["is lighter", "as a skirt"]
-    assert torch.equal(old.encode_reference_features(whole, crop, texts),
-                       gated.encode_reference_features(whole, crop, texts))
-    torch.nn.init.normal_(gated.net.global_gate.score[-1].weight, std=1.0)
-    tokens = gated.tokenize(texts)
-    keep = gated.net.global_gate(gated.net.phrase_path.embed(**tokens))
-    assert keep.shape == (2, 1) and ((keep > 0) & (keep < 2)).all()
-    assert not torch.allclose(keep[0], keep[1])  # read from the words
-    assert not torch.allclose(old.encode_reference_features(whole, crop, texts),
-                              gated.encode_reference_features(whole, crop, texts))
-    assert torch.equal(old.encode_target_features(whole, crop),
-                       gated.encode_target_features(whole, crop))  # the target is not scaled
-
-
 def test_sentence_path_follows_the_words_and_ignores_padding(tiny):
     """The same pooled image with other words moves the path's output, and a sentence is
     encoded the same alone as padded in a batch."""
