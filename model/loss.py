@@ -50,12 +50,7 @@ class BatchClassificationLoss(nn.Module):
             if query_groups is None:
                 raise ValueError(f"a loss with {len(scale)} temperatures needs query_groups")
             scale = scale[query_groups][:, None]
-        logits = scale * f_ref @ f_tar.T  # (B, B + extra negatives)
-        if target_ids is not None:
-            same = target_ids[:len(f_ref), None] == target_ids[None, :]
-            same.fill_diagonal_(False)
-            logits = logits.masked_fill(same, torch.finfo(logits.dtype).min)
-        return logits
+        return mask_duplicates(scale * f_ref @ f_tar.T, target_ids)  # (B, B + extra negatives)
 
     def forward(self, f_ref: torch.Tensor, f_tar: torch.Tensor,
                 target_ids: torch.Tensor | None = None,
@@ -71,6 +66,16 @@ class BatchClassificationLoss(nn.Module):
         if kinds is not None and kind_weight > 0:
             loss = loss + kind_weight * kind_loss(logits[:, :n], *kinds, ids)
         return loss
+
+
+def mask_duplicates(logits: torch.Tensor, target_ids: torch.Tensor | None) -> torch.Tensor:
+    """``logits`` (B, targets) with each column that repeats a query's own target (by
+    ``target_ids``) masked out, never the query's own column on the diagonal."""
+    if target_ids is None:
+        return logits
+    same = target_ids[:len(logits), None] == target_ids[None, :]
+    same.fill_diagonal_(False)
+    return logits.masked_fill(same, torch.finfo(logits.dtype).min)
 
 
 def kind_loss(logits: torch.Tensor, ref_kinds: torch.Tensor, tar_kinds: torch.Tensor,

@@ -98,6 +98,16 @@ class TrainConfig:
     distill_temperature: float = cli(1.0, "the distillation softmax's temperature, in units "
                                      "of the loss's (above 1: the teacher's ranks after the "
                                      "first weigh more)")
+    # Another model's ranking of the batches: a file of its query vectors per (reference,
+    # caption) and target vectors per image (`python -m bench.teacher_vectors`: the combiner
+    # baseline, which ranks relative, negated and type requests better; README, issue 35).
+    teacher_vectors: str | None = cli(None, "a teacher's vectors for the training triplets "
+                                      "(bench.teacher_vectors); its ranking of each batch is "
+                                      "taught beside the loss, at --teacher-weight")
+    teacher_weight: float = cli(1.0, "weight of the --teacher-vectors term")
+    teacher_datasets: list[str] | None = cli(None, "the datasets whose queries the "
+                                             "--teacher-vectors term teaches (default: those "
+                                             "the file has vectors for)")
     # data/hm_feedback names them: items that still have what "without sleeves" removes
     # (gloves among them), other kinds in the target's colour (model.sampling.ListedNegatives).
     listed_negatives: int = cli(0, "extra negatives per triplet, drawn from the hard negatives "
@@ -123,6 +133,11 @@ class TrainConfig:
             raise ValueError("--drop-paths removes paths of the --init-from checkpoint")
         if self.distill_datasets and self.distill <= 0:
             raise ValueError("--distill-datasets names whom --distill teaches: set --distill")
+        if self.teacher_vectors and not self.memoised:
+            raise ValueError("--teacher-vectors looks its queries up by (reference, caption): "
+                             "it needs the fixed captions of --paths-only or --distill")
+        if self.teacher_datasets and not self.teacher_vectors:
+            raise ValueError("--teacher-datasets names whom --teacher-vectors teaches")
         if self.dataset_scales and self.grounding > 0:
             raise ValueError("--grounding's image <-> text pairs belong to no dataset, so "
                              "they have no temperature under --dataset-scales")

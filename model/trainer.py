@@ -25,7 +25,7 @@ from model.checkpointing import RunFolder
 from model.config import RESIDUAL_PATHS, RESIDUAL_PREFIXES, ModelConfig
 from model.data import Dataset, load_datasets
 from model.device import autocast, resolve_device
-from model.distillation import distillation_loss
+from model.distillation import TeacherVectors, distillation_loss
 from model.evaluate import restrict_to_bank
 from model.feature_cache import FeatureBank, extract_features, extract_trunk_features
 from model.grounding import GroundingTerm, grounding_texts
@@ -85,7 +85,8 @@ class Trainer:
         self.scheduler = warmup_cosine_schedule(self.optimizer, self.steps_per_epoch * cfg.epochs,
                                                 cfg.warmup)
         self.grounding = self._grounding()
-        self.distilled = self._distilled_datasets()
+        self.distilled = self._dataset_codes("--distill-datasets", cfg.distill_datasets)
+        self.teacher, self.taught = self._teacher_vectors()
         self.epoch, self.best = 0, -1.0
         if self.resuming:
             self._load_state()
@@ -190,16 +191,25 @@ class Trainer:
         start = load_retriever(cfg.init_from, engine="eager")
         return start.net.to(self.device).requires_grad_(False)
 
-    def _distilled_datasets(self) -> torch.Tensor | None:
-        """The dataset codes whose queries --distill teaches (None: every query's)."""
-        names = self.cfg.distill_datasets
+    def _dataset_codes(self, flag: str, names: Sequence[str] | None) -> torch.Tensor | None:
+        """The codes of the datasets ``names`` (None: no restriction, every query's)."""
         if not names:
             return None
         unknown = sorted(set(names) - set(self.batches.names))
         if unknown:
-            raise ValueError(f"--distill-datasets {', '.join(unknown)}: not among the "
+            raise ValueError(f"{flag} {', '.join(unknown)}: not among the "
                              f"training datasets ({', '.join(self.batches.names)})")
         return torch.tensor([self.batches.names.index(n) for n in names], device=self.device)
+
+    def _teacher_vectors(self) -> tuple[TeacherVectors | None, torch.Tensor | None]:
+        """With --teacher-vectors: the teacher and the codes of the datasets it teaches."""
+        cfg = self.cfg
+        if not cfg.teacher_vectors:
+            return None, None
+        teacher = TeacherVectors(cfg.teacher_vectors, self.batches.query_rows,
+                                 self.batches.target_codes, self.device)
+        names = cfg.teacher_datasets or [n for n in teacher.datasets if n in self.batches.names]
+        return teacher, self._dataset_codes("--teacher-datasets", names)
 
     def _grounding(self) -> GroundingTerm:
         pairs: list[tuple[str, str]] = []
@@ -264,7 +274,24 @@ class Trainer:
             loss = loss + cfg.distill * distillation_loss(
                 self.loss, f_ref, f_tar, teacher[0].float(), teacher[1].float(),
                 batch["target_ids"], groups, rows, cfg.distill_temperature)
+        if self.teacher is not None:
+            loss = loss + cfg.teacher_weight * self._teacher_term(batch, f_ref, f_tar)
         return loss
+
+    def _teacher_term(self, batch: dict[str, torch.Tensor], f_ref: torch.Tensor,
+                      f_tar: torch.Tensor) -> torch.Tensor:
+        """The --teacher-vectors term: its ranking of the batch, for the queries of the
+        datasets it teaches that it has vectors of (0 for a batch it cannot rank)."""
+        found = self.teacher.lookup(batch["query_rows"], batch["target_ids"])
+        if found is None:
+            return f_ref.new_zeros(())
+        teacher_ref, teacher_tar, rows = found
+        groups = batch["query_datasets"]
+        if self.taught is not None:
+            rows = rows & torch.isin(groups, self.taught)
+        return distillation_loss(self.loss, f_ref, f_tar, teacher_ref, teacher_tar,
+                                 batch["target_ids"], groups, rows, self.cfg.distill_temperature,
+                                 teacher_scale=self.teacher.scale)
 
     def train_epoch(self) -> dict[str, float]:
         self.retriever.net.train()
@@ -285,6 +312,8 @@ class Trainer:
                  "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
         if self.memo is not None:  # how many token-block passes the memo has paid for so far
             stats["token_passes"] = self.memo.computed
+        if self.teacher is not None:  # batches it could not rank (a target without a vector)
+            stats["teacher_skipped"] = self.teacher.skipped
         return stats
 
     # ------------------------------------------------------------------ the run

@@ -563,6 +563,52 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
                                     distill_datasets=["no_such_dataset"]))
 
 
+def test_teacher_vectors_teach_their_ranking_found_by_reference_and_caption(tiny_data,
+                                                                          tmp_path):
+    """A teacher file of another run's own vectors (its queries numbered differently) gives a
+    term of zero on that run's ranking and more on another; a query it has no vector of is
+    not taught, a batch with a target it has no vector of is not either; the term needs fixed
+    captions."""
+    _, cfg = _paths_only_config(tiny_data, tmp_path)
+    first = Trainer(cfg)
+    triplets = first.batches.triplets[:8]
+    batch = first.batches.batch(triplets)
+    with torch.no_grad():
+        f_ref, f_tar, _ = first.forward(batch)
+    keys = {row: key for key, row in first.batches.query_rows.items()}
+    images = {code: i for i, code in first.batches.target_codes.items()}
+    teacher = {"keys": [keys[int(r)] for r in batch["query_rows"]], "queries": f_ref,
+               "images": [images[int(c)] for c in batch["target_ids"]], "targets": f_tar,
+               "temperature": first.loss.scales()[0], "datasets": first.batches.names}
+    torch.save(teacher, tmp_path / "teacher.pt")
+    cfg = dataclasses.replace(cfg, out=str(tmp_path / "taught"),
+                              teacher_vectors=str(tmp_path / "teacher.pt"))
+    taught = Trainer(cfg)
+    taught.batches.batch(taught.batches.triplets[8:12])  # other rows numbered first
+    again = taught.batches.batch(triplets)
+    with torch.no_grad():
+        f_ref, f_tar, _ = taught.forward(again)
+        assert taught._teacher_term(again, f_ref, f_tar).abs().item() < 1e-5
+        shuffled = _unit_rows(*f_ref.shape)  # (a tiny random model's cosines are close)
+        assert taught._teacher_term(again, shuffled, f_tar).item() > 1e-3
+        teacher["keys"] = [(r, c + " (another caption)") for r, c in teacher["keys"]]
+        torch.save(teacher, tmp_path / "teacher.pt")
+        unknown = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "unknown")))
+        batch = unknown.batches.batch(triplets)
+        assert unknown._teacher_term(batch, shuffled, f_tar).item() == 0
+        other = [t for t in unknown.batches.triplets
+                 if t.target not in {i for i in teacher["images"]}][:1]
+        if other:
+            batch = unknown.batches.batch(triplets[:7] + other)
+            assert unknown._teacher_term(batch, shuffled, f_tar).item() == 0
+            assert unknown.teacher.skipped == 1
+    with pytest.raises(ValueError, match="fixed captions"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "p"), paths_only=False))
+    with pytest.raises(ValueError, match="--teacher-datasets"):
+        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "d"), teacher_vectors=None,
+                                    teacher_datasets=["tiny"]))
+
+
 def test_train_backbone_tail_trains_that_stage_alone_from_cached_trunk_features(tiny_data,
                                                                                 tmp_path):
     """With every other rate at 0, a run moves the backbone's last stage and nothing else; its
