@@ -1,10 +1,14 @@
-"""The distillation term (`python -m model.train --distill W`): a frozen teacher's ranking of each
-batch, taught to a cheaper reference side.
+"""The distillation terms: a frozen teacher's ranking of each batch, taught beside the loss
+(`python -m model.train --distill W`: the --init-from checkpoint, to a cheaper reference side or
+to the paths; `--teacher-vectors FILE`: another model's vectors, `TeacherVectors`).
 
-Why: a query pays for the reference side, so a smaller one (a pooled grid, fewer text layers;
-`model.retriever.with_query_side`) answers faster; trained beside the usual loss towards the
-teacher's whole softmax over the batch's targets, it keeps the teacher's ranking, and the
-target side (so every catalog indexed with the teacher) stays the teacher's (README stage 21).
+Why --distill: a query pays for the reference side, so a smaller one (a pooled grid, fewer text
+layers; `model.retriever.with_query_side`) answers faster; trained beside the usual loss towards
+the teacher's whole softmax over the batch's targets, it keeps the teacher's ranking, and the
+target side (so every catalog indexed with the teacher) stays the teacher's (Training, stage
+21). Why --teacher-vectors: a model of another design that ranks some requests better (the
+combiner baseline on relative and type requests) teaches them without being run beside the
+model at query time (Training, stages 62-66).
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ def distillation_loss(loss: BatchClassificationLoss, f_ref: torch.Tensor, f_tar:
     return temperature ** 2 * F.kl_div((student / temperature).log_softmax(dim=-1),
                                        (teacher / temperature).log_softmax(dim=-1),
                                        reduction="batchmean", log_target=True)
+
+
+def ranks_own_target_first(teacher_ref: torch.Tensor, teacher_tar: torch.Tensor,
+                           target_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) bool: the queries whose own target (the diagonal) these vectors rank first among
+    the batch's targets, duplicates of it masked out (the teacher's: a ranking whose first
+    place is wrong teaches that error; the student's: it has nothing left to learn there)."""
+    logits = mask_duplicates(teacher_ref @ teacher_tar.T, target_ids)
+    return logits.argmax(dim=-1) == torch.arange(len(logits), device=logits.device)
 
 
 class TeacherVectors:

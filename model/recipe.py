@@ -50,6 +50,17 @@ class DataSpec:
 
 
 @dataclass
+class FileSpec:
+    """A file a run reads besides its datasets (a teacher's vectors), made once by a command."""
+
+    path: str  # what the command writes: present means made
+    prepare: str  # the command ("python -m ...")
+    datasets: list[str] = field(default_factory=list)  # the recipe's datasets it reads
+    minutes: float = 0.0
+    basis: str = ""
+
+
+@dataclass
 class Run:
     out: str  # folder under the recipe root
     datasets: list[str]
@@ -58,6 +69,7 @@ class Run:
     args: str = ""  # further model.train flags, as the training log wrote them
     init_from: str | None = None  # a stage name, or RUN/best | RUN/last
     note: str = ""
+    files: list[str] = field(default_factory=list)  # the recipe's files it reads (args name them)
 
 
 @dataclass
@@ -80,6 +92,7 @@ class Recipe:
     description: str = ""
     hardware: str = ""
     reproduces: dict = field(default_factory=dict)
+    files: dict[str, FileSpec] = field(default_factory=dict)
 
     @classmethod
     def load(cls, name_or_path: str) -> Recipe:
@@ -94,6 +107,7 @@ class Recipe:
             raise ValueError(f"no recipe {name_or_path!r} (known: {', '.join(known)})")
         data = json.loads(path.read_text())
         data["datasets"] = {k: DataSpec(**v) for k, v in data["datasets"].items()}
+        data["files"] = {k: FileSpec(**v) for k, v in data.get("files", {}).items()}
         data["stages"] = [Stage(**{**s, "runs": [Run(**r) for r in s["runs"]]})
                           for s in data["stages"]]
         return cls(**data)
@@ -182,7 +196,22 @@ class Chain:
         return name in self.over.datasets or not spec.creates or Path(
             _repo_path(spec.creates)).is_file()
 
+    def file_ready(self, name: str) -> bool:
+        return Path(_repo_path(self.recipe.files[name].path)).is_file()
+
     # ------------------------------------------------------------------ running
+    def make_file(self, name: str) -> None:
+        """Make a file of the recipe with its command (once), its datasets first."""
+        if self.file_ready(name):
+            return
+        spec = self.recipe.files[name]
+        for dataset in spec.datasets:
+            self.prepare(dataset)
+        argv = shlex.split(spec.prepare)
+        argv[0] = sys.executable if argv[0] == "python" else argv[0]
+        logger.info("making %s: %s", name, spec.prepare)
+        subprocess.run(argv, cwd=REPO_ROOT, check=True)
+
     def prepare(self, name: str) -> None:
         """Create a dataset's annotations with its recipe command (once)."""
         if self.dataset_ready(name):
@@ -209,6 +238,8 @@ class Chain:
             return
         for name in run.datasets:
             self.prepare(name)
+        for name in run.files:
+            self.make_file(name)
         if run.init_from and done == 0 and not self.checkpoint(run.init_from).is_dir():
             raise FileNotFoundError(f"{run.out} starts from {self.checkpoint(run.init_from)}, "
                                     "which does not exist: run the stages before it")
@@ -232,11 +263,19 @@ class Chain:
         return self.output(stage)
 
     def minutes(self, stages: Sequence[Stage], left: bool = False) -> float:
-        """Minutes of ``stages`` and of preparing their datasets (``left``: not yet done)."""
+        """Minutes of ``stages`` and of preparing their datasets and files (``left``: not yet
+        done)."""
         names = dict.fromkeys(d for s in stages for r in s.runs for d in r.datasets)
         data = [self.recipe.datasets[n].minutes for n in names
                 if not (left and self.dataset_ready(n))]
-        return sum(data) + sum(s.minutes for s in stages if not (left and self.stage_done(s)))
+        files = [self.recipe.files[n].minutes for n in self._files(stages)
+                 if not (left and self.file_ready(n))]
+        return sum(data) + sum(files) + sum(s.minutes for s in stages
+                                            if not (left and self.stage_done(s)))
+
+    @staticmethod
+    def _files(stages: Sequence[Stage]) -> list[str]:
+        return list(dict.fromkeys(f for s in stages for r in s.runs for f in r.files))
 
     def plan(self, stages: Sequence[Stage]) -> str:
         """Every command of ``stages`` with its state, and the hours they take."""
@@ -247,6 +286,10 @@ class Chain:
             spec = self.recipe.datasets[name]
             state = "ready" if self.dataset_ready(name) else f"to prepare (~{spec.minutes:g} min)"
             lines.append(f"dataset {name}: {state}: {spec.prepare}")
+        for name in self._files(stages):
+            spec = self.recipe.files[name]
+            state = "ready" if self.file_ready(name) else f"to make (~{spec.minutes:g} min)"
+            lines.append(f"file {name}: {state}: {spec.prepare}")
         for stage in stages:
             state = "done" if self.stage_done(stage) else "to do"
             lines += ["", f"{stage.name} ({stage.title}): {state}, {stage.minutes:g} min "

@@ -103,7 +103,8 @@ class TrainConfig:
     # baseline, which ranks relative, negated and type requests better; README, issue 35).
     teacher_vectors: str | None = cli(None, "a teacher's vectors for the training triplets "
                                       "(bench.teacher_vectors); its ranking of each batch is "
-                                      "taught beside the loss, at --teacher-weight")
+                                      "taught beside the loss, at --teacher-weight, to the "
+                                      "queries it ranks right and the model does not")
     teacher_weight: float = cli(1.0, "weight of the --teacher-vectors term")
     teacher_datasets: list[str] | None = cli(None, "the datasets whose queries the "
                                              "--teacher-vectors term teaches (default: those "

@@ -25,7 +25,7 @@ from model.checkpointing import RunFolder
 from model.config import RESIDUAL_PATHS, RESIDUAL_PREFIXES, ModelConfig
 from model.data import Dataset, load_datasets
 from model.device import autocast, resolve_device
-from model.distillation import TeacherVectors, distillation_loss
+from model.distillation import TeacherVectors, distillation_loss, ranks_own_target_first
 from model.evaluate import restrict_to_bank
 from model.feature_cache import FeatureBank, extract_features, extract_trunk_features
 from model.grounding import GroundingTerm, grounding_texts
@@ -281,16 +281,23 @@ class Trainer:
     def _teacher_term(self, batch: dict[str, torch.Tensor], f_ref: torch.Tensor,
                       f_tar: torch.Tensor) -> torch.Tensor:
         """The --teacher-vectors term: its ranking of the batch, for the queries of the
-        datasets it teaches that it has vectors of (0 for a batch it cannot rank)."""
-        found = self.teacher.lookup(batch["query_rows"], batch["target_ids"])
+        datasets it teaches that it has vectors of, whose own target it ranks first and the
+        student does not (0 for a batch it cannot rank). Why the filter: the teacher is worse
+        than the student on some requests (several changes at once, "not in denim"), and
+        where the student is already right its order of the rest only pulls the paths every
+        dataset shares (Training, stages 62-66)."""
+        groups, ids = batch["query_datasets"], batch["target_ids"]
+        taught = torch.ones_like(groups, dtype=torch.bool) if self.taught is None \
+            else torch.isin(groups, self.taught)
+        found = self.teacher.lookup(batch["query_rows"], ids) if taught.any() else None
         if found is None:
             return f_ref.new_zeros(())
         teacher_ref, teacher_tar, rows = found
-        groups = batch["query_datasets"]
-        if self.taught is not None:
-            rows = rows & torch.isin(groups, self.taught)
-        return distillation_loss(self.loss, f_ref, f_tar, teacher_ref, teacher_tar,
-                                 batch["target_ids"], groups, rows, self.cfg.distill_temperature,
+        with torch.no_grad():  # taught where the teacher is right and the student is not
+            rows = rows & taught & ranks_own_target_first(teacher_ref, teacher_tar, ids) \
+                & ~ranks_own_target_first(f_ref, f_tar, ids)
+        return distillation_loss(self.loss, f_ref, f_tar, teacher_ref, teacher_tar, ids, groups,
+                                 rows, self.cfg.distill_temperature,
                                  teacher_scale=self.teacher.scale)
 
     def train_epoch(self) -> dict[str, float]:
@@ -312,7 +319,7 @@ class Trainer:
                  "triplets_per_second": self.steps_per_epoch * self.cfg.batch_size / seconds}
         if self.memo is not None:  # how many token-block passes the memo has paid for so far
             stats["token_passes"] = self.memo.computed
-        if self.teacher is not None:  # batches it could not rank (a target without a vector)
+        if self.teacher is not None:  # batches with queries it teaches that it could not rank
             stats["teacher_skipped"] = self.teacher.skipped
         return stats
 

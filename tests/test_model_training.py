@@ -565,47 +565,50 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
 
 def test_teacher_vectors_teach_their_ranking_found_by_reference_and_caption(tiny_data,
                                                                           tmp_path):
-    """A teacher file of another run's own vectors (its queries numbered differently) gives a
-    term of zero on that run's ranking and more on another; a query it has no vector of is
-    not taught, a batch with a target it has no vector of is not either; the term needs fixed
-    captions."""
+    """A teacher file (its queries numbered differently from the run's) teaches a student
+    that ranks wrongly; a query it has no vector of, whose own target it does not rank first,
+    or whose own target the student already ranks first is not taught; a batch with a target
+    it has no vector of is not either; the term needs fixed captions."""
     _, cfg = _paths_only_config(tiny_data, tmp_path)
     first = Trainer(cfg)
     triplets = first.batches.triplets[:8]
     batch = first.batches.batch(triplets)
     with torch.no_grad():
-        f_ref, f_tar, _ = first.forward(batch)
+        _, f_tar, _ = first.forward(batch)
+    n = len(triplets)
     keys = {row: key for key, row in first.batches.query_rows.items()}
     images = {code: i for i, code in first.batches.target_codes.items()}
-    teacher = {"keys": [keys[int(r)] for r in batch["query_rows"]], "queries": f_ref,
+    right = f_tar[:n].clone()  # a teacher that ranks every query's own target first
+    teacher = {"keys": [keys[int(r)] for r in batch["query_rows"]], "queries": right,
                "images": [images[int(c)] for c in batch["target_ids"]], "targets": f_tar,
                "temperature": first.loss.scales()[0], "datasets": first.batches.names}
-    torch.save(teacher, tmp_path / "teacher.pt")
-    cfg = dataclasses.replace(cfg, out=str(tmp_path / "taught"),
-                              teacher_vectors=str(tmp_path / "teacher.pt"))
-    taught = Trainer(cfg)
+
+    def trainer(out: str, **file) -> Trainer:
+        torch.save(teacher | file, tmp_path / f"{out}.pt")
+        return Trainer(dataclasses.replace(cfg, out=str(tmp_path / out),
+                                           teacher_vectors=str(tmp_path / f"{out}.pt")))
+
+    taught = trainer("taught")
     taught.batches.batch(taught.batches.triplets[8:12])  # other rows numbered first
     again = taught.batches.batch(triplets)
     with torch.no_grad():
-        f_ref, f_tar, _ = taught.forward(again)
-        assert taught._teacher_term(again, f_ref, f_tar).abs().item() < 1e-5
-        shuffled = _unit_rows(*f_ref.shape)  # (a tiny random model's cosines are close)
-        assert taught._teacher_term(again, shuffled, f_tar).item() > 1e-3
-        teacher["keys"] = [(r, c + " (another caption)") for r, c in teacher["keys"]]
-        torch.save(teacher, tmp_path / "teacher.pt")
-        unknown = Trainer(dataclasses.replace(cfg, out=str(tmp_path / "unknown")))
-        batch = unknown.batches.batch(triplets)
-        assert unknown._teacher_term(batch, shuffled, f_tar).item() == 0
-        other = [t for t in unknown.batches.triplets
-                 if t.target not in {i for i in teacher["images"]}][:1]
-        if other:
-            batch = unknown.batches.batch(triplets[:7] + other)
-            assert unknown._teacher_term(batch, shuffled, f_tar).item() == 0
-            assert unknown.teacher.skipped == 1
+        _, f_tar, _ = taught.forward(again)
+        other = _unit_rows(*right.shape)
+        assert taught._teacher_term(again, right, f_tar).item() == 0  # already right
+        assert taught._teacher_term(again, other, f_tar).item() > 1e-3
+        wrong = trainer("wrong", queries=right.roll(1, dims=0))  # first place always wrong
+        assert wrong._teacher_term(wrong.batches.batch(triplets), other, f_tar).item() == 0
+        unknown = trainer("unknown", keys=[(r, c + " (another caption)")
+                                           for r, c in teacher["keys"]])
+        assert unknown._teacher_term(unknown.batches.batch(triplets), other, f_tar).item() == 0
+        outside = [t for t in taught.batches.triplets if t.target not in teacher["images"]]
+        batch = taught.batches.batch(triplets[:7] + outside[:1])
+        assert taught._teacher_term(batch, other, f_tar).item() == 0
+        assert taught.teacher.skipped == 1
     with pytest.raises(ValueError, match="fixed captions"):
-        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "p"), paths_only=False))
+        Trainer(dataclasses.replace(taught.cfg, out=str(tmp_path / "p"), paths_only=False))
     with pytest.raises(ValueError, match="--teacher-datasets"):
-        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "d"), teacher_vectors=None,
+        Trainer(dataclasses.replace(taught.cfg, out=str(tmp_path / "d"), teacher_vectors=None,
                                     teacher_datasets=["tiny"]))
 
 

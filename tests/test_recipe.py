@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
 from model import load_retriever
-from model.recipe import Chain, Overrides, Recipe, main
+from model.recipe import Chain, FileSpec, Overrides, Recipe, Run, Stage, main
 from model.train import parse_args
 from tests.tiny_dataset import write_tiny_dataset
 
 SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
                  "stage18", "stage19", "stage21", "stage28", "stage29",
-                 "stage29b", "stage43", "stage53"]  # the training log's list
+                 "stage29b", "stage43", "stage66"]  # the training log's list
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_demo_recipe_is_the_shipped_chain_and_every_command_parses():
         assert stage.minutes > 0 and stage.basis
         seen.add(stage.name)
     final = recipe.stages[-1]
-    assert chain.output(final) == chain.root / "stage53" / "best"
+    assert chain.output(final) == chain.root / "stage66" / "best"
     assert recipe.reproduces["fingerprint"] == load_retriever(
         Path(__file__).parents[1] / recipe.reproduces["checkpoint"]).fingerprint
 
@@ -63,10 +64,11 @@ def test_the_plan_states_the_hours_from_the_stages(capsys):
     out = capsys.readouterr().out
     recipe = Recipe.load("demo")
     minutes = sum(s.minutes for s in recipe.stages) + sum(
-        d.minutes for d in recipe.datasets.values())
+        d.minutes for d in recipe.datasets.values()) + sum(f.minutes for f in recipe.files.values())
     assert f"about {minutes / 60:.1f} h in all" in out
     assert 10 < minutes / 60 < 14  # the log's chain: about 11.7 h
     assert out.count("bash train.sh ") == sum(len(s.runs) for s in recipe.stages)
+    assert "file combiner_teacher: " in out  # the teacher's vectors, made before stage 66
     assert re.search(r"\[0/6 epochs\] bash train.sh \S+ \S+ 64 6 --out", out)
 
 
@@ -110,3 +112,21 @@ def test_bad_recipe_names_and_dataset_overrides_are_refused(tmp_path):
         main(["nope", "--dry-run"])
     with pytest.raises(SystemExit):
         main(["demo", "--dataset", "demo=only-one-path", "--dry-run"])
+
+
+def test_a_file_a_run_reads_is_made_once_and_counted_in_the_hours(tmp_path):
+    """A teacher's vectors (recipe ``files``) are made by their command before the first run
+    that reads them, not again once present, and their minutes join the plan's."""
+    made = tmp_path / "teacher.txt"
+    write = f"import pathlib; f = pathlib.Path({str(made)!r}); f.write_text(f'made\\n')"
+    recipe = Recipe("t", datasets={}, stages=[Stage("s", [Run("r", [], 8, 1, files=["teacher"])],
+                                                    minutes=1.0)],
+                    files={"teacher": FileSpec(str(made), f"python -c {shlex.quote(write)}",
+                                               minutes=2.0)})
+    chain = Chain(recipe, Overrides(root=tmp_path / "runs"))
+    assert chain.minutes(recipe.stages) == 3.0 and not chain.file_ready("teacher")
+    chain.make_file("teacher")
+    assert made.read_text() == "made\n" and chain.file_ready("teacher")
+    made.write_text("kept\n")
+    chain.make_file("teacher")  # present: not made again
+    assert made.read_text() == "kept\n"
