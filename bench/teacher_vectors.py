@@ -33,7 +33,7 @@ from bench.baselines import (
     triplet_tensors,
 )
 from bench.datasets import Data, DatasetSpec, val_score
-from bench.feedback_rows import DEFAULT_FEEDBACK, pooled_bank
+from bench.feedback_rows import DEFAULT_FEEDBACK, PooledBank, pooled_bank
 from bench.text_features import TextConfig, TextEmbedder
 from dataprep import eval_caption, load_fashioniq
 from model import load_retriever
@@ -57,7 +57,7 @@ class TeacherConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
 
-def load(cfg: TeacherConfig, encoder) -> tuple[list[Data], object]:
+def load(cfg: TeacherConfig, encoder) -> tuple[list[Data], PooledBank]:
     """The datasets (train and val splits) and the pooled image vectors of their images."""
     data = []
     for text in cfg.datasets:
@@ -75,7 +75,7 @@ def load(cfg: TeacherConfig, encoder) -> tuple[list[Data], object]:
 
 
 @torch.inference_mode()
-def teacher_file(model, data: Sequence[Data], bank, embed, stats: dict) -> dict:
+def teacher_file(model, data: Sequence[Data], bank: PooledBank, embed, stats: dict) -> dict:
     """What ``model.distillation.TeacherVectors`` reads."""
     queries, gallery = baseline_encoders(model, bank.index, bank.pooled, embed)
     keys = list(dict.fromkeys((t.candidate, eval_caption(t.captions))

@@ -134,6 +134,13 @@ def _repo_path(path: str) -> str:
     return path if Path(path).is_absolute() else os.path.normpath(REPO_ROOT / path)
 
 
+def _run(command: str) -> None:
+    """A recipe's command, from the repository root ("python" is this interpreter)."""
+    argv = shlex.split(command)
+    argv[0] = sys.executable if argv[0] == "python" else argv[0]
+    subprocess.run(argv, cwd=REPO_ROOT, check=True)
+
+
 def _shown(argv: Sequence[str]) -> str:
     """A command line as typed from the repository root (paths under it made relative)."""
     def short(arg: str) -> str:
@@ -207,10 +214,8 @@ class Chain:
         spec = self.recipe.files[name]
         for dataset in spec.datasets:
             self.prepare(dataset)
-        argv = shlex.split(spec.prepare)
-        argv[0] = sys.executable if argv[0] == "python" else argv[0]
         logger.info("making %s: %s", name, spec.prepare)
-        subprocess.run(argv, cwd=REPO_ROOT, check=True)
+        _run(spec.prepare)
 
     def prepare(self, name: str) -> None:
         """Create a dataset's annotations with its recipe command (once)."""
@@ -222,10 +227,8 @@ class Chain:
                 f"dataset {name} is made from {spec.requires}, which is not here (source data "
                 "outside the project); put it there or pass --dataset "
                 f"{name}=ANNOTATIONS:IMAGES")
-        argv = shlex.split(spec.prepare)
-        argv[0] = sys.executable if argv[0] == "python" else argv[0]
         logger.info("preparing %s: %s", name, spec.prepare)
-        subprocess.run(argv, cwd=REPO_ROOT, check=True)
+        _run(spec.prepare)
 
     def train(self, run: Run) -> None:
         """One training run, unless its folder has already finished it."""

@@ -5,9 +5,11 @@ figures, the JSON filed under accuracy_feedback/; and the interval arithmetic.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bench import feedback_rows as fr
 from bench.baselines import BASELINES
@@ -128,3 +130,33 @@ def test_baselines_only_from_pooled_vectors_join_an_earlier_run(feedback_data, t
     with pytest.raises(ValueError, match="query cap"):
         fr.main([*common, "--skip-model", "--reuse", str(earlier), "--max-queries", "3",
                  "--out-dir", str(tmp_path / "capped")])
+
+
+def test_teacher_vectors_hold_a_query_per_training_caption_and_a_target_per_image(
+        feedback_data, tiny_checkpoint, tmp_path):
+    """bench.teacher_vectors trains the combiner and writes what model.train --teacher-vectors
+    reads: a unit query vector for each (reference, caption) a --paths-only run trains with, a
+    unit target vector for each image, the combiner's temperature and its datasets' names."""
+    from bench import teacher_vectors
+    from dataprep import eval_caption, load_fashioniq
+    from model.distillation import TeacherVectors
+
+    out = tmp_path / "teacher.pt"
+    teacher_vectors.main(["--datasets", feedback_data, "--checkpoint", str(tiny_checkpoint),
+                          "--cache-dir", "", "--text-model", "tiny-bert", "--epochs", "1",
+                          "--workers", "0", "--threads", "1", "--out", str(out)])
+    saved = torch.load(out, weights_only=True)
+    annotations, images = feedback_data.split(":")
+    train = load_fashioniq(annotations, images, "train").triplets
+    assert set(map(tuple, saved["keys"])) == {(t.candidate, eval_caption(t.captions))
+                                              for t in train}
+    assert {t.target for t in train} <= set(saved["images"])
+    for vectors in (saved["queries"], saved["targets"]):
+        assert torch.allclose(vectors.norm(dim=-1), torch.ones(len(vectors)), atol=1e-4)
+    assert saved["temperature"] > 0 and saved["datasets"] == [Path(annotations).name]
+    codes = {i: k for k, i in enumerate(saved["images"])}
+    rows = {tuple(key): k for k, key in enumerate(saved["keys"])}
+    found = TeacherVectors(out, rows, codes, torch.device("cpu")).lookup(
+        torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert found is not None and found[2].all()
+    assert torch.equal(found[0], saved["queries"][:2].float())
