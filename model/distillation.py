@@ -61,12 +61,12 @@ def distillation_loss(loss: BatchClassificationLoss, f_ref: torch.Tensor, f_tar:
                                        reduction="batchmean", log_target=True)
 
 
-def ranks_own_target_first(teacher_ref: torch.Tensor, teacher_tar: torch.Tensor,
+def ranks_own_target_first(f_ref: torch.Tensor, f_tar: torch.Tensor,
                            target_ids: torch.Tensor | None = None) -> torch.Tensor:
     """(B,) bool: the queries whose own target (the diagonal) these vectors rank first among
     the batch's targets, duplicates of it masked out (the teacher's: a ranking whose first
     place is wrong teaches that error; the student's: it has nothing left to learn there)."""
-    logits = mask_duplicates(teacher_ref @ teacher_tar.T, target_ids)
+    logits = mask_duplicates(f_ref @ f_tar.T, target_ids)
     return logits.argmax(dim=-1) == torch.arange(len(logits), device=logits.device)
 
 
