@@ -37,7 +37,15 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
-from bench.datasets import DEFAULT_DATASETS, Data, DatasetSpec, train_record, val_score
+from bench.datasets import (
+    DEFAULT_DATASETS,
+    Data,
+    DatasetSpec,
+    image_paths,
+    restrict,
+    train_record,
+    val_score,
+)
 from bench.text_features import TextConfig, TextEmbedder
 from dataprep import eval_caption, load_fashioniq
 from model import load_retriever
@@ -48,7 +56,6 @@ from model.evaluate import (
     item_kinds,
     model_encoders,
     remembered_encoders,
-    restrict_to_bank,
 )
 from model.feature_cache import extract_features
 from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
@@ -111,13 +118,9 @@ def load_data(cfg: AccuracyConfig, encoder):
         val = load_fashioniq(spec.annotations, spec.images, "val")
         data.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"), val,
                          item_kinds(spec.annotations, val)))
-    paths = {}
-    for d in data:
-        paths.update(d.train.image_paths)
-        paths.update(d.val.image_paths)
-    bank = extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers)
-    for d in data:
-        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
+    bank = extract_features(encoder, image_paths(data), cfg.cache_dir or None,
+                            workers=cfg.workers)
+    restrict(data, bank)
     return data, bank
 
 

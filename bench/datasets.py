@@ -4,13 +4,14 @@ score that picks a baseline's epoch as model.train picks a checkpoint's."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dataprep import FashionIQSplit
-from model.evaluate import evaluate_split
+from dataprep import FashionIQSplit, load_fashioniq
+from model.evaluate import evaluate_split, restrict_to_bank
 
 DEFAULT_DATASETS = ["data/demo_catalog:data/demo_catalog/images",
                     "data/products:../shared/data/fashion-products/images",
@@ -37,6 +38,28 @@ class Data:
     train: FashionIQSplit
     val: FashionIQSplit
     kinds: dict[str, str] = field(default_factory=dict)  # id -> product type (kept@10)
+
+
+def read_splits(texts: Sequence[str]) -> list[Data]:
+    """The train and val splits of each dataset named 'ANNOTATIONS[:IMAGES]'."""
+    out = []
+    for text in texts:
+        spec = DatasetSpec.parse(text)
+        out.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"),
+                        load_fashioniq(spec.annotations, spec.images, "val")))
+    return out
+
+
+def image_paths(data: Sequence[Data]) -> dict[str, Path]:
+    """id -> file of every image of both splits of ``data``, in dataset order."""
+    return {i: p for d in data for split in (d.train, d.val) for i, p in split.image_paths.items()}
+
+
+def restrict(data: Sequence[Data], bank) -> None:
+    """Drop, in place, the triplets whose images ``bank`` (anything with ``index`` and
+    ``failed``) has no features of (``model.evaluate.restrict_to_bank``)."""
+    for d in data:
+        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
 
 
 def val_score(data: list[Data], encoders, max_queries: int | None) -> float:

@@ -50,7 +50,15 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
-from bench.datasets import DEFAULT_DATASETS, Data, DatasetSpec, val_score
+from bench.datasets import (
+    DEFAULT_DATASETS,
+    Data,
+    DatasetSpec,
+    image_paths,
+    read_splits,
+    restrict,
+    val_score,
+)
 from bench.text_features import TextConfig, TextEmbedder
 from dataprep import (
     FEEDBACK_ROWS,
@@ -294,20 +302,12 @@ def load_all(cfg: FeedbackBenchConfig, encoder):
     """The feedback val queries, the baselines' training datasets and one feature bank."""
     spec = DatasetSpec.parse(cfg.feedback)
     val = load_fashioniq(spec.annotations, spec.images, "val")
-    train_data = []
-    for text in cfg.train_datasets:
-        s = DatasetSpec.parse(text)
-        train_data.append(Data(s, load_fashioniq(s.annotations, s.images, "train"),
-                               load_fashioniq(s.annotations, s.images, "val")))
-    paths = dict(val.image_paths)
-    for d in train_data:
-        paths.update(d.train.image_paths)
-        paths.update(d.val.image_paths)
+    train_data = read_splits(cfg.train_datasets)
+    paths = {**val.image_paths, **image_paths(train_data)}
     bank = (pooled_bank(encoder, paths, cfg.cache_dir or None, cfg.workers) if cfg.skip_model
             else extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers))
     val = restrict_to_bank(val, bank)
-    for d in train_data:
-        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
+    restrict(train_data, bank)
     return feedback_queries(val, spec.annotations), train_data, bank
 
 

@@ -364,20 +364,21 @@ def combiner_system(cfg: MultiturnConfig, retriever, gallery: Sequence[str]) -> 
         train_baseline,
         triplet_tensors,
     )
-    from bench.datasets import DEFAULT_DATASETS, Data, DatasetSpec, train_record, val_score
+    from bench.datasets import (
+        DEFAULT_DATASETS,
+        image_paths,
+        read_splits,
+        restrict,
+        train_record,
+        val_score,
+    )
     from bench.text_features import TextConfig, TextEmbedder
-    from dataprep import load_fashioniq
-    from model.evaluate import restrict_to_bank
 
-    specs = [DatasetSpec.parse(t) for t in cfg.combiner_datasets or DEFAULT_DATASETS]
-    data = [Data(s, load_fashioniq(s.annotations, s.images, "train"),
-                 load_fashioniq(s.annotations, s.images, "val")) for s in specs]
-    paths = {i: p for d in data for split in (d.train, d.val)
-             for i, p in split.image_paths.items()}
+    data = read_splits(cfg.combiner_datasets or DEFAULT_DATASETS)
+    paths = image_paths(data)
     rows, images = pooled_features(retriever.encoder, paths, cfg.cache_dir or None)
-    have = SimpleNamespace(index=rows, failed={i: "no features" for i in paths if i not in rows})
-    for d in data:
-        d.train, d.val = restrict_to_bank(d.train, have), restrict_to_bank(d.val, have)
+    restrict(data, SimpleNamespace(index=rows,
+                                   failed={i: "no features" for i in paths if i not in rows}))
     embed = TextEmbedder(TextConfig(cache_dir=cfg.cache_dir or None))
     train = triplet_tensors([t for d in data for t in d.train.triplets], rows, images, embed)
     bcfg = BaselineConfig(epochs=cfg.combiner_epochs)

@@ -32,12 +32,11 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
-from bench.datasets import Data, DatasetSpec, val_score
+from bench.datasets import Data, image_paths, read_splits, restrict, val_score
 from bench.feedback_rows import DEFAULT_FEEDBACK, PooledBank, pooled_bank
 from bench.text_features import TextConfig, TextEmbedder
-from dataprep import eval_caption, load_fashioniq
+from dataprep import eval_caption
 from model import load_retriever
-from model.evaluate import restrict_to_bank
 from project_settings import DEFAULT_CHECKPOINT, FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
@@ -59,18 +58,9 @@ class TeacherConfig:
 
 def load(cfg: TeacherConfig, encoder) -> tuple[list[Data], PooledBank]:
     """The datasets (train and val splits) and the pooled image vectors of their images."""
-    data = []
-    for text in cfg.datasets:
-        spec = DatasetSpec.parse(text)
-        data.append(Data(spec, load_fashioniq(spec.annotations, spec.images, "train"),
-                         load_fashioniq(spec.annotations, spec.images, "val")))
-    paths = {}
-    for d in data:
-        paths.update(d.train.image_paths)
-        paths.update(d.val.image_paths)
-    bank = pooled_bank(encoder, paths, cfg.cache_dir or None, cfg.workers)
-    for d in data:
-        d.train, d.val = restrict_to_bank(d.train, bank), restrict_to_bank(d.val, bank)
+    data = read_splits(cfg.datasets)
+    bank = pooled_bank(encoder, image_paths(data), cfg.cache_dir or None, cfg.workers)
+    restrict(data, bank)
     return data, bank
 
 
