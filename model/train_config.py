@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from model.config import ModelConfig, cli
 from model.dataclass_cli import add_fields, field_values
@@ -137,6 +138,9 @@ class TrainConfig:
         if self.teacher_vectors and not self.memoised:
             raise ValueError("--teacher-vectors looks its queries up by (reference, caption): "
                              "it needs the fixed captions of --paths-only or --distill")
+        if self.teacher_vectors and not Path(self.teacher_vectors).is_file():
+            raise FileNotFoundError(f"--teacher-vectors {self.teacher_vectors}: no such file "
+                                    "(python -m bench.teacher_vectors writes one)")
         if self.teacher_datasets and not self.teacher_vectors:
             raise ValueError("--teacher-datasets names whom --teacher-vectors teaches")
         if self.dataset_scales and self.grounding > 0:

@@ -607,6 +607,9 @@ def test_teacher_vectors_teach_their_ranking_found_by_reference_and_caption(tiny
         assert taught.teacher.skipped == 1
     with pytest.raises(ValueError, match="fixed captions"):
         Trainer(dataclasses.replace(taught.cfg, out=str(tmp_path / "p"), paths_only=False))
+    with pytest.raises(FileNotFoundError, match="--teacher-vectors .*nope.pt: no such file"):
+        Trainer(dataclasses.replace(taught.cfg, out=str(tmp_path / "n"),
+                                    teacher_vectors=str(tmp_path / "nope.pt")))
     with pytest.raises(ValueError, match="--teacher-datasets"):
         Trainer(dataclasses.replace(taught.cfg, out=str(tmp_path / "d"), teacher_vectors=None,
                                     teacher_datasets=["tiny"]))
