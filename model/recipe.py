@@ -110,6 +110,11 @@ class Recipe:
         data["files"] = {k: FileSpec(**v) for k, v in data.get("files", {}).items()}
         data["stages"] = [Stage(**{**s, "runs": [Run(**r) for r in s["runs"]]})
                           for s in data["stages"]]
+        unknown = sorted({f for s in data["stages"] for r in s.runs for f in r.files}
+                         - set(data["files"]))
+        if unknown:
+            raise ValueError(f"recipe {path}: runs read files it does not define: "
+                             f"{', '.join(unknown)}")
         return cls(**data)
 
     def stage(self, name: str) -> Stage:

@@ -107,6 +107,14 @@ def test_a_later_stage_without_its_start_says_so(tiny_sets, tmp_path):
         main([*quick_args(tiny_sets, tmp_path / "runs", "--epochs 1"), "--stages", "stage3"])
 
 
+def test_a_run_reading_a_file_the_recipe_does_not_define_is_refused(tmp_path):
+    recipe = json.loads((Path(__file__).parents[1] / "recipes" / "demo.json").read_text())
+    recipe["stages"][-1]["runs"][0]["files"] = ["no_such_file"]
+    (tmp_path / "bad.json").write_text(json.dumps(recipe))
+    with pytest.raises(ValueError, match="runs read files it does not define: no_such_file"):
+        Recipe.load(str(tmp_path / "bad.json"))
+
+
 def test_bad_recipe_names_and_dataset_overrides_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no recipe 'nope'.*demo"):
         main(["nope", "--dry-run"])
