@@ -93,9 +93,6 @@ class TrainConfig:
     distill: float = cli(0.0, "weight of a distillation term towards the --init-from "
                          "checkpoint's ranking of each batch: trains only the reference side "
                          "(with --paths-only: the paths) (0: off; model.distillation)")
-    distill_from: str | None = cli(None, "the distillation teacher, if not the --init-from "
-                                   "checkpoint (with --paths-only: one with the same token "
-                                   "blocks, e.g. the start before a combiner head was attached)")
     distill_datasets: list[str] | None = cli(None, "the datasets (annotation folder names) "
                                              "whose queries the distillation term teaches "
                                              "(default: all)")
@@ -136,8 +133,6 @@ class TrainConfig:
                              "memoised outputs: not with --grounding")
         if self.drop_paths and not self.init_from:
             raise ValueError("--drop-paths removes paths of the --init-from checkpoint")
-        if self.distill_from and self.distill <= 0:
-            raise ValueError("--distill-from names the teacher of --distill: set --distill")
         if self.distill_datasets and self.distill <= 0:
             raise ValueError("--distill-datasets names whom --distill teaches: set --distill")
         if self.teacher_vectors and not self.memoised:

@@ -40,7 +40,7 @@ from model.retriever import (
     without_paths,
 )
 from model.sampling import ListedNegatives, NegativeMiner, TripletBatches
-from model.token_memo import TokenOutputMemo, memo_key, same_token_blocks
+from model.token_memo import TokenOutputMemo, memo_key
 from model.train_config import TrainConfig
 from model.validation import validate
 
@@ -147,10 +147,9 @@ class Trainer:
             param.requires_grad_(param.requires_grad and name.startswith(trained))
         teacher = self.retriever
         if cfg.distill > 0 and not cfg.paths_only:
-            teacher = load_retriever(self.distill_source, engine="eager").to(self.device)
+            teacher = load_retriever(cfg.init_from, engine="eager").to(self.device)
             teacher.net.requires_grad_(False)
-            logger.info("training only the reference side, distilled from %s",
-                        self.distill_source)
+            logger.info("training only the reference side, distilled from %s", cfg.init_from)
         else:
             logger.info("training only %s over frozen token blocks", ", ".join(
                 n for n in RESIDUAL_PATHS if getattr(self.retriever.cfg, n)))
@@ -180,24 +179,16 @@ class Trainer:
                           prefix_lrs=rates)
         return optimizer, [p for _, p in named if p.requires_grad]
 
-    @property
-    def distill_source(self) -> str:
-        return self.cfg.distill_from or self.cfg.init_from
-
     def _teacher_paths(self) -> torch.nn.Module | None:
-        """With --distill and --paths-only: the --distill-from (default --init-from) network,
-        frozen, whose residual paths over the shared token memo (its token blocks are the
-        student's: checked) teach the batches. From the checkpoint, not a copy of the model: a
-        resumed run's model is OUT/last."""
+        """With --distill and --paths-only: the --init-from network, frozen, whose residual
+        paths over the shared token memo (its token blocks are the student's) teach the
+        batches. From --init-from, not a copy of the model: a resumed run's model is OUT/last."""
         cfg = self.cfg
         if cfg.distill <= 0 or not cfg.paths_only:
             return None
-        logger.info("the paths of %s, frozen, teach the queries of %s", self.distill_source,
+        logger.info("the paths of %s, frozen, teach the queries of %s", cfg.init_from,
                     ", ".join(cfg.distill_datasets or self.batches.names))
-        start = load_retriever(self.distill_source, engine="eager")
-        if not same_token_blocks(start.net, self.retriever.net):
-            raise ValueError(f"--distill-from {self.distill_source}: its token blocks are not "
-                             "the model's, so its paths cannot read the model's token memo")
+        start = load_retriever(cfg.init_from, engine="eager")
         return start.net.to(self.device).requires_grad_(False)
 
     def _dataset_codes(self, flag: str, names: Sequence[str] | None) -> torch.Tensor | None:

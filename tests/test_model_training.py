@@ -563,41 +563,6 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
                                     distill_datasets=["no_such_dataset"]))
 
 
-def test_a_headed_start_trains_its_paths_distilled_from_the_start_without_the_head(
-        tiny_data, tmp_path):
-    """A checkpoint with a combiner head trains its paths on the fused score while the head
-    stays as attached; --distill-from names the same start without the head as the teacher
-    (its paths read the same token memo), and a teacher of other token blocks is refused."""
-    from model.combiner_head import with_combiner_head
-    from tests.test_combiner_head import combiner_of
-
-    plain = build_retriever(ModelConfig.tiny(), seed=6)
-    start = with_residual_paths(plain, dataclasses.replace(plain.cfg, phrase_path=True))
-    start.save(tmp_path / "start")
-    headed = with_combiner_head(start, combiner_of(start))
-    headed.save(tmp_path / "headed")
-    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "headed"),
-                            paths_only=True, path_lr=1e-2, distill=1.0,
-                            distill_from=str(tmp_path / "start"))
-    cfg.model = headed.cfg
-    t = Trainer(cfg)
-    assert t.retriever.dim == headed.dim and t.teacher_paths.combiner_head is None
-    head = {k: v.clone() for k, v in t.retriever.net.combiner_head.state_dict().items()}
-    t.fit()
-    trained = load_retriever(tmp_path / "run" / "last", engine="eager")
-    assert all(torch.equal(v, head[k]) for k, v in
-               trained.net.combiner_head.state_dict().items())
-    assert not torch.equal(trained.net.phrase_path.combiner.text.weight,
-                           headed.net.phrase_path.combiner.text.weight.float())
-    build_retriever(dataclasses.replace(ModelConfig.tiny(), phrase_path=True),
-                    seed=9).save(tmp_path / "other")
-    with pytest.raises(ValueError, match="its token blocks are not the model's"):
-        Trainer(dataclasses.replace(cfg, out=str(tmp_path / "refused"),
-                                    distill_from=str(tmp_path / "other")))
-    with pytest.raises(ValueError, match="set --distill"):
-        dataclasses.replace(cfg, distill=0.0).check(False)
-
-
 def test_teacher_vectors_teach_their_ranking_found_by_reference_and_caption(tiny_data,
                                                                           tmp_path):
     """A teacher file (its queries numbered differently from the run's) teaches a student
