@@ -7,7 +7,7 @@ the catalog's one inner product scores FashionVLP's cosine plus ``weight`` times
 Why: the CLIP4Cir combiner over the same pooled backbone feature and frozen MiniLM sentence
 embedding that FashionVLP's phrase path reads ranks relative, negated and type requests that
 FashionVLP misses, and the two rankings disagree where each is right: their sum beats both
-(docs/training_log.md, stages 62 and 67). Teaching one model the other's ranking kept a
+(docs/training_log.md, stages 62 and 67-72). Teaching one model the other's ranking kept a
 fraction of that (stages 62-66); carrying both costs a few small matrix products per query,
 since both read what the query already computed. The combiner is trained apart, on the
 checkpoint's own features (``bench.teacher_vectors``, the benchmark's combiner training), and
