@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dataprep import load_fashioniq
-from dataprep.feedback import HELDOUT_FAMILIES, heldout_markers_in
+from dataprep.feedback import HELDOUT_FAMILIES, heldout_markers_in, phrasing
 from dataprep.feedback import attributes as fa
 from dataprep.feedback import lightness as fl
 from dataprep.feedback import triplets as ft
@@ -237,6 +237,24 @@ def test_a_later_kind_leaves_earlier_captions_alone(built, tmp_path, monkeypatch
         now = [e for e in json.loads((out / "captions" / path.name).read_text())
                if e["tags"][0] not in ft.LATER_KINDS]
         assert json.loads(path.read_text()) == now, path.name
+
+
+def test_new_training_words_leave_every_val_caption_alone(built, tmp_path, monkeypatch):
+    """The training lexicon can grow (stage 73's did) without moving a val caption: each split
+    phrases from generators of its own."""
+    data, out, _ = built
+    grown = {key: {**lex, "train": [*lex["train"], "in a wholly new way"]}
+             for key, lex in phrasing.RELATIVE.items()}
+    monkeypatch.setattr(phrasing, "RELATIVE", grown)
+    again = tmp_path / "again"
+    ft.build_feedback(ft.FeedbackConfig(data=data, out=again,
+                                        relations=RelationConfig(lightness_margin=MARGIN)))
+    val = sorted((out / "captions").glob("*.val.json"))
+    assert val
+    for path in val:
+        assert (again / "captions" / path.name).read_text() == path.read_text(), path.name
+    train = [e["captions"] for e in _entries(again, "train")]
+    assert any("in a wholly new way" in c for pair in train for c in pair)
 
 
 def test_train_and_val_phrasings_are_apart(built):

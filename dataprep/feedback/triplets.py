@@ -56,6 +56,8 @@ VAL_KINDS = ("relative", "negation", "multi", "colourway", "type")
 # Kinds added after the first datasets were trained on: their phrasings and val order draw
 # from a generator of their own, so the earlier kinds' captions stay exactly as they were.
 LATER_KINDS = ("type",)
+# Each split phrases from generators of its own, so training words can grow without moving a
+# single val caption (they shared one until stage 73's lexicon: its val draws are new).
 MIN_VAL_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
 MIN_TRAIN_TRIPLETS = 300  # below this a relation is flagged as too little to train on
 
@@ -113,16 +115,18 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
                         cfg.lightness)
     cat = Catalog(items, lightness)
     queries = all_queries(cat, cfg.relations, cfg.seed)
-    first, later = np.random.default_rng([cfg.seed, 99]), np.random.default_rng([cfg.seed, 98])
+    streams = {(split, later): np.random.default_rng([cfg.seed, 98 if later else 99, k])
+               for k, split in enumerate(SPLITS) for later in (False, True)}
     by_split: dict[str, dict[str, list[dict]]] = {s: {} for s in SPLITS}
     for q in queries:
-        rng = later if q.kind in LATER_KINDS else first
-        if q.reference.split == "train":
+        split = "train" if q.reference.split == "train" else "val"
+        rng = streams[split, q.kind in LATER_KINDS]
+        if split == "train":
             by_split["train"].setdefault(q.reference.group, []).append(train_entry(q, rng))
         else:
             by_split["val"].setdefault(q.kind, []).extend(val_entries(q, rng))
     for kind, entries in by_split["val"].items():  # validation caps queries: mix the order
-        order = (later if kind in LATER_KINDS else first).permutation(len(entries))
+        order = streams["val", kind in LATER_KINDS].permutation(len(entries))
         entries[:] = [entries[int(k)] for k in order]
     for group in sorted({i.group for i in items if i.split == "train"}):
         gallery = [i.id for i in items if i.split == "train" and i.group == group]
