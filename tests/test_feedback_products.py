@@ -211,6 +211,14 @@ def test_real_photos(tmp_path):
                                                 products_split=split.parent))
     assert stats["yardstick"]["lightness_usable_share"] > 95
     meta = _meta(out)
+    # The foreground of a worn garment holds skin and other clothes too: the measure is
+    # compressed (black ~39, white ~68 L* on val) but keeps the colour names' order.
+    light = {r["id"]: float(r["lstar"]) for r in csv.DictReader(
+        open(out / "lightness.csv", encoding="utf-8")) if r["lstar"]}
+    named = {c: [v for i, v in light.items() if meta[i]["colour"] == c]
+             for c in ("black", "navy blue", "white", "yellow")}
+    dark, pale = named["black"] + named["navy blue"], named["white"] + named["yellow"]
+    assert np.mean(np.array(pale)[:, None] > np.array(dark)[None, :]) > 0.9
     for e in _entries(out):
         assert heldout_markers_in(e["captions"][0])
         assert all(meta[i]["gender"] == meta[e["candidate"]]["gender"] for i in e["relevant"])
