@@ -36,6 +36,7 @@ from tqdm import tqdm
 from dataprep import Triplet, train_caption
 from model.feature_cache import FeatureBank
 from model.loss import BatchClassificationLoss, make_loss
+from model.network import CombinerHead, Standardize
 from model.optim import adamw, warmup_cosine_schedule
 
 logger = logging.getLogger(__name__)
@@ -125,22 +126,6 @@ def caption_variants(captions: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------- models
 
 
-class Standardize(nn.Module):
-    """Per-dimension centring and scaling fitted on the training features (buffers, not trained)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    def fit(self, x: torch.Tensor) -> None:
-        self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0).clamp(min=1e-4))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
 def mlp(d_in: int, hidden: int, d_out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Dropout(dropout),
                          nn.Linear(hidden, d_out))
@@ -219,42 +204,23 @@ class LateFusion(Baseline):
 
 
 class Combiner(Baseline):
-    """CLIP4Cir's Combiner over linearly projected image and text features.
-
-    As in CLIP4Cir: ReLU projections with dropout, a combiner layer over their concatenation,
-    and a learned scalar lambda mixing in the (unprojected) features as a residual:
-    out = W(combined) + lambda * text + (1 - lambda) * image. The target is the same linear
-    image map as the reference's, so the residual image term is already a target-space vector.
-    """
+    """CLIP4Cir's Combiner over linearly projected image and text features
+    (model.network.CombinerHead, the module a checkpoint carries as its combiner head)."""
 
     name = "combiner"
 
     def __init__(self, image_dim: int, text_dim: int, cfg: BaselineConfig):
         super().__init__(image_dim, text_dim)
-        d, p, h = cfg.embed_dim, cfg.proj_dim, cfg.hidden_dim
-        self.image_in = nn.Linear(image_dim, d)  # shared with the target side
-        self.text_in = nn.Linear(text_dim, d)
-        self.text_projection = nn.Linear(d, p)
-        self.image_projection = nn.Linear(d, p)
-        self.combiner_layer = nn.Linear(2 * p, h)
-        self.output_layer = nn.Linear(h, d)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.dynamic_scalar = nn.Sequential(nn.Linear(2 * p, h), nn.ReLU(),
-                                            nn.Dropout(cfg.dropout), nn.Linear(h, 1),
-                                            nn.Sigmoid())
+        self.head = CombinerHead(image_dim, text_dim, cfg.embed_dim, cfg.proj_dim,
+                                 cfg.hidden_dim, cfg.dropout)
+        # One pair of input statistics, the head's: fit_inputs fits them, the head reads them.
+        self.image_norm, self.text_norm = self.head.image_norm, self.head.text_norm
 
     def encode_query(self, image, text):
-        img = self.image_in(self.image_norm(image))  # (B, d)
-        txt = self.text_in(self.text_norm(text))  # (B, d)
-        raw = torch.cat([self.dropout(F.relu(self.text_projection(txt))),
-                         self.dropout(F.relu(self.image_projection(img)))], dim=-1)  # (B, 2p)
-        combined = self.dropout(F.relu(self.combiner_layer(raw)))  # (B, h)
-        lam = self.dynamic_scalar(raw)  # (B, 1)
-        out = self.output_layer(combined) + lam * txt + (1 - lam) * img
-        return F.normalize(out, dim=-1)
+        return self.head.query(image, text)
 
     def encode_target(self, image):
-        return F.normalize(self.image_in(self.image_norm(image)), dim=-1)
+        return self.head.target(image)
 
 
 BASELINES: dict[str, Callable[..., Baseline]] = {

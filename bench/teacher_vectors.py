@@ -65,8 +65,11 @@ def load(cfg: TeacherConfig, encoder) -> tuple[list[Data], PooledBank]:
 
 
 @torch.inference_mode()
-def teacher_file(model, data: Sequence[Data], bank: PooledBank, embed, stats: dict) -> dict:
-    """What ``model.distillation.TeacherVectors`` reads."""
+def teacher_file(model, data: Sequence[Data], bank: PooledBank, embed, stats: dict,
+                 features_key: str, text_model: str) -> dict:
+    """What ``model.distillation.TeacherVectors`` reads, and the combiner itself, which
+    ``python -m model.combiner_head`` attaches to a checkpoint whose backbone gave the same
+    features (``features_key``) and whose phrase path is ``text_model``."""
     queries, gallery = baseline_encoders(model, bank.index, bank.pooled, embed)
     keys = list(dict.fromkeys((t.candidate, eval_caption(t.captions))
                               for d in data for t in d.train.triplets))
@@ -75,7 +78,9 @@ def teacher_file(model, data: Sequence[Data], bank: PooledBank, embed, stats: di
             "queries": torch.from_numpy(queries([r for r, _ in keys], [c for _, c in keys])),
             "images": images, "targets": torch.from_numpy(gallery(images)),
             "temperature": stats["temperature"],
-            "datasets": [d.spec.name for d in data], "training": stats}
+            "datasets": [d.spec.name for d in data], "training": stats,
+            "combiner": {"state": model.head.state_dict(),
+                         "features_key": features_key, "text_model": text_model}}
 
 
 def run(cfg: TeacherConfig) -> dict:
@@ -89,7 +94,8 @@ def run(cfg: TeacherConfig) -> dict:
     stats = train_baseline(model, train, replace(cfg.baseline, epochs=cfg.epochs),
                            lambda m: val_score(data, baseline_encoders(
                                m, bank.index, bank.pooled, embed), cfg.max_val_queries))
-    out = teacher_file(model, data, bank, embed, stats | {"config": asdict(cfg)})
+    out = teacher_file(model, data, bank, embed, stats | {"config": asdict(cfg)},
+                       encoder.cache_key, cfg.text_model)
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, cfg.out)
     logger.info("wrote %s: %d queries, %d images, temperature %.1f, kept epoch %s",
@@ -109,10 +115,16 @@ def parse_args(argv: Sequence[str] | None) -> TeacherConfig:
     p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
     p.add_argument("--text-model", default=d.text_model)
     p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--embed-dim", type=int, default=d.baseline.embed_dim,
+                   help="the combiner's space (its projections as wide, its hidden layers "
+                        "twice): what a checkpoint stores of it as a head grows with its square")
     p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--threads", type=int, default=d.threads)
-    return replace(d, **vars(p.parse_args(argv)))
+    args = vars(p.parse_args(argv))
+    dim = args.pop("embed_dim")
+    return replace(d, **args, baseline=replace(d.baseline, embed_dim=dim, proj_dim=dim,
+                                               hidden_dim=2 * dim))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

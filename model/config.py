@@ -15,22 +15,23 @@ from typing import Any
 # before them and addable to a trained model (model.retriever.with_residual_paths).
 RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
+COMBINER_HEAD = "combiner_head."  # trained apart (bench.teacher_vectors), never by model.train
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
-                "reference_grid": None, "backbone_tail": False, "phrase_path": False}
+                "reference_grid": None, "backbone_tail": False, "phrase_path": False,
+                "combiner_head": 0, "combiner_weight": 1.0}
 # A field that shapes only these paths: hashed only when one of them is on.
-PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path")}
+PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
+                 "combiner_weight": ("combiner_head",)}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
 # (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
-# kind_*: a kind vector appended to both sides, stages 48-50; combiner_*: the combiner
-# baseline appended to both sides as a head, stages 67-71).
+# kind_*: a kind vector appended to both sides, stages 48-50).
 REMOVED_FIELDS = {"phrase_layers": (None, "phrase-layers"),
                   "kind_path": (False, "kind-path-groups"), "kind_dim": (32, "kind-path-groups"),
-                  "kind_share": (0.2, "kind-path-groups"),
-                  "combiner_head": (0, "combiner-head"), "combiner_weight": (1.0, "combiner-head")}
+                  "kind_share": (0.2, "kind-path-groups")}
 
 
 def fingerprinted_fields(cfg: ModelConfig) -> dict[str, Any]:
@@ -97,6 +98,11 @@ class ModelConfig:
     backbone_tail: bool = cli(False, "fine-tune the backbone's last stage too, from cached "
                               "features of the stages before it (no flips)",
                               flag="train-backbone-tail")
+    # A combiner head (model.network.CombinerHead, trained apart by bench.teacher_vectors and
+    # attached by model.combiner_head): the size of its space, appended to f_ref and f_tar (0:
+    # none), and the weight of its cosine in the score (cos_f + w cos_head).
+    combiner_head: int = 0
+    combiner_weight: float = 1.0
 
     @classmethod
     def tiny(cls) -> ModelConfig:

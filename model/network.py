@@ -271,14 +271,84 @@ class PhrasePath(nn.Module):
         return self.combiner(whole, phrase)
 
 
+class Standardize(nn.Module):
+    """Per-dimension centring and scaling fitted on training features (buffers, not trained)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, x: torch.Tensor) -> None:
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(x.std(0).clamp(min=1e-4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class CombinerHead(nn.Module):
+    """CLIP4Cir's Combiner (Baldrati et al. 2022) over the pooled backbone feature and the
+    frozen sentence embedding: a second query/target space beside f_ref / f_tar.
+
+    As in CLIP4Cir: ReLU projections with dropout, a combiner layer over their concatenation,
+    and a learned scalar lambda mixing in the (unprojected) features as a residual:
+    out = W(combined) + lambda * text + (1 - lambda) * image. The target is the same linear
+    image map as the reference's, so the residual image term is already a target-space vector.
+    The same module is the combiner baseline of the benchmarks (bench.baselines).
+    """
+
+    def __init__(self, image_dim: int, text_dim: int, embed_dim: int = 512,
+                 proj_dim: int | None = None, hidden_dim: int | None = None,
+                 dropout: float = 0.5):
+        super().__init__()
+        d, p, h = embed_dim, proj_dim or embed_dim, hidden_dim or 2 * embed_dim
+        self.image_dim = image_dim
+        self.image_norm = Standardize(image_dim)
+        self.text_norm = Standardize(text_dim)
+        self.image_in = nn.Linear(image_dim, d)  # shared with the target side
+        self.text_in = nn.Linear(text_dim, d)
+        self.text_projection = nn.Linear(d, p)
+        self.image_projection = nn.Linear(d, p)
+        self.combiner_layer = nn.Linear(2 * p, h)
+        self.output_layer = nn.Linear(h, d)
+        self.dropout = nn.Dropout(dropout)
+        self.dynamic_scalar = nn.Sequential(nn.Linear(2 * p, h), nn.ReLU(), nn.Dropout(dropout),
+                                            nn.Linear(h, 1), nn.Sigmoid())
+
+    def fit_inputs(self, images: torch.Tensor, texts: torch.Tensor) -> None:
+        self.image_norm.fit(images)
+        self.text_norm.fit(texts)
+
+    def pooled(self, whole: torch.Tensor) -> torch.Tensor:
+        """(B, G, C) grid tokens -> (B, image_dim): the mean of the final map's channels (a
+        backbone's side map, when it has one, comes after them)."""
+        return whole[..., :self.image_dim].float().mean(dim=1)
+
+    def query(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        img = self.image_in(self.image_norm(image))  # (B, d)
+        txt = self.text_in(self.text_norm(text))  # (B, d)
+        raw = torch.cat([self.dropout(F.relu(self.text_projection(txt))),
+                         self.dropout(F.relu(self.image_projection(img)))], dim=-1)  # (B, 2p)
+        combined = self.dropout(F.relu(self.combiner_layer(raw)))  # (B, h)
+        lam = self.dynamic_scalar(raw)  # (B, 1)
+        return F.normalize(self.output_layer(combined) + lam * txt + (1 - lam) * img, dim=-1)
+
+    def target(self, image: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_in(self.image_norm(image)), dim=-1)
+
+
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
-    over ``phrase_model``, the whole pretrained text model, frozen)."""
+    over ``phrase_model``, the whole pretrained text model, frozen), and the optional combiner
+    head (``cfg.combiner_head``: its vectors are appended to f_ref and f_tar, so one inner
+    product scores both spaces; over the first ``image_channels`` of the grid tokens, default
+    all of them)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
-                 phrase_model: nn.Module | None = None):
+                 phrase_model: nn.Module | None = None, image_channels: int | None = None):
         super().__init__()
         hidden = text_model.config.hidden_size
         self.tokens = ImageTokens(cfg, channels, grid, hidden)
@@ -291,6 +361,19 @@ class FashionVLP(nn.Module):
             raise ValueError("phrase_path needs the pretrained text model (phrase_model)")
         self.phrase_path = (PhrasePath(phrase_model, channels, cfg.sentence_hidden,
                                        cfg.embed_dim, cfg.dropout) if cfg.phrase_path else None)
+        if cfg.combiner_head and phrase_model is None:
+            raise ValueError("the combiner head reads the phrase path's sentence embedding: "
+                             "it needs phrase_path")
+        self.combiner_head = (CombinerHead(image_channels or channels,
+                                           phrase_model.config.hidden_size, cfg.combiner_head)
+                              if cfg.combiner_head else None)
+        self.combiner_weight = cfg.combiner_weight
+
+    def train(self, mode: bool = True) -> FashionVLP:
+        super().train(mode)
+        if self.combiner_head is not None:
+            self.combiner_head.eval()  # trained apart: no dropout in it while the paths train
+        return self
 
     def query_outputs(self) -> set[str]:
         """The names ``token_outputs`` gives for a query (words given)."""
@@ -333,15 +416,28 @@ class FashionVLP(nn.Module):
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
         if self.phrase_path is not None:
             fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
-        return self._with_global(fused, whole)
+        out = self._with_global(fused, whole)
+        if self.combiner_head is None:
+            return out
+        head = self.combiner_head
+        return self._with_head(out, head.query(head.pooled(whole), phrase.float()))
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-        return self._with_global(target, whole)
+        out = self._with_global(target, whole)
+        if self.combiner_head is None:
+            return out
+        return self._with_head(out, self.combiner_head.target(self.combiner_head.pooled(whole)))
 
     def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:
             out = out + self.global_path(whole).to(out.dtype)
         return F.normalize(out, dim=-1)
+
+    def _with_head(self, out: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        """[f, sqrt(w) h] / sqrt(1 + w): a unit vector whose inner product with another is
+        (cos_f + w cos_h) / (1 + w), the late fusion of the two spaces."""
+        w = self.combiner_weight
+        return torch.cat([out, head.to(out.dtype) * w ** 0.5], dim=-1) / (1 + w) ** 0.5
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor, phrase: torch.Tensor | None = None

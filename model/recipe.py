@@ -6,8 +6,10 @@
 A recipe (``recipes/NAME.json``) names its datasets (with the command that prepares each) and
 its stages; a stage is one or more `python -m model.train` runs, each with the arguments of the
 training log's command, optionally followed by a (weighted) soup of run checkpoints
-(`model.soup`). A stage's output (its soup, else its last run's ``best``) is what later stages
-start from (``init_from``: a stage name, or ``RUN/best`` / ``RUN/last``).
+(`model.soup`), or an earlier stage's checkpoint with a combiner head attached
+(`model.combiner_head`). A stage's output (its soup or headed checkpoint, else its last run's
+``best``) is what later stages start from (``init_from``: a stage name, or ``RUN/best`` /
+``RUN/last``).
 
 Resumable at every level: a dataset whose ``creates`` file exists is not prepared again; a run
 whose folder has finished its epochs is skipped, and one interrupted resumes from its OUT/last
@@ -54,7 +56,7 @@ class FileSpec:
     """A file a run reads besides its datasets (a teacher's vectors), made once by a command."""
 
     path: str  # what the command writes: present means made
-    prepare: str  # the command ("python -m ...")
+    prepare: str  # the command ("python -m ..."; "{root}" stands for the runs' folder)
     datasets: list[str] = field(default_factory=list)  # the recipe's datasets it reads
     minutes: float = 0.0
     basis: str = ""
@@ -73,6 +75,15 @@ class Run:
 
 
 @dataclass
+class Head:
+    """A combiner head attached to a stage's checkpoint (`model.combiner_head`)."""
+
+    of: str  # the stage whose checkpoint gets the head
+    file: str  # the recipe's file holding the combiner (bench.teacher_vectors writes it)
+    weight: float = 1.0
+
+
+@dataclass
 class Stage:
     name: str
     runs: list[Run]
@@ -81,6 +92,11 @@ class Stage:
     title: str = ""
     soup: list[str] = field(default_factory=list)  # RUN/best checkpoints averaged at the end
     soup_weights: list[float] = field(default_factory=list)  # empty: a uniform mean
+    head: Head | None = None  # instead of runs: an earlier stage with a combiner head
+
+    def files(self) -> list[str]:
+        """The recipe's files this stage reads."""
+        return [f for r in self.runs for f in r.files] + ([self.head.file] if self.head else [])
 
 
 @dataclass
@@ -108,12 +124,12 @@ class Recipe:
         data = json.loads(path.read_text())
         data["datasets"] = {k: DataSpec(**v) for k, v in data["datasets"].items()}
         data["files"] = {k: FileSpec(**v) for k, v in data.get("files", {}).items()}
-        data["stages"] = [Stage(**{**s, "runs": [Run(**r) for r in s["runs"]]})
+        data["stages"] = [Stage(**{**s, "runs": [Run(**r) for r in s.get("runs", [])],
+                                   "head": Head(**s["head"]) if s.get("head") else None})
                           for s in data["stages"]]
-        unknown = sorted({f for s in data["stages"] for r in s.runs for f in r.files}
-                         - set(data["files"]))
+        unknown = sorted({f for s in data["stages"] for f in s.files()} - set(data["files"]))
         if unknown:
-            raise ValueError(f"recipe {path}: runs read files it does not define: "
+            raise ValueError(f"recipe {path}: stages read files it does not define: "
                              f"{', '.join(unknown)}")
         return cls(**data)
 
@@ -165,8 +181,10 @@ class Chain:
 
     # ------------------------------------------------------------------ paths
     def output(self, stage: Stage) -> Path:
-        """A stage's checkpoint: its soup, else its last run's best."""
-        return self.root / stage.name if stage.soup else self.root / stage.runs[-1].out / "best"
+        """A stage's checkpoint: its soup or headed checkpoint, else its last run's best."""
+        if stage.soup or stage.head:
+            return self.root / stage.name
+        return self.root / stage.runs[-1].out / "best"
 
     def checkpoint(self, ref: str) -> Path:
         """``init_from`` / soup entries: a stage name, or RUN/best | RUN/last under the root."""
@@ -198,7 +216,7 @@ class Chain:
                                                           cfg.stop_after or cfg.epochs)
 
     def stage_done(self, stage: Stage) -> bool:
-        if stage.soup:
+        if stage.soup or stage.head:
             return (self.output(stage) / "config.json").is_file()
         done, wanted = self.run_status(stage.runs[-1])
         return done >= wanted
@@ -219,8 +237,11 @@ class Chain:
         spec = self.recipe.files[name]
         for dataset in spec.datasets:
             self.prepare(dataset)
-        logger.info("making %s: %s", name, spec.prepare)
-        _run(spec.prepare)
+        logger.info("making %s: %s", name, self.file_command(name))
+        _run(self.file_command(name))
+
+    def file_command(self, name: str) -> str:
+        return self.recipe.files[name].prepare.replace("{root}", str(self.root))
 
     def prepare(self, name: str) -> None:
         """Create a dataset's annotations with its recipe command (once)."""
@@ -263,11 +284,27 @@ class Chain:
         make_soup(SoupConfig(checkpoints=[str(self.checkpoint(c)) for c in stage.soup],
                              out=str(self.output(stage)), weights=stage.soup_weights))
 
+    def attach_head(self, stage: Stage) -> None:
+        from model.combiner_head import attach
+
+        if self.stage_done(stage):
+            logger.info("%s: head attached", stage.name)
+            return
+        start = self.checkpoint(stage.head.of)
+        if not start.is_dir():
+            raise FileNotFoundError(f"{stage.name} attaches a head to {start}, which does not "
+                                    "exist: run the stages before it")
+        self.make_file(stage.head.file)
+        attach(str(start), _repo_path(self.recipe.files[stage.head.file].path),
+               str(self.output(stage)), stage.head.weight)
+
     def run_stage(self, stage: Stage) -> Path:
         for run in stage.runs:
             self.train(run)
         if stage.soup:
             self.soup(stage)
+        if stage.head:
+            self.attach_head(stage)
         return self.output(stage)
 
     def minutes(self, stages: Sequence[Stage], left: bool = False) -> float:
@@ -283,7 +320,7 @@ class Chain:
 
     @staticmethod
     def _files(stages: Sequence[Stage]) -> list[str]:
-        return list(dict.fromkeys(f for s in stages for r in s.runs for f in r.files))
+        return list(dict.fromkeys(f for s in stages for f in s.files()))
 
     def plan(self, stages: Sequence[Stage]) -> str:
         """Every command of ``stages`` with its state, and the hours they take."""
@@ -297,7 +334,7 @@ class Chain:
         for name in self._files(stages):
             spec = self.recipe.files[name]
             state = "ready" if self.file_ready(name) else f"to make (~{spec.minutes:g} min)"
-            lines.append(f"file {name}: {state}: {spec.prepare}")
+            lines.append(f"file {name}: {state}: {self.file_command(name)}")
         for stage in stages:
             state = "done" if self.stage_done(stage) else "to do"
             lines += ["", f"{stage.name} ({stage.title}): {state}, {stage.minutes:g} min "
@@ -313,6 +350,11 @@ class Chain:
                      *(["--weights", *map(str, stage.soup_weights)] if stage.soup_weights
                        else []),
                      "--out", str(self.output(stage))]))
+            if stage.head:
+                lines.append("  python -m model.combiner_head " + _shown(
+                    ["--checkpoint", str(self.checkpoint(stage.head.of)), "--combiner",
+                     _repo_path(self.recipe.files[stage.head.file].path), "--out",
+                     str(self.output(stage)), "--weight", f"{stage.head.weight:g}"]))
         lines += ["", f"about {self.minutes(stages) / 60:.1f} h in all on that CPU; "
                   f"{self.minutes(stages, left=True) / 60:.1f} h left"]
         return "\n".join(lines)

@@ -24,7 +24,7 @@ from model.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from model.config import PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
+from model.config import COMBINER_HEAD, PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
 from model.conversation import TargetMemo, away_from, conversation_text
 from model.device import resolve_device
 from model.engines import (
@@ -118,7 +118,7 @@ class Retriever:
     # ------------------------------------------------------------------ identity
     @property
     def dim(self) -> int:
-        return self.cfg.embed_dim
+        return self.cfg.embed_dim + self.cfg.combiner_head
 
     @property
     def fingerprint(self) -> str:
@@ -156,7 +156,8 @@ class Retriever:
         ``cfg.backbone_tail``); return the parameters to optimise."""
         frozen = self.frozen_keys()
         for name, param in self.net.named_parameters():  # the phrase encoder, even a random
-            param.requires_grad_(name not in frozen and not name.startswith(PHRASE_ENCODER))
+            param.requires_grad_(name not in frozen
+                                 and not name.startswith((PHRASE_ENCODER, COMBINER_HEAD)))
         for param in self.encoder.tail_parameters().values():
             param.requires_grad_(self.cfg.backbone_tail)
         self._fingerprint = None
@@ -280,7 +281,8 @@ def build_retriever(cfg: ModelConfig | None = None, seed: int = 0) -> Retriever:
     if cfg.phrase_path:
         phrase_model = load_text_model(cfg.text_model)[0]
     encoder = ImageEncoder(cfg)
-    net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid, phrase_model)
+    net = FashionVLP(cfg, text_model, encoder.channels, encoder.grid, phrase_model,
+                     image_channels=encoder.channels - encoder.net.side_channels)
     return Retriever(cfg, encoder, net, tokenizer)
 
 

@@ -20,6 +20,7 @@ token-block passes again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Collection
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from model.checkpoint import fingerprint
-from model.config import RESIDUAL_PREFIXES, ModelConfig
+from model.config import COMBINER_HEAD, RESIDUAL_PREFIXES, ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,17 @@ def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
     """16 hex digits naming the token outputs ``net`` gives: the checkpoint fingerprint of its
     architecture and every weight outside the trained residual paths, and the backbone
     features it reads (``features_key``). The phrase path's frozen encoder is the package's
-    text model that the architecture names, so the architecture covers it."""
-    frozen = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()
-              if not name.startswith(RESIDUAL_PREFIXES)}
+    text model that the architecture names, so the architecture covers it. A combiner head
+    reads what the memo holds, as the paths do: neither it nor its config counts."""
+    frozen = token_block_state(net)
+    cfg = dataclasses.replace(cfg, combiner_head=0, combiner_weight=1.0)
     return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]
+
+
+def token_block_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights that make the memoised outputs: all but the residual paths and the head."""
+    return {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()
+            if not name.startswith((*RESIDUAL_PREFIXES, COMBINER_HEAD))}
 
 
 class TokenOutputMemo:

@@ -271,14 +271,6 @@ def test_a_config_of_the_removed_kind_path_loads_only_without_one():
         ModelConfig.from_dict({**off, "kind_path": True})
 
 
-def test_a_config_of_the_removed_combiner_head_loads_only_without_one():
-    data = ModelConfig.tiny().to_dict()
-    off = {**data, "combiner_head": 0, "combiner_weight": 1.0}
-    assert ModelConfig.from_dict(off) == ModelConfig.from_dict(data)
-    with pytest.raises(ValueError, match="combiner_head was removed .git tag combiner-head"):
-        ModelConfig.from_dict({**off, "combiner_head": 256})
-
-
 def test_a_pretrained_phrase_encoder_is_loaded_from_its_package_not_stored():
     cfg = ModelConfig(phrase_path=True, sentence_path=True)
     r = build_retriever(cfg)

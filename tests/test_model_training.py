@@ -563,6 +563,32 @@ def test_paths_only_distillation_keeps_the_starts_paths_as_teacher(tiny_data, tm
                                     distill_datasets=["no_such_dataset"]))
 
 
+def test_a_headed_start_trains_its_paths_and_leaves_the_head_as_attached(tiny_data, tmp_path):
+    """A checkpoint with a combiner head fine-tunes its paths on the fused score over the
+    token memo of the same start without the head; the head stays as attached."""
+    from model.combiner_head import with_combiner_head
+    from tests.test_combiner_head import combiner_of
+
+    plain = build_retriever(ModelConfig.tiny(), seed=6)
+    start = with_residual_paths(plain, dataclasses.replace(plain.cfg, phrase_path=True))
+    headed = with_combiner_head(start, combiner_of(start))
+    headed.save(tmp_path / "headed")
+    cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "headed"),
+                            paths_only=True, path_lr=1e-2, distill=1.0)
+    cfg.model = headed.cfg
+    t = Trainer(cfg)
+    key = t.retriever.encoder.cache_key
+    assert memo_key(t.retriever.net, t.retriever.cfg, key) == memo_key(start.net, start.cfg, key)
+    head = {k: v.clone() for k, v in t.retriever.net.combiner_head.state_dict().items()}
+    t.fit()
+    trained = load_retriever(tmp_path / "run" / "last", engine="eager")
+    assert trained.dim == headed.dim
+    assert all(torch.equal(v, head[k]) for k, v in
+               trained.net.combiner_head.state_dict().items())
+    assert not torch.equal(trained.net.phrase_path.combiner.text.weight,
+                           headed.net.phrase_path.combiner.text.weight.float())
+
+
 def test_teacher_vectors_teach_their_ranking_found_by_reference_and_caption(tiny_data,
                                                                           tmp_path):
     """A teacher file (its queries numbered differently from the run's) teaches a student

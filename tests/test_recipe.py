@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from model import load_retriever
-from model.recipe import Chain, FileSpec, Overrides, Recipe, Run, Stage, main
+from model.recipe import Chain, FileSpec, Head, Overrides, Recipe, Run, Stage, main
 from model.train import parse_args
 from tests.tiny_dataset import write_tiny_dataset
 
 SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
                  "stage18", "stage19", "stage21", "stage28", "stage29",
-                 "stage29b", "stage43", "stage66"]  # the training log's list
+                 "stage29b", "stage43", "stage66", "stage72"]  # the training log's list
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_demo_recipe_is_the_shipped_chain_and_every_command_parses():
         assert stage.minutes > 0 and stage.basis
         seen.add(stage.name)
     final = recipe.stages[-1]
-    assert chain.output(final) == chain.root / "stage66" / "best"
+    assert chain.output(final) == chain.root / "stage72"
     assert recipe.reproduces["fingerprint"] == load_retriever(
         Path(__file__).parents[1] / recipe.reproduces["checkpoint"]).fingerprint
 
@@ -109,9 +109,10 @@ def test_a_later_stage_without_its_start_says_so(tiny_sets, tmp_path):
 
 def test_a_run_reading_a_file_the_recipe_does_not_define_is_refused(tmp_path):
     recipe = json.loads((Path(__file__).parents[1] / "recipes" / "demo.json").read_text())
-    recipe["stages"][-1]["runs"][0]["files"] = ["no_such_file"]
+    trained = [stage for stage in recipe["stages"] if stage["runs"]]
+    trained[-1]["runs"][0]["files"] = ["no_such_file"]
     (tmp_path / "bad.json").write_text(json.dumps(recipe))
-    with pytest.raises(ValueError, match="runs read files it does not define: no_such_file"):
+    with pytest.raises(ValueError, match="stages read files it does not define: no_such_file"):
         Recipe.load(str(tmp_path / "bad.json"))
 
 
@@ -138,3 +139,36 @@ def test_a_file_a_run_reads_is_made_once_and_counted_in_the_hours(tmp_path):
     made.write_text("kept\n")
     chain.make_file("teacher")  # present: not made again
     assert made.read_text() == "kept\n"
+
+
+def test_a_head_stage_attaches_the_combiner_once_and_shows_the_command(tmp_path, capsys):
+    """A stage with a ``head`` writes the earlier checkpoint with the combiner attached (made
+    by its file's command when missing), says so in the plan, and is not redone."""
+    import dataclasses
+
+    import torch
+
+    from model import ModelConfig, build_retriever
+    from model.retriever import with_residual_paths
+    from tests.test_combiner_head import combiner_of
+
+    plain = build_retriever(ModelConfig.tiny(), seed=3)
+    start = with_residual_paths(plain, dataclasses.replace(plain.cfg, phrase_path=True))
+    root = tmp_path / "runs"
+    start.save(root / "start")
+    made = tmp_path / "combiner.pt"
+    torch.save({"combiner": combiner_of(start)}, tmp_path / "made-elsewhere.pt")
+    copy = (f"import shutil; shutil.copy({str(tmp_path / 'made-elsewhere.pt')!r}, "
+            f"{str(made)!r})")
+    recipe = Recipe("t", datasets={}, stages=[Stage("headed", [], minutes=1.0,
+                                                    head=Head("start", "combiner", 0.5))],
+                    files={"combiner": FileSpec(str(made), f"python -c {shlex.quote(copy)}")})
+    chain = Chain(recipe, Overrides(root=root))
+    assert "python -m model.combiner_head" in chain.plan(recipe.stages)
+    assert chain.run_stage(recipe.stages[0]) == root / "headed"
+    headed = load_retriever(root / "headed")
+    assert headed.cfg.combiner_head == 16 and headed.cfg.combiner_weight == 0.5
+    assert chain.stage_done(recipe.stages[0])
+    made.unlink()
+    chain.run_stage(recipe.stages[0])  # done: neither the file nor the head is made again
+    assert not made.exists()
