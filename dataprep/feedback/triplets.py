@@ -55,7 +55,7 @@ from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths
 from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
 from dataprep.feedback.products import read_products, val_ids
 from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
-from dataprep.feedback.yardstick import format_yardstick, yardstick_stats
+from dataprep.feedback.yardstick import MIN_VAL_QUERIES, format_yardstick, yardstick_stats
 from dataprep.hm_triplets import ATTRIBUTES
 from dataprep.layout import write_json, write_metadata, write_split
 
@@ -66,7 +66,6 @@ VAL_KINDS = ("relative", "negation", "multi", "colourway", "type")
 # Kinds added after the first datasets were trained on: their phrasings and val order draw
 # from a generator of their own, so the earlier kinds' captions stay exactly as they were.
 LATER_KINDS = ("type",)
-MIN_VAL_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
 MIN_TRAIN_TRIPLETS = 300  # below this a relation is flagged as too little to train on
 CATALOGS = ("hm", "products")
 # The products yardstick keeps whole relevant sets (its gallery is ~3,000 items): no cut.
