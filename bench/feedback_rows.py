@@ -22,6 +22,13 @@ Baselines are trained here as ``bench.accuracy`` trains them (``bench.baselines`
 by the mean val score of the training datasets) on ``--train-datasets``; give the checkpoint's
 own training data for a like-for-like comparison. Writes
 ``bench/results/accuracy_feedback/<fingerprint>.json``.
+
+Another catalog's yardstick (``python -m dataprep.feedback --catalog products``: val queries of
+fashion-products in held-out phrasings) is scored the same way, its gallery every val item of
+that catalog, and filed apart under ``accuracy_feedback_<catalog>/``:
+
+    python -m bench.feedback_rows --checkpoint checkpoints/demo --catalog products \
+        --feedback data/products_feedback:../shared/data/fashion-products/images
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -84,6 +92,7 @@ MIN_QUERIES = 150  # the issue's floors apply to rows with at least this many qu
 K = 10
 OTHER_KIND = ("type change",)  # relations whose words ask for another kind (no kind share)
 Z95 = 1.959964
+CATALOG_LABELS = {"hm": "H&M", "products": "fashion-products"}  # the tables' gallery names
 
 
 @dataclass
@@ -108,6 +117,14 @@ class FeedbackBenchConfig:
     # MB, where the grid tokens FashionVLP reads take GBs), e.g. beside a training run.
     skip_model: bool = False
     reuse: str | None = None  # an earlier run's JSON: its rows of methods not run now join
+    # Whose val photos the feedback data holds: "hm" files under accuracy_feedback/, another
+    # catalog (products) under accuracy_feedback_<catalog>/, so neither overwrites the other.
+    catalog: str = "hm"
+
+
+def results_name(cfg: FeedbackBenchConfig) -> str:
+    """The results folder of a run: accuracy_feedback, or accuracy_feedback_<catalog>."""
+    return "accuracy_feedback" if cfg.catalog == "hm" else f"accuracy_feedback_{cfg.catalog}"
 
 
 # ------------------------------------------------------------------------- intervals
@@ -394,7 +411,9 @@ def format_tables(report: dict) -> str:
                                                        else " (<150)"),
                  *[_cell(results[m]["rows"].get(n, {}), metric) for m in methods])
                 for n in names]
-        blocks.append(f"{metric} with 95% interval, gallery of every H&M val article "
+        catalog = report["config"].get("catalog", "hm")
+        blocks.append(f"{metric} with 95% interval, gallery of every "
+                      f"{CATALOG_LABELS.get(catalog, catalog)} val article "
                       f"({report['gallery']}), held-out phrasings\n"
                       + table(body, ("row", "queries", *methods)))
     fams = sorted(ours["families"])
@@ -431,13 +450,16 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
                    help="baselines only, from pooled image vectors (little memory)")
     p.add_argument("--reuse", metavar="JSON",
                    help="an earlier run's results: its rows of methods not run now join")
+    p.add_argument("--catalog", default=d.catalog,
+                   help="whose val photos --feedback holds: hm (accuracy_feedback/) or another "
+                   "catalog, e.g. products (accuracy_feedback_products/)")
     a = p.parse_args(argv)
     return FeedbackBenchConfig(
         checkpoint=a.checkpoint, feedback=a.feedback, train_datasets=a.train_datasets,
         baselines=a.baselines, cache_dir=a.cache_dir, text_model=a.text_model,
         max_queries=a.max_queries, max_val_queries=a.max_val_queries, bootstrap=a.bootstrap,
         workers=a.workers, threads=a.threads, baseline=baseline_config(a), out_dir=a.out_dir,
-        skip_model=a.skip_model, reuse=a.reuse)
+        skip_model=a.skip_model, reuse=a.reuse, catalog=a.catalog)
 
 
 def report_lines(report: dict) -> str:
@@ -478,7 +500,8 @@ def accuracy_argv(acc) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    _, report, path = run_benchmark("accuracy_feedback", argv, parse_args, run,
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _, report, path = run_benchmark(results_name(parse_args(argv)), argv, parse_args, run,
                                     module="bench.feedback_rows")
     print(report_lines(report))
     print(f"wrote {path}")

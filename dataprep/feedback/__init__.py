@@ -13,7 +13,9 @@ Rooms: ``phrasing`` (the generator and its families), then the H&M feedback trip
 ``attributes`` (articles and parsed attributes), ``lightness`` (measured L* of the garment),
 ``relations`` (relative, negation, multi-change and mixed-catalog queries with relevant sets
 and hard negatives), ``triplets`` (the FashionIQ-format writer and ``python -m
-dataprep.feedback``).
+dataprep.feedback``). The second catalog's val-only yardstick: ``products`` (fashion-products
+rows as the same items) and ``yardstick`` (its per-row query counts and relevant-set sizes),
+``python -m dataprep.feedback --catalog products ...``.
 """
 
 from dataprep.feedback.attributes import HMItem, read_items

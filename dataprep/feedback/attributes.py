@@ -62,7 +62,9 @@ SOLID = "Solid"
 
 @dataclass(frozen=True)
 class HMItem:
-    """One H&M article of any product group."""
+    """One catalog item of any product group: an H&M article, or a fashion-products item
+    (``dataprep.feedback.products``), which has no colourway links (its product code is its
+    own id), a gender that every relevant item must share, and its catalog's own split."""
 
     id: str
     product_code: str
@@ -74,11 +76,14 @@ class HMItem:
     appearance: str  # graphical appearance: Solid, Stripe, Denim, ...
     attributes: dict[str, str] = field(default_factory=dict)  # parsed; only what is named
     description: str = ""
+    gender: str | None = None  # men, women, ...: relevant items share it; None: not named
+    catalog_split: str | None = None  # the catalog's own split; None: H&M's product-code split
 
     @property
     def split(self) -> str:
-        """train / val by product code, exactly as the H&M triplets split."""
-        return hm.split_of(self.product_code)
+        """train / val: the catalog's own split, else by product code exactly as the H&M
+        triplets split."""
+        return self.catalog_split or hm.split_of(self.product_code)
 
     @property
     def garment(self) -> bool:

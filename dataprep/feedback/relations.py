@@ -7,7 +7,11 @@ The rules, so that a list of pale items of the right type cannot pass for unders
 "lighter":
 
 * **colour relations** (lighter / darker by measured L* with a margin; brighter / more muted
-  from H&M's Bright vs Dusty): other colourways of the reference's product code;
+  from H&M's Bright vs Dusty): other colourways of the reference's product code; in a
+  catalog without colourway links (``Catalog(..., colourways=False)``: fashion-products)
+  items of the reference's type in another named colour that agree on the rest, a broader set;
+* **gender** (a catalog that names it): every relevant item and every candidate of the
+  type-change and multi-change queries is of the reference's gender;
 * **garment relations** (shorter / longer, sleeve length, looser / tighter, plainer / busier):
   articles of the reference's product type that meet the relation and agree with the
   reference on every other attribute both descriptions name (colour included);
@@ -106,29 +110,43 @@ class Query:
 
 
 class Catalog:
-    """Every article with the indexes the relations need."""
+    """Every article with the indexes the relations need. ``colourways``: the catalog links a
+    product's colourways (H&M's product codes); without (fashion-products) the colour relations
+    draw from every item of the reference's type and gender instead."""
 
-    def __init__(self, items: Sequence[HMItem], lightness: dict[str, float]):
+    def __init__(self, items: Sequence[HMItem], lightness: dict[str, float],
+                 colourways: bool = True):
         self.items = list(items)
+        self.linked_colourways = colourways
         self.by_id = {i.id: i for i in self.items}
         self.lightness = lightness
         self.by_code: dict[str, list[HMItem]] = defaultdict(list)
-        self.by_type: dict[tuple[str, str], list[HMItem]] = defaultdict(list)
+        self.by_type: dict[tuple[str, str | None, str], list[HMItem]] = defaultdict(list)
         self.by_colour: dict[tuple[str, str | None], list[HMItem]] = defaultdict(list)
         for i in self.items:
             self.by_code[i.product_code].append(i)
-            self.by_type[(i.split, i.product_type)].append(i)
+            self.by_type[(i.split, i.gender, i.product_type)].append(i)
             self.by_colour[(i.split, i.colour)].append(i)
 
     def same_type(self, ref: HMItem, types: Sequence[str] | None = None) -> list[HMItem]:
-        """Articles of the reference's split and type (or ``types``), other product codes."""
-        return [c for t in (types or (ref.product_type,)) for c in self.by_type[(ref.split, t)]
+        """Articles of the reference's split, gender and type (or ``types``), other product
+        codes."""
+        return [c for t in (types or (ref.product_type,))
+                for c in self.by_type[(ref.split, ref.gender, t)]
                 if c.product_code != ref.product_code]
 
     def colourways(self, ref: HMItem) -> list[HMItem]:
         """The product's other colourways with a known colour other than the reference's."""
         return [c for c in self.by_code[ref.product_code]
                 if c.id != ref.id and c.colour and c.colour != ref.colour]
+
+    def other_colours(self, ref: HMItem) -> list[HMItem]:
+        """Candidates of a colour relation: the product's ``colourways`` where the catalog
+        links them, else items of the reference's type and gender with a known colour other
+        than the reference's."""
+        if self.linked_colourways:
+            return self.colourways(ref)
+        return [c for c in self.same_type(ref) if c.colour and c.colour != ref.colour]
 
     def other_kind(self, item: HMItem, rng: np.random.Generator, n: int) -> list[str]:
         """Up to n items of another product group in ``item``'s colour."""
@@ -139,9 +157,12 @@ class Catalog:
 
 
 def agrees(ref: HMItem, cand: HMItem, skip: Iterable[str]) -> bool:
-    """True when every attribute both name, other than ``skip``, has one value."""
+    """True when every attribute both name, other than ``skip``, has one value (the gender
+    included)."""
     skip = set(skip)
     a, b = ref.attributes, cand.attributes
+    if ref.gender and cand.gender and ref.gender != cand.gender:
+        return False
     return all(a[k] == b[k] for k in ATTRIBUTES if k not in skip and k in a and k in b)
 
 
@@ -227,7 +248,7 @@ def colour_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator
     slots = {"lighter": "lightness", "darker": "lightness", "brighter": "saturation",
              "more muted": "saturation"}
     for ref in cat.items:
-        ways = [c for c in cat.colourways(ref) if agrees(ref, c, {"colour"})]
+        ways = [c for c in cat.other_colours(ref) if agrees(ref, c, {"colour"})]
         for name, test in tests.items():
             usable = ways
             if slots[name] == "lightness":
@@ -297,7 +318,7 @@ def negation_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator
                             [Change("pattern", "negation", PATTERNED[ref.appearance])], bad,
                             cat, cfg, rng)
         if ref.colour:
-            good = [c for c in cat.colourways(ref) if agrees(ref, c, {"colour"})]
+            good = [c for c in cat.other_colours(ref) if agrees(ref, c, {"colour"})]
             bad = [c.id for c in cat.same_type(ref) if c.colour == ref.colour]
             out += _queries("not colour", ref, good, [Change("colour", "negation", ref.colour)],
                             bad, cat, cfg, rng)
@@ -405,9 +426,12 @@ def change_between(attribute: str, ref: HMItem, tgt: HMItem, rng: np.random.Gene
 
 
 def _differing(ref: HMItem, cand: HMItem) -> tuple[list[str], list[str]]:
-    """The attributes both articles name, and those of them on which they differ."""
+    """The attributes both articles name, and those of them on which they differ; a gender
+    both name counts as a shared attribute kept (same-type pools share the gender)."""
     shared = [a for a in ATTRIBUTES if a in ref.attributes and a in cand.attributes]
-    return shared, [a for a in shared if ref.attributes[a] != cand.attributes[a]]
+    changed = [a for a in shared if ref.attributes[a] != cand.attributes[a]]
+    kept_gender = ["gender"] if ref.gender and ref.gender == cand.gender else []
+    return shared + kept_gender, changed
 
 
 def _request(ref: HMItem, tgt: HMItem, attributes: Sequence[str], rng: np.random.Generator
@@ -455,15 +479,15 @@ def type_queries(cat: Catalog, cfg: RelationConfig, rng: np.random.Generator) ->
     """One to four changes in one request between garments of one product group, the product
     type among them: what a shopper asks when the garment should become another kind
     ("turned into a cardigan"), which the same-type relations never show."""
-    by_group: dict[tuple[str, str], list[HMItem]] = defaultdict(list)
+    by_group: dict[tuple[str, str | None, str], list[HMItem]] = defaultdict(list)
     for c in cat.items:
         if c.garment:
-            by_group[(c.split, c.group)].append(c)
+            by_group[(c.split, c.gender, c.group)].append(c)
     out = []
     for ref in cat.items:
         if not ref.garment:
             continue
-        pool = by_group[(ref.split, ref.group)]
+        pool = by_group[(ref.split, ref.gender, ref.group)]
         n = cfg.type_train_targets if ref.split == "train" else 1
         types: set[str] = set()
         for k in rng.permutation(len(pool))[:cfg.type_candidates]:

@@ -1,6 +1,14 @@
-"""Write the H&M feedback queries as a FashionIQ-format dataset that ``model.train`` reads.
+"""Write the H&M feedback queries as a FashionIQ-format dataset that ``model.train`` reads,
+or another catalog's val-only yardstick that ``bench.feedback_rows`` scores.
 
     python -m dataprep.feedback --data ../shared/data/hm --out data/hm_feedback
+    python -m dataprep.feedback --catalog products --data ../shared/data/fashion-products \
+        --products-split data/products --out data/products_feedback
+
+The products yardstick (``dataprep.feedback.products``): the val images of ``data/products``,
+val queries only, held-out phrasing families only, relevant sets drawn from every item of the
+reference's type and gender (no colourway links there), ``stats.json`` with each row's query
+count and median relevant-set size and the share of photos with a measured lightness.
 
 Layout (``dataprep.layout``): ``captions/cap.{cat}.{split}.json``, ``image_splits/``,
 ``metadata.csv`` (every H&M article: product type and group, parsed attributes, colour),
@@ -42,10 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dataprep.feedback.attributes import read_items
+from dataprep.feedback.attributes import HMItem, read_items
 from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths, measure
 from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
+from dataprep.feedback.products import read_products, val_ids
 from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
+from dataprep.feedback.yardstick import MIN_VAL_QUERIES, format_yardstick, yardstick_stats
 from dataprep.hm_triplets import ATTRIBUTES
 from dataprep.layout import write_json, write_metadata, write_split
 
@@ -58,8 +68,10 @@ VAL_KINDS = ("relative", "negation", "multi", "colourway", "type")
 LATER_KINDS = ("type",)
 # Each split phrases from generators of its own, so training words can grow without moving a
 # single val caption (they shared one until stage 73's lexicon: its val draws are new).
-MIN_VAL_QUERIES = 150  # the issue's floors apply to rows with at least this many queries
 MIN_TRAIN_TRIPLETS = 300  # below this a relation is flagged as too little to train on
+CATALOGS = ("hm", "products")
+# The products yardstick keeps whole relevant sets (its gallery is ~3,000 items): no cut.
+PRODUCTS_MAX_RELEVANT = 100_000
 
 
 @dataclass
@@ -71,6 +83,19 @@ class FeedbackConfig:
     seed: int = 0
     relations: RelationConfig = field(default_factory=RelationConfig)
     lightness: LightnessConfig = field(default_factory=LightnessConfig)
+    catalog: str = "hm"  # hm: train + val; products: the val-only yardstick
+    products_split: Path | None = None  # products: the split whose val images are queried
+
+
+def read_catalog(cfg: FeedbackConfig) -> list[HMItem]:
+    """The catalog's items: every H&M article, or the products split's val items."""
+    if cfg.catalog == "hm":
+        return read_items(cfg.data)
+    if cfg.catalog != "products":
+        raise ValueError(f"unknown catalog {cfg.catalog!r}; known: {CATALOGS}")
+    if cfg.products_split is None:
+        raise ValueError("the products catalog needs products_split (e.g. data/products)")
+    return read_products(cfg.data, val_ids(cfg.products_split))
 
 
 def _change_rows(q: Query) -> list[list[str | None]]:
@@ -107,13 +132,13 @@ def _entry(q: Query, captions: list[str], family: str | None = None) -> dict:
 
 def build_feedback(cfg: FeedbackConfig) -> dict:
     """Write the dataset under cfg.out; returns the stats (also in stats.json)."""
-    items = read_items(cfg.data)
+    items = read_catalog(cfg)
     if not items:
-        raise FileNotFoundError(f"no H&M articles with images under {cfg.data}")
+        raise FileNotFoundError(f"no {cfg.catalog} items with images under {cfg.data}")
     cfg.out.mkdir(parents=True, exist_ok=True)
     lightness = measure(image_paths(cfg.data, [i.id for i in items]), cfg.out / CACHE_NAME,
                         cfg.lightness)
-    cat = Catalog(items, lightness)
+    cat = Catalog(items, lightness, colourways=cfg.catalog == "hm")
     queries = all_queries(cat, cfg.relations, cfg.seed)
     streams = {(split, later): np.random.default_rng([cfg.seed, 98 if later else 99, k])
                for k, split in enumerate(SPLITS) for later in (False, True)}
@@ -134,12 +159,15 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
     val_gallery = [i.id for i in items if i.split == "val"]
     for kind in VAL_KINDS:
         write_split(cfg.out, kind, "val", by_split["val"].get(kind, []), val_gallery)
+    gender = ["gender"] if cfg.catalog == "products" else []
     write_metadata(cfg.out / "metadata.csv",
-                   ["product_type", "product_group", *ATTRIBUTES, "description"],
+                   ["product_type", "product_group", *ATTRIBUTES, "description", *gender],
                    ((i.id, i.group, i.title,
                      [i.product_type, i.group, *(i.attributes.get(k, "") for k in ATTRIBUTES),
-                      i.description]) for i in items))
+                      i.description, *([i.gender or ""] if gender else [])]) for i in items))
     stats = _stats(items, queries, by_split, lightness, cfg)
+    if cfg.catalog != "hm":
+        stats["yardstick"] = yardstick_stats(items, queries, lightness)
     write_json(cfg.out / "stats.json", stats, indent=2)
     return stats
 
@@ -152,10 +180,13 @@ def _stats(items, queries: Sequence[Query], by_split, lightness, cfg: FeedbackCo
     rows = {s: Counter(q.row for q in queries if q.reference.split == s) for s in SPLITS}
     flagged = sorted({r for r in ROWS.values() if rows["val"][r] < MIN_VAL_QUERIES
                       or rows["train"][r] < MIN_TRAIN_TRIPLETS})
+    config = {"seed": cfg.seed, "relations": asdict(cfg.relations),
+              "lightness": asdict(cfg.lightness)}
+    if cfg.catalog != "hm":
+        config |= {"catalog": cfg.catalog, "products_split": str(cfg.products_split)}
     return {"articles": len(items), "measured_lightness": len(lightness),
             "articles_per_split": dict(Counter(i.split for i in items)),
-            "config": {"seed": cfg.seed, "relations": asdict(cfg.relations),
-                       "lightness": asdict(cfg.lightness)},
+            "config": config,
             "triplets": {s: dict(triplets[s]) for s in SPLITS},
             "queries": {s: dict(queries_per[s]) for s in SPLITS},
             "rows": {s: dict(rows[s]) for s in SPLITS},
@@ -187,8 +218,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m dataprep.feedback", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--catalog", choices=CATALOGS, default="hm",
+                   help="hm: training and val data; products: the val-only yardstick of "
+                   "fashion-products (held-out phrasings)")
     p.add_argument("--data", required=True, type=Path,
-                   help="the hm folder (articles.csv, images/)")
+                   help="the hm folder (articles.csv, images/) or the fashion-products folder "
+                   "(products.csv, images/)")
+    p.add_argument("--products-split", type=Path,
+                   help="products: the FashionIQ-format split whose val images are queried "
+                   "(data/products)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lightness-margin", type=float,
@@ -198,13 +236,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="garment relations and part negations accept another colour (by "
                    "default a relevant article also keeps the reference's colour group)")
     a = p.parse_args(argv)
+    if a.catalog == "products" and a.products_split is None:
+        p.error("--catalog products needs --products-split (e.g. data/products)")
     started = time.perf_counter()
+    relations = RelationConfig(lightness_margin=a.lightness_margin, keep_colour=not a.any_colour,
+                               **({"max_relevant": PRODUCTS_MAX_RELEVANT}
+                                  if a.catalog == "products" else {}))
     stats = build_feedback(FeedbackConfig(
-        data=a.data, out=a.out, seed=a.seed,
-        relations=RelationConfig(lightness_margin=a.lightness_margin,
-                                 keep_colour=not a.any_colour)))
+        data=a.data, out=a.out, seed=a.seed, relations=relations, catalog=a.catalog,
+        products_split=a.products_split))
     print(f"{stats['articles']} articles -> {a.out} in {time.perf_counter() - started:.0f} s")
-    print(format_stats(stats))
+    print(format_yardstick(stats) if "yardstick" in stats else format_stats(stats))
 
 
 if __name__ == "__main__":
