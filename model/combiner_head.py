@@ -64,7 +64,7 @@ def with_combiner_head(retriever: Retriever, combiner: dict, weight: float = 1.0
 def attach(checkpoint: str, combiner_file: str, out: str, weight: float = 1.0) -> Path:
     """Write ``checkpoint`` with the combiner of ``combiner_file`` attached to ``out``."""
     retriever = load_retriever(checkpoint, engine="eager")
-    combiner = torch.load(combiner_file, map_location="cpu", weights_only=False)
+    combiner = torch.load(combiner_file, map_location="cpu", weights_only=True)
     if "combiner" not in combiner:
         raise ValueError(f"{combiner_file} holds no combiner (written before "
                          "bench.teacher_vectors stored it): make it again")
