@@ -450,7 +450,7 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
                    help="baselines only, from pooled image vectors (little memory)")
     p.add_argument("--reuse", metavar="JSON",
                    help="an earlier run's results: its rows of methods not run now join")
-    p.add_argument("--catalog", default=d.catalog,
+    p.add_argument("--catalog", default=d.catalog, choices=sorted(CATALOG_LABELS),
                    help="whose val photos --feedback holds: hm (accuracy_feedback/) or another "
                    "catalog, e.g. products (accuracy_feedback_products/)")
     a = p.parse_args(argv)

@@ -76,8 +76,7 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("products_feedback")
     stats = ft.build_feedback(ft.FeedbackConfig(
         data=data, out=out, catalog="products", products_split=split,
-        relations=RelationConfig(lightness_margin=MARGIN,
-                                 max_relevant=ft.PRODUCTS_MAX_RELEVANT)))
+        relations=RelationConfig(lightness_margin=MARGIN)))
     return data, out, stats
 
 
@@ -160,6 +159,11 @@ def test_relevant_sets_follow_the_rules(built):
     assert "colourway" not in relations  # no colourway links in this catalog
 
 
+def test_the_yardstick_never_cuts_a_relevant_set(built):
+    _, _, stats = built
+    assert stats["config"]["relations"]["max_relevant"] == ft.PRODUCTS_MAX_RELEVANT
+
+
 def test_relevant_sets_are_broader_than_colourways(built):
     """Without colourway links a colour relation relates every item of the type and gender
     in another colour: relevant sets hold more than one item."""
@@ -194,6 +198,12 @@ def test_bench_files_another_catalog_apart():
     assert fr.results_name(fr.parse_args([])) == "accuracy_feedback"
     cfg = fr.parse_args(["--catalog", "products", "--feedback", "x:y"])
     assert fr.results_name(cfg) == "accuracy_feedback_products"
+
+
+def test_an_unknown_catalog_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        fr.parse_args(["--catalog", "zalando"])
+    assert "invalid choice: 'zalando'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (DATA / "products.csv").is_file(),

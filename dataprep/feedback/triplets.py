@@ -45,7 +45,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +132,8 @@ def _entry(q: Query, captions: list[str], family: str | None = None) -> dict:
 
 def build_feedback(cfg: FeedbackConfig) -> dict:
     """Write the dataset under cfg.out; returns the stats (also in stats.json)."""
+    if cfg.catalog != "hm":  # a yardstick keeps whole relevant sets
+        cfg = replace(cfg, relations=replace(cfg.relations, max_relevant=PRODUCTS_MAX_RELEVANT))
     items = read_catalog(cfg)
     if not items:
         raise FileNotFoundError(f"no {cfg.catalog} items with images under {cfg.data}")
@@ -239,9 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if a.catalog == "products" and a.products_split is None:
         p.error("--catalog products needs --products-split (e.g. data/products)")
     started = time.perf_counter()
-    relations = RelationConfig(lightness_margin=a.lightness_margin, keep_colour=not a.any_colour,
-                               **({"max_relevant": PRODUCTS_MAX_RELEVANT}
-                                  if a.catalog == "products" else {}))
+    relations = RelationConfig(lightness_margin=a.lightness_margin, keep_colour=not a.any_colour)
     stats = build_feedback(FeedbackConfig(
         data=a.data, out=a.out, seed=a.seed, relations=relations, catalog=a.catalog,
         products_split=a.products_split))

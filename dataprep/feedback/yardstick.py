@@ -32,7 +32,7 @@ def yardstick_stats(items: Sequence[HMItem], queries: Sequence[Query],
                    "relevant_quartiles": [float(x) for x in np.percentile(v, [25, 75])]}
             for name, v in sizes.items()}
     counted = Counter(q.row for q in queries)
-    return {"items": len(items), "gallery": len(items),
+    return {"items": len(items),
             "lightness_usable": len(lightness),
             "lightness_usable_share": round(100 * len(lightness) / max(len(items), 1), 2),
             "rows": rows,
