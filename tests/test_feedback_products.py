@@ -234,3 +234,15 @@ def test_real_photos(tmp_path):
         assert all(meta[i]["gender"] == meta[e["candidate"]]["gender"] for i in e["relevant"])
         if e["relation"] in PATTERN_RELATIONS:
             assert all(meta[i]["pattern"] for i in [e["candidate"], *e["relevant"]])
+
+
+def test_bad_products_inputs_are_refused_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        ft.main(["--catalog", "products", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert "--catalog products needs --products-split" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs products_split"):
+        ft.read_catalog(ft.FeedbackConfig(data=tmp_path, out=tmp_path, catalog="products"))
+    with pytest.raises(ValueError, match="unknown catalog 'zalando'"):
+        ft.read_catalog(ft.FeedbackConfig(data=tmp_path, out=tmp_path, catalog="zalando"))
+    with pytest.raises(FileNotFoundError, match="no image_splits/split.*val.json"):
+        fp.val_ids(tmp_path)
