@@ -251,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lightness-margin", type=float,
                    default=RelationConfig.lightness_margin,
                    help="L* units between reference and target of lighter / darker")
+    p.add_argument("--type-train-targets", type=int,
+                   default=RelationConfig.type_train_targets,
+                   help="type-change targets drawn per training garment")
     p.add_argument("--any-colour", action="store_true",
                    help="garment relations and part negations accept another colour (by "
                    "default a relevant article also keeps the reference's colour group)")
@@ -258,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if a.catalog == "products" and a.products_split is None:
         p.error("--catalog products needs --products-split (e.g. data/products)")
     started = time.perf_counter()
-    relations = RelationConfig(lightness_margin=a.lightness_margin, keep_colour=not a.any_colour)
+    relations = RelationConfig(lightness_margin=a.lightness_margin, keep_colour=not a.any_colour,
+                               type_train_targets=a.type_train_targets)
     stats = build_feedback(FeedbackConfig(
         data=a.data, out=a.out, seed=a.seed, relations=relations, catalog=a.catalog,
         products_split=a.products_split, products_part=a.products_part))
