@@ -100,10 +100,11 @@ class TripletBatches:
         self.triplets = [t for group in self.groups.values() for t in group]
         self.names = list(dict.fromkeys(name for name, _ in self.groups))
         self.weights = self._dataset_weights(dataset_weights)
-        self.dataset_codes = {t.candidate: self.names.index(d.name)  # reference -> dataset
-                              for d in datasets for t in d.train.triplets}
+        # Each triplet's codes come from its own dataset: an image listed by two datasets
+        # (H&M's attribute and feedback folders) keeps each one's kind and distillation there.
+        self.source = {_identity(t): d.name for d in datasets for t in d.train.triplets}
         self.target_codes = {tid: k for k, tid in enumerate(bank.index)}
-        self.kind_codes = _kind_codes(datasets, kinds)  # image id -> (dataset, kind) code
+        self.kind_codes = _kind_codes(datasets, kinds)  # (dataset, image id) -> kind code
 
     def _dataset_weights(self, given: Sequence[float] | None) -> np.ndarray:
         sizes = np.array([sum(len(g) for (n, _), g in self.groups.items() if n == name)
@@ -165,10 +166,17 @@ class TripletBatches:
                 "tar_crop": tar_crop, **self.retriever.tokenize(captions),
                 **self._rows(triplets, captions),
                 "target_ids": torch.tensor([self.target_codes[i] for i in targets]),
-                "ref_kinds": torch.tensor([self.kind_codes[t.candidate] for t in triplets]),
-                "tar_kinds": torch.tensor([self.kind_codes[t.target] for t in triplets]),
-                "query_datasets": torch.tensor([self.dataset_codes[t.candidate]
-                                                for t in triplets])}
+                **self._codes(triplets)}
+
+    def _codes(self, triplets: Sequence[Triplet]) -> dict[str, torch.Tensor]:
+        """Kind codes of each reference and target, and each query's dataset, all read in
+        the triplet's own dataset."""
+        names = [self.source[_identity(t)] for t in triplets]
+        return {"ref_kinds": torch.tensor([self.kind_codes[n, t.candidate]
+                                           for n, t in zip(names, triplets, strict=True)]),
+                "tar_kinds": torch.tensor([self.kind_codes[n, t.target]
+                                           for n, t in zip(names, triplets, strict=True)]),
+                "query_datasets": torch.tensor([self.names.index(n) for n in names])}
 
     def _rows(self, triplets: Sequence[Triplet], captions: list[str]) -> dict[str, torch.Tensor]:
         """With ``fixed_captions``: the memo row of each (reference, caption)."""
@@ -190,12 +198,18 @@ def _groups(datasets: list[Dataset], kinds: dict[str, dict[str, str]], group_by:
     return groups
 
 
-def _kind_codes(datasets: list[Dataset], kinds: dict[str, dict[str, str]]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _identity(t: Triplet) -> tuple:
+    """A triplet by value (a copy of it finds its dataset too)."""
+    return t.candidate, t.target, t.category, tuple(t.captions)
+
+
+def _kind_codes(datasets: list[Dataset], kinds: dict[str, dict[str, str]]
+                ) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
     codes: dict[tuple[str, str], int] = {}
     for d in datasets:
         for t in d.train.triplets:
             for i in (t.candidate, t.target):
                 kind = (d.name, kinds[d.name].get(i, t.category))
-                out[i] = codes.setdefault(kind, len(codes))
+                out[d.name, i] = codes.setdefault(kind, len(codes))
     return out

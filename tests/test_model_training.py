@@ -402,6 +402,34 @@ def test_batches_carry_garment_kinds_from_the_product_type_column(tiny_data, tmp
     assert trainer.step(batch) > 0
 
 
+def test_an_image_in_two_datasets_keeps_each_datasets_kind_and_dataset_code(tiny_data, tmp_path):
+    """The same photos in a folder without product types (kinds = its category) and, listed
+    after it, one with them: a batch of the first folder's triplets carries the first folder's
+    kinds and counts as its queries (for distillation and temperatures), not the last lister's."""
+    coarse, fine = tmp_path / "coarse", tmp_path / "fine"
+    shutil.copytree(tiny_data, coarse)
+    shutil.copytree(tiny_data, fine)
+    rows = [f"{p.stem},shapes,{p.stem.split('_')[0]},{p.stem}"
+            for p in sorted((fine / "images").glob("*.png"))]
+    (fine / "metadata.csv").write_text("id,category,product_type,title\n" + "\n".join(rows))
+    for split in ("train", "val"):  # the same photos, other requests
+        entries = json.loads((fine / f"{split}.json").read_text())
+        (fine / f"{split}.json").write_text(json.dumps(
+            [e | {"captions": [f"{c}, please" for c in e["captions"]]} for e in entries]))
+    trainer = Trainer(tiny_train_config(
+        coarse, tmp_path / "run", annotations=[str(coarse), str(fine)],
+        images=[str(coarse / "images"), str(fine / "images")]))
+    triplets = trainer.batches.triplets
+    half = len(triplets) // 2  # the coarse folder's triplets come first
+    first = trainer.batches.batch(triplets[:8])
+    assert first["query_datasets"].tolist() == [0] * 8
+    assert len(set(first["ref_kinds"].tolist() + first["tar_kinds"].tolist())) == 1
+    second = trainer.batches.batch(triplets[half:half + 8])
+    assert second["query_datasets"].tolist() == [1] * 8
+    shapes = {t.candidate.split("_")[0] for t in triplets[half:half + 8]}
+    assert len(set(second["ref_kinds"].tolist())) == len(shapes) > 1
+
+
 def test_device_choice():
     from model.device import resolve_device
 
