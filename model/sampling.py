@@ -79,7 +79,8 @@ class TripletBatches:
     proportion to its triplets), so a small, important dataset is not drowned out. Which
     triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
     Every batch carries the garment-kind code of each reference and target (product type
-    where the dataset's metadata has one, else the category) for `model.loss.kind_loss`. With
+    where the triplet's own dataset's metadata has one, else the category) for
+    `model.loss.kind_loss`. With
     ``fixed_captions`` each triplet always gets its evaluation caption and the batch numbers
     each (reference, caption) as a row (``query_rows``), for `model.token_memo`.
     """
@@ -199,7 +200,8 @@ def _groups(datasets: list[Dataset], kinds: dict[str, dict[str, str]], group_by:
 
 
 def _identity(t: Triplet) -> tuple:
-    """A triplet by value (a copy of it finds its dataset too)."""
+    """A triplet by value, so a copy of it finds its dataset too (the very same triplet in two
+    datasets counts as the later one's)."""
     return t.candidate, t.target, t.category, tuple(t.captions)
 
 
