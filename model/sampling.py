@@ -80,9 +80,9 @@ class TripletBatches:
     triplets an epoch draws depends only on (seed, epoch), so a resumed run draws the same.
     Every batch carries the garment-kind code of each reference and target (product type
     where the triplet's own dataset's metadata has one, else the category) for
-    `model.loss.kind_loss`. With
-    ``fixed_captions`` each triplet always gets its evaluation caption and the batch numbers
-    each (reference, caption) as a row (``query_rows``), for `model.token_memo`.
+    `model.loss.kind_loss`. With ``fixed_captions`` each triplet always gets its evaluation
+    caption and the batch numbers each (reference, caption) as a row (``query_rows``), for
+    `model.token_memo`.
     """
 
     def __init__(self, retriever: Retriever, bank: FeatureBank, datasets: list[Dataset],
