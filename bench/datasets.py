@@ -63,9 +63,13 @@ def restrict(data: Sequence[Data], bank) -> None:
 
 
 def val_score(data: list[Data], encoders, max_queries: int | None) -> float:
-    """model.train.validate's score: mean over datasets of (R@10+R@50)/2."""
+    """model.train.validate's score: mean over datasets of (R@10+R@50)/2; as there, a dataset
+    without val triplets (a training-only folder) trains but is not scored."""
+    scored = [d for d in data if d.val.triplets]
+    if not scored:
+        raise ValueError("no dataset has validation triplets to select a baseline's epoch on")
     return float(np.mean([evaluate_split(d.val, *encoders, max_queries)["average"]["mean"]
-                          for d in data]))
+                          for d in scored]))
 
 
 def train_record(meta: dict) -> dict:

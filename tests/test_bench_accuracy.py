@@ -3,6 +3,7 @@ through the shared recall path, baselines train a few steps, and the JSON report
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,6 +19,7 @@ from bench.baselines import (
     train_baseline,
     triplet_tensors,
 )
+from bench.datasets import read_splits, val_score
 from dataprep import Triplet
 from tests.tiny_dataset import write_tiny_dataset
 
@@ -115,3 +117,18 @@ def test_a_shared_score_of_100_is_a_tie_not_a_win():
     gaps = accuracy.margins(results)["demo"]
     assert gaps["combiner"]["R@50"] == 0 and gaps["combiner"]["R@10"] == pytest.approx(1.1)
 
+
+
+def test_baseline_epoch_selection_skips_a_training_only_dataset(tiny_data):
+    """A training-only folder (no val triplets, as the products training requests) trains the
+    baselines and is not scored, as model.train's validation leaves it out."""
+    [scored] = read_splits([str(tiny_data)])
+    training_only = dataclasses.replace(scored, val=dataclasses.replace(scored.val, triplets=[]))
+    rng = np.random.default_rng(0)
+    vectors = {i: rng.normal(size=8) for i in scored.val.image_paths}
+    encoders = (lambda refs, texts: np.stack([vectors[r] for r in refs]),
+                lambda ids: np.stack([vectors[i] for i in ids]))
+    alone = val_score([scored], encoders, None)
+    assert val_score([scored, training_only], encoders, None) == alone
+    with pytest.raises(ValueError, match="no dataset has validation triplets"):
+        val_score([training_only], encoders, None)

@@ -20,6 +20,7 @@ from dataprep.feedback import HELDOUT_FAMILIES, heldout_markers_in
 from dataprep.feedback import products as fp
 from dataprep.feedback import triplets as ft
 from dataprep.feedback.relations import RelationConfig
+from model.data import load_dataset
 
 DATA = Path(os.environ.get("FASHION_PRODUCTS_DIR",
                            Path(__file__).resolve().parents[2] / "shared/data/fashion-products"))
@@ -112,14 +113,14 @@ def test_adapter_maps_a_row_to_a_relation_item():
 
 def test_read_products_keeps_val_items_with_a_photo(tmp_path):
     data, split = write_products(tmp_path)
-    ids = fp.val_ids(split)
+    ids = fp.split_ids(split)
     items = fp.read_products(data, ids)
     assert len(items) == len(TYPES) * len(GENDERS) * len(COLOURS) * len(PATTERNS)
     kept = {i.id for i in items}
     assert not {"90001", "90002", "90003"} & kept  # train id, unknown type, no photo
     assert all(i.split == "val" for i in items)
     with pytest.raises(FileNotFoundError):
-        fp.val_ids(tmp_path / "nowhere")
+        fp.split_ids(tmp_path / "nowhere")
 
 
 def test_relevant_sets_follow_the_rules(built):
@@ -185,6 +186,34 @@ def test_val_only_in_heldout_families(built):
         assert e["family"] in names and f"family:{e['family']}" in e["tags"]
 
 
+def test_the_train_part_writes_training_requests_on_training_photos_only(tmp_path):
+    """--products-part train: the same relations on the split's training photos, two training
+    phrasings each, no val query, relevant sets cut as H&M's training sets are; a loader reads
+    the folder as a dataset that trains and is not scored."""
+    data, split = write_products(tmp_path)
+    val = json.loads((split / "image_splits" / "split.tops.val.json").read_text())
+    (split / "image_splits" / "split.tops.train.json").write_text(json.dumps(val[:40]))
+    out = tmp_path / "train_part"
+    stats = ft.build_feedback(ft.FeedbackConfig(
+        data=data, out=out, catalog="products", products_split=split, products_part="train",
+        relations=RelationConfig(lightness_margin=MARGIN)))
+    assert stats["articles_per_split"] == {"train": 40}
+    assert stats["config"]["products_part"] == "train" and "yardstick" not in stats
+    assert stats["config"]["relations"]["max_relevant"] == RelationConfig.max_relevant
+    assert not any(json.loads(p.read_text()) for p in (out / "captions").glob("*.val.json"))
+    entries = _entries(out)
+    assert {"lighter", "darker", "not colour"} <= {e["relation"] for e in entries}
+    assert {i for e in entries for i in (e["candidate"], *e["relevant"])} <= set(val[:40])
+    for e in entries:
+        assert len(e["captions"]) == 2 and "family" not in e
+        assert not any(heldout_markers_in(c) for c in e["captions"]), e["captions"]
+    dataset = load_dataset(str(out), str(data / "images"))
+    assert dataset.train.triplets and not dataset.val.triplets
+    with pytest.raises(ValueError, match="unknown products part 'test'"):
+        ft.read_catalog(ft.FeedbackConfig(data=data, out=out, catalog="products",
+                                          products_split=split, products_part="test"))
+
+
 def test_yardstick_stats_flag_thin_rows(built):
     _, out, stats = built
     y = stats["yardstick"]
@@ -248,4 +277,4 @@ def test_bad_products_inputs_are_refused_by_name(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown catalog 'zalando'"):
         ft.read_catalog(ft.FeedbackConfig(data=tmp_path, out=tmp_path, catalog="zalando"))
     with pytest.raises(FileNotFoundError, match="no image_splits/split.*val.json"):
-        fp.val_ids(tmp_path)
+        fp.split_ids(tmp_path)

@@ -14,8 +14,10 @@ and (for about four in ten) a pattern, parsed from the product title. Each row b
   not solid: such an item has no pattern attribute and no appearance, so it is in no pattern
   relation, neither as relevant nor as reference;
 * **gender** kept as the attribute every relevant item must share;
-* **split**: the items of ``data/products``' val image splits (never a training image of the
-  shipped checkpoints); there are no colourway links, every item is its own product.
+* **split**: the items of ``data/products``' val image splits for the yardstick (never a
+  training image of the shipped checkpoints), or of its train image splits for training
+  requests on this catalog's photos; there are no colourway links, every item is its own
+  product.
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ PATTERNS = {"solid": ("Solid", "plain"), "striped": ("Stripe", "striped"),
 NO_COLOUR = frozenset({"", "multi"})
 
 
-def val_ids(products_split: Path) -> set[str]:
-    """Every image id of the split folder's ``image_splits/split.*.val.json``."""
-    files = sorted((products_split / "image_splits").glob("split.*.val.json"))
+def split_ids(products_split: Path, part: str = "val") -> set[str]:
+    """Every image id of the split folder's ``image_splits/split.*.{part}.json``."""
+    files = sorted((products_split / "image_splits").glob(f"split.*.{part}.json"))
     if not files:
-        raise FileNotFoundError(f"no image_splits/split.*.val.json under {products_split}")
+        raise FileNotFoundError(f"no image_splits/split.*.{part}.json under {products_split}")
     return {str(i) for f in files for i in json.loads(f.read_text())}
 
 

@@ -4,11 +4,17 @@ or another catalog's val-only yardstick that ``bench.feedback_rows`` scores.
     python -m dataprep.feedback --data ../shared/data/hm --out data/hm_feedback
     python -m dataprep.feedback --catalog products --data ../shared/data/fashion-products \
         --products-split data/products --out data/products_feedback
+    python -m dataprep.feedback --catalog products --products-part train \
+        --data ../shared/data/fashion-products --products-split data/products \
+        --out data/products_feedback_train
 
 The products yardstick (``dataprep.feedback.products``): the val images of ``data/products``,
 val queries only, held-out phrasing families only, relevant sets drawn from every item of the
 reference's type and gender (no colourway links there), ``stats.json`` with each row's query
-count and median relevant-set size and the share of photos with a measured lightness.
+count and median relevant-set size and the share of photos with a measured lightness. With
+``--products-part train`` the same relations are written on that split's *training* photos in
+training phrasings (train triplets only), so a request such as "not in black" is learnt on a
+second catalog's photos too, not on H&M's alone; the yardstick's val photos are never read.
 
 Layout (``dataprep.layout``): ``captions/cap.{cat}.{split}.json``, ``image_splits/``,
 ``metadata.csv`` (every H&M article: product type and group, parsed attributes, colour),
@@ -53,7 +59,7 @@ import numpy as np
 from dataprep.feedback.attributes import HMItem, read_items
 from dataprep.feedback.lightness import CACHE_NAME, LightnessConfig, image_paths, measure
 from dataprep.feedback.phrasing import HELDOUT_FAMILIES, join
-from dataprep.feedback.products import read_products, val_ids
+from dataprep.feedback.products import read_products, split_ids
 from dataprep.feedback.relations import ROWS, Catalog, Query, RelationConfig, all_queries
 from dataprep.feedback.yardstick import MIN_VAL_QUERIES, format_yardstick, yardstick_stats
 from dataprep.hm_triplets import ATTRIBUTES
@@ -70,6 +76,7 @@ LATER_KINDS = ("type",)
 # single val caption (they shared one until stage 73's lexicon: its val draws are new).
 MIN_TRAIN_TRIPLETS = 300  # below this a relation is flagged as too little to train on
 CATALOGS = ("hm", "products")
+PRODUCTS_PARTS = ("val", "train")  # the yardstick, or training requests on training photos
 # The products yardstick keeps whole relevant sets (its gallery is ~3,000 items): no cut.
 PRODUCTS_MAX_RELEVANT = 100_000
 
@@ -83,19 +90,23 @@ class FeedbackConfig:
     seed: int = 0
     relations: RelationConfig = field(default_factory=RelationConfig)
     lightness: LightnessConfig = field(default_factory=LightnessConfig)
-    catalog: str = "hm"  # hm: train + val; products: the val-only yardstick
-    products_split: Path | None = None  # products: the split whose val images are queried
+    catalog: str = "hm"  # hm: train + val; products: one part of the products split
+    products_split: Path | None = None  # products: the split whose images are queried
+    products_part: str = "val"  # products: val (the yardstick) or train (training triplets)
 
 
 def read_catalog(cfg: FeedbackConfig) -> list[HMItem]:
-    """The catalog's items: every H&M article, or the products split's val items."""
+    """The catalog's items: every H&M article, or one part of the products split."""
     if cfg.catalog == "hm":
         return read_items(cfg.data)
     if cfg.catalog != "products":
         raise ValueError(f"unknown catalog {cfg.catalog!r}; known: {CATALOGS}")
     if cfg.products_split is None:
         raise ValueError("the products catalog needs products_split (e.g. data/products)")
-    return read_products(cfg.data, val_ids(cfg.products_split))
+    if cfg.products_part not in PRODUCTS_PARTS:
+        raise ValueError(f"unknown products part {cfg.products_part!r}; known: {PRODUCTS_PARTS}")
+    return read_products(cfg.data, split_ids(cfg.products_split, cfg.products_part),
+                         cfg.products_part)
 
 
 def _change_rows(q: Query) -> list[list[str | None]]:
@@ -132,7 +143,8 @@ def _entry(q: Query, captions: list[str], family: str | None = None) -> dict:
 
 def build_feedback(cfg: FeedbackConfig) -> dict:
     """Write the dataset under cfg.out; returns the stats (also in stats.json)."""
-    if cfg.catalog != "hm":  # a yardstick keeps whole relevant sets
+    yardstick = cfg.catalog != "hm" and cfg.products_part == "val"
+    if yardstick:  # a yardstick keeps whole relevant sets
         cfg = replace(cfg, relations=replace(cfg.relations, max_relevant=PRODUCTS_MAX_RELEVANT))
     items = read_catalog(cfg)
     if not items:
@@ -159,7 +171,7 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
         gallery = [i.id for i in items if i.split == "train" and i.group == group]
         write_split(cfg.out, group, "train", by_split["train"].get(group, []), gallery)
     val_gallery = [i.id for i in items if i.split == "val"]
-    for kind in VAL_KINDS:
+    for kind in VAL_KINDS:  # a train-only build writes them empty: trained on, not scored
         write_split(cfg.out, kind, "val", by_split["val"].get(kind, []), val_gallery)
     gender = ["gender"] if cfg.catalog == "products" else []
     write_metadata(cfg.out / "metadata.csv",
@@ -168,7 +180,7 @@ def build_feedback(cfg: FeedbackConfig) -> dict:
                      [i.product_type, i.group, *(i.attributes.get(k, "") for k in ATTRIBUTES),
                       i.description, *([i.gender or ""] if gender else [])]) for i in items))
     stats = _stats(items, queries, by_split, lightness, cfg)
-    if cfg.catalog != "hm":
+    if yardstick:
         stats["yardstick"] = yardstick_stats(items, queries, lightness)
     write_json(cfg.out / "stats.json", stats, indent=2)
     return stats
@@ -181,12 +193,13 @@ def _stats(items, queries: Sequence[Query], by_split, lightness, cfg: FeedbackCo
                    for s in SPLITS}
     rows = {s: Counter(q.row for q in queries if q.reference.split == s) for s in SPLITS}
     floors = {"val": MIN_VAL_QUERIES, "train": MIN_TRAIN_TRIPLETS}
-    present = {i.split for i in items}  # a val-only yardstick is judged on its val rows alone
+    present = {i.split for i in items}  # a one-part build is judged on its part alone
     flagged = sorted({r for r in ROWS.values() for s in present if rows[s][r] < floors[s]})
     config = {"seed": cfg.seed, "relations": asdict(cfg.relations),
               "lightness": asdict(cfg.lightness)}
     if cfg.catalog != "hm":
-        config |= {"catalog": cfg.catalog, "products_split": str(cfg.products_split)}
+        config |= {"catalog": cfg.catalog, "products_split": str(cfg.products_split),
+                   "products_part": cfg.products_part}
     return {"articles": len(items), "measured_lightness": len(lightness),
             "articles_per_split": dict(Counter(i.split for i in items)),
             "config": config,
@@ -222,14 +235,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m dataprep.feedback", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--catalog", choices=CATALOGS, default="hm",
-                   help="hm: training and val data; products: the val-only yardstick of "
-                   "fashion-products (held-out phrasings)")
+                   help="hm: training and val data; products: one part of fashion-products "
+                   "(--products-part)")
     p.add_argument("--data", required=True, type=Path,
                    help="the hm folder (articles.csv, images/) or the fashion-products folder "
                    "(products.csv, images/)")
     p.add_argument("--products-split", type=Path,
                    help="products: the FashionIQ-format split whose val images are queried "
                    "(data/products)")
+    p.add_argument("--products-part", choices=PRODUCTS_PARTS, default="val",
+                   help="products: val = the yardstick (held-out phrasings); train = training "
+                   "triplets on the split's training photos (training phrasings)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lightness-margin", type=float,
@@ -245,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     relations = RelationConfig(lightness_margin=a.lightness_margin, keep_colour=not a.any_colour)
     stats = build_feedback(FeedbackConfig(
         data=a.data, out=a.out, seed=a.seed, relations=relations, catalog=a.catalog,
-        products_split=a.products_split))
+        products_split=a.products_split, products_part=a.products_part))
     print(f"{stats['articles']} articles -> {a.out} in {time.perf_counter() - started:.0f} s")
     print(format_yardstick(stats) if "yardstick" in stats else format_stats(stats))
 
