@@ -118,7 +118,6 @@ def test_a_shared_score_of_100_is_a_tie_not_a_win():
     assert gaps["combiner"]["R@50"] == 0 and gaps["combiner"]["R@10"] == pytest.approx(1.1)
 
 
-
 def test_baseline_epoch_selection_skips_a_training_only_dataset(tiny_data):
     """A training-only folder (no val triplets, as the products training requests) trains the
     baselines and is not scored, as model.train's validation leaves it out."""
