@@ -73,7 +73,9 @@ def add_baseline_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     b = BaselineConfig()
     add = parser.add_argument
     add("--checkpoint", default=defaults.checkpoint)
-    add("--baselines", nargs="*", default=defaults.baselines, choices=list(BASELINES))
+    add("--baselines", nargs="*", default=defaults.baselines, choices=list(BASELINES),
+        metavar="NAME", help=f"which baselines to run (default: all of {', '.join(BASELINES)}); "
+        "the flag with no name runs none (with --reuse: an earlier run's rows join)")
     add("--cache-dir", default=defaults.cache_dir, help="feature cache ('' disables)")
     add("--text-model", default=defaults.text_model, help="the baselines' frozen text encoder")
     add("--max-val-queries", type=int, default=defaults.max_val_queries,
