@@ -19,8 +19,8 @@ references and for the rest.
 Every method goes through ``model.metrics`` (``retrieval_metrics`` for the headline figures,
 its ``top_k`` for the per-query values behind the intervals; a check asserts they agree).
 Baselines are trained here as ``bench.accuracy`` trains them (``bench.baselines``, epoch kept
-by the mean val score of the training datasets) on ``--train-datasets``; give the checkpoint's
-own training data for a like-for-like comparison. Writes
+by the mean val score of the training datasets) on ``--train-datasets``, by default the shipped
+checkpoint's five training datasets, so that the comparison is like for like. Writes
 ``bench/results/accuracy_feedback/<fingerprint>.json``.
 
 Another catalog's yardstick (``python -m dataprep.feedback --catalog products``: val queries of
@@ -86,6 +86,10 @@ logger = logging.getLogger(__name__)
 
 MODEL = "FashionVLP"
 DEFAULT_FEEDBACK = "data/hm_feedback:../shared/data/hm/images"
+# The shipped checkpoint's fifth training dataset (stage 77): the feedback requests written on
+# the second catalog's training photos (`python -m dataprep.feedback --catalog products
+# --products-part train ...`, recipes/demo.json).
+SECOND_CATALOG_FEEDBACK = "data/products_feedback_train:../shared/data/fashion-products/images"
 RELATION_ROWS = [r for r in dict.fromkeys(FEEDBACK_ROWS.values()) if r != "colourway"]
 NEGATIONS = [r for r, row in FEEDBACK_ROWS.items() if row == "negation"]
 MIN_QUERIES = 150  # the floors apply to rows with at least this many queries
@@ -102,7 +106,7 @@ class FeedbackBenchConfig:
     # What the baselines train on (and select their epoch by); the checkpoint's own training
     # data gives a like-for-like row.
     train_datasets: list[str] = field(
-        default_factory=lambda: [*DEFAULT_DATASETS, DEFAULT_FEEDBACK])
+        default_factory=lambda: [*DEFAULT_DATASETS, DEFAULT_FEEDBACK, SECOND_CATALOG_FEEDBACK])
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     cache_dir: str = FEATURE_CACHE_DIR  # backbone + text feature cache ('' disables)
     text_model: str = "all-MiniLM-L6-v2"
