@@ -15,6 +15,7 @@ from bench import feedback_rows as fr
 from bench.baselines import BASELINES
 from dataprep.feedback import HELDOUT_FAMILIES
 from dataprep.feedback import triplets as ft
+from model.recipe import Recipe
 from tests.test_feedback_data import write_hm
 
 
@@ -160,3 +161,13 @@ def test_teacher_vectors_hold_a_query_per_training_caption_and_a_target_per_imag
         torch.tensor([0, 1]), torch.tensor([0, 1]))
     assert found is not None and found[2].all()
     assert torch.equal(found[0], saved["queries"][:2].float())
+
+
+def test_baselines_train_by_default_on_the_shipped_checkpoints_datasets():
+    """Why: the README's feedback table compares methods trained on the same data; a checkpoint
+    shipped with another dataset must move this default with it (stage 77 added a fifth)."""
+    recipe = Recipe.load("demo")
+    last_run = [run for stage in recipe.stages for run in stage.runs][-1]
+    shipped = {f"{recipe.datasets[n].annotations}:{recipe.datasets[n].images}"
+               for n in last_run.datasets}
+    assert set(fr.FeedbackBenchConfig().train_datasets) == shipped
