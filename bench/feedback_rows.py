@@ -103,8 +103,8 @@ CATALOG_LABELS = {"hm": "H&M", "products": "fashion-products"}  # the tables' ga
 class FeedbackBenchConfig:
     checkpoint: str = DEFAULT_CHECKPOINT
     feedback: str = DEFAULT_FEEDBACK  # ANNOTATIONS[:IMAGES] of the feedback data
-    # What the baselines train on (and select their epoch by); the checkpoint's own training
-    # data gives a like-for-like row.
+    # What the baselines train on (and select their epoch by): by default the shipped
+    # checkpoint's own training data, for a like-for-like row.
     train_datasets: list[str] = field(
         default_factory=lambda: [*DEFAULT_DATASETS, DEFAULT_FEEDBACK, SECOND_CATALOG_FEEDBACK])
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
