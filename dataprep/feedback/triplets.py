@@ -241,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="the hm folder (articles.csv, images/) or the fashion-products folder "
                    "(products.csv, images/)")
     p.add_argument("--products-split", type=Path,
-                   help="products: the FashionIQ-format split whose val images are queried "
-                   "(data/products)")
+                   help="products: the FashionIQ-format split whose images of --products-part "
+                   "are queried (data/products)")
     p.add_argument("--products-part", choices=PRODUCTS_PARTS, default="val",
                    help="products: val = the yardstick (held-out phrasings); train = training "
                    "triplets on the split's training photos (training phrasings)")
