@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from model.retriever import Retriever, build_retriever, load_retriever
+from model.retriever import Retriever, load_retriever, with_new_head
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +45,12 @@ def with_combiner_head(retriever: Retriever, combiner: dict, weight: float = 1.0
     state = combiner["state"]
     dim = state["image_in.weight"].shape[0]
     cfg = dataclasses.replace(retriever.cfg, combiner_head=dim, combiner_weight=weight)
-    headed = build_retriever(cfg)
-    headed.encoder.load_state_dict(retriever.encoder.state_dict())
-    net_state = {k: v for k, v in retriever.net.state_dict().items()
-                 if not k.startswith("combiner_head.")}
-    missing, unexpected = headed.net.load_state_dict(net_state, strict=False)
-    if unexpected or any(not k.startswith("combiner_head.") for k in missing):
-        raise ValueError(f"cannot attach: missing {missing}, unexpected {unexpected}")
+    headed = with_new_head(retriever, cfg, "combiner_head.")
     try:
         headed.net.combiner_head.load_state_dict(state)
     except RuntimeError as err:  # another projection or hidden width than the head's default
         raise ValueError(f"the combiner's shapes do not fit a head of size {dim}: {err}") from err
-    headed.net.eval()
-    headed.meta = {**retriever.meta, "combiner_head": {"weight": weight}}
+    headed.meta["combiner_head"] = {"weight": weight}
     return headed
 
 

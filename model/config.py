@@ -15,16 +15,17 @@ from typing import Any
 # before them and addable to a trained model (model.retriever.with_residual_paths).
 RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
-COMBINER_HEAD = "combiner_head."  # trained apart (bench.teacher_vectors), never by model.train
+# Heads trained apart (bench.teacher_vectors, model.kind_head), never by model.train.
+HEAD_PREFIXES = ("combiner_head.", "kind_head.")
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
                 "reference_grid": None, "backbone_tail": False, "phrase_path": False,
-                "combiner_head": 0, "combiner_weight": 1.0}
+                "combiner_head": 0, "combiner_weight": 1.0, "kind_head": 0, "kind_weight": 1.0}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
-                 "combiner_weight": ("combiner_head",)}
+                 "combiner_weight": ("combiner_head",), "kind_weight": ("kind_head",)}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
 # (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
@@ -103,6 +104,11 @@ class ModelConfig:
     # none), and the weight of its cosine in the score (cos_f + w cos_head).
     combiner_head: int = 0
     combiner_weight: float = 1.0
+    # A kind head (model.network.KindHead, trained apart and attached by model.kind_head): the
+    # number of kinds it tells apart, appended to f_ref and f_tar (0: none), and the weight of
+    # its Bhattacharyya coefficient in the score.
+    kind_head: int = 0
+    kind_weight: float = 1.0
 
     @classmethod
     def tiny(cls) -> ModelConfig:

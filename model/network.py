@@ -338,6 +338,48 @@ class CombinerHead(nn.Module):
         return F.normalize(self.image_in(self.image_norm(image)), dim=-1)
 
 
+
+class KindHead(nn.Module):
+    """What kind of item a photo shows (upper body, shoes, bags, ...) and what kind a query asks
+    for, each as the square root of a distribution over kinds: two such unit vectors' inner
+    product is the Bhattacharyya coefficient, 1 where both name the same kind with certainty.
+
+    Why: in a gallery of garments, shoes, bags and accessories with no category filter, some of
+    a garment query's top 10 are items of a neighbouring kind that share its colour (Training,
+    "Where the shipped stage 77 misses"); a classifier over the pooled backbone feature names an
+    H&M article's product group about 90 % of the time. The query side reads the frozen
+    sentence embedding beside the reference, so "as a skirt" or "a bag in this colour" asks for
+    another kind. Two small MLPs, trained apart (`model.kind_head`), never by model.train.
+    """
+
+    HIDDEN = 128  # the width of both MLPs (a checkpoint's config does not name it)
+
+    def __init__(self, image_dim: int, text_dim: int, kinds: int, dropout: float = 0.2):
+        super().__init__()
+        self.image_dim = image_dim
+        h = self.HIDDEN
+        self.item = nn.Sequential(nn.Linear(image_dim, h), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(h, kinds))
+        self.asked = nn.Sequential(nn.Linear(image_dim + text_dim, h), nn.GELU(),
+                                   nn.Dropout(dropout), nn.Linear(h, kinds))
+
+    def pooled(self, whole: torch.Tensor) -> torch.Tensor:
+        """(B, G, C) grid tokens -> (B, image_dim): the unit mean of the final map's channels."""
+        return F.normalize(whole[..., :self.image_dim].float().mean(dim=1), dim=-1)
+
+    def item_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.item(pooled)
+
+    def asked_logits(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.asked(torch.cat([pooled, text.float()], dim=-1))
+
+    def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.asked_logits(pooled, text).softmax(dim=-1).sqrt()
+
+    def target(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.item_logits(pooled).softmax(dim=-1).sqrt()
+
+
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
@@ -368,11 +410,18 @@ class FashionVLP(nn.Module):
                                            phrase_model.config.hidden_size, cfg.combiner_head)
                               if cfg.combiner_head else None)
         self.combiner_weight = cfg.combiner_weight
+        if cfg.kind_head and phrase_model is None:
+            raise ValueError("the kind head reads the phrase path's sentence embedding: "
+                             "it needs phrase_path")
+        self.kind_head = (KindHead(image_channels or channels, phrase_model.config.hidden_size,
+                                   cfg.kind_head) if cfg.kind_head else None)
+        self.kind_weight = cfg.kind_weight
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)
-        if self.combiner_head is not None:
-            self.combiner_head.eval()  # trained apart: no dropout in it while the paths train
+        for head in (self.combiner_head, self.kind_head):
+            if head is not None:
+                head.eval()  # trained apart: no dropout in it while the paths train
         return self
 
     def query_outputs(self) -> set[str]:
@@ -416,28 +465,38 @@ class FashionVLP(nn.Module):
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
         if self.phrase_path is not None:
             fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
-        out = self._with_global(fused, whole)
-        if self.combiner_head is None:
-            return out
-        head = self.combiner_head
-        return self._with_head(out, head.query(head.pooled(whole), phrase.float()))
+        heads = []
+        if self.combiner_head is not None:
+            head = self.combiner_head
+            heads.append((head.query(head.pooled(whole), phrase.float()), self.combiner_weight))
+        if self.kind_head is not None:
+            heads.append((self.kind_head.query(self.kind_head.pooled(whole), phrase),
+                          self.kind_weight))
+        return self._with_heads(self._with_global(fused, whole), heads)
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-        out = self._with_global(target, whole)
-        if self.combiner_head is None:
-            return out
-        return self._with_head(out, self.combiner_head.target(self.combiner_head.pooled(whole)))
+        heads = []
+        if self.combiner_head is not None:
+            heads.append((self.combiner_head.target(self.combiner_head.pooled(whole)),
+                          self.combiner_weight))
+        if self.kind_head is not None:
+            heads.append((self.kind_head.target(self.kind_head.pooled(whole)), self.kind_weight))
+        return self._with_heads(self._with_global(target, whole), heads)
 
     def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:
             out = out + self.global_path(whole).to(out.dtype)
         return F.normalize(out, dim=-1)
 
-    def _with_head(self, out: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
-        """[f, sqrt(w) h] / sqrt(1 + w): a unit vector whose inner product with another is
-        (cos_f + w cos_h) / (1 + w), the late fusion of the two spaces."""
-        w = self.combiner_weight
-        return torch.cat([out, head.to(out.dtype) * w ** 0.5], dim=-1) / (1 + w) ** 0.5
+    @staticmethod
+    def _with_heads(out: torch.Tensor, heads: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+        """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) for unit head vectors h: a unit vector
+        whose inner product with another is (cos_f + w1 cos_h1 + ...) / (1 + w1 + ...), the
+        late fusion of the spaces."""
+        if not heads:
+            return out
+        parts = [out] + [h.to(out.dtype) * w ** 0.5 for h, w in heads]
+        return torch.cat(parts, dim=-1) / (1 + sum(w for _, w in heads)) ** 0.5
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor, phrase: torch.Tensor | None = None

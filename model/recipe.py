@@ -7,9 +7,9 @@ A recipe (``recipes/NAME.json``) names its datasets (with the command that prepa
 its stages; a stage is one or more `python -m model.train` runs, each with the arguments of the
 training log's command, optionally followed by a (weighted) soup of run checkpoints
 (`model.soup`), or an earlier stage's checkpoint with a combiner head attached
-(`model.combiner_head`). A stage's output (its soup or headed checkpoint, else its last run's
-``best``) is what later stages start from (``init_from``: a stage name, or ``RUN/best`` /
-``RUN/last``).
+(`model.combiner_head`) or a kind head trained and attached (`model.kind_head`). A stage's
+output (its soup or headed checkpoint, else its last run's ``best``) is what later stages start
+from (``init_from``: a stage name, or ``RUN/best`` / ``RUN/last``).
 
 Resumable at every level: a dataset whose ``creates`` file exists is not prepared again; a run
 whose folder has finished its epochs is skipped, and one interrupted resumes from its OUT/last
@@ -76,11 +76,14 @@ class Run:
 
 @dataclass
 class Head:
-    """A combiner head attached to a stage's checkpoint (`model.combiner_head`)."""
+    """A head attached to a stage's checkpoint: the combiner of one of the recipe's files
+    (`model.combiner_head`), or a kind head trained on the recipe's datasets ``kinds_from``
+    (`model.kind_head`)."""
 
     of: str  # the stage whose checkpoint gets the head
-    file: str  # the recipe's file holding the combiner (bench.teacher_vectors writes it)
+    file: str = ""  # a combiner head: the recipe's file holding it (bench.teacher_vectors)
     weight: float = 1.0
+    kinds_from: list[str] = field(default_factory=list)  # a kind head: the datasets it learns
 
 
 @dataclass
@@ -92,11 +95,17 @@ class Stage:
     title: str = ""
     soup: list[str] = field(default_factory=list)  # RUN/best checkpoints averaged at the end
     soup_weights: list[float] = field(default_factory=list)  # empty: a uniform mean
-    head: Head | None = None  # instead of runs: an earlier stage with a combiner head
+    head: Head | None = None  # instead of runs: an earlier stage with a head attached
+
+    def datasets(self) -> list[str]:
+        """The recipe's datasets this stage reads."""
+        return [d for r in self.runs for d in r.datasets] + (
+            self.head.kinds_from if self.head else [])
 
     def files(self) -> list[str]:
         """The recipe's files this stage reads."""
-        return [f for r in self.runs for f in r.files] + ([self.head.file] if self.head else [])
+        return [f for r in self.runs for f in r.files] + (
+            [self.head.file] if self.head and self.head.file else [])
 
 
 @dataclass
@@ -285,8 +294,6 @@ class Chain:
                              out=str(self.output(stage)), weights=stage.soup_weights))
 
     def attach_head(self, stage: Stage) -> None:
-        from model.combiner_head import attach
-
         if self.stage_done(stage):
             logger.info("%s: head attached", stage.name)
             return
@@ -294,9 +301,28 @@ class Chain:
         if not start.is_dir():
             raise FileNotFoundError(f"{stage.name} attaches a head to {start}, which does not "
                                     "exist: run the stages before it")
+        if stage.head.kinds_from:
+            from model.kind_head import main as attach_kind_head
+
+            for name in stage.head.kinds_from:
+                self.prepare(name)
+            attach_kind_head(self.head_argv(stage))
+            return
+        from model.combiner_head import attach
+
         self.make_file(stage.head.file)
         attach(str(start), _repo_path(self.recipe.files[stage.head.file].path),
                str(self.output(stage)), stage.head.weight)
+
+    def head_argv(self, stage: Stage) -> list[str]:
+        """The arguments of the head's command (`model.kind_head` or `model.combiner_head`)."""
+        head = stage.head
+        where = ["--checkpoint", str(self.checkpoint(head.of))]
+        if head.kinds_from:
+            where += ["--datasets", *(":".join(self.data(d)) for d in head.kinds_from)]
+        else:
+            where += ["--combiner", _repo_path(self.recipe.files[head.file].path)]
+        return [*where, "--out", str(self.output(stage)), "--weight", f"{head.weight:g}"]
 
     def run_stage(self, stage: Stage) -> Path:
         for run in stage.runs:
@@ -310,7 +336,7 @@ class Chain:
     def minutes(self, stages: Sequence[Stage], left: bool = False) -> float:
         """Minutes of ``stages`` and of preparing their datasets and files (``left``: not yet
         done)."""
-        names = dict.fromkeys(d for s in stages for r in s.runs for d in r.datasets)
+        names = dict.fromkeys(d for s in stages for d in s.datasets())
         data = [self.recipe.datasets[n].minutes for n in names
                 if not (left and self.dataset_ready(n))]
         files = [self.recipe.files[n].minutes for n in self._files(stages)
@@ -327,7 +353,7 @@ class Chain:
         lines = [textwrap.fill(f"recipe {self.recipe.name}: {self.recipe.description}", 100),
                  "", f"runs under {_shown([str(self.root)])}; minutes as measured on "
                  f"{self.recipe.hardware}", ""]
-        for name in dict.fromkeys(d for s in stages for r in s.runs for d in r.datasets):
+        for name in dict.fromkeys(d for s in stages for d in s.datasets()):
             spec = self.recipe.datasets[name]
             state = "ready" if self.dataset_ready(name) else f"to prepare (~{spec.minutes:g} min)"
             lines.append(f"dataset {name}: {state}: {spec.prepare}")
@@ -351,10 +377,8 @@ class Chain:
                        else []),
                      "--out", str(self.output(stage))]))
             if stage.head:
-                lines.append("  python -m model.combiner_head " + _shown(
-                    ["--checkpoint", str(self.checkpoint(stage.head.of)), "--combiner",
-                     _repo_path(self.recipe.files[stage.head.file].path), "--out",
-                     str(self.output(stage)), "--weight", f"{stage.head.weight:g}"]))
+                command = "model.kind_head" if stage.head.kinds_from else "model.combiner_head"
+                lines.append(f"  python -m {command} " + _shown(self.head_argv(stage)))
         lines += ["", f"about {self.minutes(stages) / 60:.1f} h in all on that CPU; "
                   f"{self.minutes(stages, left=True) / 60:.1f} h left"]
         return "\n".join(lines)

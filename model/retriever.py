@@ -24,7 +24,7 @@ from model.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from model.config import COMBINER_HEAD, PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
+from model.config import HEAD_PREFIXES, PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
 from model.conversation import TargetMemo, away_from, conversation_text
 from model.device import resolve_device
 from model.engines import (
@@ -118,7 +118,7 @@ class Retriever:
     # ------------------------------------------------------------------ identity
     @property
     def dim(self) -> int:
-        return self.cfg.embed_dim + self.cfg.combiner_head
+        return self.cfg.embed_dim + self.cfg.combiner_head + self.cfg.kind_head
 
     @property
     def fingerprint(self) -> str:
@@ -157,7 +157,7 @@ class Retriever:
         frozen = self.frozen_keys()
         for name, param in self.net.named_parameters():  # the phrase encoder, even a random
             param.requires_grad_(name not in frozen
-                                 and not name.startswith((PHRASE_ENCODER, COMBINER_HEAD)))
+                                 and not name.startswith((PHRASE_ENCODER, *HEAD_PREFIXES)))
         for param in self.encoder.tail_parameters().values():
             param.requires_grad_(self.cfg.backbone_tail)
         self._fingerprint = None
@@ -346,6 +346,21 @@ def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | N
                 f"{grid}x{grid}" if grid else "full", keep, have)
     return _in_architecture(retriever, cfg, "make the reference side smaller", gone=tuple(
         f"reference.text.encoder.layer.{i}." for i in range(keep, have)))
+
+
+def with_new_head(retriever: Retriever, cfg: ModelConfig, prefix: str) -> Retriever:
+    """``retriever``'s weights in architecture ``cfg``, with the head under ``prefix`` (one
+    that ``retriever`` may already have: it is replaced) left as built, to be loaded by the
+    caller; in eval mode."""
+    rebuilt = build_retriever(cfg)
+    rebuilt.encoder.load_state_dict(retriever.encoder.state_dict())
+    state = {k: v for k, v in retriever.net.state_dict().items() if not k.startswith(prefix)}
+    missing, unexpected = rebuilt.net.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(prefix) for k in missing):
+        raise ValueError(f"cannot attach: missing {missing}, unexpected {unexpected}")
+    rebuilt.net.eval()
+    rebuilt.meta = dict(retriever.meta)
+    return rebuilt
 
 
 def _in_architecture(retriever: Retriever, cfg: ModelConfig, change: str,

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from model.checkpoint import fingerprint
-from model.config import COMBINER_HEAD, RESIDUAL_PREFIXES, ModelConfig
+from model.config import HEAD_PREFIXES, RESIDUAL_PREFIXES, ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,18 @@ def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
     architecture and every weight outside the trained residual paths, and the backbone
     features it reads (``features_key``). The phrase path's frozen encoder is the package's
     text model that the architecture names, so the architecture covers it. A combiner head
-    reads what the memo holds, as the paths do: neither it nor its config counts."""
+    and a kind head read what the memo holds, as the paths do: neither they nor their config
+    count."""
     frozen = token_block_state(net)
-    cfg = dataclasses.replace(cfg, combiner_head=0, combiner_weight=1.0)
+    cfg = dataclasses.replace(cfg, combiner_head=0, combiner_weight=1.0, kind_head=0,
+                              kind_weight=1.0)
     return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]
 
 
 def token_block_state(net: nn.Module) -> dict[str, torch.Tensor]:
     """The weights that make the memoised outputs: all but the residual paths and the head."""
     return {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()
-            if not name.startswith((*RESIDUAL_PREFIXES, COMBINER_HEAD))}
+            if not name.startswith((*RESIDUAL_PREFIXES, *HEAD_PREFIXES))}
 
 
 class TokenOutputMemo:

@@ -13,6 +13,7 @@ import pytest
 from model import load_retriever
 from model.recipe import Chain, FileSpec, Head, Overrides, Recipe, Run, Stage, main
 from model.train import parse_args
+from tests.test_feedback_bench import feedback_data  # noqa: F401 (a fixture)
 from tests.tiny_dataset import write_tiny_dataset
 
 SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
@@ -172,3 +173,31 @@ def test_a_head_stage_attaches_the_combiner_once_and_shows_the_command(tmp_path,
     made.unlink()
     chain.run_stage(recipe.stages[0])  # done: neither the file nor the head is made again
     assert not made.exists()
+
+
+def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
+        feedback_data, tmp_path, monkeypatch):  # noqa: F811
+    """A stage whose head names ``kinds_from`` trains a kind head on those datasets (prepared
+    first), shows `model.kind_head`'s command in the plan, and is not redone."""
+    import dataclasses
+
+    from model import ModelConfig, build_retriever
+    from model.recipe import DataSpec
+    from model.retriever import with_residual_paths
+
+    plain = build_retriever(ModelConfig.tiny(), seed=3)
+    start = with_residual_paths(plain, dataclasses.replace(plain.cfg, phrase_path=True))
+    root = tmp_path / "runs"
+    start.save(root / "start")
+    annotations, images = feedback_data.split(":")
+    recipe = Recipe("t", datasets={"fb": DataSpec(annotations, images, "python -c pass")},
+                    stages=[Stage("kinds", [], minutes=1.0,
+                                  head=Head("start", weight=0.4, kinds_from=["fb"]))])
+    chain = Chain(recipe, Overrides(root=root))
+    monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
+    plan = chain.plan(recipe.stages)
+    assert "python -m model.kind_head" in plan and "--datasets" in plan and annotations[-12:] in plan
+    assert chain.run_stage(recipe.stages[0]) == root / "kinds"
+    headed = load_retriever(root / "kinds")
+    assert headed.cfg.kind_weight == 0.4 and headed.cfg.kind_head >= 2
+    assert chain.stage_done(recipe.stages[0])

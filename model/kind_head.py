@@ -1,0 +1,207 @@
+"""Train a kind head on a checkpoint's own features and attach it: its vectors are appended to
+f_ref and f_tar, so the catalog's one inner product adds ``weight`` times the chance that the
+item is of the kind the query asks for (model.network.KindHead).
+
+    python -m model.kind_head --checkpoint CKPT --datasets ANN:IMAGES ... --out OUT
+
+Why: with garments, shoes, bags, underwear and accessories in one gallery and no category
+filter, a garment query's top 10 holds items of neighbouring kinds that share its colour; the
+residual paths moved that only at the attribute rows' cost when one space had to hold both
+(Training, stages 46-50). A separate, coarse answer to "which kind" (the product group:
+upper body, lower body, full body, shoes, bags, accessories, underwear, socks, swimwear,
+nightwear, other) leaves the garment space alone. The kinds are read from the datasets'
+``product_group`` column (both feedback folders have one, in the same vocabulary); a dataset
+without it adds nothing. The item side reads the pooled photo; the query side the pooled
+reference and the frozen sentence embedding, trained on the datasets' training requests to name
+the *target's* kind, so a request for another kind moves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from dataprep import eval_caption, load_fashioniq
+from dataprep.layout import read_metadata_column
+from model.feature_cache import extract_features
+from model.network import KindHead
+from model.retriever import Retriever, load_retriever, with_new_head
+from project_settings import FEATURE_CACHE_DIR
+
+logger = logging.getLogger(__name__)
+
+KIND_COLUMN = "product_group"
+
+
+@dataclass
+class KindHeadConfig:
+    checkpoint: str = ""  # the checkpoint to attach the head to
+    out: str = ""  # the new checkpoint's directory (required, as checkpoint is)
+    datasets: list[str] = field(default_factory=lambda: [
+        "data/hm_feedback:../shared/data/hm/images",
+        "data/products_feedback_train:../shared/data/fashion-products/images"])
+    weight: float = 0.15  # of the kind term beside FashionVLP's cosine (cos + w_c cos_c + w BC)
+    item_epochs: int = 30  # over every training photo with a kind
+    query_epochs: int = 10  # over every training request whose photos have kinds
+    batch_size: int = 256
+    lr: float = 1e-3
+    label_smoothing: float = 0.05
+    seed: int = 0
+    threads: int = 2
+    cache_dir: str = FEATURE_CACHE_DIR  # backbone and sentence features ('' disables)
+
+
+@dataclass
+class KindData:
+    """The training photos and requests of every dataset with a kind column."""
+
+    kinds: list[str]  # sorted names; a class index is a position here
+    item_ids: list[str]
+    item_kinds: list[int]
+    requests: list[tuple[str, str, int]]  # (reference id, words, the target's kind)
+    paths: dict[str, Path]
+
+
+def read_kind_data(datasets: Sequence[str]) -> KindData:
+    kind_of: dict[str, str] = {}
+    paths: dict[str, Path] = {}
+    requests: list[tuple[str, str, str]] = []
+    for text in datasets:
+        annotations, _, images = text.partition(":")
+        kinds = read_metadata_column(annotations, (KIND_COLUMN,))
+        if not kinds:
+            logger.warning("%s has no %s column: it adds nothing", annotations, KIND_COLUMN)
+            continue
+        split = load_fashioniq(annotations, images or Path(annotations) / "images", "train")
+        known = {i: p for i, p in split.image_paths.items() if kinds.get(i)}
+        paths.update(known)
+        kind_of.update({i: kinds[i] for i in known})
+        requests += [(t.candidate, eval_caption(t.captions), kinds[t.target])
+                     for t in split.triplets if t.candidate in known and kinds.get(t.target)]
+    names = sorted(set(kind_of.values()))
+    if len(names) < 2:
+        raise ValueError(f"fewer than two kinds in the {KIND_COLUMN} column of {datasets}")
+    index = {n: k for k, n in enumerate(names)}
+    ids = sorted(kind_of)
+    return KindData(names, ids, [index[kind_of[i]] for i in ids],
+                    [(r, words, index[k]) for r, words, k in requests], paths)
+
+
+def _fit(net: torch.nn.Module, inputs, labels: torch.Tensor, epochs: int,
+         cfg: KindHeadConfig, desc: str) -> None:
+    """Cross-entropy on the logits ``net`` gives for ``inputs(rows)``, with AdamW."""
+    opt = torch.optim.AdamW(net.parameters(), cfg.lr, weight_decay=1e-2)
+    net.train()
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch"):
+        order = torch.randperm(len(labels))
+        for start in range(0, len(order), cfg.batch_size):
+            rows = order[start:start + cfg.batch_size]
+            loss = F.cross_entropy(net(inputs(rows)), labels[rows],
+                                   label_smoothing=cfg.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+
+
+def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -> KindHead:
+    """A kind head over ``retriever``'s backbone features and sentence embeddings."""
+    from bench.text_features import TextConfig, TextEmbedder  # the benchmarks' cached embedder
+
+    net = retriever.net
+    if net.phrase_path is None:
+        raise ValueError("a kind head reads the phrase path's sentence embedding: this "
+                         "checkpoint has no phrase path")
+    torch.manual_seed(cfg.seed)
+    image_dim = retriever.encoder.channels - retriever.encoder.net.side_channels
+    head = KindHead(image_dim, net.phrase_path.encoder.config.hidden_size, len(data.kinds))
+    bank = extract_features(retriever.encoder, data.paths, cfg.cache_dir or None)
+    pooled = torch.cat([head.pooled(bank.whole[i:i + 1024])
+                        for i in range(0, len(bank.whole), 1024)])
+    rows = {i: r for i, r in bank.index.items()}
+    items = [(rows[i], k) for i, k in zip(data.item_ids, data.item_kinds, strict=True)
+             if i in rows]
+    item_rows = torch.tensor([r for r, _ in items])
+    _fit(head.item, lambda b: pooled[item_rows[b]], torch.tensor([k for _, k in items]),
+         cfg.item_epochs, cfg, "kind of item")
+    requests = [(rows[r], words, k) for r, words, k in data.requests if r in rows]
+    embed = TextEmbedder(TextConfig(model=retriever.cfg.text_model,
+                                    cache_dir=cfg.cache_dir or None))
+    sentences = sorted({words for _, words, _ in requests})
+    embed.prepare(sentences)
+    text = embed(sentences)
+    sentence_row = {s: k for k, s in enumerate(sentences)}
+    ref_rows = torch.tensor([r for r, _, _ in requests])
+    word_rows = torch.tensor([sentence_row[w] for _, w, _ in requests])
+    _fit(head.asked, lambda b: torch.cat([pooled[ref_rows[b]], text[word_rows[b]]], dim=-1),
+         torch.tensor([k for _, _, k in requests]), cfg.query_epochs, cfg, "kind asked for")
+    logger.info("kind head: %d kinds, %d photos, %d requests", len(data.kinds), len(items),
+                len(requests))
+    return head
+
+
+def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
+                   weight: float) -> Retriever:
+    """``retriever`` with ``head`` attached at ``weight`` (its kinds named in the meta)."""
+    cfg = dataclasses.replace(retriever.cfg, kind_head=len(kinds), kind_weight=weight)
+    headed = with_new_head(retriever, cfg, "kind_head.")
+    if headed.net.kind_head.image_dim != head.image_dim:
+        raise ValueError(f"the head reads {head.image_dim} image channels, this checkpoint's "
+                         f"pooled feature has {headed.net.kind_head.image_dim}")
+    try:
+        headed.net.kind_head.load_state_dict(head.state_dict())
+    except RuntimeError as err:  # another hidden width than the architecture's
+        raise ValueError(f"the head's shapes do not fit this architecture's: {err}") from err
+    headed.meta["kind_head"] = {"weight": weight, "kinds": list(kinds)}
+    return headed
+
+
+def attach(cfg: KindHeadConfig) -> Path:
+    """Train the head of ``cfg`` and write the checkpoint with it attached."""
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    retriever = load_retriever(cfg.checkpoint, engine="eager")
+    data = read_kind_data(cfg.datasets)
+    head = train_kind_head(retriever, data, cfg)
+    headed = with_kind_head(retriever, head, data.kinds, cfg.weight)
+    headed.meta["kind_head"].update(datasets=list(cfg.datasets),
+                                    from_checkpoint=retriever.fingerprint)
+    path = headed.save(cfg.out)
+    logger.info("wrote %s (fingerprint %s) in %.0f s: %s with a %d-kind head at weight %g",
+                cfg.out, headed.fingerprint, time.perf_counter() - t0, cfg.checkpoint,
+                len(data.kinds), cfg.weight)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    d = KindHeadConfig()
+    p = argparse.ArgumentParser(prog="python -m model.kind_head", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="the checkpoint to attach the head to")
+    p.add_argument("--out", required=True, help="the new checkpoint's directory")
+    p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN:IMAGES",
+                   help=f"training data with a {KIND_COLUMN} column (default: %(default)s)")
+    p.add_argument("--weight", type=float, default=d.weight,
+                   help="weight of the kind term beside FashionVLP's cosine (default: %(default)s)")
+    p.add_argument("--item-epochs", type=int, default=d.item_epochs,
+                   help="epochs of the item side (default: %(default)s)")
+    p.add_argument("--query-epochs", type=int, default=d.query_epochs,
+                   help="epochs of the query side (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
+    args = p.parse_args(argv)
+    return attach(dataclasses.replace(d, **vars(args)))
+
+if __name__ == "__main__":
+    main()

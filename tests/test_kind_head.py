@@ -1,0 +1,132 @@
+"""A checkpoint with a kind head (model.kind_head): one inner product adds the chance that an
+item is of the kind the query asks for, beside FashionVLP's cosine and a combiner head's; the
+head survives a save and the ONNX export, training leaves it alone, and the command trains it
+on a feedback folder's kinds end to end, and its item side learns kinds that photos show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import load_retriever
+from model.combiner_head import with_combiner_head
+from model.kind_head import (
+    KindData,
+    KindHeadConfig,
+    read_kind_data,
+    train_kind_head,
+    with_kind_head,
+)
+from model.kind_head import main as kind_main
+from model.network import KindHead
+from tests.test_combiner_head import IMAGES, TEXTS, combiner_of, head_vectors, phrased  # noqa: F401
+from tests.test_feedback_bench import feedback_data  # noqa: F401 (a fixture)
+
+KINDS = ["bags", "lower", "shoes", "upper"]
+
+
+def kind_head_of(r, seed: int = 0) -> KindHead:
+    torch.manual_seed(seed)
+    head = KindHead(r.encoder.channels - r.encoder.net.side_channels,
+                    r.net.phrase_path.encoder.config.hidden_size, len(KINDS))
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.2)  # confident enough to move a ranking
+    return head.eval()
+
+
+def kind_vectors(r, head: KindHead) -> tuple[np.ndarray, np.ndarray]:
+    """sqrt of the kind asked for by IMAGES x TEXTS and of each image's kind, computed apart."""
+    pixels = torch.stack([r.preprocess(i) for i in IMAGES])
+    with torch.no_grad():
+        whole, _ = r.image_tokens(pixels)
+        phrase = r.net.phrase_path.embed(**r.tokenize(TEXTS))
+        pooled = head.pooled(whole)
+        asked = head.asked_logits(pooled, phrase).softmax(-1).sqrt()
+        item = head.item_logits(pooled).softmax(-1).sqrt()
+    return asked.numpy(), item.numpy()
+
+
+def test_the_kind_head_adds_the_chance_of_the_asked_kind(phrased):  # noqa: F811
+    head, w = kind_head_of(phrased), 0.3
+    headed = with_kind_head(phrased, head, KINDS, w)
+    assert headed.dim == phrased.dim + len(KINDS) and headed.meta["kind_head"]["kinds"] == KINDS
+    q, t = headed.encode_queries(IMAGES, TEXTS), headed.encode_targets(IMAGES)
+    q0, t0 = phrased.encode_queries(IMAGES, TEXTS), phrased.encode_targets(IMAGES)
+    asked, item = kind_vectors(phrased, head)
+    bhattacharyya = asked @ item.T
+    assert ((0 <= bhattacharyya) & (bhattacharyya <= 1 + 1e-6)).all()
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(q @ t.T, (q0 @ t0.T + w * bhattacharyya) / (1 + w), atol=1e-5)
+
+
+def test_a_kind_head_beside_a_combiner_head_fuses_all_three(phrased):  # noqa: F811
+    combiner, wc, wk = combiner_of(phrased), 0.25, 0.3
+    combined = with_combiner_head(phrased, combiner, weight=wc)
+    head = kind_head_of(phrased)
+    both = with_kind_head(combined, head, KINDS, wk)
+    q, t = both.encode_queries(IMAGES, TEXTS), both.encode_targets(IMAGES)
+    q0, t0 = phrased.encode_queries(IMAGES, TEXTS), phrased.encode_targets(IMAGES)
+    qc, tc = (v.numpy() for v in head_vectors(phrased, combiner))
+    asked, item = kind_vectors(phrased, head)
+    np.testing.assert_allclose(q @ t.T, (q0 @ t0.T + wc * qc @ tc.T + wk * asked @ item.T)
+                               / (1 + wc + wk), atol=1e-5)
+    again = with_kind_head(both, kind_head_of(phrased, seed=1), KINDS, wk)  # replaced, not added
+    assert again.dim == both.dim and not torch.equal(again.net.kind_head.item[0].weight,
+                                                     both.net.kind_head.item[0].weight)
+
+
+def test_a_kind_headed_checkpoint_round_trips_and_exports(phrased, tmp_path):  # noqa: F811
+    pytest.importorskip("onnxruntime")
+    headed = with_kind_head(phrased, kind_head_of(phrased), KINDS, 0.3)
+    ck = headed.save(tmp_path / "ck")
+    eager, fast = load_retriever(ck, engine="eager"), load_retriever(ck, engine="onnx")
+    assert eager.fingerprint == headed.fingerprint and eager.cfg.kind_head == len(KINDS)
+    assert eager.meta["kind_head"]["kinds"] == KINDS
+    np.testing.assert_allclose(eager.encode_queries(IMAGES, TEXTS),
+                               headed.encode_queries(IMAGES, TEXTS), atol=1e-3)  # float16
+    np.testing.assert_allclose(fast.encode_queries(IMAGES, TEXTS),
+                               eager.encode_queries(IMAGES, TEXTS), atol=3e-3)
+    np.testing.assert_allclose(fast.encode_targets(IMAGES), eager.encode_targets(IMAGES),
+                               atol=1e-4)
+
+
+def test_training_leaves_the_kind_head_as_attached(phrased):  # noqa: F811
+    headed = with_kind_head(phrased, kind_head_of(phrased), KINDS, 0.3)
+    trained = set(headed.set_trainable())
+    assert not any(p in trained for p in headed.net.kind_head.parameters())
+    headed.net.train()
+    assert not headed.net.kind_head.training
+
+
+def test_the_command_attaches_a_head_of_the_folders_kinds(feedback_data, phrased,  # noqa: F811
+                                                          tmp_path):
+    data = read_kind_data([feedback_data])
+    assert len(data.kinds) >= 2 and data.requests
+    ck = phrased.save(tmp_path / "phrased")
+    kind_main(["--checkpoint", str(ck), "--datasets", feedback_data, "--cache-dir", "",
+               "--weight", "0.5", "--item-epochs", "2", "--query-epochs", "2", "--threads", "1",
+               "--out", str(tmp_path / "headed")])
+    headed = load_retriever(tmp_path / "headed", engine="eager")
+    assert headed.cfg.kind_weight == 0.5 and headed.meta["kind_head"]["kinds"] == data.kinds
+    assert headed.encode_queries(IMAGES, TEXTS).shape == (3, headed.dim)
+
+
+def test_the_item_side_learns_kinds_the_photos_show(phrased, tmp_path):  # noqa: F811
+    """Three kinds, each photographed in its own colour: the trained item side names each."""
+    paths, ids, kinds = {}, [], []
+    for kind, colour in enumerate(("white", "navy", (200, 40, 40))):
+        for k in range(4):
+            paths[f"{kind}-{k}"] = tmp_path / f"{kind}-{k}.png"
+            shade = Image.new("RGB", (120, 90), colour)
+            shade.paste((k * 20, k * 20, k * 20), (0, 0, 10, 10))  # not four equal photos
+            shade.save(paths[f"{kind}-{k}"])
+            ids.append(f"{kind}-{k}")
+            kinds.append(kind)
+    data = KindData(["a", "b", "c"], ids, kinds, [(ids[0], "is lighter", 0)], paths)
+    head = train_kind_head(phrased, data, KindHeadConfig(item_epochs=200, query_epochs=1,
+                                                         cache_dir=""))
+    with torch.no_grad():
+        whole, _ = phrased.image_tokens(torch.stack([phrased.preprocess(i) for i in IMAGES]))
+        assert head.item_logits(head.pooled(whole)).argmax(-1).tolist() == [0, 1, 2]
