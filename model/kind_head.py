@@ -127,7 +127,7 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
     bank = extract_features(retriever.encoder, data.paths, cfg.cache_dir or None)
     pooled = torch.cat([head.pooled(bank.whole[i:i + 1024])
                         for i in range(0, len(bank.whole), 1024)])
-    rows = {i: r for i, r in bank.index.items()}
+    rows = bank.index
     items = [(rows[i], k) for i, k in zip(data.item_ids, data.item_kinds, strict=True)
              if i in rows]
     item_rows = torch.tensor([r for r, _ in items])
@@ -154,13 +154,10 @@ def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
     """``retriever`` with ``head`` attached at ``weight`` (its kinds named in the meta)."""
     cfg = dataclasses.replace(retriever.cfg, kind_head=len(kinds), kind_weight=weight)
     headed = with_new_head(retriever, cfg, "kind_head.")
-    if headed.net.kind_head.image_dim != head.image_dim:
-        raise ValueError(f"the head reads {head.image_dim} image channels, this checkpoint's "
-                         f"pooled feature has {headed.net.kind_head.image_dim}")
     try:
         headed.net.kind_head.load_state_dict(head.state_dict())
-    except RuntimeError as err:  # another hidden width than the architecture's
-        raise ValueError(f"the head's shapes do not fit this architecture's: {err}") from err
+    except RuntimeError as err:  # another backbone's channels or sentence encoder's width
+        raise ValueError(f"the head's shapes do not fit this checkpoint's: {err}") from err
     headed.meta["kind_head"] = {"weight": weight, "kinds": list(kinds)}
     return headed
 
@@ -202,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
     args = p.parse_args(argv)
     return attach(dataclasses.replace(d, **vars(args)))
+
 
 if __name__ == "__main__":
     main()

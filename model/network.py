@@ -338,7 +338,6 @@ class CombinerHead(nn.Module):
         return F.normalize(self.image_in(self.image_norm(image)), dim=-1)
 
 
-
 class KindHead(nn.Module):
     """What kind of item a photo shows (upper body, shoes, bags, ...) and what kind a query asks
     for, each as the square root of a distribution over kinds: two such unit vectors' inner
