@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dataprep import eval_caption, load_fashioniq
-from dataprep.layout import read_metadata_column
+from dataprep import eval_caption, load_fashioniq, read_metadata_column
 from model.feature_cache import extract_features
 from model.network import KindHead
 from model.retriever import Retriever, load_retriever, with_new_head
