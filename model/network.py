@@ -464,37 +464,32 @@ class FashionVLP(nn.Module):
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
         if self.phrase_path is not None:
             fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
-        heads = []
-        if self.combiner_head is not None:
-            head = self.combiner_head
-            heads.append((head.query(head.pooled(whole), phrase.float()), self.combiner_weight))
-        if self.kind_head is not None:
-            heads.append((self.kind_head.query(self.kind_head.pooled(whole), phrase),
-                          self.kind_weight))
-        return self._with_heads(self._with_global(fused, whole), heads)
+        return self._with_heads(self._with_global(fused, whole), whole, phrase)
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-        heads = []
-        if self.combiner_head is not None:
-            heads.append((self.combiner_head.target(self.combiner_head.pooled(whole)),
-                          self.combiner_weight))
-        if self.kind_head is not None:
-            heads.append((self.kind_head.target(self.kind_head.pooled(whole)), self.kind_weight))
-        return self._with_heads(self._with_global(target, whole), heads)
+        return self._with_heads(self._with_global(target, whole), whole)
 
     def _with_global(self, out: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         if self.global_path is not None:
             out = out + self.global_path(whole).to(out.dtype)
         return F.normalize(out, dim=-1)
 
-    @staticmethod
-    def _with_heads(out: torch.Tensor, heads: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
-        """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) for unit head vectors h: a unit vector
-        whose inner product with another is (cos_f + w1 cos_h1 + ...) / (1 + w1 + ...), the
-        late fusion of the spaces."""
+    def _with_heads(self, out: torch.Tensor, whole: torch.Tensor,
+                    phrase: torch.Tensor | None = None) -> torch.Tensor:
+        """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) with each head's unit vector h (the
+        query's where ``phrase`` is given, else the target's): a unit vector whose inner
+        product with another is (cos_f + w1 cos_h1 + ...) / (1 + w1 + ...), the late fusion
+        of the spaces."""
+        heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
+                                           (self.kind_head, self.kind_weight))
+                 if head is not None]
         if not heads:
             return out
-        parts = [out] + [h.to(out.dtype) * w ** 0.5 for h, w in heads]
+        parts = [out]
+        for head, w in heads:
+            pooled = head.pooled(whole)
+            h = head.target(pooled) if phrase is None else head.query(pooled, phrase.float())
+            parts.append(h.to(out.dtype) * w ** 0.5)
         return torch.cat(parts, dim=-1) / (1 + sum(w for _, w in heads)) ** 0.5
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,

@@ -302,20 +302,19 @@ class Chain:
             raise FileNotFoundError(f"{stage.name} attaches a head to {start}, which does not "
                                     "exist: run the stages before it")
         if stage.head.kinds_from:
-            from model.kind_head import main as attach_kind_head
+            from model.kind_head import main as attach
 
             for name in stage.head.kinds_from:
                 self.prepare(name)
-            attach_kind_head(self.head_argv(stage))
-            return
-        from model.combiner_head import attach
+        else:
+            from model.combiner_head import main as attach
 
-        self.make_file(stage.head.file)
-        attach(str(start), _repo_path(self.recipe.files[stage.head.file].path),
-               str(self.output(stage)), stage.head.weight)
+            self.make_file(stage.head.file)
+        attach(self.head_argv(stage))  # the command the plan shows
 
     def head_argv(self, stage: Stage) -> list[str]:
-        """The arguments of the head's command (`model.kind_head` or `model.combiner_head`)."""
+        """The arguments of the head's command (`model.kind_head` or `model.combiner_head`),
+        which both the plan and the run use."""
         head = stage.head
         where = ["--checkpoint", str(self.checkpoint(head.of))]
         if head.kinds_from:

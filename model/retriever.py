@@ -352,27 +352,23 @@ def with_new_head(retriever: Retriever, cfg: ModelConfig, prefix: str) -> Retrie
     """``retriever``'s weights in architecture ``cfg``, with the head under ``prefix`` (one
     that ``retriever`` may already have: it is replaced) left as built, to be loaded by the
     caller; in eval mode."""
-    rebuilt = build_retriever(cfg)
-    rebuilt.encoder.load_state_dict(retriever.encoder.state_dict())
-    state = {k: v for k, v in retriever.net.state_dict().items() if not k.startswith(prefix)}
-    missing, unexpected = rebuilt.net.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith(prefix) for k in missing):
-        raise ValueError(f"cannot attach: missing {missing}, unexpected {unexpected}")
+    rebuilt = _in_architecture(retriever, cfg, f"attach {prefix.rstrip('.')}", new=(prefix,),
+                               gone=(prefix,))
     rebuilt.net.eval()
-    rebuilt.meta = dict(retriever.meta)
     return rebuilt
 
 
 def _in_architecture(retriever: Retriever, cfg: ModelConfig, change: str,
                      new: tuple[str, ...] = (), gone: tuple[str, ...] = ()) -> Retriever:
     """``retriever``'s weights in architecture ``cfg``: parameters under the ``new`` prefixes
-    keep their built values (zero-initialised paths), those under ``gone`` are dropped, and
-    anything else that does not carry over is an error naming ``change``."""
+    keep their built values (zero-initialised paths), those under ``gone`` are dropped (a
+    prefix in both is rebuilt: a head replaced), and anything else that does not carry over
+    is an error naming ``change``."""
     rebuilt = build_retriever(cfg)
     rebuilt.encoder.load_state_dict(retriever.encoder.state_dict())  # a randomly built CNN too
-    missing, unexpected = rebuilt.net.load_state_dict(retriever.net.state_dict(), strict=False)
-    if any(not k.startswith(new) for k in missing) or any(not k.startswith(gone)
-                                                          for k in unexpected):
+    kept = {k: v for k, v in retriever.net.state_dict().items() if not k.startswith(gone)}
+    missing, unexpected = rebuilt.net.load_state_dict(kept, strict=False)
+    if unexpected or any(not k.startswith(new) for k in missing):
         raise CheckpointError(f"cannot {change}: missing {missing}, unexpected {unexpected}")
     rebuilt.meta = dict(retriever.meta)
     return rebuilt.to(retriever.device)
