@@ -129,3 +129,19 @@ def test_the_item_side_learns_kinds_the_photos_show(phrased, tmp_path):  # noqa:
     with torch.no_grad():
         whole, _ = phrased.image_tokens(torch.stack([phrased.preprocess(i) for i in IMAGES]))
         assert head.item_logits(head.pooled(whole)).argmax(-1).tolist() == [0, 1, 2]
+
+
+def test_bad_inputs_are_refused_with_their_reason(phrased, tmp_path):  # noqa: F811
+    from model import ModelConfig, build_retriever
+    from tests.tiny_dataset import write_tiny_dataset
+
+    plain = build_retriever(ModelConfig.tiny(), seed=3)
+    data = KindData(KINDS[:2], ["a", "b"], [0, 1], [], {})
+    with pytest.raises(ValueError, match="no phrase path"):
+        train_kind_head(plain, data, KindHeadConfig(cache_dir=""))
+    folder = write_tiny_dataset(tmp_path / "no-kinds", seed=0)  # no product_group column
+    with pytest.raises(ValueError, match="fewer than two kinds"):
+        read_kind_data([f"{folder}:{folder / 'images'}"])
+    other = KindHead(7, phrased.net.phrase_path.encoder.config.hidden_size, len(KINDS))
+    with pytest.raises(ValueError, match="do not fit this checkpoint"):
+        with_kind_head(phrased, other, KINDS, 0.3)
