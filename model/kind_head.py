@@ -2,7 +2,8 @@
 f_ref and f_tar, so the catalog's one inner product adds ``weight`` times the chance that the
 item is of the kind the query asks for (model.network.KindHead).
 
-    python -m model.kind_head --checkpoint CKPT --datasets ANN:IMAGES ... --out OUT
+    python -m model.kind_head --checkpoint CKPT --datasets ANN:IMAGES ... --out OUT \
+        [--attributes pattern sleeve length fit --attribute-weights 0.15 0.1 0.1 0.1]
 
 Why: with garments, shoes, bags, underwear and accessories in one gallery and no category
 filter, a garment query's top 10 holds items of neighbouring kinds that share its colour; the
@@ -13,7 +14,10 @@ nightwear, other) leaves the garment space alone. The kinds are read from the da
 ``product_group`` column (both feedback folders have one, in the same vocabulary); a dataset
 without it adds nothing. The item side reads the pooled photo; the query side the pooled
 reference and the frozen sentence embedding, trained on the datasets' training requests to name
-the *target's* kind, so a request for another kind moves it.
+the *target's* kind, so a request for another kind moves it. With ``--attributes`` the same two
+MLPs also name the pattern, sleeve, length and fit (the columns of those names), each term at
+its own weight: "plainer", "without sleeves" or "looser" ask for a value that the fused space
+blurs among look-alikes (Training, stages 83-84).
 """
 
 from __future__ import annotations
@@ -39,6 +43,21 @@ from project_settings import FEATURE_CACHE_DIR
 logger = logging.getLogger(__name__)
 
 KIND_COLUMN = "product_group"
+TYPE_COLUMN = "product_type"
+# Attributes the head may also read, by their metadata column, each in the words a change
+# names: a pattern is plain, patterned (a print, stripes, checks, dots, embroidery, ...) or a
+# texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it.
+ATTRIBUTES = ("pattern", "sleeve", "length", "fit")
+TEXTURES = frozenset({"denim", "melange", "metallic"})
+NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in its dataset
+
+
+def attribute_value(attribute: str, value: str) -> str:
+    """The value a head learns: the metadata's, but patterns read as plain / patterned /
+    texture."""
+    if attribute == "pattern" and value != NOT_APPLICABLE:
+        return "plain" if value == "plain" else "texture" if value in TEXTURES else "patterned"
+    return value
 
 
 @dataclass
@@ -49,6 +68,11 @@ class KindHeadConfig:
         "data/hm_feedback:../shared/data/hm/images",
         "data/products_feedback_train:../shared/data/fashion-products/images"])
     weight: float = 0.15  # of the kind term beside FashionVLP's cosine (cos + w_c cos_c + w BC)
+    # Attributes read beside the kind (of ATTRIBUTES), and the weight of each one's coefficient
+    # (one for all, or one per attribute).
+    attributes: list[str] = field(default_factory=list)
+    attribute_weights: list[float] = field(default_factory=lambda: [0.1])
+    hidden: int = 128  # the width of both MLPs
     item_epochs: int = 30  # over every training photo with a kind
     query_epochs: int = 10  # over every training request whose photos have kinds
     batch_size: int = 256
@@ -61,17 +85,51 @@ class KindHeadConfig:
 
 @dataclass
 class KindData:
-    """The training photos and requests of every dataset with a kind column."""
+    """The training photos and requests of every dataset with a kind column; the labels of
+    each part (the kind first, then each attribute) as positions in its value names, -1 where
+    unknown."""
 
     kinds: list[str]  # sorted names; a class index is a position here
     item_ids: list[str]
     item_kinds: list[int]
     requests: list[tuple[str, str, int]]  # (reference id, words, the target's kind)
     paths: dict[str, Path]
+    attributes: dict[str, list[str]] = field(default_factory=dict)  # name -> sorted values
+    item_attributes: list[list[int]] = field(default_factory=list)  # per item, per attribute
+    request_attributes: list[list[int]] = field(default_factory=list)  # the target's
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(self.kinds), *(len(v) for v in self.attributes.values())]
+
+    def item_labels(self) -> list[list[int]]:
+        return [[k, *a] for k, a in zip(self.item_kinds, self.item_attributes or
+                                        [[]] * len(self.item_kinds), strict=True)]
+
+    def request_labels(self) -> list[list[int]]:
+        return [[r[2], *a] for r, a in zip(self.requests, self.request_attributes or
+                                           [[]] * len(self.requests), strict=True)]
 
 
-def read_kind_data(datasets: Sequence[str]) -> KindData:
+def read_attributes(annotations: str, attributes: Sequence[str]) -> dict[str, dict[str, str]]:
+    """attribute -> id -> value of one dataset (attribute_value's words): an item of a product
+    type of which no item names the attribute gets NOT_APPLICABLE (trousers have no sleeve),
+    one whose own row is silent gets nothing (unknown, left out of training)."""
+    types = read_metadata_column(annotations, (TYPE_COLUMN,))
+    out = {}
+    for name in attributes:
+        given = {i: v for i, v in read_metadata_column(annotations, (name,)).items() if v}
+        if not given:
+            continue  # the dataset does not record it
+        named = {types.get(i) for i in given}
+        values = {i: NOT_APPLICABLE for i, t in types.items() if t and t not in named}
+        out[name] = {i: attribute_value(name, v) for i, v in {**values, **given}.items()}
+    return out
+
+
+def read_kind_data(datasets: Sequence[str], attributes: Sequence[str] = ()) -> KindData:
     kind_of: dict[str, str] = {}
+    value_of: dict[str, dict[str, str]] = {a: {} for a in attributes}
     paths: dict[str, Path] = {}
     requests: list[tuple[str, str, str]] = []
     for text in datasets:
@@ -84,28 +142,43 @@ def read_kind_data(datasets: Sequence[str]) -> KindData:
         known = {i: p for i, p in split.image_paths.items() if kinds.get(i)}
         paths.update(known)
         kind_of.update({i: kinds[i] for i in known})
-        requests += [(t.candidate, eval_caption(t.captions), kinds[t.target])
+        for name, values in read_attributes(annotations, attributes).items():
+            value_of[name].update({i: v for i, v in values.items() if i in known})
+        requests += [(t.candidate, eval_caption(t.captions), t.target)
                      for t in split.triplets if t.candidate in known and kinds.get(t.target)]
     names = sorted(set(kind_of.values()))
     if len(names) < 2:
         raise ValueError(f"fewer than two kinds in the {KIND_COLUMN} column of {datasets}")
     index = {n: k for k, n in enumerate(names)}
+    values = {a: sorted(set(v.values())) for a, v in value_of.items()}
+    if any(len(v) < 2 for v in values.values()):
+        raise ValueError(f"an attribute without two values in {datasets}: {values}")
+
+    def labels(item: str) -> list[int]:
+        return [values[a].index(value_of[a][item]) if item in value_of[a] else -1
+                for a in attributes]
+
     ids = sorted(kind_of)
     return KindData(names, ids, [index[kind_of[i]] for i in ids],
-                    [(r, words, index[k]) for r, words, k in requests], paths)
+                    [(r, words, index[kind_of[t]]) for r, words, t in requests], paths,
+                    values, [labels(i) for i in ids], [labels(t) for _, _, t in requests])
 
 
-def _fit(net: torch.nn.Module, inputs, labels: torch.Tensor, epochs: int,
-         cfg: KindHeadConfig, desc: str) -> None:
-    """Cross-entropy on the logits ``net`` gives for ``inputs(rows)``, with AdamW."""
+def _fit(net: torch.nn.Module, inputs, labels: torch.Tensor, sizes: Sequence[int],
+         epochs: int, cfg: KindHeadConfig, desc: str) -> None:
+    """The sum over parts of the cross-entropy of each part's logits (known labels only),
+    with AdamW; ``labels`` is (N, parts)."""
     opt = torch.optim.AdamW(net.parameters(), cfg.lr, weight_decay=1e-2)
     net.train()
     for _ in tqdm(range(epochs), desc=desc, unit="epoch"):
         order = torch.randperm(len(labels))
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
-            loss = F.cross_entropy(net(inputs(rows)), labels[rows],
-                                   label_smoothing=cfg.label_smoothing)
+            parts = net(inputs(rows)).split(list(sizes), dim=-1)
+            loss = sum(F.cross_entropy(logits, labels[rows, k], ignore_index=-1,
+                                       label_smoothing=cfg.label_smoothing, reduction="sum")
+                       / (labels[rows, k] >= 0).sum().clamp(min=1)
+                       for k, logits in enumerate(parts))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -122,17 +195,19 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
                          "checkpoint has no phrase path")
     torch.manual_seed(cfg.seed)
     image_dim = retriever.encoder.channels - retriever.encoder.net.side_channels
-    head = KindHead(image_dim, net.phrase_path.encoder.config.hidden_size, len(data.kinds))
+    head = KindHead(image_dim, net.phrase_path.encoder.config.hidden_size, data.sizes,
+                    hidden=cfg.hidden)
     bank = extract_features(retriever.encoder, data.paths, cfg.cache_dir or None)
     pooled = torch.cat([head.pooled(bank.whole[i:i + 1024])
                         for i in range(0, len(bank.whole), 1024)])
     rows = bank.index
-    items = [(rows[i], k) for i, k in zip(data.item_ids, data.item_kinds, strict=True)
+    items = [(rows[i], k) for i, k in zip(data.item_ids, data.item_labels(), strict=True)
              if i in rows]
     item_rows = torch.tensor([r for r, _ in items])
     _fit(head.item, lambda b: pooled[item_rows[b]], torch.tensor([k for _, k in items]),
-         cfg.item_epochs, cfg, "kind of item")
-    requests = [(rows[r], words, k) for r, words, k in data.requests if r in rows]
+         data.sizes, cfg.item_epochs, cfg, "kind of item")
+    requests = [(rows[r], words, k) for (r, words, _), k in
+                zip(data.requests, data.request_labels(), strict=True) if r in rows]
     embed = TextEmbedder(TextConfig(model=retriever.cfg.text_model,
                                     cache_dir=cfg.cache_dir or None))
     sentences = sorted({words for _, words, _ in requests})
@@ -142,22 +217,37 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
     ref_rows = torch.tensor([r for r, _, _ in requests])
     word_rows = torch.tensor([sentence_row[w] for _, w, _ in requests])
     _fit(head.asked, lambda b: torch.cat([pooled[ref_rows[b]], text[word_rows[b]]], dim=-1),
-         torch.tensor([k for _, _, k in requests]), cfg.query_epochs, cfg, "kind asked for")
-    logger.info("kind head: %d kinds, %d photos, %d requests", len(data.kinds), len(items),
-                len(requests))
+         torch.tensor([k for _, _, k in requests]), data.sizes, cfg.query_epochs, cfg,
+         "kind asked for")
+    logger.info("kind head: %d kinds, attributes %s, %d photos, %d requests", len(data.kinds),
+                {a: len(v) for a, v in data.attributes.items()}, len(items), len(requests))
     return head
 
 
 def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
-                   weight: float) -> Retriever:
-    """``retriever`` with ``head`` attached at ``weight`` (its kinds named in the meta)."""
-    cfg = dataclasses.replace(retriever.cfg, kind_head=len(kinds), kind_weight=weight)
+                   weight: float, attributes: dict[str, list[str]] | None = None,
+                   attribute_weights: Sequence[float] = ()) -> Retriever:
+    """``retriever`` with ``head`` attached at ``weight`` (its kinds named in the meta), each
+    of its attributes (name -> values, in the head's order) at its ``attribute_weights``
+    (one weight: the same for each)."""
+    attributes = attributes or {}
+    weights = [float(w) for w in attribute_weights]
+    if len(weights) == 1:
+        weights *= len(attributes)
+    if len(weights) != len(attributes):
+        raise ValueError(f"{len(attributes)} attributes but {len(weights)} weights")
+    cfg = dataclasses.replace(retriever.cfg, kind_head=len(kinds), kind_weight=weight,
+                              kind_attributes=[len(v) for v in attributes.values()],
+                              attribute_weights=weights,
+                              kind_hidden=head.item[0].out_features)
     headed = with_new_head(retriever, cfg, "kind_head.")
     try:
         headed.net.kind_head.load_state_dict(head.state_dict())
     except RuntimeError as err:  # another backbone's channels or sentence encoder's width
         raise ValueError(f"the head's shapes do not fit this checkpoint's: {err}") from err
     headed.meta["kind_head"] = {"weight": weight, "kinds": list(kinds)}
+    if attributes:
+        headed.meta["kind_head"].update(attributes=dict(attributes), attribute_weights=weights)
     return headed
 
 
@@ -166,15 +256,17 @@ def attach(cfg: KindHeadConfig) -> Path:
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     retriever = load_retriever(cfg.checkpoint, engine="eager")
-    data = read_kind_data(cfg.datasets)
+    data = read_kind_data(cfg.datasets, cfg.attributes)
     head = train_kind_head(retriever, data, cfg)
-    headed = with_kind_head(retriever, head, data.kinds, cfg.weight)
+    headed = with_kind_head(retriever, head, data.kinds, cfg.weight, data.attributes,
+                            cfg.attribute_weights if data.attributes else ())
     headed.meta["kind_head"].update(datasets=list(cfg.datasets),
                                     from_checkpoint=retriever.fingerprint)
     path = headed.save(cfg.out)
-    logger.info("wrote %s (fingerprint %s) in %.0f s: %s with a %d-kind head at weight %g",
-                cfg.out, headed.fingerprint, time.perf_counter() - t0, cfg.checkpoint,
-                len(data.kinds), cfg.weight)
+    logger.info("wrote %s (fingerprint %s) in %.0f s: %s with a %d-kind head at weight %g "
+                "(attributes %s at %s)", cfg.out, headed.fingerprint, time.perf_counter() - t0,
+                cfg.checkpoint, len(data.kinds), cfg.weight, list(data.attributes),
+                headed.cfg.attribute_weights)
     return path
 
 
@@ -189,6 +281,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
                    help=f"training data with a {KIND_COLUMN} column (default: %(default)s)")
     p.add_argument("--weight", type=float, default=d.weight,
                    help="weight of the kind term beside FashionVLP's cosine (default: %(default)s)")
+    p.add_argument("--attributes", nargs="*", default=d.attributes, choices=ATTRIBUTES,
+                   help="attributes the head also reads, from the metadata columns of those "
+                   "names (default: none)")
+    p.add_argument("--attribute-weights", nargs="+", type=float, default=d.attribute_weights,
+                   help="weight of each attribute's term, one for all or one per attribute "
+                   "(default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=d.hidden,
+                   help="width of the head's two MLPs (default: %(default)s)")
     p.add_argument("--item-epochs", type=int, default=d.item_epochs,
                    help="epochs of the item side (default: %(default)s)")
     p.add_argument("--query-epochs", type=int, default=d.query_epochs,

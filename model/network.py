@@ -6,6 +6,8 @@ same code runs at training time (features from disk) and at query time (features
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -342,25 +344,35 @@ class KindHead(nn.Module):
     """What kind of item a photo shows (upper body, shoes, bags, ...) and what kind a query asks
     for, each as the square root of a distribution over kinds: two such unit vectors' inner
     product is the Bhattacharyya coefficient, 1 where both name the same kind with certainty.
+    A head may read attributes too (pattern, sleeve, length, fit): one distribution per part,
+    each scaled by the square root of its share, so the inner product is the shares' weighted
+    mean of the parts' coefficients.
 
     Why: in a gallery of garments, shoes, bags and accessories with no category filter, some of
     a garment query's top 10 are items of a neighbouring kind that share its colour (Training,
     "Where the shipped stage 77 misses"); a classifier over the pooled backbone feature names an
-    H&M article's product group about 90 % of the time. The query side reads the frozen
-    sentence embedding beside the reference, so "as a skirt" or "a bag in this colour" asks for
-    another kind. Two small MLPs, trained apart (`model.kind_head`), never by model.train.
+    H&M article's product group about 90 % of the time. "Plainer", "without sleeves" or
+    "shorter" ask for a value the fused space blurs among look-alikes; the attribute parts name
+    it. The query side reads the frozen sentence embedding beside the reference, so "as a
+    skirt" or "a bag in this colour" asks for another kind. Two small MLPs (one output per value
+    of every part), trained apart (`model.kind_head`), never by model.train.
     """
 
-    HIDDEN = 128  # the width of both MLPs (a checkpoint's config does not name it)
-
-    def __init__(self, image_dim: int, text_dim: int, kinds: int, dropout: float = 0.2):
+    def __init__(self, image_dim: int, text_dim: int, sizes: int | Sequence[int],
+                 shares: Sequence[float] | None = None, hidden: int = 128,
+                 dropout: float = 0.2):
         super().__init__()
         self.image_dim = image_dim
-        h = self.HIDDEN
+        self.sizes = [sizes] if isinstance(sizes, int) else list(sizes)
+        shares = list(shares) if shares else [1.0] * len(self.sizes)
+        if len(shares) != len(self.sizes):
+            raise ValueError(f"{len(self.sizes)} parts but {len(shares)} shares")
+        self.roots = [(s / sum(shares)) ** 0.5 for s in shares]
+        h, out = hidden, sum(self.sizes)
         self.item = nn.Sequential(nn.Linear(image_dim, h), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(h, kinds))
+                                  nn.Linear(h, out))
         self.asked = nn.Sequential(nn.Linear(image_dim + text_dim, h), nn.GELU(),
-                                   nn.Dropout(dropout), nn.Linear(h, kinds))
+                                   nn.Dropout(dropout), nn.Linear(h, out))
 
     def pooled(self, whole: torch.Tensor) -> torch.Tensor:
         """(B, G, C) grid tokens -> (B, image_dim): the unit mean of the final map's channels."""
@@ -372,11 +384,15 @@ class KindHead(nn.Module):
     def asked_logits(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return self.asked(torch.cat([pooled, text.float()], dim=-1))
 
+    def _vector(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part.softmax(dim=-1).sqrt() * root for part, root in
+                          zip(logits.split(self.sizes, dim=-1), self.roots, strict=True)], -1)
+
     def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.asked_logits(pooled, text).softmax(dim=-1).sqrt()
+        return self._vector(self.asked_logits(pooled, text))
 
     def target(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.item_logits(pooled).softmax(dim=-1).sqrt()
+        return self._vector(self.item_logits(pooled))
 
 
 class FashionVLP(nn.Module):
@@ -412,9 +428,12 @@ class FashionVLP(nn.Module):
         if cfg.kind_head and phrase_model is None:
             raise ValueError("the kind head reads the phrase path's sentence embedding: "
                              "it needs phrase_path")
+        shares = [cfg.kind_weight, *cfg.attribute_weights]
         self.kind_head = (KindHead(image_channels or channels, phrase_model.config.hidden_size,
-                                   cfg.kind_head) if cfg.kind_head else None)
-        self.kind_weight = cfg.kind_weight
+                                   [cfg.kind_head, *cfg.kind_attributes], shares,
+                                   cfg.kind_hidden)
+                          if cfg.kind_head else None)
+        self.kind_weight = sum(shares)
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)

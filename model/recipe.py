@@ -84,6 +84,9 @@ class Head:
     file: str = ""  # a combiner head: the recipe's file holding it (bench.teacher_vectors)
     weight: float = 1.0
     kinds_from: list[str] = field(default_factory=list)  # a kind head: the datasets it learns
+    attributes: list[str] = field(default_factory=list)  # ... and what it reads beside kinds
+    attribute_weights: list[float] = field(default_factory=list)
+    hidden: int = 128  # a kind head's width
 
 
 @dataclass
@@ -318,7 +321,11 @@ class Chain:
         head = stage.head
         where = ["--checkpoint", str(self.checkpoint(head.of))]
         if head.kinds_from:
-            where += ["--datasets", *(":".join(self.data(d)) for d in head.kinds_from)]
+            where += ["--datasets", *(":".join(self.data(d)) for d in head.kinds_from),
+                      "--hidden", str(head.hidden)]
+            if head.attributes:
+                where += ["--attributes", *head.attributes, "--attribute-weights",
+                          *(f"{w:g}" for w in head.attribute_weights)]
         else:
             where += ["--combiner", _repo_path(self.recipe.files[head.file].path)]
         return [*where, "--out", str(self.output(stage)), "--weight", f"{head.weight:g}"]

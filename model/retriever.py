@@ -118,7 +118,8 @@ class Retriever:
     # ------------------------------------------------------------------ identity
     @property
     def dim(self) -> int:
-        return self.cfg.embed_dim + self.cfg.combiner_head + self.cfg.kind_head
+        return (self.cfg.embed_dim + self.cfg.combiner_head + self.cfg.kind_head
+                + sum(self.cfg.kind_attributes))
 
     @property
     def fingerprint(self) -> str:

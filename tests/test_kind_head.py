@@ -13,8 +13,11 @@ from PIL import Image
 from model import load_retriever
 from model.combiner_head import with_combiner_head
 from model.kind_head import (
+    ATTRIBUTES,
+    NOT_APPLICABLE,
     KindData,
     KindHeadConfig,
+    attribute_value,
     read_kind_data,
     train_kind_head,
     with_kind_head,
@@ -32,27 +35,31 @@ from tests.test_combiner_head import (  # noqa: F401 (phrased: a fixture)
 from tests.test_feedback_bench import feedback_data  # noqa: F401 (a fixture)
 
 KINDS = ["bags", "lower", "shoes", "upper"]
+ATTRIBUTE_VALUES = {"pattern": ["patterned", "plain", "texture"], "fit": ["fitted", "loose"]}
 
 
-def kind_head_of(r, seed: int = 0) -> KindHead:
+def kind_head_of(r, seed: int = 0, sizes: list[int] | None = None) -> KindHead:
     torch.manual_seed(seed)
     head = KindHead(r.encoder.channels - r.encoder.net.side_channels,
-                    r.net.phrase_path.encoder.config.hidden_size, len(KINDS))
+                    r.net.phrase_path.encoder.config.hidden_size, sizes or len(KINDS))
     for p in head.parameters():
         torch.nn.init.normal_(p, std=0.2)  # confident enough to move a ranking
     return head.eval()
 
 
-def kind_vectors(r, head: KindHead) -> tuple[np.ndarray, np.ndarray]:
-    """sqrt of the kind asked for by IMAGES x TEXTS and of each image's kind, computed apart."""
+def kind_vectors(r, head: KindHead, sizes: list[int] | None = None):
+    """sqrt of the kind asked for by IMAGES x TEXTS and of each image's kind, computed apart
+    (with ``sizes``: per part, each its own softmax)."""
     pixels = torch.stack([r.preprocess(i) for i in IMAGES])
     with torch.no_grad():
         whole, _ = r.image_tokens(pixels)
         phrase = r.net.phrase_path.embed(**r.tokenize(TEXTS))
         pooled = head.pooled(whole)
-        asked = head.asked_logits(pooled, phrase).softmax(-1).sqrt()
-        item = head.item_logits(pooled).softmax(-1).sqrt()
-    return asked.numpy(), item.numpy()
+        asked, item = head.asked_logits(pooled, phrase), head.item_logits(pooled)
+    if sizes:
+        return ([p.softmax(-1).sqrt().numpy() for p in asked.split(sizes, -1)],
+                [p.softmax(-1).sqrt().numpy() for p in item.split(sizes, -1)])
+    return asked.softmax(-1).sqrt().numpy(), item.softmax(-1).sqrt().numpy()
 
 
 def test_the_kind_head_adds_the_chance_of_the_asked_kind(phrased):  # noqa: F811
@@ -84,11 +91,16 @@ def test_a_kind_head_beside_a_combiner_head_fuses_all_three(phrased):  # noqa: F
                                                      both.net.kind_head.item[0].weight)
 
 
-def test_a_kind_headed_checkpoint_round_trips_and_exports(phrased, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("attributes", [{}, ATTRIBUTE_VALUES])
+def test_a_kind_headed_checkpoint_round_trips_and_exports(phrased, tmp_path,  # noqa: F811
+                                                          attributes):
     pytest.importorskip("onnxruntime")
-    headed = with_kind_head(phrased, kind_head_of(phrased), KINDS, 0.3)
+    sizes = [len(KINDS), *(len(v) for v in attributes.values())]
+    headed = with_kind_head(phrased, kind_head_of(phrased, sizes=sizes), KINDS, 0.3,
+                            attributes, [0.2, 0.1] if attributes else ())
     eager = saved_and_exported(headed, tmp_path / "ck")
     assert eager.cfg.kind_head == len(KINDS) and eager.meta["kind_head"]["kinds"] == KINDS
+    assert eager.cfg.kind_attributes == sizes[1:]
 
 
 def test_training_leaves_the_kind_head_as_attached(phrased):  # noqa: F811
@@ -145,3 +157,60 @@ def test_bad_inputs_are_refused_with_their_reason(phrased, tmp_path):  # noqa: F
     other = KindHead(7, phrased.net.phrase_path.encoder.config.hidden_size, len(KINDS))
     with pytest.raises(ValueError, match="do not fit this checkpoint"):
         with_kind_head(phrased, other, KINDS, 0.3)
+
+
+def test_attribute_parts_add_the_mean_of_their_coefficients(phrased):  # noqa: F811
+    """A head with two attributes beside the kinds: the score adds w_k BC_kind + w_1 BC_1 +
+    w_2 BC_2, and the vectors stay unit."""
+    sizes = [len(KINDS), *(len(v) for v in ATTRIBUTE_VALUES.values())]
+    head = kind_head_of(phrased, sizes=sizes)
+    wk, w1, w2 = 0.15, 0.25, 0.1
+    headed = with_kind_head(phrased, head, KINDS, wk, ATTRIBUTE_VALUES, [w1, w2])
+    assert headed.dim == phrased.dim + sum(sizes) and headed.cfg.kind_attributes == [3, 2]
+    q, t = headed.encode_queries(IMAGES, TEXTS), headed.encode_targets(IMAGES)
+    q0, t0 = phrased.encode_queries(IMAGES, TEXTS), phrased.encode_targets(IMAGES)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    asked, item = kind_vectors(phrased, head, sizes)
+    parts = [a @ i.T for a, i in zip(asked, item, strict=True)]
+    expected = ((q0 @ t0.T + wk * parts[0] + w1 * parts[1] + w2 * parts[2])
+                / (1 + wk + w1 + w2))
+    np.testing.assert_allclose(q @ t.T, expected, atol=1e-5)
+
+
+def test_attributes_are_read_as_a_change_names_them(feedback_data):  # noqa: F811
+    """Patterns as plain / patterned / texture; "n/a" for a product type no item of which
+    names the attribute; unknown (-1) for an item whose own row is silent."""
+    import csv
+
+    data = read_kind_data([feedback_data], ATTRIBUTES)
+    assert set(data.attributes["pattern"]) <= {"plain", "patterned", "texture", NOT_APPLICABLE}
+    annotations = feedback_data.split(":")[0]
+    with open(f"{annotations}/metadata.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    for name, values in data.attributes.items():
+        named = {rows[i]["product_type"] for i in rows if rows[i][name]}
+        for item, labels in zip(data.item_ids, data.item_attributes, strict=True):
+            label = labels[list(data.attributes).index(name)]
+            row = rows[item]
+            if row[name]:
+                assert values[label] == attribute_value(name, row[name])
+            elif row["product_type"] in named:
+                assert label == -1
+            else:
+                assert values[label] == NOT_APPLICABLE
+    assert any(NOT_APPLICABLE in v for v in data.attributes.values())
+    assert len(data.request_attributes) == len(data.requests)
+
+
+def test_the_command_attaches_attributes(feedback_data, phrased, tmp_path):  # noqa: F811
+    ck = phrased.save(tmp_path / "phrased")
+    kind_main(["--checkpoint", str(ck), "--datasets", feedback_data, "--cache-dir", "",
+               "--attributes", "pattern", "sleeve", "--attribute-weights", "0.2",
+               "--item-epochs", "2", "--query-epochs", "2", "--threads", "1",
+               "--out", str(tmp_path / "headed")])
+    headed = load_retriever(tmp_path / "headed", engine="eager")
+    meta = headed.meta["kind_head"]
+    assert list(meta["attributes"]) == ["pattern", "sleeve"]
+    assert meta["attribute_weights"] == headed.cfg.attribute_weights == [0.2, 0.2]
+    assert headed.cfg.kind_attributes == [len(v) for v in meta["attributes"].values()]
+    assert headed.encode_queries(IMAGES, TEXTS).shape == (3, headed.dim)
