@@ -18,7 +18,7 @@ from tests.tiny_dataset import write_tiny_dataset
 
 SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
                  "stage18", "stage19", "stage21", "stage28", "stage29", "stage29b",
-                 "stage43", "stage77", "stage77h", "stage82b"]  # the training log's list
+                 "stage43", "stage81", "stage81h", "stage84"]  # the training log's list
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_demo_recipe_is_the_shipped_chain_and_every_command_parses():
         assert stage.minutes > 0 and stage.basis
         seen.add(stage.name)
     final = recipe.stages[-1]
-    assert chain.output(final) == chain.root / "stage82b"
+    assert chain.output(final) == chain.root / "stage84"
     assert recipe.reproduces["fingerprint"] == load_retriever(
         Path(__file__).parents[1] / recipe.reproduces["checkpoint"]).fingerprint
 
@@ -177,8 +177,9 @@ def test_a_head_stage_attaches_the_combiner_once_and_shows_the_command(tmp_path,
 
 def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
         feedback_data, tmp_path, monkeypatch):  # noqa: F811
-    """A stage whose head names ``kinds_from`` trains a kind head on those datasets (prepared
-    first), shows `model.kind_head`'s command in the plan, and is not redone."""
+    """A stage whose head names ``kinds_from`` trains a kind head (with the attributes it
+    names) on those datasets (prepared first), shows `model.kind_head`'s command in the plan,
+    and is not redone."""
     import dataclasses
 
     from model import ModelConfig, build_retriever
@@ -192,13 +193,17 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
     annotations, images = feedback_data.split(":")
     recipe = Recipe("t", datasets={"fb": DataSpec(annotations, images, "python -c pass")},
                     stages=[Stage("kinds", [], minutes=1.0,
-                                  head=Head("start", weight=0.4, kinds_from=["fb"]))])
+                                  head=Head("start", weight=0.4, kinds_from=["fb"],
+                                            attributes=["pattern"],
+                                            attribute_weights=[0.2]))])
     chain = Chain(recipe, Overrides(root=root))
     monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
     plan = chain.plan(recipe.stages)
     assert "python -m model.kind_head --checkpoint" in plan
     assert "--datasets" in plan and Path(annotations).name in plan
+    assert "--attributes pattern --attribute-weights 0.2" in plan
     assert chain.run_stage(recipe.stages[0]) == root / "kinds"
     headed = load_retriever(root / "kinds")
     assert headed.cfg.kind_weight == 0.4 and headed.cfg.kind_head >= 2
+    assert headed.cfg.attribute_weights == [0.2] and len(headed.cfg.kind_attributes) == 1
     assert chain.stage_done(recipe.stages[0])
