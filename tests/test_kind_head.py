@@ -159,7 +159,7 @@ def test_bad_inputs_are_refused_with_their_reason(phrased, tmp_path):  # noqa: F
         with_kind_head(phrased, other, KINDS, 0.3)
 
 
-def test_attribute_parts_add_the_mean_of_their_coefficients(phrased):  # noqa: F811
+def test_each_attribute_part_adds_its_coefficient_at_its_weight(phrased):  # noqa: F811
     """A head with two attributes beside the kinds: the score adds w_k BC_kind + w_1 BC_1 +
     w_2 BC_2, and the vectors stay unit."""
     sizes = [len(KINDS), *(len(v) for v in ATTRIBUTE_VALUES.values())]
