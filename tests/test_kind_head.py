@@ -157,6 +157,12 @@ def test_bad_inputs_are_refused_with_their_reason(phrased, tmp_path):  # noqa: F
     other = KindHead(7, phrased.net.phrase_path.encoder.config.hidden_size, len(KINDS))
     with pytest.raises(ValueError, match="do not fit this checkpoint"):
         with_kind_head(phrased, other, KINDS, 0.3)
+    sizes = [len(KINDS), *(len(v) for v in ATTRIBUTE_VALUES.values())]
+    with pytest.raises(ValueError, match="2 attributes but 3 weights"):
+        with_kind_head(phrased, kind_head_of(phrased, sizes=sizes), KINDS, 0.3,
+                       ATTRIBUTE_VALUES, [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="3 parts but 2 shares"):
+        KindHead(7, 5, sizes, shares=[0.15, 0.1])
 
 
 def test_each_attribute_part_adds_its_coefficient_at_its_weight(phrased):  # noqa: F811
@@ -200,10 +206,17 @@ def test_attributes_are_read_as_a_change_names_them(feedback_data):  # noqa: F81
                 assert values[label] == NOT_APPLICABLE
     assert any(NOT_APPLICABLE in v for v in data.attributes.values())
     assert len(data.request_attributes) == len(data.requests)
+    with pytest.raises(ValueError, match="an attribute without two values"):
+        read_kind_data([feedback_data], ["no_such_column"])  # no dataset records it
 
 
-def test_the_command_attaches_attributes(feedback_data, phrased, tmp_path):  # noqa: F811
+def test_the_command_attaches_attributes(feedback_data, phrased, tmp_path,  # noqa: F811
+                                         capsys):
     ck = phrased.save(tmp_path / "phrased")
+    with pytest.raises(SystemExit):
+        kind_main(["--checkpoint", str(ck), "--out", str(tmp_path / "no"),
+                   "--attributes", "colour"])
+    assert "invalid choice: 'colour'" in capsys.readouterr().err
     kind_main(["--checkpoint", str(ck), "--datasets", feedback_data, "--cache-dir", "",
                "--attributes", "pattern", "sleeve", "--attribute-weights", "0.2",
                "--item-epochs", "2", "--query-epochs", "2", "--threads", "1",
