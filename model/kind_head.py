@@ -23,8 +23,6 @@ blurs among look-alikes (Training, stages 83-84).
 from __future__ import annotations
 
 import argparse
-import bisect
-import csv
 import dataclasses
 import logging
 import time
@@ -37,7 +35,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dataprep import eval_caption, load_fashioniq, read_metadata_column
-from dataprep.feedback.lightness import CACHE_NAME as LIGHTNESS_FILE
 from model.feature_cache import extract_features
 from model.network import KindHead
 from model.retriever import Retriever, load_retriever, with_new_head
@@ -50,12 +47,9 @@ TYPE_COLUMN = "product_type"
 # Attributes the head may also read, by their metadata column, each in the words a change
 # names: a pattern is plain, patterned (a print, stripes, checks, dots, embroidery, ...) or a
 # texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it.
-ATTRIBUTES = ("pattern", "sleeve", "length", "fit", "lightness", "product_type")
+ATTRIBUTES = ("pattern", "sleeve", "length", "fit")
 TEXTURES = frozenset({"denim", "melange", "metallic"})
 NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in its dataset
-# Lightness is the photo's measured L* (the feedback folder's lightness.csv, the one "lighter"
-# and "darker" are built on), in bins 15 L* wide: wider than the relations' 12-unit margin.
-LIGHTNESS_EDGES = (20, 35, 50, 65, 80)
 
 
 def attribute_value(attribute: str, value: str) -> str:
@@ -79,7 +73,6 @@ class KindHeadConfig:
     attributes: list[str] = field(default_factory=list)
     attribute_weights: list[float] = field(default_factory=lambda: [0.1])
     hidden: int = 128  # the width of both MLPs
-    side_map: bool = False  # read the backbone's stride-16 side map too (ModelConfig.kind_side_map)
     item_epochs: int = 30  # over every training photo with a kind
     query_epochs: int = 10  # over every training request whose photos have kinds
     batch_size: int = 256
@@ -118,36 +111,13 @@ class KindData:
                                            [[]] * len(self.requests), strict=True)]
 
 
-def lightness_bin(lstar: float) -> str:
-    """The bin of an L* value, named so that the names sort in order of lightness."""
-    bounds = (0, *LIGHTNESS_EDGES, 100)
-    k = bisect.bisect_right(LIGHTNESS_EDGES, lstar)
-    return f"L* {bounds[k]:02d}-{bounds[k + 1]}"
-
-
-def read_lightness(annotations: str) -> dict[str, str]:
-    """id -> lightness bin of every photo of a dataset whose L* was measured; empty without
-    a lightness.csv."""
-    path = Path(annotations) / LIGHTNESS_FILE
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as f:
-        return {r["id"]: lightness_bin(float(r["lstar"])) for r in csv.DictReader(f)
-                if r["lstar"]}
-
-
 def read_attributes(annotations: str, attributes: Sequence[str]) -> dict[str, dict[str, str]]:
     """attribute -> id -> value of one dataset (attribute_value's words): an item of a product
     type of which no item names the attribute gets NOT_APPLICABLE (trousers have no sleeve),
-    one whose own row is silent gets nothing (unknown, left out of training). Lightness is
-    measured on every photo with a foreground, so it is never "n/a"."""
+    one whose own row is silent gets nothing (unknown, left out of training)."""
     types = read_metadata_column(annotations, (TYPE_COLUMN,))
     out = {}
     for name in attributes:
-        if name == "lightness":
-            if measured := read_lightness(annotations):
-                out[name] = measured
-            continue
         given = {i: v for i, v in read_metadata_column(annotations, (name,)).items() if v}
         if not given:
             continue  # the dataset does not record it
@@ -224,12 +194,9 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
         raise ValueError("a kind head reads the phrase path's sentence embedding: this "
                          "checkpoint has no phrase path")
     torch.manual_seed(cfg.seed)
-    side_dim = retriever.encoder.net.side_channels
-    if cfg.side_map and not side_dim:
-        raise ValueError("--side-map: this checkpoint's backbone has no side map")
-    head = KindHead(retriever.encoder.channels - side_dim,
-                    net.phrase_path.encoder.config.hidden_size, data.sizes, hidden=cfg.hidden,
-                    side_dim=side_dim if cfg.side_map else 0)
+    image_dim = retriever.encoder.channels - retriever.encoder.net.side_channels
+    head = KindHead(image_dim, net.phrase_path.encoder.config.hidden_size, data.sizes,
+                    hidden=cfg.hidden)
     bank = extract_features(retriever.encoder, data.paths, cfg.cache_dir or None)
     pooled = torch.cat([head.pooled(bank.whole[i:i + 1024])
                         for i in range(0, len(bank.whole), 1024)])
@@ -272,8 +239,7 @@ def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
     cfg = dataclasses.replace(retriever.cfg, kind_head=len(kinds), kind_weight=weight,
                               kind_attributes=[len(v) for v in attributes.values()],
                               attribute_weights=weights,
-                              kind_hidden=head.item[0].out_features,
-                              kind_side_map=head.side_dim > 0)
+                              kind_hidden=head.item[0].out_features)
     headed = with_new_head(retriever, cfg, "kind_head.")
     try:
         headed.net.kind_head.load_state_dict(head.state_dict())
@@ -323,9 +289,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
                    "(default: %(default)s)")
     p.add_argument("--hidden", type=int, default=d.hidden,
                    help="width of the head's two MLPs (default: %(default)s)")
-    p.add_argument("--side-map", action="store_true",
-                   help="read the backbone's stride-16 side map beside the final one: the "
-                   "photo's lightness and texture")
     p.add_argument("--item-epochs", type=int, default=d.item_epochs,
                    help="epochs of the item side (default: %(default)s)")
     p.add_argument("--query-epochs", type=int, default=d.query_epochs,

@@ -360,28 +360,23 @@ class KindHead(nn.Module):
 
     def __init__(self, image_dim: int, text_dim: int, sizes: int | Sequence[int],
                  shares: Sequence[float] | None = None, hidden: int = 128,
-                 dropout: float = 0.2, side_dim: int = 0):
+                 dropout: float = 0.2):
         super().__init__()
-        self.image_dim, self.side_dim = image_dim, side_dim
+        self.image_dim = image_dim
         self.sizes = [sizes] if isinstance(sizes, int) else list(sizes)
         shares = list(shares) if shares else [1.0] * len(self.sizes)
         if len(shares) != len(self.sizes):
             raise ValueError(f"{len(self.sizes)} parts but {len(shares)} shares")
         self.roots = [(s / sum(shares)) ** 0.5 for s in shares]
-        h, out, pooled = hidden, sum(self.sizes), image_dim + side_dim
-        self.item = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Dropout(dropout),
+        h, out = hidden, sum(self.sizes)
+        self.item = nn.Sequential(nn.Linear(image_dim, h), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(h, out))
-        self.asked = nn.Sequential(nn.Linear(pooled + text_dim, h), nn.GELU(),
+        self.asked = nn.Sequential(nn.Linear(image_dim + text_dim, h), nn.GELU(),
                                    nn.Dropout(dropout), nn.Linear(h, out))
 
     def pooled(self, whole: torch.Tensor) -> torch.Tensor:
-        """(B, G, C) grid tokens -> (B, image_dim [+ side_dim]): the unit mean of the final
-        map's channels [and the unit mean of the side map's, the ``side_dim`` after them]."""
-        mean = whole[..., :self.image_dim + self.side_dim].float().mean(dim=1)
-        final = F.normalize(mean[:, :self.image_dim], dim=-1)
-        if not self.side_dim:
-            return final
-        return torch.cat([final, F.normalize(mean[:, self.image_dim:], dim=-1)], dim=-1)
+        """(B, G, C) grid tokens -> (B, image_dim): the unit mean of the final map's channels."""
+        return F.normalize(whole[..., :self.image_dim].float().mean(dim=1), dim=-1)
 
     def item_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.item(pooled)
@@ -434,12 +429,9 @@ class FashionVLP(nn.Module):
             raise ValueError("the kind head reads the phrase path's sentence embedding: "
                              "it needs phrase_path")
         shares = [cfg.kind_weight, *cfg.attribute_weights]
-        side_dim = channels - (image_channels or channels) if cfg.kind_side_map else 0
-        if cfg.kind_head and cfg.kind_side_map and not side_dim:
-            raise ValueError("kind_side_map: this backbone's grid has no side map")
         self.kind_head = (KindHead(image_channels or channels, phrase_model.config.hidden_size,
                                    [cfg.kind_head, *cfg.kind_attributes], shares,
-                                   cfg.kind_hidden, side_dim=side_dim)
+                                   cfg.kind_hidden)
                           if cfg.kind_head else None)
         self.kind_weight = sum(shares)
 

@@ -87,7 +87,6 @@ class Head:
     attributes: list[str] = field(default_factory=list)  # ... and what it reads beside kinds
     attribute_weights: list[float] = field(default_factory=list)
     hidden: int = 128  # a kind head's width
-    side_map: bool = False  # ... and whether it reads the backbone's side map (--side-map)
 
 
 @dataclass
@@ -323,7 +322,7 @@ class Chain:
         where = ["--checkpoint", str(self.checkpoint(head.of))]
         if head.kinds_from:
             where += ["--datasets", *(":".join(self.data(d)) for d in head.kinds_from),
-                      "--hidden", str(head.hidden), *(["--side-map"] if head.side_map else [])]
+                      "--hidden", str(head.hidden)]
             if head.attributes:
                 where += ["--attributes", *head.attributes, "--attribute-weights",
                           *(f"{w:g}" for w in head.attribute_weights)]

@@ -18,7 +18,6 @@ from model.kind_head import (
     KindData,
     KindHeadConfig,
     attribute_value,
-    lightness_bin,
     read_kind_data,
     train_kind_head,
     with_kind_head,
@@ -189,11 +188,8 @@ def test_attributes_are_read_as_a_change_names_them(feedback_data):  # noqa: F81
     names the attribute; unknown (-1) for an item whose own row is silent."""
     import csv
 
-    columns = [a for a in ATTRIBUTES if a != "lightness"]  # lightness is measured, not listed
-    data = read_kind_data([feedback_data], columns)
+    data = read_kind_data([feedback_data], ATTRIBUTES)
     assert set(data.attributes["pattern"]) <= {"plain", "patterned", "texture", NOT_APPLICABLE}
-    assert "product_type" in data.attributes  # every item's own type: never "n/a"
-    assert NOT_APPLICABLE not in data.attributes["product_type"]
     annotations = feedback_data.split(":")[0]
     with open(f"{annotations}/metadata.csv", newline="") as f:
         rows = {r["id"]: r for r in csv.DictReader(f)}
@@ -231,53 +227,3 @@ def test_the_command_attaches_attributes(feedback_data, phrased, tmp_path,  # no
     assert meta["attribute_weights"] == headed.cfg.attribute_weights == [0.2, 0.2]
     assert headed.cfg.kind_attributes == [len(v) for v in meta["attributes"].values()]
     assert headed.encode_queries(IMAGES, TEXTS).shape == (3, headed.dim)
-
-
-def test_the_side_map_is_read_beside_the_final_map():
-    """With a side map, the pooled photo is the unit mean of the final map's channels, then
-    the unit mean of the side map's: each unit on its own, so neither drowns the other."""
-    head = KindHead(4, 5, 3, side_dim=3)
-    whole = torch.randn(2, 6, 4 + 3) * torch.tensor([1.0] * 4 + [50.0] * 3)
-    pooled = head.pooled(whole)
-    assert pooled.shape == (2, 7)
-    mean = whole.mean(dim=1)
-    torch.testing.assert_close(pooled[:, :4], torch.nn.functional.normalize(mean[:, :4], dim=-1))
-    torch.testing.assert_close(pooled[:, 4:], torch.nn.functional.normalize(mean[:, 4:], dim=-1))
-    torch.testing.assert_close(KindHead(4, 5, 3).pooled(whole), pooled[:, :4])
-    assert head.item_logits(pooled).shape == (2, 3)
-    assert head.asked_logits(pooled, torch.randn(2, 5)).shape == (2, 3)
-
-
-def test_a_side_map_is_refused_where_the_backbone_has_none(phrased):  # noqa: F811
-    import dataclasses
-
-    from model.network import FashionVLP
-
-    assert phrased.encoder.net.side_channels == 0  # the tiny test backbone
-    data = KindData(KINDS[:2], ["a", "b"], [0, 1], [], {})
-    with pytest.raises(ValueError, match="has no side map"):
-        train_kind_head(phrased, data, KindHeadConfig(side_map=True, cache_dir=""))
-    cfg = dataclasses.replace(phrased.cfg, kind_head=2, kind_side_map=True)
-    with pytest.raises(ValueError, match="has no side map"):
-        FashionVLP(cfg, phrased.net.reference.text, phrased.encoder.channels,
-                   phrased.encoder.grid, phrase_model=phrased.net.phrase_path.encoder)
-
-
-def test_lightness_is_read_as_measured_bins(feedback_data):  # noqa: F811
-    """The lightness part's labels are the bins of the L* that "lighter" and "darker" were
-    built on (the folder's lightness.csv), named in order; a photo without one is unknown."""
-    import csv
-
-    assert [lightness_bin(v) for v in (5, 20, 49.9, 50, 99)] == [
-        "L* 00-20", "L* 20-35", "L* 35-50", "L* 50-65", "L* 80-100"]
-    data = read_kind_data([feedback_data], ["lightness"])
-    values = data.attributes["lightness"]
-    assert values == sorted(values) and len(values) >= 2 and NOT_APPLICABLE not in values
-    annotations = feedback_data.split(":")[0]
-    with open(f"{annotations}/lightness.csv", newline="") as f:
-        measured = {r["id"]: r["lstar"] for r in csv.DictReader(f)}
-    for item, (label,) in zip(data.item_ids, data.item_attributes, strict=True):
-        if measured.get(item):
-            assert values[label] == lightness_bin(float(measured[item]))
-        else:
-            assert label == -1

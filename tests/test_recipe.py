@@ -201,9 +201,7 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
     plan = chain.plan(recipe.stages)
     assert "python -m model.kind_head --checkpoint" in plan
     assert "--datasets" in plan and Path(annotations).name in plan
-    assert "--attributes pattern --attribute-weights 0.2" in plan and "--side-map" not in plan
-    read = dataclasses.replace(recipe.stages[0].head, side_map=True)  # a Lite0 head's option
-    assert "--side-map" in chain.head_argv(dataclasses.replace(recipe.stages[0], head=read))
+    assert "--attributes pattern --attribute-weights 0.2" in plan
     assert chain.run_stage(recipe.stages[0]) == root / "kinds"
     headed = load_retriever(root / "kinds")
     assert headed.cfg.kind_weight == 0.4 and headed.cfg.kind_head >= 2
