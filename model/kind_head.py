@@ -46,9 +46,8 @@ KIND_COLUMN = "product_group"
 TYPE_COLUMN = "product_type"
 # Attributes the head may also read, by their metadata column, each in the words a change
 # names: a pattern is plain, patterned (a print, stripes, checks, dots, embroidery, ...) or a
-# texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it;
-# the product type is the finer kind ("a shirt", "a kurta"), which "as a skirt" asks for.
-ATTRIBUTES = ("pattern", "sleeve", "length", "fit", "product_type")
+# texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it.
+ATTRIBUTES = ("pattern", "sleeve", "length", "fit")
 TEXTURES = frozenset({"denim", "melange", "metallic"})
 NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in its dataset
 
@@ -74,10 +73,6 @@ class KindHeadConfig:
     attributes: list[str] = field(default_factory=list)
     attribute_weights: list[float] = field(default_factory=lambda: [0.1])
     hidden: int = 128  # the width of both MLPs
-    # Keep the checkpoint's kind head (its parts, a prefix of this one's, and every weight) and
-    # train only the output rows of the parts it lacks, over its frozen hidden layer: a new
-    # part then cannot move what the kept parts score.
-    keep_head: bool = False
     item_epochs: int = 30  # over every training photo with a kind
     query_epochs: int = 10  # over every training request whose photos have kinds
     batch_size: int = 256
@@ -190,45 +185,6 @@ def _fit(net: torch.nn.Module, inputs, labels: torch.Tensor, sizes: Sequence[int
     net.eval()
 
 
-def _fit_side(mlp: torch.nn.Sequential, inputs, labels: torch.Tensor, sizes: Sequence[int],
-              kept: int, epochs: int, cfg: KindHeadConfig, desc: str) -> None:
-    """Fit one side's MLP (Linear, GELU, Dropout, Linear) to every part; with ``kept`` parts
-    already trained, only the output rows of the parts after them, over the frozen hidden
-    layer and with the MLP's own dropout, so the kept parts score exactly as before."""
-    if not kept:
-        _fit(mlp, inputs, labels, sizes, epochs, cfg, desc)
-        return
-    first, out = sum(sizes[:kept]), mlp[3]
-    tail = torch.nn.Sequential(torch.nn.Dropout(mlp[2].p),
-                               torch.nn.Linear(out.in_features, out.out_features - first))
-    mlp.eval()
-
-    def hidden(rows: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return mlp[:2](inputs(rows))
-
-    _fit(tail, hidden, labels[:, kept:], sizes[kept:], epochs, cfg, desc)
-    with torch.no_grad():
-        out.weight[first:] = tail[1].weight
-        out.bias[first:] = tail[1].bias
-
-
-def kept_head(retriever: Retriever, data: KindData) -> KindHead:
-    """The checkpoint's kind head, checked to name ``data``'s kinds and, as its attributes,
-    the first of ``data``'s with the same values: a head --keep-head can extend."""
-    head, meta = retriever.net.kind_head, retriever.meta.get("kind_head", {})
-    if head is None:
-        raise ValueError("--keep-head: this checkpoint has no kind head to keep")
-    kept = {"kinds": meta.get("kinds"), **meta.get("attributes", {})}
-    wanted = {"kinds": data.kinds, **data.attributes}
-    if list(wanted.items())[:len(kept)] != list(kept.items()):
-        raise ValueError(f"--keep-head: the checkpoint's head reads {list(kept)}, which are "
-                         f"not the first parts of {list(wanted)} with the same values")
-    if len(kept) == len(wanted):
-        raise ValueError("--keep-head: the checkpoint's head already reads every part asked for")
-    return head
-
-
 def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -> KindHead:
     """A kind head over ``retriever``'s backbone features and sentence embeddings."""
     from bench.text_features import TextConfig, TextEmbedder  # the benchmarks' cached embedder
@@ -239,17 +195,8 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
                          "checkpoint has no phrase path")
     torch.manual_seed(cfg.seed)
     image_dim = retriever.encoder.channels - retriever.encoder.net.side_channels
-    kept = kept_head(retriever, data) if cfg.keep_head else None
     head = KindHead(image_dim, net.phrase_path.encoder.config.hidden_size, data.sizes,
-                    hidden=kept.item[0].out_features if kept else cfg.hidden)
-    if kept:
-        first = sum(kept.sizes)
-        with torch.no_grad():
-            for mlp, old in ((head.item, kept.item), (head.asked, kept.asked)):
-                mlp[0].load_state_dict(old[0].state_dict())
-                mlp[3].weight[:first] = old[3].weight
-                mlp[3].bias[:first] = old[3].bias
-    n_kept = len(kept.sizes) if kept else 0
+                    hidden=cfg.hidden)
     bank = extract_features(retriever.encoder, data.paths, cfg.cache_dir or None)
     pooled = torch.cat([head.pooled(bank.whole[i:i + 1024])
                         for i in range(0, len(bank.whole), 1024)])
@@ -257,8 +204,8 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
     items = [(rows[i], k) for i, k in zip(data.item_ids, data.item_labels(), strict=True)
              if i in rows]
     item_rows = torch.tensor([r for r, _ in items])
-    _fit_side(head.item, lambda b: pooled[item_rows[b]], torch.tensor([k for _, k in items]),
-              data.sizes, n_kept, cfg.item_epochs, cfg, "kind of item")
+    _fit(head.item, lambda b: pooled[item_rows[b]], torch.tensor([k for _, k in items]),
+         data.sizes, cfg.item_epochs, cfg, "kind of item")
     requests = [(rows[r], words, k) for (r, words, _), k in
                 zip(data.requests, data.request_labels(), strict=True) if r in rows]
     embed = TextEmbedder(TextConfig(model=retriever.cfg.text_model,
@@ -269,13 +216,11 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
     sentence_row = {s: k for k, s in enumerate(sentences)}
     ref_rows = torch.tensor([r for r, _, _ in requests])
     word_rows = torch.tensor([sentence_row[w] for _, w, _ in requests])
-    _fit_side(head.asked,
-              lambda b: torch.cat([pooled[ref_rows[b]], text[word_rows[b]]], dim=-1),
-              torch.tensor([k for _, _, k in requests]), data.sizes, n_kept, cfg.query_epochs,
-              cfg, "kind asked for")
-    logger.info("kind head: %d kinds, attributes %s (the first %d parts kept), %d photos, "
-                "%d requests", len(data.kinds), {a: len(v) for a, v in data.attributes.items()},
-                n_kept, len(items), len(requests))
+    _fit(head.asked, lambda b: torch.cat([pooled[ref_rows[b]], text[word_rows[b]]], dim=-1),
+         torch.tensor([k for _, _, k in requests]), data.sizes, cfg.query_epochs, cfg,
+         "kind asked for")
+    logger.info("kind head: %d kinds, attributes %s, %d photos, %d requests", len(data.kinds),
+                {a: len(v) for a, v in data.attributes.items()}, len(items), len(requests))
     return head
 
 
@@ -344,10 +289,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
                    "(default: %(default)s)")
     p.add_argument("--hidden", type=int, default=d.hidden,
                    help="width of the head's two MLPs (default: %(default)s)")
-    p.add_argument("--keep-head", action="store_true",
-                   help="keep the checkpoint's kind head (its parts must be the first of "
-                   "--attributes; its width replaces --hidden) and train only the parts it "
-                   "lacks, over its frozen hidden layer")
     p.add_argument("--item-epochs", type=int, default=d.item_epochs,
                    help="epochs of the item side (default: %(default)s)")
     p.add_argument("--query-epochs", type=int, default=d.query_epochs,
