@@ -47,7 +47,7 @@ TYPE_COLUMN = "product_type"
 # Attributes the head may also read, by their metadata column, each in the words a change
 # names: a pattern is plain, patterned (a print, stripes, checks, dots, embroidery, ...) or a
 # texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it.
-ATTRIBUTES = ("pattern", "sleeve", "length", "fit", "material", "neckline")
+ATTRIBUTES = ("pattern", "sleeve", "length", "fit")
 TEXTURES = frozenset({"denim", "melange", "metallic"})
 NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in its dataset
 
