@@ -16,6 +16,9 @@ not ask for another kind (the type-change row does), the share of the top 10 (th
 itself left out) in the reference's product group and in its product type, for garment
 references and for the rest.
 
+With ``--per-query FILE`` every scored query is also written there (JSON lines: method, row,
+words, top 10, the rank of the first relevant item), to read where a row misses.
+
 Every method goes through ``model.metrics`` (``retrieval_metrics`` for the headline figures,
 its ``top_k`` for the per-query values behind the intervals; a check asserts they agree).
 Baselines are trained here as ``bench.accuracy`` trains them (``bench.baselines``, epoch kept
@@ -124,6 +127,9 @@ class FeedbackBenchConfig:
     # Whose val photos the feedback data holds: "hm" files under accuracy_feedback/, another
     # catalog (products) under accuracy_feedback_<catalog>/, so neither overwrites the other.
     catalog: str = "hm"
+    # A JSON-lines file of every scored query (method, row, words, top 10, first relevant
+    # rank): where a row misses, read from the run itself instead of a one-off script.
+    per_query: str = ""
 
 
 def results_name(cfg: FeedbackBenchConfig) -> str:
@@ -204,8 +210,13 @@ def score_method(q: FeedbackQueries, encode_queries, encode_gallery, cfg: Feedba
                                                for k in wanted]), strict=True))
     ranked = dict(zip(wanted, top_k(np.stack([vectors[k] for k in wanted]), gallery, K + 1),
                       strict=True))  # for the kind figures
-    rows = {name: _row(q, idx, vectors, gallery, position, cfg)
-            for name, idx in groups.items()}
+    rows, top50 = {}, {}
+    for name, idx in groups.items():
+        rows[name], ranking = _row(q, idx, vectors, gallery, position, cfg)
+        if not name.startswith(("family: ", "negation: ")):
+            # each query's ranking as its own row ranked it (another batch shape may break a
+            # tie the other way)
+            top50.update(zip(idx, ranking, strict=True))
     families = {name.split(": ", 1)[1]: m for name, m in rows.items()
                 if name.startswith("family: ")}
     out = {"rows": {n: m for n, m in rows.items() if not n.startswith("family: ")},
@@ -216,19 +227,35 @@ def score_method(q: FeedbackQueries, encode_queries, encode_gallery, cfg: Feedba
                                 "spread": max(r10.values()) - min(r10.values()),
                                 "worst R@10": min(r10.values())}
     out["kinds"] = kind_figures(q, wanted, ranked, cfg)
+    if cfg.per_query:
+        out["per_query"] = [query_record(q, k, top50[k], position) for k in wanted]
     return out
 
 
+def query_record(q: FeedbackQueries, k: int, ranking: np.ndarray, position) -> dict:
+    """One query as ``--per-query`` writes it: what was asked, the top 10 and where the first
+    relevant item ranks (1-based, within the top 50; None beyond)."""
+    t = q.triplets[k]
+    relevant = {position[r] for r in t.relevant if r in position}
+    first = next((n + 1 for n, row in enumerate(ranking) if row in relevant), None)
+    return {"row": q.row_of(k), "relation": q.relation_of(k), "family": q.family_of(k),
+            "reference": t.candidate, "target": t.target, "words": eval_caption(t.captions),
+            "relevant": len(relevant), "hit@10": first is not None and first <= K,
+            "first relevant": first, "top 10": [q.gallery[row] for row in ranking[:K]]}
+
+
 def _row(q: FeedbackQueries, idx: list[int], vectors, gallery, position,
-         cfg: FeedbackBenchConfig) -> dict:
-    """hit@10, P@10, R@10 (and R@50) of the queries ``idx`` with intervals."""
+         cfg: FeedbackBenchConfig) -> tuple[dict, np.ndarray]:
+    """hit@10, P@10, R@10 (and R@50) of the queries ``idx`` with intervals, and their
+    rankings (the top 50 gallery rows of each)."""
     ts = [q.triplets[k] for k in idx]
     queries = np.stack([vectors[k] for k in idx])
     metrics = retrieval_metrics(queries, gallery, q.gallery, [t.target for t in ts],
                                 [t.relevant for t in ts])
     # The same ranking call on the same matrix (a matrix product of another shape can round
     # differently and break a tie the other way): top 50, as retrieval_metrics ranks.
-    top = top_k(queries, gallery, 50)[:, :K]  # (Q, 10) gallery rows
+    top50 = top_k(queries, gallery, 50)
+    top = top50[:, :K]  # (Q, 10) gallery rows
     targets = np.array([position[t.target] for t in ts])[:, None]
     r10 = (top == targets).any(axis=1)
     rel = [np.isin(row, [position[r] for r in t.relevant]) for row, t in zip(top, ts,
@@ -243,7 +270,7 @@ def _row(q: FeedbackQueries, idx: list[int], vectors, gallery, position,
             "ci": {"hit@10": wilson(int(hits.sum()), len(idx)),
                    "R@10": wilson(int(r10.sum()), len(idx)),
                    "P@10": bootstrap(precision, cfg.bootstrap)},
-            "floors_apply": len(idx) >= MIN_QUERIES}
+            "floors_apply": len(idx) >= MIN_QUERIES}, top50
 
 
 def kind_figures(q: FeedbackQueries, wanted: list[int], ranked, cfg: FeedbackBenchConfig
@@ -387,10 +414,23 @@ def run(cfg: FeedbackBenchConfig) -> dict:
         results.update(baseline_results)
     if cfg.reuse:
         training = reused(cfg, retriever.fingerprint, results) | training
+    if cfg.per_query:
+        write_per_query(Path(cfg.per_query), results)
     return {"checkpoint": cfg.checkpoint, "fingerprint": retriever.fingerprint,
             "config": asdict(cfg), "gallery": len(q.gallery),
             "val_queries": len(q.triplets), "results": results,
             "baseline_training": training}
+
+
+def write_per_query(path: Path, results: dict) -> None:
+    """Move every method's per-query records out of ``results`` into ``path`` (JSON lines,
+    each with its method), so the results file keeps its size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for method, res in results.items():
+            for record in res.pop("per_query", []):
+                f.write(json.dumps({"method": method, **record}) + "\n")
+    logger.info("wrote every query's ranking to %s", path)
 
 
 # ------------------------------------------------------------------------- report
@@ -454,6 +494,9 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
                    help="baselines only, from pooled image vectors (little memory)")
     p.add_argument("--reuse", metavar="JSON",
                    help="an earlier run's results: its rows of methods not run now join")
+    p.add_argument("--per-query", default=d.per_query, metavar="JSONL",
+                   help="also write every scored query's top 10 and first relevant rank, "
+                   "per method, to this file (JSON lines)")
     p.add_argument("--catalog", default=d.catalog, choices=sorted(CATALOG_LABELS),
                    help="whose val photos --feedback holds: hm (accuracy_feedback/) or another "
                    "catalog, e.g. products (accuracy_feedback_products/)")
@@ -463,7 +506,7 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
         baselines=a.baselines, cache_dir=a.cache_dir, text_model=a.text_model,
         max_queries=a.max_queries, max_val_queries=a.max_val_queries, bootstrap=a.bootstrap,
         workers=a.workers, threads=a.threads, baseline=baseline_config(a), out_dir=a.out_dir,
-        skip_model=a.skip_model, reuse=a.reuse, catalog=a.catalog)
+        skip_model=a.skip_model, reuse=a.reuse, catalog=a.catalog, per_query=a.per_query)
 
 
 def report_lines(report: dict) -> str:

@@ -41,9 +41,21 @@ def test_rows_for_every_method(feedback_data, tiny_checkpoint, tmp_path):
     report = fr.main(["--checkpoint", str(tiny_checkpoint), "--feedback", feedback_data,
                       "--train-datasets", feedback_data, "--cache-dir", "",
                       "--text-model", "tiny-bert", "--epochs", "1", "--batch-size", "16",
-                      "--bootstrap", "200", "--out-dir", str(tmp_path)])
+                      "--bootstrap", "200", "--out-dir", str(tmp_path),
+                      "--per-query", str(tmp_path / "queries.jsonl")])
     saved = json.loads((tmp_path / "accuracy_feedback" / f"{report['fingerprint']}.json")
                        .read_text())
+    records = [json.loads(line) for line in (tmp_path / "queries.jsonl").open()]
+    for method, res in saved["results"].items():  # each row's hit@10, query by query
+        assert "per_query" not in res
+        for name, m in res["rows"].items():
+            mine = [r["hit@10"] for r in records if r["method"] == method and r["row"] == name]
+            if mine:  # the negation sub-rows ("negation: ...") are rows of no record
+                assert len(mine) == m["queries"]
+                assert 100 * np.mean(mine) == pytest.approx(m["hit@10"]), (method, name)
+    for r in records:
+        assert len(r["top 10"]) == 10 and r["hit@10"] == (r["first relevant"] is not None
+                                                         and r["first relevant"] <= 10)
     assert saved["command"].startswith("python -m bench.feedback_rows")
     assert set(saved["results"]) == {fr.MODEL, *BASELINES}
     for method, res in saved["results"].items():
