@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench._common import RESULTS, SHIPPED, table
+from bench.feedback_rows import MIN_QUERIES, MODEL
 
-logger = logging.getLogger(__name__)
-
-MODEL = "FashionVLP"
 RUNS = ("accuracy", "accuracy_feedback", "accuracy_feedback_products")  # results folder names
 # Issue 35's figures of the rows that existed before it (bench.accuracy: dataset, metric):
 # a candidate keeps each within EXISTING_SLACK.
@@ -46,7 +43,6 @@ FEEDBACK_ROWS = ("lighter", "darker", "plainer/busier", "negation", "multi-chang
                  "type change")
 MEAN_GAIN = 1.0  # (b): the twelve rows' mean gain over the shipped checkpoint
 ROW_DROP = 1.5  # (c): no row of at least MIN_QUERIES queries lower by more
-MIN_QUERIES = 150
 ROW_FLOOR = 60.0  # (c): issue 35's floor of these H&M rows
 FLOORED_ROWS = ("lighter", "darker", "negation")
 SHARE_DROP = 0.5  # (c): the H&M product-group share
@@ -90,28 +86,29 @@ def figures(files: dict[str, Path]) -> dict:
 
 
 def check(candidate: dict, shipped: dict) -> dict:
-    """Each part's lines (what, figure, bar, passed) and the verdict of (a)-(c)."""
-    a = [(f"{key} (issue 35: {floor:.2f})", candidate["existing"][key], floor - EXISTING_SLACK)
-         for key, floor in zip(candidate["existing"], EXISTING_ROWS.values(), strict=True)]
+    """Each part's lines (what, figure, bar, whether the figure is a change from the shipped
+    one, passed) and the verdict of (a)-(c)."""
+    a = [(f"{key} (issue 35: {floor:.2f})", candidate["existing"][key], floor - EXISTING_SLACK,
+          False) for key, floor in zip(candidate["existing"], EXISTING_ROWS.values(), strict=True)]
     gains = {k: m["hit@10"] - shipped["rows"][k]["hit@10"] for k, m in candidate["rows"].items()}
     mean = sum(gains.values()) / len(gains)
-    c = [(f"{k}: change", gain, -ROW_DROP) for k, gain in gains.items()
+    c = [(f"{k}: change", gain, -ROW_DROP, True) for k, gain in gains.items()
          if candidate["rows"][k]["queries"] >= MIN_QUERIES]
-    c += [(f"H&M {k}", candidate["rows"][f"H&M {k}"]["hit@10"], ROW_FLOOR) for k in FLOORED_ROWS]
+    c += [(f"H&M {k}", candidate["rows"][f"H&M {k}"]["hit@10"], ROW_FLOOR, False)
+          for k in FLOORED_ROWS]
     c.append(("H&M group share", candidate["group share"],
-              shipped["group share"] - SHARE_DROP))
-    parts = {"a": a, "b": [("twelve rows: mean change", mean, MEAN_GAIN)], "c": c}
-    lines = {p: [{"what": w, "figure": f, "bar": b, "passed": f >= b} for w, f, b in rows]
-             for p, rows in parts.items()}
+              shipped["group share"] - SHARE_DROP, False))
+    parts = {"a": a, "b": [("twelve rows: mean change", mean, MEAN_GAIN, True)], "c": c}
+    lines = {p: [{"what": w, "figure": f, "bar": b, "change": d, "passed": f >= b}
+                 for w, f, b, d in rows] for p, rows in parts.items()}
     return {"candidate": candidate["fingerprint"], "shipped": shipped["fingerprint"],
             "parts": lines, "passes": {p: all(x["passed"] for x in v) for p, v in lines.items()},
             "passes_a_to_c": all(x["passed"] for v in lines.values() for x in v)}
 
 
 def format_report(report: dict) -> str:
-    body = [(p, x["what"], f"{x['figure']:+.2f}" if "change" in x["what"] else
-             f"{x['figure']:.2f}", f">= {x['bar']:+.2f}" if "change" in x["what"] else
-             f">= {x['bar']:.2f}", "yes" if x["passed"] else "NO")
+    body = [(p, x["what"], f"{x['figure']:{'+' if x['change'] else ''}.2f}",
+             f">= {x['bar']:{'+' if x['change'] else ''}.2f}", "yes" if x["passed"] else "NO")
             for p, lines in report["parts"].items() for x in lines]
     verdict = "passes" if report["passes_a_to_c"] else "fails " + ", ".join(
         f"({p})" for p, ok in report["passes"].items() if not ok)
@@ -122,7 +119,6 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m bench.stage_rule", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--candidate", nargs="+", required=True, metavar="DIR_OR_FILE",
