@@ -23,13 +23,12 @@ HEAD_PREFIXES = ("combiner_head.", "kind_head.")
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
                 "reference_grid": None, "backbone_tail": False, "phrase_path": False,
                 "combiner_head": 0, "combiner_weight": 1.0, "kind_head": 0, "kind_weight": 1.0,
-                "kind_attributes": [], "attribute_weights": [], "kind_hidden": 128,
-                "kind_change_parts": []}
+                "kind_attributes": [], "attribute_weights": [], "kind_hidden": 128}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
                  "combiner_weight": ("combiner_head",), "kind_weight": ("kind_head",),
                  "kind_attributes": ("kind_head",), "attribute_weights": ("kind_attributes",),
-                 "kind_hidden": ("kind_head",), "kind_change_parts": ("kind_head",)}
+                 "kind_hidden": ("kind_head",)}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
 # (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
@@ -118,10 +117,6 @@ class ModelConfig:
     kind_attributes: list[int] = field(default_factory=list)
     attribute_weights: list[float] = field(default_factory=list)
     kind_hidden: int = 128  # the width of the kind head's two MLPs
-    # The kind head's parts (0: the kinds, k: the k-th attribute) whose query side reads as a
-    # change: the asked distribution's square root minus the reference photo's own, so the part
-    # is silent unless the words move it (Training, stage 88).
-    kind_change_parts: list[int] = field(default_factory=list)
 
     @classmethod
     def tiny(cls) -> ModelConfig:

@@ -17,8 +17,7 @@ reference and the frozen sentence embedding, trained on the datasets' training r
 the *target's* kind, so a request for another kind moves it. With ``--attributes`` the same two
 MLPs also name the pattern, sleeve, length and fit (the columns of those names), each term at
 its own weight: "plainer", "without sleeves" or "looser" ask for a value that the fused space
-blurs among look-alikes (Training, stages 83-84). An attribute named in ``--as-change`` reads
-as a change on the query side: silent unless the words move it (Training, stage 88).
+blurs among look-alikes (Training, stages 83-84).
 """
 
 from __future__ import annotations
@@ -47,10 +46,8 @@ KIND_COLUMN = "product_group"
 TYPE_COLUMN = "product_type"
 # Attributes the head may also read, by their metadata column, each in the words a change
 # names: a pattern is plain, patterned (a print, stripes, checks, dots, embroidery, ...) or a
-# texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it;
-# the material and neckline are what a darker or a multi-change query keeps or names ("in
-# denim", "with a collar"); the product type is the finer kind ("a shirt", "a kurta").
-ATTRIBUTES = ("pattern", "sleeve", "length", "fit", "material", "neckline", "product_type")
+# texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it.
+ATTRIBUTES = ("pattern", "sleeve", "length", "fit")
 TEXTURES = frozenset({"denim", "melange", "metallic"})
 NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in its dataset
 
@@ -76,9 +73,6 @@ class KindHeadConfig:
     attributes: list[str] = field(default_factory=list)
     attribute_weights: list[float] = field(default_factory=lambda: [0.1])
     hidden: int = 128  # the width of both MLPs
-    # Attributes whose query side reads as a change (model.network.KindHead: silent unless the
-    # words move the attribute), e.g. product_type.
-    as_change: list[str] = field(default_factory=list)
     item_epochs: int = 30  # over every training photo with a kind
     query_epochs: int = 10  # over every training request whose photos have kinds
     batch_size: int = 256
@@ -232,15 +226,11 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
 
 def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
                    weight: float, attributes: dict[str, list[str]] | None = None,
-                   attribute_weights: Sequence[float] = (),
-                   as_change: Sequence[str] = ()) -> Retriever:
+                   attribute_weights: Sequence[float] = ()) -> Retriever:
     """``retriever`` with ``head`` attached at ``weight`` (its kinds named in the meta), each
     of its attributes (name -> values, in the head's order) at its ``attribute_weights``
-    (one weight: the same for each), those named in ``as_change`` read as a change."""
+    (one weight: the same for each)."""
     attributes = attributes or {}
-    if not set(as_change) <= set(attributes):
-        raise ValueError(f"--as-change {list(as_change)}: not among the head's attributes "
-                         f"{list(attributes)}")
     weights = [float(w) for w in attribute_weights]
     if len(weights) == 1:
         weights *= len(attributes)
@@ -249,9 +239,7 @@ def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
     cfg = dataclasses.replace(retriever.cfg, kind_head=len(kinds), kind_weight=weight,
                               kind_attributes=[len(v) for v in attributes.values()],
                               attribute_weights=weights,
-                              kind_hidden=head.item[0].out_features,
-                              kind_change_parts=[1 + list(attributes).index(a)
-                                                 for a in as_change])
+                              kind_hidden=head.item[0].out_features)
     headed = with_new_head(retriever, cfg, "kind_head.")
     try:
         headed.net.kind_head.load_state_dict(head.state_dict())
@@ -260,22 +248,18 @@ def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
     headed.meta["kind_head"] = {"weight": weight, "kinds": list(kinds)}
     if attributes:
         headed.meta["kind_head"].update(attributes=dict(attributes), attribute_weights=weights)
-    if as_change:
-        headed.meta["kind_head"]["as_change"] = list(as_change)
     return headed
 
 
 def attach(cfg: KindHeadConfig) -> Path:
     """Train the head of ``cfg`` and write the checkpoint with it attached."""
-    if not set(cfg.as_change) <= set(cfg.attributes):
-        raise ValueError(f"--as-change {cfg.as_change}: not among --attributes {cfg.attributes}")
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     retriever = load_retriever(cfg.checkpoint, engine="eager")
     data = read_kind_data(cfg.datasets, cfg.attributes)
     head = train_kind_head(retriever, data, cfg)
     headed = with_kind_head(retriever, head, data.kinds, cfg.weight, data.attributes,
-                            cfg.attribute_weights if data.attributes else (), cfg.as_change)
+                            cfg.attribute_weights if data.attributes else ())
     headed.meta["kind_head"].update(datasets=list(cfg.datasets),
                                     from_checkpoint=retriever.fingerprint)
     path = headed.save(cfg.out)
@@ -305,9 +289,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
                    "(default: %(default)s)")
     p.add_argument("--hidden", type=int, default=d.hidden,
                    help="width of the head's two MLPs (default: %(default)s)")
-    p.add_argument("--as-change", nargs="*", default=d.as_change, choices=ATTRIBUTES,
-                   help="attributes whose query side reads as a change: silent unless the "
-                   "words move them (default: none)")
     p.add_argument("--item-epochs", type=int, default=d.item_epochs,
                    help="epochs of the item side (default: %(default)s)")
     p.add_argument("--query-epochs", type=int, default=d.query_epochs,

@@ -356,32 +356,17 @@ class KindHead(nn.Module):
     it. The query side reads the frozen sentence embedding beside the reference, so "as a
     skirt" or "a bag in this colour" asks for another kind. Two small MLPs (one output per value
     of every part), trained apart (`model.kind_head`), never by model.train.
-
-    A part may read as a change (``change_parts``): its query vector is the asked square root
-    minus the reference photo's own, so it adds BC(asked, item) - BC(reference, item): nothing
-    where the words leave that part as the reference has it, a push from the reference's value
-    to the asked one where they move it. Why: a product-type term that holds every query to a
-    classifier's reading of the type costs a catalog whose relevant sets ask for its own,
-    overlapping type labels (Training, stages 86 and 88).
     """
 
     def __init__(self, image_dim: int, text_dim: int, sizes: int | Sequence[int],
                  shares: Sequence[float] | None = None, hidden: int = 128,
-                 dropout: float = 0.2, change_parts: Sequence[int] = ()):
+                 dropout: float = 0.2):
         super().__init__()
         self.image_dim = image_dim
         self.sizes = [sizes] if isinstance(sizes, int) else list(sizes)
         shares = list(shares) if shares else [1.0] * len(self.sizes)
         if len(shares) != len(self.sizes):
             raise ValueError(f"{len(self.sizes)} parts but {len(shares)} shares")
-        if not set(change_parts) <= set(range(len(self.sizes))):
-            raise ValueError(f"change parts {list(change_parts)} of a head of "
-                             f"{len(self.sizes)} parts")
-        # 1 on the dimensions of the parts read as a change (not stored: the config says which)
-        self.reads_changes = bool(change_parts)
-        self.register_buffer("change_mask", torch.cat([
-            torch.full((n,), float(k in change_parts)) for k, n in enumerate(self.sizes)]),
-            persistent=False)
         self.roots = [(s / sum(shares)) ** 0.5 for s in shares]
         h, out = hidden, sum(self.sizes)
         self.item = nn.Sequential(nn.Linear(image_dim, h), nn.GELU(), nn.Dropout(dropout),
@@ -404,12 +389,7 @@ class KindHead(nn.Module):
                           zip(logits.split(self.sizes, dim=-1), self.roots, strict=True)], -1)
 
     def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """The asked parts' vector; a part read as a change (``change_parts``) is the asked
-        square root minus the reference photo's own, 0 where the words leave it as it is."""
-        asked = self._vector(self.asked_logits(pooled, text))
-        if not self.reads_changes:
-            return asked
-        return asked - self.change_mask * self.target(pooled)
+        return self._vector(self.asked_logits(pooled, text))
 
     def target(self, pooled: torch.Tensor) -> torch.Tensor:
         return self._vector(self.item_logits(pooled))
@@ -451,7 +431,7 @@ class FashionVLP(nn.Module):
         shares = [cfg.kind_weight, *cfg.attribute_weights]
         self.kind_head = (KindHead(image_channels or channels, phrase_model.config.hidden_size,
                                    [cfg.kind_head, *cfg.kind_attributes], shares,
-                                   cfg.kind_hidden, change_parts=cfg.kind_change_parts)
+                                   cfg.kind_hidden)
                           if cfg.kind_head else None)
         self.kind_weight = sum(shares)
 
