@@ -210,13 +210,13 @@ def score_method(q: FeedbackQueries, encode_queries, encode_gallery, cfg: Feedba
                                                for k in wanted]), strict=True))
     ranked = dict(zip(wanted, top_k(np.stack([vectors[k] for k in wanted]), gallery, K + 1),
                       strict=True))  # for the kind figures
-    rows, top50 = {}, {}
+    rows, rankings = {}, {}
     for name, idx in groups.items():
         rows[name], ranking = _row(q, idx, vectors, gallery, position, cfg)
         if not name.startswith(("family: ", "negation: ")):
             # each query's ranking as its own row ranked it (another batch shape may break a
             # tie the other way)
-            top50.update(zip(idx, ranking, strict=True))
+            rankings.update(zip(idx, ranking, strict=True))
     families = {name.split(": ", 1)[1]: m for name, m in rows.items()
                 if name.startswith("family: ")}
     out = {"rows": {n: m for n, m in rows.items() if not n.startswith("family: ")},
@@ -228,7 +228,7 @@ def score_method(q: FeedbackQueries, encode_queries, encode_gallery, cfg: Feedba
                                 "worst R@10": min(r10.values())}
     out["kinds"] = kind_figures(q, wanted, ranked, cfg)
     if cfg.per_query:
-        out["per_query"] = [query_record(q, k, top50[k], position) for k in wanted]
+        out["per_query"] = [query_record(q, k, rankings[k], position) for k in wanted]
     return out
 
 

@@ -25,7 +25,7 @@ def write_results(root, fingerprint: str, *, products: float = 72.9, row_gain: f
     for run, catalog in (("accuracy_feedback", "H&M"), ("accuracy_feedback_products",
                                                            "products")):
         rows = {name: {"hit@10": 70 + row_gain - drop.get(f"{catalog} {name}", 0.0),
-                       "queries": 300} for name in sr.FEEDBACK_ROWS}
+                       "queries": 300} for name in sr.RULE_ROWS}
         report = {"fingerprint": fingerprint, "results": {sr.MODEL: {
             "rows": rows, "kinds": {"all": {"in product group": 88.0}}}}}
         (root / run).mkdir(parents=True, exist_ok=True)
