@@ -395,14 +395,32 @@ class KindHead(nn.Module):
         return self._vector(self.item_logits(pooled))
 
 
+class ChangeHead(KindHead):
+    """A kind head whose query side reads as a change: the asked square root minus the
+    reference photo's own, so its term is BC(asked, item) - BC(reference, item): nothing where
+    the words leave the part as the photo has it, a push from the photo's value to the asked
+    one where they move it.
+
+    Why: a product-type term that holds every query to a classifier's reading of the type
+    costs a catalog whose relevant sets ask for its own, overlapping type labels (a top or a
+    T-shirt, a kurta or a tunic), and training the type beside the kind head's other parts in
+    one hidden layer costs it too (Training, stages 86-88); a narrow head of its own, silent
+    unless the words ask for another type, moves "as a skirt" without either cost (stage 89).
+    """
+
+    def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return super().query(pooled, text) - self.target(pooled)
+
+
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
     over ``phrase_model``, the whole pretrained text model, frozen), and the optional combiner
-    head (``cfg.combiner_head``: its vectors are appended to f_ref and f_tar, so one inner
-    product scores both spaces; over the first ``image_channels`` of the grid tokens, default
-    all of them)."""
+    head, kind head and type head (``cfg.combiner_head``, ``cfg.kind_head``,
+    ``cfg.type_head``: their vectors are appended to f_ref and f_tar, so one inner product
+    scores every space; over the first ``image_channels`` of the grid tokens, default all of
+    them)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
                  phrase_model: nn.Module | None = None, image_channels: int | None = None):
@@ -434,10 +452,18 @@ class FashionVLP(nn.Module):
                                    cfg.kind_hidden)
                           if cfg.kind_head else None)
         self.kind_weight = sum(shares)
+        if cfg.type_head and phrase_model is None:
+            raise ValueError("the type head reads the phrase path's sentence embedding: "
+                             "it needs phrase_path")
+        self.type_head = (ChangeHead(image_channels or channels,
+                                     phrase_model.config.hidden_size, cfg.type_head,
+                                     hidden=cfg.type_hidden)
+                          if cfg.type_head else None)
+        self.type_weight = cfg.type_weight
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)
-        for head in (self.combiner_head, self.kind_head):
+        for head in (self.combiner_head, self.kind_head, self.type_head):
             if head is not None:
                 head.eval()  # trained apart: no dropout in it while the paths train
         return self
@@ -495,12 +521,14 @@ class FashionVLP(nn.Module):
 
     def _with_heads(self, out: torch.Tensor, whole: torch.Tensor,
                     phrase: torch.Tensor | None = None) -> torch.Tensor:
-        """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) with each head's unit vector h (the
-        query's where ``phrase`` is given, else the target's): a unit vector whose inner
-        product with another is (cos_f + w1 cos_h1 + ...) / (1 + w1 + ...), the late fusion
-        of the spaces."""
+        """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) with each head's vector h (the
+        query's where ``phrase`` is given, else the target's): its inner product with a target
+        is (cos_f + w1 h1.t1 + ...) / (1 + w1 + ...), the late fusion of the spaces. Every
+        vector is a unit one but a change head's query (a difference of two), so a query
+        with a type head is not quite unit; a ranking only reads inner products."""
         heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
-                                           (self.kind_head, self.kind_weight))
+                                           (self.kind_head, self.kind_weight),
+                                           (self.type_head, self.type_weight))
                  if head is not None]
         if not heads:
             return out

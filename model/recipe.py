@@ -7,7 +7,8 @@ A recipe (``recipes/NAME.json``) names its datasets (with the command that prepa
 its stages; a stage is one or more `python -m model.train` runs, each with the arguments of the
 training log's command, optionally followed by a (weighted) soup of run checkpoints
 (`model.soup`), or an earlier stage's checkpoint with a combiner head attached
-(`model.combiner_head`) or a kind head trained and attached (`model.kind_head`). A stage's
+(`model.combiner_head`), a kind head or a type head trained and attached (`model.kind_head`,
+`model.type_head`). A stage's
 output (its soup or headed checkpoint, else its last run's ``best``) is what later stages start
 from (``init_from``: a stage name, or ``RUN/best`` / ``RUN/last``).
 
@@ -77,8 +78,8 @@ class Run:
 @dataclass
 class Head:
     """A head attached to a stage's checkpoint: the combiner of one of the recipe's files
-    (`model.combiner_head`), or a kind head trained on the recipe's datasets ``kinds_from``
-    (`model.kind_head`)."""
+    (`model.combiner_head`), a kind head trained on the recipe's datasets ``kinds_from``
+    (`model.kind_head`) or a type head trained on ``types_from`` (`model.type_head`)."""
 
     of: str  # the stage whose checkpoint gets the head
     file: str = ""  # a combiner head: the recipe's file holding it (bench.teacher_vectors)
@@ -86,7 +87,18 @@ class Head:
     kinds_from: list[str] = field(default_factory=list)  # a kind head: the datasets it learns
     attributes: list[str] = field(default_factory=list)  # ... and what it reads beside kinds
     attribute_weights: list[float] = field(default_factory=list)
-    hidden: int = 128  # a kind head's width
+    hidden: int = 128  # a kind or type head's width
+    types_from: list[str] = field(default_factory=list)  # a type head: the datasets it learns
+    sentences: str = ""  # a type head's --sentences ('': its default)
+
+    @property
+    def command(self) -> str:
+        return ("model.type_head" if self.types_from else "model.kind_head" if self.kinds_from
+                else "model.combiner_head")
+
+    @property
+    def datasets(self) -> list[str]:
+        return self.types_from or self.kinds_from
 
 
 @dataclass
@@ -103,7 +115,7 @@ class Stage:
     def datasets(self) -> list[str]:
         """The recipe's datasets this stage reads."""
         return [d for r in self.runs for d in r.datasets] + (
-            self.head.kinds_from if self.head else [])
+            self.head.datasets if self.head else [])
 
     def files(self) -> list[str]:
         """The recipe's files this stage reads."""
@@ -304,25 +316,28 @@ class Chain:
         if not start.is_dir():
             raise FileNotFoundError(f"{stage.name} attaches a head to {start}, which does not "
                                     "exist: run the stages before it")
-        if stage.head.kinds_from:
+        if stage.head.types_from:
+            from model.type_head import main as attach
+        elif stage.head.kinds_from:
             from model.kind_head import main as attach
-
-            for name in stage.head.kinds_from:
-                self.prepare(name)
         else:
             from model.combiner_head import main as attach
 
             self.make_file(stage.head.file)
+        for name in stage.head.datasets:
+            self.prepare(name)
         attach(self.head_argv(stage))  # the command the plan shows
 
     def head_argv(self, stage: Stage) -> list[str]:
-        """The arguments of the head's command (`model.kind_head` or `model.combiner_head`),
-        which both the plan and the run use."""
+        """The arguments of the head's command (``Head.command``), which both the plan and the
+        run use."""
         head = stage.head
         where = ["--checkpoint", str(self.checkpoint(head.of))]
-        if head.kinds_from:
-            where += ["--datasets", *(":".join(self.data(d)) for d in head.kinds_from),
+        if head.datasets:
+            where += ["--datasets", *(":".join(self.data(d)) for d in head.datasets),
                       "--hidden", str(head.hidden)]
+            if head.sentences:
+                where += ["--sentences", head.sentences]
             if head.attributes:
                 where += ["--attributes", *head.attributes, "--attribute-weights",
                           *(f"{w:g}" for w in head.attribute_weights)]
@@ -383,8 +398,8 @@ class Chain:
                        else []),
                      "--out", str(self.output(stage))]))
             if stage.head:
-                command = "model.kind_head" if stage.head.kinds_from else "model.combiner_head"
-                lines.append(f"  python -m {command} " + _shown(self.head_argv(stage)))
+                lines.append(f"  python -m {stage.head.command} "
+                             + _shown(self.head_argv(stage)))
         lines += ["", f"about {self.minutes(stages) / 60:.1f} h in all on that CPU; "
                   f"{self.minutes(stages, left=True) / 60:.1f} h left"]
         return "\n".join(lines)

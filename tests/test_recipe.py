@@ -207,3 +207,38 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
     assert headed.cfg.kind_weight == 0.4 and headed.cfg.kind_head >= 2
     assert headed.cfg.attribute_weights == [0.2] and len(headed.cfg.kind_attributes) == 1
     assert chain.stage_done(recipe.stages[0])
+
+
+def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
+        feedback_data, tmp_path, monkeypatch):  # noqa: F811
+    """A stage whose head names ``types_from`` trains a type head on those datasets over an
+    earlier stage's checkpoint, which keeps its kind head; the plan shows
+    `model.type_head`'s command with its ``--sentences``."""
+    import dataclasses
+
+    from model import ModelConfig, build_retriever
+    from model.kind_head import KindHeadConfig, read_kind_data, train_kind_head, with_kind_head
+    from model.recipe import DataSpec
+    from model.retriever import with_residual_paths
+
+    plain = build_retriever(ModelConfig.tiny(), seed=3)
+    start = with_residual_paths(plain, dataclasses.replace(plain.cfg, phrase_path=True))
+    data = read_kind_data([feedback_data])
+    kinds = with_kind_head(start, train_kind_head(start, data, KindHeadConfig(
+        item_epochs=1, query_epochs=1, cache_dir="")), data.kinds, 0.3)
+    root = tmp_path / "runs"
+    kinds.save(root / "kinds")
+    annotations, images = feedback_data.split(":")
+    recipe = Recipe("t", datasets={"fb": DataSpec(annotations, images, "python -c pass")},
+                    stages=[Stage("types", [], minutes=1.0,
+                                  head=Head("kinds", weight=0.1, types_from=["fb"], hidden=6,
+                                            sentences="both"))])
+    chain = Chain(recipe, Overrides(root=root))
+    monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
+    plan = chain.plan(recipe.stages)
+    assert "python -m model.type_head --checkpoint" in plan
+    assert "--hidden 6 --sentences both" in plan and Path(annotations).name in plan
+    assert chain.run_stage(recipe.stages[0]) == root / "types"
+    typed = load_retriever(root / "types", engine="eager")
+    assert typed.cfg.type_weight == 0.1 and typed.cfg.type_hidden == 6
+    assert typed.cfg.kind_head == kinds.cfg.kind_head and chain.stage_done(recipe.stages[0])

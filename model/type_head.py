@@ -1,0 +1,139 @@
+"""Train a type head on a checkpoint's own features and attach it beside the heads it has: its
+vectors are appended to f_ref and f_tar, so the catalog's one inner product adds ``weight``
+times the change of product type the words ask for (model.network.ChangeHead).
+
+    python -m model.type_head --checkpoint CKPT --out OUT [--datasets ANN:IMAGES ...] \
+        [--weight 0.1] [--hidden 24]
+
+Why: "as a skirt", "a shirt instead" or "make it a hoodie" ask for another product type, which
+the fused space and the kind head's coarse product group hear only in part. A type term that
+holds every query to the photo's own type costs a catalog whose relevant sets name their own,
+overlapping type labels, and the type trained as one more part of the kind head costs its other
+parts (Training, stages 85-88). So the type gets a narrow head of its own, read as a change:
+nothing where the words leave the type as the photo has it. It is trained as the kind head is
+(`model.kind_head.train_kind_head`: the item side on every training photo's type, the query
+side on every training request's target type), with the product group as a second part that
+steers the hidden layer and is dropped when the head is attached; everything else in the
+checkpoint, a kind head included, is kept bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from model.kind_head import (
+    SENTENCE_SOURCES,
+    TYPE_COLUMN,
+    KindHeadConfig,
+    read_kind_data,
+    train_kind_head,
+)
+from model.network import ChangeHead, KindHead
+from model.retriever import Retriever, load_retriever, with_new_head
+from project_settings import FEATURE_CACHE_DIR
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TypeHeadConfig:
+    checkpoint: str = ""  # the checkpoint to attach the head to
+    out: str = ""  # the new checkpoint's directory (required, as checkpoint is)
+    datasets: list[str] = field(default_factory=lambda: list(KindHeadConfig().datasets))
+    weight: float = 0.1  # of the type term beside the checkpoint's other terms
+    hidden: int = 24  # the width of both MLPs
+    sentences: str = "eager"  # the query side's sentence embeddings (kind_head.SENTENCE_SOURCES)
+    item_epochs: int = 30  # over every training photo with a type
+    query_epochs: int = 10  # over every training request whose photos have types
+    seed: int = 0
+    threads: int = 2
+    cache_dir: str = FEATURE_CACHE_DIR  # backbone and sentence features ('' disables)
+
+
+def type_part(head: KindHead) -> ChangeHead:
+    """The last part of ``head`` (trained on [kinds, types]) as a change head of its own: the
+    hidden layers as they are, the output layers' rows of that part."""
+    first = sum(head.sizes[:-1])
+    out = ChangeHead(head.image_dim, head.asked[0].in_features - head.image_dim,
+                     head.sizes[-1], hidden=head.item[0].out_features)
+    state = {k: v[first:] if k.endswith(("3.weight", "3.bias")) else v
+             for k, v in head.state_dict().items()}
+    out.load_state_dict(state)
+    return out.eval()
+
+
+def with_type_head(retriever: Retriever, head: ChangeHead, types: Sequence[str],
+                   weight: float) -> Retriever:
+    """``retriever`` with ``head`` attached at ``weight`` (its types named in the meta); a type
+    head it already has is replaced."""
+    cfg = dataclasses.replace(retriever.cfg, type_head=len(types), type_weight=weight,
+                              type_hidden=head.item[0].out_features)
+    headed = with_new_head(retriever, cfg, "type_head.")
+    try:
+        headed.net.type_head.load_state_dict(head.state_dict())
+    except RuntimeError as err:  # another backbone's channels or sentence encoder's width
+        raise ValueError(f"the head's shapes do not fit this checkpoint's: {err}") from err
+    headed.meta["type_head"] = {"weight": weight, "types": list(types)}
+    return headed
+
+
+def attach(cfg: TypeHeadConfig) -> Path:
+    """Train the head of ``cfg`` and write the checkpoint with it attached."""
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    retriever = load_retriever(cfg.checkpoint, engine="eager")
+    data = read_kind_data(cfg.datasets, [TYPE_COLUMN])
+    trained = train_kind_head(retriever, data, KindHeadConfig(
+        datasets=cfg.datasets, attributes=[TYPE_COLUMN], hidden=cfg.hidden,
+        sentences=cfg.sentences,
+        item_epochs=cfg.item_epochs, query_epochs=cfg.query_epochs, seed=cfg.seed,
+        threads=cfg.threads, cache_dir=cfg.cache_dir))
+    types = data.attributes[TYPE_COLUMN]
+    headed = with_type_head(retriever, type_part(trained), types, cfg.weight)
+    headed.meta["type_head"].update(datasets=list(cfg.datasets),
+                                    from_checkpoint=retriever.fingerprint)
+    path = headed.save(cfg.out)
+    logger.info("wrote %s (fingerprint %s) in %.0f s: %s with a %d-type head at weight %g",
+                cfg.out, headed.fingerprint, time.perf_counter() - t0, cfg.checkpoint,
+                len(types), cfg.weight)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    d = TypeHeadConfig()
+    p = argparse.ArgumentParser(prog="python -m model.type_head", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="the checkpoint to attach the head to")
+    p.add_argument("--out", required=True, help="the new checkpoint's directory")
+    p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN:IMAGES",
+                   help=f"training data with {TYPE_COLUMN} and product_group columns "
+                   "(default: %(default)s)")
+    p.add_argument("--weight", type=float, default=d.weight,
+                   help="weight of the type term (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=d.hidden,
+                   help="width of the head's two MLPs (default: %(default)s)")
+    p.add_argument("--sentences", default=d.sentences, choices=SENTENCE_SOURCES,
+                   help="the sentence embeddings the query side learns from: the eager text "
+                   "model's, the served engine's, or either at random (default: %(default)s)")
+    p.add_argument("--item-epochs", type=int, default=d.item_epochs,
+                   help="epochs of the item side (default: %(default)s)")
+    p.add_argument("--query-epochs", type=int, default=d.query_epochs,
+                   help="epochs of the query side (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
+    args = p.parse_args(argv)
+    return attach(dataclasses.replace(d, **vars(args)))
+
+
+if __name__ == "__main__":
+    main()

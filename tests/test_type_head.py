@@ -1,0 +1,131 @@
+"""A checkpoint with a type head (model.type_head): one inner product adds the change of product
+type the words ask for, nothing where they leave the photo's type as it is; the head sits beside
+a kind head, survives a save and the ONNX export, training leaves it alone, and the command
+trains it on a feedback folder's types and keeps every other weight bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model import load_retriever
+from model.kind_head import TYPE_COLUMN, read_kind_data, with_kind_head
+from model.network import ChangeHead, KindHead
+from model.type_head import main as type_main
+from model.type_head import type_part, with_type_head
+from tests.test_combiner_head import IMAGES, TEXTS, phrased, saved_and_exported  # noqa: F401
+from tests.test_feedback_bench import feedback_data  # noqa: F401 (a fixture)
+from tests.test_kind_head import KINDS, kind_head_of, kind_vectors
+
+TYPES = ["dress", "shirt", "skirt", "sneakers", "trousers"]
+
+
+def type_head_of(r, seed: int = 0) -> ChangeHead:
+    torch.manual_seed(seed)
+    head = ChangeHead(r.encoder.channels - r.encoder.net.side_channels,
+                      r.net.phrase_path.encoder.config.hidden_size, len(TYPES), hidden=8)
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.2)  # confident enough to move a ranking
+    return head.eval()
+
+
+def test_the_type_head_adds_the_change_the_words_ask_for(phrased):  # noqa: F811
+    """The score adds w (BC(asked, item) - BC(reference, item)), beside a kind head's term."""
+    kind, wk, wt = kind_head_of(phrased), 0.3, 0.1
+    head = type_head_of(phrased)
+    both = with_type_head(with_kind_head(phrased, kind, KINDS, wk), head, TYPES, wt)
+    assert both.dim == phrased.dim + len(KINDS) + len(TYPES)
+    assert both.meta["type_head"]["types"] == TYPES and both.cfg.type_hidden == 8
+    q, t = both.encode_queries(IMAGES, TEXTS), both.encode_targets(IMAGES)
+    q0, t0 = phrased.encode_queries(IMAGES, TEXTS), phrased.encode_targets(IMAGES)
+    kind_asked, kind_item = kind_vectors(phrased, kind)
+    asked, item = kind_vectors(phrased, head)
+    change = (asked - item) @ item.T  # each query's reference is the same row's photo
+    np.testing.assert_allclose(q @ t.T, (q0 @ t0.T + wk * kind_asked @ kind_item.T + wt * change)
+                               / (1 + wk + wt), atol=1e-5)
+    assert np.abs(change).max() > 1e-3  # the random head does move the ranking
+
+
+def test_words_that_leave_the_type_as_it_is_add_nothing(phrased):  # noqa: F811
+    """A query side that hears the photo as the item side does and ignores the words: every
+    item's score is the checkpoint's own (scaled by 1 / (1 + w)), whatever the words say."""
+    head, w = type_head_of(phrased), 0.5
+    image_dim = head.image_dim
+    with torch.no_grad():
+        head.asked[0].weight.zero_()
+        head.asked[0].weight[:, :image_dim] = head.item[0].weight
+        head.asked[0].bias.copy_(head.item[0].bias)
+        head.asked[3].load_state_dict(head.item[3].state_dict())
+    headed = with_type_head(phrased, head, TYPES, w)
+    q, t = headed.encode_queries(IMAGES, TEXTS), headed.encode_targets(IMAGES)
+    q0, t0 = phrased.encode_queries(IMAGES, TEXTS), phrased.encode_targets(IMAGES)
+    np.testing.assert_allclose(q @ t.T, q0 @ t0.T / (1 + w), atol=1e-5)
+
+
+def test_a_type_headed_checkpoint_round_trips_and_exports(phrased, tmp_path):  # noqa: F811
+    pytest.importorskip("onnxruntime")
+    both = with_type_head(with_kind_head(phrased, kind_head_of(phrased), KINDS, 0.3),
+                          type_head_of(phrased), TYPES, 0.1)
+    eager = saved_and_exported(both, tmp_path / "ck")
+    assert eager.cfg.type_head == len(TYPES) and eager.meta["type_head"]["types"] == TYPES
+
+
+def test_training_leaves_the_type_head_as_attached(phrased):  # noqa: F811
+    headed = with_type_head(phrased, type_head_of(phrased), TYPES, 0.1)
+    trained = set(headed.set_trainable())
+    assert not any(p in trained for p in headed.net.type_head.parameters())
+    headed.net.train()
+    assert not headed.net.type_head.training
+
+
+def test_the_type_part_of_a_two_part_head_is_its_last_softmax():
+    torch.manual_seed(0)
+    head = KindHead(6, 4, [3, 5], hidden=7).eval()
+    part = type_part(head)
+    pooled, text = torch.nn.functional.normalize(torch.randn(2, 6), dim=-1), torch.randn(2, 4)
+    with torch.no_grad():
+        item = head.item_logits(pooled)[:, 3:].softmax(-1).sqrt()
+        asked = head.asked_logits(pooled, text)[:, 3:].softmax(-1).sqrt()
+        torch.testing.assert_close(part.target(pooled), item)
+        torch.testing.assert_close(part.query(pooled, text), asked - item)
+
+
+def test_the_command_attaches_a_head_of_the_folders_types_and_keeps_the_rest(
+        feedback_data, phrased, tmp_path):  # noqa: F811
+    kinded = with_kind_head(phrased, kind_head_of(phrased), KINDS, 0.3)
+    ck = kinded.save(tmp_path / "kinded")
+    type_main(["--checkpoint", str(ck), "--datasets", feedback_data, "--cache-dir", "",
+               "--weight", "0.2", "--hidden", "6", "--item-epochs", "2", "--query-epochs", "2",
+               "--threads", "1", "--out", str(tmp_path / "typed")])
+    typed = load_retriever(tmp_path / "typed", engine="eager")
+    types = read_kind_data([feedback_data], [TYPE_COLUMN]).attributes[TYPE_COLUMN]
+    assert typed.meta["type_head"]["types"] == types and typed.cfg.type_weight == 0.2
+    assert typed.cfg.type_head == len(types) >= 2 and typed.cfg.type_hidden == 6
+    before, after = load_retriever(ck, engine="eager").trained_state(), typed.trained_state()
+    assert {k for k in after if not k.startswith("net.type_head.")} == set(before)
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    assert typed.encode_queries(IMAGES, TEXTS).shape == (3, typed.dim)
+
+
+def test_the_query_side_can_learn_from_the_embedding_the_engine_serves(phrased):  # noqa: F811
+    """"served": the ONNX phrase part's embeddings (int8: close to the eager model's, not
+    equal); "both": the eager embedder's too, for the head to draw from at random."""
+    pytest.importorskip("onnxruntime")
+    from model.engines import make_engine
+    from model.kind_head import KindHeadConfig, sentence_embeddings
+
+    words = ["is darker", "as a skirt instead", "no sleeves and shorter, in navy"]
+    both = sentence_embeddings(phrased, words, KindHeadConfig(sentences="both", cache_dir=""))
+    served = both[1]
+    width = phrased.net.phrase_path.encoder.config.hidden_size
+    assert len(both) == 2 and both[0].shape == served.shape == (3, width)
+    engine = make_engine(phrased)
+    assert engine.name == "onnx"
+    with torch.no_grad():
+        eager = phrased.net.phrase_path.embed(**phrased.tokenize(words))
+        np.testing.assert_allclose(served, engine.phrase(**phrased.tokenize(words)), atol=1e-6)
+    assert torch.nn.functional.cosine_similarity(eager, served).min() > 0.9
+    assert not torch.allclose(eager, served, atol=1e-4)
+    with pytest.raises(ValueError, match="sentences must be one of"):
+        sentence_embeddings(phrased, words, KindHeadConfig(sentences="int4", cache_dir=""))
