@@ -45,11 +45,7 @@ def with_combiner_head(retriever: Retriever, combiner: dict, weight: float = 1.0
     state = combiner["state"]
     dim = state["image_in.weight"].shape[0]
     cfg = dataclasses.replace(retriever.cfg, combiner_head=dim, combiner_weight=weight)
-    headed = with_new_head(retriever, cfg, "combiner_head.")
-    try:
-        headed.net.combiner_head.load_state_dict(state)
-    except RuntimeError as err:  # another projection or hidden width than the head's default
-        raise ValueError(f"the combiner's shapes do not fit a head of size {dim}: {err}") from err
+    headed = with_new_head(retriever, cfg, "combiner_head.", state)
     headed.meta["combiner_head"] = {"weight": weight}
     return headed
 

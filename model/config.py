@@ -122,8 +122,7 @@ class ModelConfig:
     kind_hidden: int = 128  # the width of the kind head's two MLPs
     # A type head (model.network.ChangeHead, trained apart and attached by model.type_head):
     # the number of product types it tells apart, appended to f_ref and f_tar (0: none), the
-    # weight of its term (the change the words ask for, BC(asked) - BC(reference)) and the
-    # width of its two MLPs.
+    # weight of its term (the change of type the words ask for) and the width of its two MLPs.
     type_head: int = 0
     type_weight: float = 0.1
     type_hidden: int = 24

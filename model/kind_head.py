@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dataprep import eval_caption, load_fashioniq, read_metadata_column
-from model.engines import make_engine
 from model.feature_cache import extract_features
 from model.network import KindHead
 from model.retriever import Retriever, load_retriever, with_new_head
@@ -51,10 +50,6 @@ TYPE_COLUMN = "product_type"
 ATTRIBUTES = ("pattern", "sleeve", "length", "fit")
 TEXTURES = frozenset({"denim", "melange", "metallic"})
 NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in its dataset
-# Where the query side's sentence embeddings come from: the eager text model (the benchmarks'
-# cached embedder), the engine the checkpoint is served with (on a CPU ONNX Runtime, whose
-# phrase part runs with int8 weights), or both, one of the two at random per draw.
-SENTENCE_SOURCES = ("eager", "served", "both")
 
 
 def attribute_value(attribute: str, value: str) -> str:
@@ -78,9 +73,6 @@ class KindHeadConfig:
     attributes: list[str] = field(default_factory=list)
     attribute_weights: list[float] = field(default_factory=lambda: [0.1])
     hidden: int = 128  # the width of both MLPs
-    # The sentence embeddings the query side learns from (SENTENCE_SOURCES): the eager text
-    # model's, the served engine's, or either at random each time a request is drawn.
-    sentences: str = "eager"
     item_epochs: int = 30  # over every training photo with a kind
     query_epochs: int = 10  # over every training request whose photos have kinds
     batch_size: int = 256
@@ -195,6 +187,8 @@ def _fit(net: torch.nn.Module, inputs, labels: torch.Tensor, sizes: Sequence[int
 
 def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -> KindHead:
     """A kind head over ``retriever``'s backbone features and sentence embeddings."""
+    from bench.text_features import TextConfig, TextEmbedder  # the benchmarks' cached embedder
+
     net = retriever.net
     if net.phrase_path is None:
         raise ValueError("a kind head reads the phrase path's sentence embedding: this "
@@ -214,52 +208,20 @@ def train_kind_head(retriever: Retriever, data: KindData, cfg: KindHeadConfig) -
          data.sizes, cfg.item_epochs, cfg, "kind of item")
     requests = [(rows[r], words, k) for (r, words, _), k in
                 zip(data.requests, data.request_labels(), strict=True) if r in rows]
+    embed = TextEmbedder(TextConfig(model=retriever.cfg.text_model,
+                                    cache_dir=cfg.cache_dir or None))
     sentences = sorted({words for _, words, _ in requests})
-    texts = sentence_embeddings(retriever, sentences, cfg)
+    embed.prepare(sentences)
+    text = embed(sentences)
     sentence_row = {s: k for k, s in enumerate(sentences)}
     ref_rows = torch.tensor([r for r, _, _ in requests])
     word_rows = torch.tensor([sentence_row[w] for _, w, _ in requests])
-
-    def asked_inputs(batch: torch.Tensor) -> torch.Tensor:
-        words = word_rows[batch]
-        text = texts[0][words]
-        if len(texts) == 2:
-            text = torch.where(torch.rand(len(words), 1) < 0.5, text, texts[1][words])
-        return torch.cat([pooled[ref_rows[batch]], text], dim=-1)
-
-    _fit(head.asked, asked_inputs, torch.tensor([k for _, _, k in requests]), data.sizes,
-         cfg.query_epochs, cfg, "kind asked for")
+    _fit(head.asked, lambda b: torch.cat([pooled[ref_rows[b]], text[word_rows[b]]], dim=-1),
+         torch.tensor([k for _, _, k in requests]), data.sizes, cfg.query_epochs, cfg,
+         "kind asked for")
     logger.info("kind head: %d kinds, attributes %s, %d photos, %d requests", len(data.kinds),
                 {a: len(v) for a, v in data.attributes.items()}, len(items), len(requests))
     return head
-
-
-def sentence_embeddings(retriever: Retriever, sentences: Sequence[str],
-                        cfg: KindHeadConfig) -> list[torch.Tensor]:
-    """(N, H) float32 embeddings of ``sentences`` from each source ``cfg.sentences`` names.
-
-    Why "served": the ONNX phrase part's int8 weights shift each embedding a little (cosine
-    0.993 to the eager one on average), and a narrow head read as a change turns that shift
-    into a term that moves rankings (Training, stage 89a)."""
-    from bench.text_features import TextConfig, TextEmbedder  # the benchmarks' cached embedder
-
-    if cfg.sentences not in SENTENCE_SOURCES:
-        raise ValueError(f"sentences must be one of {SENTENCE_SOURCES}, got {cfg.sentences!r}")
-    out = []
-    if cfg.sentences in ("eager", "both"):
-        embed = TextEmbedder(TextConfig(model=retriever.cfg.text_model,
-                                        cache_dir=cfg.cache_dir or None))
-        out.append(embed(sentences))
-    if cfg.sentences in ("served", "both"):
-        engine = make_engine(retriever)
-        phrase = getattr(engine, "phrase", retriever.net.phrase_path.embed)
-        chunks = []
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(sentences), 256), desc="served embeddings",
-                              unit="batch", disable=len(sentences) < 1024):
-                chunks.append(phrase(**retriever.tokenize(sentences[start:start + 256])))
-        out.append(torch.cat(chunks).float())
-    return out
 
 
 def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
@@ -278,11 +240,7 @@ def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
                               kind_attributes=[len(v) for v in attributes.values()],
                               attribute_weights=weights,
                               kind_hidden=head.item[0].out_features)
-    headed = with_new_head(retriever, cfg, "kind_head.")
-    try:
-        headed.net.kind_head.load_state_dict(head.state_dict())
-    except RuntimeError as err:  # another backbone's channels or sentence encoder's width
-        raise ValueError(f"the head's shapes do not fit this checkpoint's: {err}") from err
+    headed = with_new_head(retriever, cfg, "kind_head.", head.state_dict())
     headed.meta["kind_head"] = {"weight": weight, "kinds": list(kinds)}
     if attributes:
         headed.meta["kind_head"].update(attributes=dict(attributes), attribute_weights=weights)
@@ -308,28 +266,21 @@ def attach(cfg: KindHeadConfig) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    d = KindHeadConfig()
-    p = argparse.ArgumentParser(prog="python -m model.kind_head", description=__doc__,
+def head_parser(prog: str, doc: str | None, d, columns: str,
+                term: str) -> argparse.ArgumentParser:
+    """The command line a kind head and a type head share (``d``: the command's config, whose
+    fields of these names give the defaults); ``columns`` names the metadata the datasets need,
+    ``term`` what the weight weighs."""
+    p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="the checkpoint to attach the head to")
     p.add_argument("--out", required=True, help="the new checkpoint's directory")
     p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN:IMAGES",
-                   help=f"training data with a {KIND_COLUMN} column (default: %(default)s)")
+                   help=f"training data with {columns} (default: %(default)s)")
     p.add_argument("--weight", type=float, default=d.weight,
-                   help="weight of the kind term beside FashionVLP's cosine (default: %(default)s)")
-    p.add_argument("--attributes", nargs="*", default=d.attributes, choices=ATTRIBUTES,
-                   help="attributes the head also reads, from the metadata columns of those "
-                   "names (default: none)")
-    p.add_argument("--attribute-weights", nargs="+", type=float, default=d.attribute_weights,
-                   help="weight of each attribute's term, one for all or one per attribute "
-                   "(default: %(default)s)")
+                   help=f"weight of the {term} (default: %(default)s)")
     p.add_argument("--hidden", type=int, default=d.hidden,
                    help="width of the head's two MLPs (default: %(default)s)")
-    p.add_argument("--sentences", default=d.sentences, choices=SENTENCE_SOURCES,
-                   help="the sentence embeddings the query side learns from: the eager text "
-                   "model's, the served engine's, or either at random (default: %(default)s)")
     p.add_argument("--item-epochs", type=int, default=d.item_epochs,
                    help="epochs of the item side (default: %(default)s)")
     p.add_argument("--query-epochs", type=int, default=d.query_epochs,
@@ -337,6 +288,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    d = KindHeadConfig()
+    p = head_parser("python -m model.kind_head", __doc__, d, f"a {KIND_COLUMN} column",
+                    "kind term beside FashionVLP's cosine")
+    p.add_argument("--attributes", nargs="*", default=d.attributes, choices=ATTRIBUTES,
+                   help="attributes the head also reads, from the metadata columns of those "
+                   "names (default: none)")
+    p.add_argument("--attribute-weights", nargs="+", type=float, default=d.attribute_weights,
+                   help="weight of each attribute's term, one for all or one per attribute "
+                   "(default: %(default)s)")
     args = p.parse_args(argv)
     return attach(dataclasses.replace(d, **vars(args)))
 

@@ -396,20 +396,24 @@ class KindHead(nn.Module):
 
 
 class ChangeHead(KindHead):
-    """A kind head whose query side reads as a change: the asked square root minus the
-    reference photo's own, so its term is BC(asked, item) - BC(reference, item): nothing where
-    the words leave the part as the photo has it, a push from the photo's value to the asked
-    one where they move it.
+    """A kind head whose query side reads as a change: d, the asked square root minus the
+    reference photo's own, scaled by |d|^2 / 2 = 1 - BC(asked, reference). Its term is
+    (1 - BC(asked, reference)) (BC(asked, item) - BC(reference, item)): a push from the photo's
+    value to the asked one, whole where the words ask for a value the photo does not have,
+    nothing where they leave it as it is.
 
     Why: a product-type term that holds every query to a classifier's reading of the type
     costs a catalog whose relevant sets ask for its own, overlapping type labels (a top or a
     T-shirt, a kurta or a tunic), and training the type beside the kind head's other parts in
-    one hidden layer costs it too (Training, stages 86-88); a narrow head of its own, silent
-    unless the words ask for another type, moves "as a skirt" without either cost (stage 89).
+    one hidden layer costs it too (Training, stages 86-88). A narrow head of its own read as a
+    change moves "as a skirt", but its unscaled d, small and never 0 where the words name no
+    type, still reordered look-alike tops (stages 89a-89c); the scale keeps a sliver of that
+    noise and the whole of a real change (stage 89d).
     """
 
     def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return super().query(pooled, text) - self.target(pooled)
+        change = super().query(pooled, text) - self.target(pooled)
+        return change * change.pow(2).sum(dim=-1, keepdim=True) / 2
 
 
 class FashionVLP(nn.Module):
@@ -523,9 +527,10 @@ class FashionVLP(nn.Module):
                     phrase: torch.Tensor | None = None) -> torch.Tensor:
         """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) with each head's vector h (the
         query's where ``phrase`` is given, else the target's): its inner product with a target
-        is (cos_f + w1 h1.t1 + ...) / (1 + w1 + ...), the late fusion of the spaces. Every
-        vector is a unit one but a change head's query (a difference of two), so a query
-        with a type head is not quite unit; a ranking only reads inner products."""
+        is (cos_f + w1 h1.t1 + ...) / (1 + w1 + ...), the late fusion of the spaces. Every h is
+        a unit vector but a change head's query (a scaled difference of two), so the whole is
+        made unit again: one scale per query, which no ranking sees, and inner product stays
+        cosine for the app and the conversation's moves."""
         heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
                                            (self.kind_head, self.kind_weight),
                                            (self.type_head, self.type_weight))
@@ -537,7 +542,7 @@ class FashionVLP(nn.Module):
             pooled = head.pooled(whole)
             h = head.target(pooled) if phrase is None else head.query(pooled, phrase.float())
             parts.append(h.to(out.dtype) * w ** 0.5)
-        return torch.cat(parts, dim=-1) / (1 + sum(w for _, w in heads)) ** 0.5
+        return F.normalize(torch.cat(parts, dim=-1), dim=-1)
 
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor, phrase: torch.Tensor | None = None

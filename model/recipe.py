@@ -8,9 +8,9 @@ its stages; a stage is one or more `python -m model.train` runs, each with the a
 training log's command, optionally followed by a (weighted) soup of run checkpoints
 (`model.soup`), or an earlier stage's checkpoint with a combiner head attached
 (`model.combiner_head`), a kind head or a type head trained and attached (`model.kind_head`,
-`model.type_head`). A stage's
-output (its soup or headed checkpoint, else its last run's ``best``) is what later stages start
-from (``init_from``: a stage name, or ``RUN/best`` / ``RUN/last``).
+`model.type_head`). A stage's output (its soup or headed checkpoint, else its last run's
+``best``) is what later stages start from (``init_from``: a stage name, or ``RUN/best`` /
+``RUN/last``).
 
 Resumable at every level: a dataset whose ``creates`` file exists is not prepared again; a run
 whose folder has finished its epochs is skipped, and one interrupted resumes from its OUT/last
@@ -89,7 +89,6 @@ class Head:
     attribute_weights: list[float] = field(default_factory=list)
     hidden: int = 128  # a kind or type head's width
     types_from: list[str] = field(default_factory=list)  # a type head: the datasets it learns
-    sentences: str = ""  # a type head's --sentences ('': its default)
 
     @property
     def command(self) -> str:
@@ -336,8 +335,6 @@ class Chain:
         if head.datasets:
             where += ["--datasets", *(":".join(self.data(d)) for d in head.datasets),
                       "--hidden", str(head.hidden)]
-            if head.sentences:
-                where += ["--sentences", head.sentences]
             if head.attributes:
                 where += ["--attributes", *head.attributes, "--attribute-weights",
                           *(f"{w:g}" for w in head.attribute_weights)]

@@ -349,12 +349,18 @@ def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | N
         f"reference.text.encoder.layer.{i}." for i in range(keep, have)))
 
 
-def with_new_head(retriever: Retriever, cfg: ModelConfig, prefix: str) -> Retriever:
+def with_new_head(retriever: Retriever, cfg: ModelConfig, prefix: str,
+                  state: dict[str, torch.Tensor]) -> Retriever:
     """``retriever``'s weights in architecture ``cfg``, with the head under ``prefix`` (one
-    that ``retriever`` may already have: it is replaced) left as built, to be loaded by the
-    caller; in eval mode."""
+    that ``retriever`` may already have: it is replaced) loaded from ``state``; in eval mode.
+    A head whose shapes are not the ones ``cfg`` builds (another backbone's channels, another
+    sentence encoder's width) is refused with a ValueError."""
     rebuilt = _in_architecture(retriever, cfg, f"attach {prefix.rstrip('.')}", new=(prefix,),
                                gone=(prefix,))
+    try:
+        getattr(rebuilt.net, prefix.rstrip(".")).load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"the head's shapes do not fit this checkpoint's: {err}") from err
     rebuilt.net.eval()
     return rebuilt
 

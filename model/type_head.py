@@ -2,8 +2,8 @@
 vectors are appended to f_ref and f_tar, so the catalog's one inner product adds ``weight``
 times the change of product type the words ask for (model.network.ChangeHead).
 
-    python -m model.type_head --checkpoint CKPT --out OUT [--datasets ANN:IMAGES ...] \
-        [--weight 0.1] [--hidden 24]
+    python -m model.type_head --checkpoint CKPT --out OUT
+        [--datasets ANN:IMAGES ...] [--weight 0.2] [--hidden 24]
 
 Why: "as a skirt", "a shirt instead" or "make it a hoodie" ask for another product type, which
 the fused space and the kind head's coarse product group hear only in part. A type term that
@@ -19,7 +19,6 @@ checkpoint, a kind head included, is kept bit for bit.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -30,9 +29,10 @@ from pathlib import Path
 import torch
 
 from model.kind_head import (
-    SENTENCE_SOURCES,
+    KIND_COLUMN,
     TYPE_COLUMN,
     KindHeadConfig,
+    head_parser,
     read_kind_data,
     train_kind_head,
 )
@@ -48,9 +48,8 @@ class TypeHeadConfig:
     checkpoint: str = ""  # the checkpoint to attach the head to
     out: str = ""  # the new checkpoint's directory (required, as checkpoint is)
     datasets: list[str] = field(default_factory=lambda: list(KindHeadConfig().datasets))
-    weight: float = 0.1  # of the type term beside the checkpoint's other terms
+    weight: float = 0.2  # of the type term beside the checkpoint's other terms (0.1: stage 89d)
     hidden: int = 24  # the width of both MLPs
-    sentences: str = "eager"  # the query side's sentence embeddings (kind_head.SENTENCE_SOURCES)
     item_epochs: int = 30  # over every training photo with a type
     query_epochs: int = 10  # over every training request whose photos have types
     seed: int = 0
@@ -76,11 +75,7 @@ def with_type_head(retriever: Retriever, head: ChangeHead, types: Sequence[str],
     head it already has is replaced."""
     cfg = dataclasses.replace(retriever.cfg, type_head=len(types), type_weight=weight,
                               type_hidden=head.item[0].out_features)
-    headed = with_new_head(retriever, cfg, "type_head.")
-    try:
-        headed.net.type_head.load_state_dict(head.state_dict())
-    except RuntimeError as err:  # another backbone's channels or sentence encoder's width
-        raise ValueError(f"the head's shapes do not fit this checkpoint's: {err}") from err
+    headed = with_new_head(retriever, cfg, "type_head.", head.state_dict())
     headed.meta["type_head"] = {"weight": weight, "types": list(types)}
     return headed
 
@@ -93,7 +88,6 @@ def attach(cfg: TypeHeadConfig) -> Path:
     data = read_kind_data(cfg.datasets, [TYPE_COLUMN])
     trained = train_kind_head(retriever, data, KindHeadConfig(
         datasets=cfg.datasets, attributes=[TYPE_COLUMN], hidden=cfg.hidden,
-        sentences=cfg.sentences,
         item_epochs=cfg.item_epochs, query_epochs=cfg.query_epochs, seed=cfg.seed,
         threads=cfg.threads, cache_dir=cfg.cache_dir))
     types = data.attributes[TYPE_COLUMN]
@@ -110,27 +104,8 @@ def attach(cfg: TypeHeadConfig) -> Path:
 def main(argv: Sequence[str] | None = None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     d = TypeHeadConfig()
-    p = argparse.ArgumentParser(prog="python -m model.type_head", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="the checkpoint to attach the head to")
-    p.add_argument("--out", required=True, help="the new checkpoint's directory")
-    p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN:IMAGES",
-                   help=f"training data with {TYPE_COLUMN} and product_group columns "
-                   "(default: %(default)s)")
-    p.add_argument("--weight", type=float, default=d.weight,
-                   help="weight of the type term (default: %(default)s)")
-    p.add_argument("--hidden", type=int, default=d.hidden,
-                   help="width of the head's two MLPs (default: %(default)s)")
-    p.add_argument("--sentences", default=d.sentences, choices=SENTENCE_SOURCES,
-                   help="the sentence embeddings the query side learns from: the eager text "
-                   "model's, the served engine's, or either at random (default: %(default)s)")
-    p.add_argument("--item-epochs", type=int, default=d.item_epochs,
-                   help="epochs of the item side (default: %(default)s)")
-    p.add_argument("--query-epochs", type=int, default=d.query_epochs,
-                   help="epochs of the query side (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
+    p = head_parser("python -m model.type_head", __doc__, d,
+                    f"{TYPE_COLUMN} and {KIND_COLUMN} columns", "type term")
     args = p.parse_args(argv)
     return attach(dataclasses.replace(d, **vars(args)))
 

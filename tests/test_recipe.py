@@ -18,7 +18,8 @@ from tests.tiny_dataset import write_tiny_dataset
 
 SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
                  "stage18", "stage19", "stage21", "stage28", "stage29", "stage29b",
-                 "stage43", "stage81", "stage81h", "stage84"]  # the training log's list
+                 "stage43", "stage81", "stage81h", "stage84",
+                 "stage89e"]  # the training log's list
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_demo_recipe_is_the_shipped_chain_and_every_command_parses():
         assert stage.minutes > 0 and stage.basis
         seen.add(stage.name)
     final = recipe.stages[-1]
-    assert chain.output(final) == chain.root / "stage84"
+    assert chain.output(final) == chain.root / "stage89e"
     assert recipe.reproduces["fingerprint"] == load_retriever(
         Path(__file__).parents[1] / recipe.reproduces["checkpoint"]).fingerprint
 
@@ -213,7 +214,7 @@ def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
         feedback_data, tmp_path, monkeypatch):  # noqa: F811
     """A stage whose head names ``types_from`` trains a type head on those datasets over an
     earlier stage's checkpoint, which keeps its kind head; the plan shows
-    `model.type_head`'s command with its ``--sentences``."""
+    `model.type_head`'s command."""
     import dataclasses
 
     from model import ModelConfig, build_retriever
@@ -231,13 +232,13 @@ def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
     annotations, images = feedback_data.split(":")
     recipe = Recipe("t", datasets={"fb": DataSpec(annotations, images, "python -c pass")},
                     stages=[Stage("types", [], minutes=1.0,
-                                  head=Head("kinds", weight=0.1, types_from=["fb"], hidden=6,
-                                            sentences="both"))])
+                                  head=Head("kinds", weight=0.1, types_from=["fb"],
+                                            hidden=6))])
     chain = Chain(recipe, Overrides(root=root))
     monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
     plan = chain.plan(recipe.stages)
     assert "python -m model.type_head --checkpoint" in plan
-    assert "--hidden 6 --sentences both" in plan and Path(annotations).name in plan
+    assert "--hidden 6 --out" in plan and Path(annotations).name in plan
     assert chain.run_stage(recipe.stages[0]) == root / "types"
     typed = load_retriever(root / "types", engine="eager")
     assert typed.cfg.type_weight == 0.1 and typed.cfg.type_hidden == 6
