@@ -407,8 +407,8 @@ class ChangeHead(KindHead):
     T-shirt, a kurta or a tunic), and training the type beside the kind head's other parts in
     one hidden layer costs it too (Training, stages 86-88). A narrow head of its own read as a
     change moves "as a skirt", but its unscaled d, small and never 0 where the words name no
-    type, still reordered look-alike tops (stages 89a-89c); the scale keeps a sliver of that
-    noise and the whole of a real change (stage 89d).
+    type, still moved such requests (H&M darker -0.9, stages 89a-89c); the scale keeps a
+    sliver of that noise and most of a real change (stages 89d-89e).
     """
 
     def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
