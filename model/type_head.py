@@ -63,8 +63,8 @@ def type_part(head: KindHead) -> ChangeHead:
     first = sum(head.sizes[:-1])
     out = ChangeHead(head.image_dim, head.asked[0].in_features - head.image_dim,
                      head.sizes[-1], hidden=head.item[0].out_features)
-    state = {k: v[first:] if k.endswith(("3.weight", "3.bias")) else v
-             for k, v in head.state_dict().items()}
+    outputs = tuple(f"{side}.{len(getattr(head, side)) - 1}." for side in ("item", "asked"))
+    state = {k: v[first:] if k.startswith(outputs) else v for k, v in head.state_dict().items()}
     out.load_state_dict(state)
     return out.eval()
 

@@ -116,3 +116,25 @@ def test_the_command_attaches_a_head_of_the_folders_types_and_keeps_the_rest(
     assert all(torch.equal(v, after[k]) for k, v in before.items())
     assert typed.encode_queries(IMAGES, TEXTS).shape == (3, typed.dim)
 
+
+
+def test_bad_inputs_are_refused_with_their_reason(phrased):  # noqa: F811
+    """A head built for another backbone's channels, and a type head on a checkpoint without
+    the phrase path whose sentence embedding it reads."""
+    import dataclasses
+
+    from model import ModelConfig, build_retriever
+    from model.combiner_head import with_combiner_head
+    from tests.test_combiner_head import combiner_of
+
+    other = ChangeHead(7, phrased.net.phrase_path.encoder.config.hidden_size, len(TYPES),
+                       hidden=8)
+    with pytest.raises(ValueError, match="do not fit this checkpoint"):
+        with_type_head(phrased, other, TYPES, 0.1)
+    combiner = combiner_of(phrased)
+    combiner["state"] = {k: v[..., :-1] if k == "image_in.weight" else v
+                         for k, v in combiner["state"].items()}  # one input channel short
+    with pytest.raises(ValueError, match="do not fit this checkpoint"):
+        with_combiner_head(phrased, combiner)
+    with pytest.raises(ValueError, match="the type head reads the phrase path's sentence"):
+        build_retriever(dataclasses.replace(ModelConfig.tiny(), type_head=3), seed=0)
