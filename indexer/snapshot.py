@@ -153,7 +153,9 @@ class SnapshotStore:
                                  faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         ids = np.load(folder / "ids.npy", mmap_mode="r")
         n, dim = manifest["count"], manifest["dim"]
-        if index.ntotal != n or len(ids) != n or index.d != dim:
+        # the half-precision scan's copies are wider than the vectors (search._padded_dim)
+        padded = isinstance(index, faiss.IndexScalarQuantizer) and index.d > dim
+        if index.ntotal != n or len(ids) != n or (index.d != dim and not padded):
             raise ValueError(f"index holds {index.ntotal} x {index.d}, ids {len(ids)}, manifest "
                              f"{n} x {dim}")
         files = manifest["files"]  # HNSW: labels, whatever an older manifest's kind says

@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 import pytest
-from test_indexer_search import CATS, brute_force, insert_vectors, record_build, unit
+from test_indexer_search import CATS, DIM, brute_force, insert_vectors, record_build, unit
 
 from indexer import CatalogSearch, CatalogStore, SearchConfig, SnapshotKey, SnapshotStore
 from project_settings import load_settings
@@ -48,7 +48,7 @@ def test_second_start_maps_the_snapshot_and_answers_the_same(catalog, tmp_path, 
     second = CatalogSearch(store, "fp", config)
     assert second.load_source == "snapshot" and first.load_source == "database"
     assert second.index_kind == first.index_kind == ("hnsw" if index == "auto" else index)
-    assert second.size == 300 and second.dim == 24
+    assert second.size == 300 and second.dim == DIM
     assert second.categories == first.categories == {c: 100 for c in CATS}
     for q in queries:
         assert second.search(q, 10) == first.search(q, 10)
@@ -117,7 +117,7 @@ def test_snapshot_of_another_key_is_never_used(tmp_path):
     store = SnapshotStore(tmp_path)
     key = SnapshotKey("db.items", "fp", "b1", "flat", "p")
     vectors = unit(np.random.default_rng(0), 10)
-    index = faiss.IndexFlatIP(24)
+    index = faiss.IndexFlatIP(DIM)
     index.add(vectors)
     store.save(key, np.array([f"i{k}" for k in range(10)]), vectors, {"c": (0, 10)}, index, None)
     snap = store.load(key)
