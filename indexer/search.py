@@ -53,7 +53,7 @@ from project_settings import Settings
 
 log = logging.getLogger(__name__)
 
-HNSW_ADD_CHUNK = 100_000  # vectors per HNSW (or half-precision flat) add call
+ADD_CHUNK = 100_000  # vectors per FAISS add call (HNSW, the half-precision scan's padded copies)
 FP16_SIMD_WIDTH = 8  # the half-precision scan's vectors are padded to a multiple of this
 
 
@@ -65,7 +65,7 @@ class SearchConfig:
     # vectors unreachable (recall@10 0.89-0.91 at efSearch 512, 0.95 with efConstruction 200),
     # 64 gives 0.99 for 1.5x the build time (docs/benchmarks.md, Query latency)
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 512  # higher = better recall, slower (~0.5 ms per query at 1M here)
+    hnsw_ef_search: int = 512  # higher = better recall, slower (~1.1 ms per query at 1M here)
     exact_scan: str = "fp16"  # flat index: fp16 (scan half-precision copies, rerank the best
     # exact_rerank x k by float32) | fp32 (scan the float32 vectors)
     exact_rerank: int = 4
@@ -348,8 +348,8 @@ class CatalogSearch:
         else:
             raise ValueError("SearchConfig.exact_scan must be fp16 or fp32, got "
                              f"{self.config.exact_scan!r}")
-        for i in range(0, len(vectors), HNSW_ADD_CHUNK):  # chunks: no second full copy
-            index.add(_padded(vectors[i:i + HNSW_ADD_CHUNK], index.d))
+        for i in range(0, len(vectors), ADD_CHUNK):  # chunks: no second full copy
+            index.add(_padded(vectors[i:i + ADD_CHUNK], index.d))
         return index, None
 
     def _make_hnsw(self, vectors: np.ndarray) -> tuple[faiss.Index, np.ndarray]:
@@ -364,8 +364,8 @@ class CatalogSearch:
         index.hnsw.efConstruction = self.config.hnsw_ef_construction
         index.hnsw.efSearch = self.config.hnsw_ef_search
         labels = np.random.default_rng(0).permutation(len(vectors))
-        for i in range(0, len(vectors), HNSW_ADD_CHUNK):  # chunks: no second full copy
-            index.add(vectors[labels[i:i + HNSW_ADD_CHUNK]])
+        for i in range(0, len(vectors), ADD_CHUNK):  # chunks: no second full copy
+            index.add(vectors[labels[i:i + ADD_CHUNK]])
         return index, labels
 
     # ---- querying -------------------------------------------------------------------------
