@@ -90,6 +90,7 @@ class LatencyConfig:
     flat_up_to: int | None = None  # larger sizes: HNSW only (recall against a brute-force
     # top-10 over the same vectors); None: every size
     ef_search: int = SearchConfig.hnsw_ef_search  # HNSW search breadth (the app's default)
+    hnsw_m: int = SearchConfig.hnsw_m  # HNSW graph degree (the app's default; 32 before 2026-12-07)
     ef_sweep: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])  # recall
     # and search time of the loaded HNSW graph at each efSearch
     threads: int = 1  # torch + FAISS threads while answering (the app's default)
@@ -206,7 +207,8 @@ def measure_size(retriever, client, seed, n: int, queries, cfg: LatencyConfig,
         gc.collect()
     if "hnsw" in cfg.kinds:
         search, load_s = load(store, fp, SearchConfig(index="hnsw", threads=cfg.build_threads,
-                                                      hnsw_ef_search=cfg.ef_search))
+                                                      hnsw_ef_search=cfg.ef_search,
+                                                      hnsw_m=cfg.hnsw_m))
         faiss.omp_set_num_threads(cfg.threads)  # built on 2 threads, answers on 1 (the app)
         time_queries(retriever, search, queries[:5], cfg, yardstick)
         stats, qvecs = time_queries(retriever, search, queries, cfg, yardstick)
@@ -342,7 +344,8 @@ def format_report(report: dict) -> str:
               f"{e['search_p50_ms']:.2f}", f"{e['search_p95_ms']:.2f}")
              for n, r in report["results"].items() for e in r.get("hnsw", {}).get("ef_sweep", [])]
     if sweep:
-        lines += ["", f"HNSW (M={SearchConfig.hnsw_m}, efConstruction "
+        m = report["config"].get("hnsw_m", 32)  # reports older than the option: M=32
+        lines += ["", f"HNSW (M={m}, efConstruction "
                   f"{SearchConfig.hnsw_ef_construction}) efSearch sweep on the loaded graph, "
                   f"recall@10 against exact search ({report['noise']} noise):",
                   table(sweep, ("vectors", "efSearch", "recall@10", "search p50 ms",
@@ -372,6 +375,7 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
     p.add_argument("--flat-up-to", type=int, default=d.flat_up_to,
                    help="exact search only up to this size (larger: HNSW only)")
     p.add_argument("--ef-search", type=int, default=d.ef_search)
+    p.add_argument("--hnsw-m", type=int, default=d.hnsw_m, help="HNSW graph degree")
     p.add_argument("--ef-sweep", type=int, nargs="*", default=d.ef_sweep)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--build-threads", type=int, default=d.build_threads)
@@ -382,7 +386,8 @@ def parse_args(argv: Sequence[str] | None) -> LatencyConfig:
                          queries=a.queries, noise=a.noise, sigma=a.sigma,
                          thumbnails_up_to=a.thumbnails_up_to, kinds=a.kinds,
                          flat_up_to=a.flat_up_to,
-                         ef_search=a.ef_search, ef_sweep=a.ef_sweep, threads=a.threads,
+                         ef_search=a.ef_search, hnsw_m=a.hnsw_m, ef_sweep=a.ef_sweep,
+                         threads=a.threads,
                          build_threads=a.build_threads, cache_dir=a.cache_dir,
                          out_dir=a.out_dir)
 

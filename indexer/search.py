@@ -442,8 +442,9 @@ class CatalogSearch:
 
 def _padded_dim(dim: int) -> int:
     """``dim`` rounded up to FAISS's half-precision SIMD width: its fp16 scan of vectors whose
-    length is not a multiple of 8 takes a scalar path, 13x slower here (100k vectors of 654
-    dimensions, the demo checkpoint's: 55 against 4.1 ms for 656; bench/latency.py)."""
+    length is not a multiple of 8 takes a scalar path (the demo checkpoint's 654 dimensions,
+    100k vectors: search p50 57.1 ms unpadded, 4.9 ms padded; bench/latency.py,
+    bench/results/latency/e867741d9c89f4f5{-unpadded,}.json)."""
     return -(-dim // FP16_SIMD_WIDTH) * FP16_SIMD_WIDTH
 
 

@@ -17,7 +17,7 @@ def test_latency_script_writes_json_and_plot(tiny_checkpoint, tmp_path):
     report = latency.main([
         "--checkpoint", str(tiny_checkpoint), "--catalog", str(catalog), "--cache-dir", "",
         "--sizes", "300", "100", "--queries", "12", "--thumbnails-up-to", "100",
-        "--out-dir", str(tmp_path / "out")])
+        "--hnsw-m", "16", "--out-dir", str(tmp_path / "out")])
     written = tmp_path / "out" / "latency" / f"{report['fingerprint']}.json"  # by checkpoint
     saved = json.loads(written.read_text())
     assert set(saved["results"]) == {"100", "300"}
@@ -26,6 +26,7 @@ def test_latency_script_writes_json_and_plot(tiny_checkpoint, tmp_path):
     assert big["flat"]["total"]["n"] == 12 and big["flat"]["total"]["p50_ms"] > 0
     assert 0.9 <= big["hnsw"]["recall@10"] <= 1.0  # 300 vectors: HNSW is near exact
     assert [e["ef_search"] for e in big["hnsw"]["ef_sweep"]] == [64, 128, 256, 512, 1024]
+    assert saved["config"]["hnsw_m"] == 16 and "HNSW (M=16," in latency.format_report(saved)
     assert big["flat"]["blas_threshold"] == SearchConfig.blas_threshold  # the app's setting
     assert big["flat"]["exact_scan"] == SearchConfig.exact_scan
     assert big["flat-fp32"]["exact_scan"] == big["flat-blas20"]["exact_scan"] == "fp32"
