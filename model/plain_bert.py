@@ -81,7 +81,10 @@ class PlainBert(nn.Module):
         return x
 
     def load_hf_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Load a BertModel state dict (its pooler and position-id buffer are not used)."""
+        """Load a BertModel state dict (its pooler and position-id buffer are not used), or
+        the ``bert.`` part of a task model's (BertForMaskedLM and the like)."""
+        if not any(k.startswith("embeddings.") for k in state):
+            state = {k.removeprefix("bert."): v for k, v in state.items()}
         mine = {"words.weight": "embeddings.word_embeddings.weight",
                 "positions.weight": "embeddings.position_embeddings.weight",
                 "token_type.weight": "embeddings.token_type_embeddings.weight",

@@ -51,6 +51,21 @@ def test_the_plain_forward_gives_bertmodels_hidden_states(tmp_path):
     assert not any(p.requires_grad for p in plain.parameters()) and not plain.training
 
 
+def test_a_task_models_bert_part_is_read_too(tmp_path):
+    """A folder saved from BertForMaskedLM keeps the encoder under ``bert.``."""
+    from safetensors.torch import load_file, save_file
+
+    hf = saved_bert(tmp_path / "bert")
+    state = load_file(str(tmp_path / "bert" / "model.safetensors"))
+    save_file({f"bert.{k}": v for k, v in state.items()} | {"cls.bias": torch.zeros(60)},
+              str(tmp_path / "bert" / "model.safetensors"))
+    enc = batch(2)
+    with torch.no_grad():
+        got, expected = load_plain_bert(tmp_path / "bert")(**enc), hf(**enc).last_hidden_state
+    real = enc["attention_mask"].bool()
+    torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
 def test_the_package_minilm_runs_plain_and_as_transformers_runs_it():
     tokenizer = load_tokenizer(MINILM)
     enc = tokenizer(SENTENCES, padding=True, truncation=True, max_length=32)
