@@ -5,7 +5,6 @@ transformers."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -97,14 +96,12 @@ def test_a_folder_without_safetensors_or_bert_weights_is_refused(tmp_path):
     with pytest.raises(NotPlainBert, match="no config.json and model.safetensors"):
         load_plain_bert(tmp_path)
     saved_bert(tmp_path / "bert")
-    config = json.loads((tmp_path / "bert" / "config.json").read_text())
     from safetensors.torch import save_file
 
     save_file({"embeddings.word_embeddings.weight": torch.zeros(60, 32)},
               str(tmp_path / "bert" / "model.safetensors"))
     with pytest.raises(NotPlainBert, match="not a BERT state dict"):
         load_plain_bert(tmp_path / "bert")
-    assert config["model_type"] == "bert"
 
 
 def test_the_clause_reader_starts_without_transformers():
