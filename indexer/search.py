@@ -47,14 +47,19 @@ from indexer.errors import (
     EmptyCatalogError,
     FingerprintMismatchError,
 )
-from indexer.snapshot import SnapshotError, SnapshotKey, SnapshotStore
+from indexer.snapshot import (
+    FP16_SIMD_WIDTH,
+    SnapshotError,
+    SnapshotKey,
+    SnapshotStore,
+    fp16_scan_dim,
+)
 from indexer.vectors import stack_binaries
 from project_settings import Settings
 
 log = logging.getLogger(__name__)
 
 ADD_CHUNK = 100_000  # vectors per FAISS add call (HNSW, the half-precision scan's padded copies)
-FP16_SIMD_WIDTH = 8  # the half-precision scan's vectors are padded to a multiple of this
 
 
 @dataclass(frozen=True)
@@ -340,7 +345,7 @@ class CatalogSearch:
         if kind != "flat":
             raise ValueError(f"SearchConfig.index must be auto, flat or hnsw, got {kind!r}")
         if self.config.exact_scan == "fp16":
-            index = faiss.IndexScalarQuantizer(_padded_dim(vectors.shape[1]),
+            index = faiss.IndexScalarQuantizer(fp16_scan_dim(vectors.shape[1]),
                                                faiss.ScalarQuantizer.QT_fp16,
                                                faiss.METRIC_INNER_PRODUCT)
         elif self.config.exact_scan == "fp32":
@@ -438,14 +443,6 @@ class CatalogSearch:
         except pymongo.errors.PyMongoError as exc:
             raise DatabaseUnavailableError(f"cannot fetch catalog documents: {exc}") from exc
         return [docs[i] for i in ids if i in docs]
-
-
-def _padded_dim(dim: int) -> int:
-    """``dim`` rounded up to FAISS's half-precision SIMD width: its fp16 scan of vectors whose
-    length is not a multiple of 8 takes a scalar path (the demo checkpoint's 654 dimensions,
-    100k vectors: search p50 57.1 ms unpadded, 4.9 ms padded; bench/latency.py,
-    bench/results/latency/e867741d9c89f4f5{-unpadded,}.json)."""
-    return -(-dim // FP16_SIMD_WIDTH) * FP16_SIMD_WIDTH
 
 
 def _padded(vectors: np.ndarray, dim: int) -> np.ndarray:

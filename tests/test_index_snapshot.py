@@ -132,6 +132,26 @@ def test_snapshot_of_another_key_is_never_used(tmp_path):
         store.load(SnapshotKey("db.other", "fp", "b1", "flat", "p"))
 
 
+@pytest.mark.parametrize("width", [DIM, 24, 32])
+def test_a_half_precision_index_is_read_at_the_padded_width_only(tmp_path, width):
+    """The exact scan's copies are DIM = 22 columns padded to 24 (fp16_scan_dim); a stored
+    scan of another width is refused as corrupt, naming both shapes."""
+    import faiss
+
+    store = SnapshotStore(tmp_path)
+    key = SnapshotKey("db.items", "fp", "b1", "flat", "p")
+    vectors = unit(np.random.default_rng(0), 10)
+    index = faiss.IndexScalarQuantizer(width, faiss.ScalarQuantizer.QT_fp16,
+                                       faiss.METRIC_INNER_PRODUCT)
+    index.add(np.hstack([vectors, np.zeros((10, width - DIM), np.float32)]))
+    store.save(key, np.array([f"i{k}" for k in range(10)]), vectors, {"c": (0, 10)}, index, None)
+    if width == 24:
+        assert store.load(key).index.d == 24
+    else:
+        with pytest.raises(Exception, match=f"corrupt.*10 x {width}.*manifest 10 x {DIM}"):
+            store.load(key)
+
+
 def test_snapshot_folder_setting(tmp_path):
     assert load_settings({"DATA_DIR": str(tmp_path)}, env_file=tmp_path / "none"
                          ).index_snapshot_dir == tmp_path / "index_snapshots"
