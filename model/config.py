@@ -15,9 +15,9 @@ from typing import Any
 # before them and addable to a trained model (model.retriever.with_residual_paths).
 RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
-# Heads trained apart (bench.teacher_vectors, model.kind_head, model.type_head,
-# model.identity_head), never by model.train.
-HEAD_PREFIXES = ("combiner_head.", "kind_head.", "type_head.", "identity_head.")
+# Heads trained apart (bench.teacher_vectors, model.kind_head, model.type_head), never by
+# model.train.
+HEAD_PREFIXES = ("combiner_head.", "kind_head.", "type_head.")
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
@@ -25,14 +25,13 @@ LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden":
                 "reference_grid": None, "backbone_tail": False, "phrase_path": False,
                 "combiner_head": 0, "combiner_weight": 1.0, "kind_head": 0, "kind_weight": 1.0,
                 "kind_attributes": [], "attribute_weights": [], "kind_hidden": 128,
-                "type_head": 0, "type_weight": 0.1, "type_hidden": 24,
-                "identity_head": 0, "identity_weight": 0.5}
+                "type_head": 0, "type_weight": 0.1, "type_hidden": 24}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
                  "combiner_weight": ("combiner_head",), "kind_weight": ("kind_head",),
                  "kind_attributes": ("kind_head",), "attribute_weights": ("kind_attributes",),
                  "kind_hidden": ("kind_head",), "type_weight": ("type_head",),
-                 "type_hidden": ("type_head",), "identity_weight": ("identity_head",)}
+                 "type_hidden": ("type_head",)}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
 # (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
@@ -127,12 +126,6 @@ class ModelConfig:
     type_head: int = 0
     type_weight: float = 0.1
     type_hidden: int = 24
-    # An identity head (model.network.IdentityHead, trained apart and attached by
-    # model.identity_head): the number of backbone channels it keeps, appended to f_ref and
-    # f_tar (0: none), and the weight of its term (the reference's colour-blind look, kept as
-    # far as the words negate a colour).
-    identity_head: int = 0
-    identity_weight: float = 0.5
 
     @classmethod
     def tiny(cls) -> ModelConfig:

@@ -416,57 +416,15 @@ class ChangeHead(KindHead):
         return change * change.pow(2).sum(dim=-1, keepdim=True) / 2
 
 
-class IdentityHead(nn.Module):
-    """The reference photo's look without its colour, kept as far as the words negate a colour:
-    the item side is a few channels of the pooled final map, those that tell one product
-    from another and hardly its colourways apart (centred and scaled, a unit vector); the query
-    side is the reference's own, times a gate read off the sentence embedding (near 1 for "not in
-    black", "anything but red"; near 0 for "darker", "shorter", "as a skirt").
-
-    Why: a colour request's misses leave the reference's product for garments of other products
-    in the asked colour (Training, stage 85: 0.27 of its own product in a missed "darker" top
-    10, against 1.88 over all), while the pooled backbone feature, which the image-only baseline
-    ranks by, keeps a product's colourways together. The whole photo's identity (f_tar of the
-    reference) holds the colour and type the words change, and an ungated term costs every
-    request that changes the shape; kept for every colour request, the look costs a catalog
-    without colourways, where "darker" asks for another product (Training, stages 90-91).
-    Channels, centre and scale are statistics of the training photos and the gate one linear
-    layer (`model.identity_head`), never trained by model.train.
-    """
-
-    def __init__(self, image_dim: int, text_dim: int, channels: int):
-        super().__init__()
-        self.image_dim = image_dim
-        self.register_buffer("channels", torch.arange(channels, dtype=torch.int16))
-        self.register_buffer("centre", torch.zeros(channels))
-        self.register_buffer("scale", torch.ones(channels))
-        self.gate = nn.Linear(text_dim, 1)
-
-    def pooled(self, whole: torch.Tensor) -> torch.Tensor:
-        """(B, G, C) grid tokens -> (B, image_dim): the unit mean of the final map's channels."""
-        return F.normalize(whole[..., :self.image_dim].float().mean(dim=1), dim=-1)
-
-    def target(self, pooled: torch.Tensor) -> torch.Tensor:
-        kept = pooled.index_select(-1, self.channels.long())
-        return F.normalize((kept - self.centre) * self.scale, dim=-1)
-
-    def kept_share(self, text: torch.Tensor) -> torch.Tensor:
-        """(B, H) sentence embeddings -> (B, 1): how far the words negate a colour."""
-        return torch.sigmoid(self.gate(text.float()))
-
-    def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.kept_share(text) * self.target(pooled)
-
-
 class FashionVLP(nn.Module):
     """The trainable network: shared image tokens, reference block and target block, the
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
     over ``phrase_model``, the whole pretrained text model, frozen), and the optional combiner
-    head, kind head, type head and identity head (``cfg.combiner_head``, ``cfg.kind_head``,
-    ``cfg.type_head``, ``cfg.identity_head``: their vectors are appended to f_ref and f_tar, so
-    one inner product scores every space; over the first ``image_channels`` of the grid tokens,
-    default all of them)."""
+    head, kind head and type head (``cfg.combiner_head``, ``cfg.kind_head``,
+    ``cfg.type_head``: their vectors are appended to f_ref and f_tar, so one inner product
+    scores every space; over the first ``image_channels`` of the grid tokens, default all of
+    them)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
                  phrase_model: nn.Module | None = None, image_channels: int | None = None):
@@ -506,17 +464,10 @@ class FashionVLP(nn.Module):
                                      hidden=cfg.type_hidden)
                           if cfg.type_head else None)
         self.type_weight = cfg.type_weight
-        if cfg.identity_head and phrase_model is None:
-            raise ValueError("the identity head reads the phrase path's sentence embedding: "
-                             "it needs phrase_path")
-        self.identity_head = (IdentityHead(image_channels or channels,
-                                           phrase_model.config.hidden_size, cfg.identity_head)
-                              if cfg.identity_head else None)
-        self.identity_weight = cfg.identity_weight
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)
-        for head in (self.combiner_head, self.kind_head, self.type_head, self.identity_head):
+        for head in (self.combiner_head, self.kind_head, self.type_head):
             if head is not None:
                 head.eval()  # trained apart: no dropout in it while the paths train
         return self
@@ -577,14 +528,12 @@ class FashionVLP(nn.Module):
         """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) with each head's vector h (the
         query's where ``phrase`` is given, else the target's): its inner product with a target
         is (cos_f + w1 h1.t1 + ...) / (1 + w1 + ...), the late fusion of the spaces. Every h is
-        a unit vector but a change head's query (a scaled difference of two) and an identity
-        head's (a gated one), so the whole is
+        a unit vector but a change head's query (a scaled difference of two), so the whole is
         made unit again: one scale per query, which no ranking sees, and inner product stays
         cosine for the app and the conversation's moves."""
         heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
                                            (self.kind_head, self.kind_weight),
-                                           (self.type_head, self.type_weight),
-                                           (self.identity_head, self.identity_weight))
+                                           (self.type_head, self.type_weight))
                  if head is not None]
         if not heads:
             return out

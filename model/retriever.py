@@ -119,7 +119,7 @@ class Retriever:
     @property
     def dim(self) -> int:
         return (self.cfg.embed_dim + self.cfg.combiner_head + self.cfg.kind_head
-                + sum(self.cfg.kind_attributes) + self.cfg.type_head + self.cfg.identity_head)
+                + sum(self.cfg.kind_attributes) + self.cfg.type_head)
 
     @property
     def fingerprint(self) -> str:

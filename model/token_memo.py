@@ -46,8 +46,7 @@ def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
     config count."""
     frozen = token_block_state(net)
     cfg = dataclasses.replace(cfg, combiner_head=0, combiner_weight=1.0, kind_head=0,
-                              kind_weight=1.0, type_head=0, type_weight=0.1,
-                              identity_head=0, identity_weight=0.5)
+                              kind_weight=1.0, type_head=0, type_weight=0.1)
     return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]
 
 
