@@ -24,12 +24,14 @@ HEAD_PREFIXES = ("combiner_head.", "kind_head.", "type_head.")
 LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden": 256,
                 "reference_grid": None, "backbone_tail": False, "phrase_path": False,
                 "combiner_head": 0, "combiner_weight": 1.0, "kind_head": 0, "kind_weight": 1.0,
-                "kind_attributes": [], "attribute_weights": [], "kind_hidden": 128,
+                "kind_attributes": [], "attribute_weights": [], "attribute_changes": [],
+                "kind_hidden": 128,
                 "type_head": 0, "type_weight": 0.1, "type_hidden": 24}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
                  "combiner_weight": ("combiner_head",), "kind_weight": ("kind_head",),
                  "kind_attributes": ("kind_head",), "attribute_weights": ("kind_attributes",),
+                 "attribute_changes": ("kind_attributes",),
                  "kind_hidden": ("kind_head",), "type_weight": ("type_head",),
                  "type_hidden": ("type_head",)}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
@@ -119,6 +121,9 @@ class ModelConfig:
     # of each, appended to its kinds, and the weight of each one's coefficient in the score.
     kind_attributes: list[int] = field(default_factory=list)
     attribute_weights: list[float] = field(default_factory=list)
+    # How far each attribute's asked value is read as a change from the reference photo's
+    # (model.network.KindHead.query; empty or 0: as asked).
+    attribute_changes: list[float] = field(default_factory=list)
     kind_hidden: int = 128  # the width of the kind head's two MLPs
     # A type head (model.network.ChangeHead, trained apart and attached by model.type_head):
     # the number of product types it tells apart, appended to f_ref and f_tar (0: none), the

@@ -4,6 +4,7 @@ item is of the kind the query asks for (model.network.KindHead).
 
     python -m model.kind_head --checkpoint CKPT --datasets ANN:IMAGES ... --out OUT \
         [--attributes pattern sleeve length fit --attribute-weights 0.15 0.1 0.1 0.1]
+    python -m model.kind_head --checkpoint CKPT --out OUT --keep-head --attribute-changes 2 0 0 0
 
 Why: with garments, shoes, bags, underwear and accessories in one gallery and no category
 filter, a garment query's top 10 holds items of neighbouring kinds that share its colour; the
@@ -247,6 +248,22 @@ def with_kind_head(retriever: Retriever, head: KindHead, kinds: Sequence[str],
     return headed
 
 
+def with_attribute_changes(retriever: Retriever, changes: Sequence[float]) -> Retriever:
+    """``retriever`` with its kind head kept, every weight, and each attribute's asked value
+    read as a change from the reference photo's by ``changes`` (one per attribute; 0: as
+    asked; model.network.KindHead.query)."""
+    if not retriever.cfg.kind_attributes:
+        raise ValueError("this checkpoint has no kind head with attributes to read as changes")
+    if len(changes) != len(retriever.cfg.kind_attributes):
+        raise ValueError(f"{len(retriever.cfg.kind_attributes)} attributes but "
+                         f"{len(changes)} changes")
+    cfg = dataclasses.replace(retriever.cfg, attribute_changes=[float(c) for c in changes])
+    reread = with_new_head(retriever, cfg, "kind_head.", retriever.net.kind_head.state_dict())
+    reread.meta["kind_head"] = {**retriever.meta.get("kind_head", {}),
+                                "attribute_changes": cfg.attribute_changes}
+    return reread
+
+
 def attach(cfg: KindHeadConfig) -> Path:
     """Train the head of ``cfg`` and write the checkpoint with it attached."""
     torch.set_num_threads(cfg.threads)
@@ -302,8 +319,28 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--attribute-weights", nargs="+", type=float, default=d.attribute_weights,
                    help="weight of each attribute's term, one for all or one per attribute "
                    "(default: %(default)s)")
-    args = p.parse_args(argv)
-    return attach(dataclasses.replace(d, **vars(args)))
+    p.add_argument("--attribute-changes", nargs="+", type=float, default=None,
+                   help="with --keep-head: read each attribute's asked value as a change from "
+                   "the reference photo's by this much (one per attribute of the checkpoint's "
+                   "head; 0: as asked)")
+    p.add_argument("--keep-head", action="store_true",
+                   help="train nothing: write the checkpoint with its own kind head and the "
+                   "given --attribute-changes")
+    args = vars(p.parse_args(argv))
+    changes, keep = args.pop("attribute_changes"), args.pop("keep_head")
+    if keep:
+        if changes is None:
+            p.error("--keep-head needs --attribute-changes")
+        torch.set_num_threads(args["threads"])
+        reread = with_attribute_changes(load_retriever(args["checkpoint"], engine="eager"),
+                                        changes)
+        path = reread.save(args["out"])
+        logger.info("wrote %s (fingerprint %s): %s with attribute changes %s", args["out"],
+                    reread.fingerprint, args["checkpoint"], reread.cfg.attribute_changes)
+        return path
+    if changes is not None:
+        p.error("--attribute-changes goes with --keep-head")
+    return attach(dataclasses.replace(d, **args))
 
 
 if __name__ == "__main__":

@@ -360,7 +360,7 @@ class KindHead(nn.Module):
 
     def __init__(self, image_dim: int, text_dim: int, sizes: int | Sequence[int],
                  shares: Sequence[float] | None = None, hidden: int = 128,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, changes: Sequence[float] | None = None):
         super().__init__()
         self.image_dim = image_dim
         self.sizes = [sizes] if isinstance(sizes, int) else list(sizes)
@@ -368,6 +368,9 @@ class KindHead(nn.Module):
         if len(shares) != len(self.sizes):
             raise ValueError(f"{len(self.sizes)} parts but {len(shares)} shares")
         self.roots = [(s / sum(shares)) ** 0.5 for s in shares]
+        self.changes = list(changes) if changes else [0.0] * len(self.sizes)
+        if len(self.changes) != len(self.sizes):
+            raise ValueError(f"{len(self.sizes)} parts but {len(self.changes)} changes")
         h, out = hidden, sum(self.sizes)
         self.item = nn.Sequential(nn.Linear(image_dim, h), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(h, out))
@@ -389,7 +392,27 @@ class KindHead(nn.Module):
                           zip(logits.split(self.sizes, dim=-1), self.roots, strict=True)], -1)
 
     def query(self, pooled: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self._vector(self.asked_logits(pooled, text))
+        """The asked distributions; a part with a change ``alpha`` is pushed further from the
+        reference photo's own value, a + alpha (1 - BC(a, r)) (a - r): nothing where the words
+        keep the photo's value, a push where they ask for another one.
+
+        Why: for a word it does not know ("louder" of a plain top) the query side keeps the
+        photo's pattern, though the words alone lean to another (Training, the diagnostics
+        after stage 93); the push gives a part's asked change more say where the words do
+        move it."""
+        asked = self._vector(self.asked_logits(pooled, text))
+        if not any(self.changes):
+            return asked
+        own = self.target(pooled)
+        parts = []
+        for a, r, root, alpha in zip(asked.split(self.sizes, dim=-1),
+                                     own.split(self.sizes, dim=-1), self.roots, self.changes,
+                                     strict=True):
+            if alpha:
+                kept = (a * r).sum(dim=-1, keepdim=True) / root ** 2  # BC(a, r)
+                a = a + alpha * (1 - kept) * (a - r)
+            parts.append(a)
+        return torch.cat(parts, dim=-1)
 
     def target(self, pooled: torch.Tensor) -> torch.Tensor:
         return self._vector(self.item_logits(pooled))
@@ -453,7 +476,9 @@ class FashionVLP(nn.Module):
         shares = [cfg.kind_weight, *cfg.attribute_weights]
         self.kind_head = (KindHead(image_channels or channels, phrase_model.config.hidden_size,
                                    [cfg.kind_head, *cfg.kind_attributes], shares,
-                                   cfg.kind_hidden)
+                                   cfg.kind_hidden,
+                                   changes=([0.0, *cfg.attribute_changes]
+                                            if cfg.attribute_changes else None))
                           if cfg.kind_head else None)
         self.kind_weight = sum(shares)
         if cfg.type_head and phrase_model is None:

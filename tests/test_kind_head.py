@@ -227,3 +227,45 @@ def test_the_command_attaches_attributes(feedback_data, phrased, tmp_path,  # no
     assert meta["attribute_weights"] == headed.cfg.attribute_weights == [0.2, 0.2]
     assert headed.cfg.kind_attributes == [len(v) for v in meta["attributes"].values()]
     assert headed.encode_queries(IMAGES, TEXTS).shape == (3, headed.dim)
+
+
+def test_an_attribute_read_as_a_change_is_pushed_from_the_photos_value(phrased,  # noqa: F811
+                                                                        tmp_path):
+    """With a change alpha on one attribute, that part of the query is a + alpha (1 - BC(a, r))
+    (a - r) (r: the reference photo's own value), the other parts and every target as before;
+    the command writes it without training, the weights kept, and the ONNX export agrees."""
+    pytest.importorskip("onnxruntime")
+    sizes = [len(KINDS), *(len(v) for v in ATTRIBUTE_VALUES.values())]
+    headed = with_kind_head(phrased, kind_head_of(phrased, sizes=sizes), KINDS, 0.15,
+                            ATTRIBUTE_VALUES, [0.25, 0.1])
+    ck = headed.save(tmp_path / "headed")
+    alpha = 2.0
+    kind_main(["--checkpoint", str(ck), "--out", str(tmp_path / "changed"), "--keep-head",
+               "--attribute-changes", str(alpha), "0", "--threads", "1"])
+    changed = saved_and_exported(load_retriever(tmp_path / "changed", engine="eager"),
+                                 tmp_path / "exported")
+    assert changed.cfg.attribute_changes == [alpha, 0.0]
+    assert changed.fingerprint != headed.fingerprint
+    assert changed.meta["kind_head"]["kinds"] == KINDS
+    np.testing.assert_allclose(changed.encode_targets(IMAGES),
+                               load_retriever(ck, engine="eager").encode_targets(IMAGES),
+                               atol=1e-6)
+    head = changed.net.kind_head
+    asked, item = kind_vectors(phrased, head, sizes)
+    root = head.roots[1]
+    a, r = asked[1] * root, item[1] * root  # the pattern part as the vector holds it
+    kept = (a * r).sum(-1, keepdims=True) / root ** 2
+    pushed = a + alpha * (1 - kept) * (a - r)
+    with torch.no_grad():
+        pixels = torch.stack([phrased.preprocess(i) for i in IMAGES])
+        whole, _ = phrased.image_tokens(pixels)
+        phrase = phrased.net.phrase_path.embed(**phrased.tokenize(TEXTS))
+        query = head.query(head.pooled(whole), phrase).numpy()
+    offsets = np.cumsum([0, *sizes])
+    np.testing.assert_allclose(query[:, offsets[1]:offsets[2]], pushed, atol=1e-5)
+    for k in (0, 2):  # the kinds and the fit, as asked
+        np.testing.assert_allclose(query[:, offsets[k]:offsets[k + 1]],
+                                   asked[k] * head.roots[k], atol=1e-5)
+    with pytest.raises(ValueError, match="2 attributes but 1 changes"):
+        kind_main(["--checkpoint", str(ck), "--out", str(tmp_path / "no"), "--keep-head",
+                   "--attribute-changes", "1"])
