@@ -64,6 +64,10 @@ class BaselineConfig:
     epochs: int | None = None  # None: DEFAULT_EPOCHS of the baseline
     select_on_val: bool = True  # keep the best epoch by validation score, as model.train does
     seed: int = 0
+    # Extra negatives per triplet drawn from the hard negatives its annotation names
+    # (Triplet.negatives); the benchmarks' baselines train without (0), the combiner head
+    # with them (bench.teacher_vectors --listed-negatives; docs/training_log.md, stage 93).
+    listed_negatives: int = 0
 
 
 def add_baseline_arguments(parser: argparse.ArgumentParser, defaults) -> None:
@@ -251,14 +255,17 @@ class TripletTensors:
     texts: torch.Tensor  # (T, 4) rows of the four caption variants in `text_table`
     images: torch.Tensor  # (N, C) pooled image features
     text_table: torch.Tensor  # (S, H) sentence embeddings
+    negatives: torch.Tensor | None = None  # (T, K) rows of each one's listed negatives, -1 pads
 
     def __len__(self) -> int:
         return len(self.ref)
 
 
 def triplet_tensors(triplets: Sequence[Triplet], image_rows: dict[str, int],
-                    images: torch.Tensor, embed: Callable[[Sequence[str]], torch.Tensor]
-                    ) -> TripletTensors:
+                    images: torch.Tensor, embed: Callable[[Sequence[str]], torch.Tensor],
+                    negatives: bool = False) -> TripletTensors:
+    """The triplets as rows; with ``negatives`` also the rows of each one's listed hard
+    negatives (those ``image_rows`` has)."""
     variants = [caption_variants(t.captions) for t in triplets]
     sentences = sorted({s for v in variants for s in v})
     row = {s: k for k, s in enumerate(sentences)}
@@ -266,19 +273,35 @@ def triplet_tensors(triplets: Sequence[Triplet], image_rows: dict[str, int],
         ref=torch.tensor([image_rows[t.candidate] for t in triplets]),
         tar=torch.tensor([image_rows[t.target] for t in triplets]),
         texts=torch.tensor([[row[s] for s in v] for v in variants]),
-        images=images, text_table=embed(sentences))
+        images=images, text_table=embed(sentences),
+        negatives=_negative_rows(triplets, image_rows) if negatives else None)
+
+
+def _negative_rows(triplets: Sequence[Triplet], image_rows: dict[str, int]) -> torch.Tensor:
+    listed = [[image_rows[n] for n in t.negatives if n in image_rows] for t in triplets]
+    out = torch.full((len(listed), max(map(len, listed), default=0)), -1, dtype=torch.long)
+    for k, rows in enumerate(listed):
+        out[k, :len(rows)] = torch.tensor(rows, dtype=torch.long)
+    return out
 
 
 # ------------------------------------------------------------------------------- training
 
 
 def _step_loss(model: Baseline, loss_fn: BatchClassificationLoss, data: TripletTensors,
-               idx: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Batch loss of triplets ``idx``, each with one of its four caption variants at random."""
+               idx: torch.Tensor, rng: np.random.Generator, negatives: int = 0) -> torch.Tensor:
+    """Batch loss of triplets ``idx``, each with one of its four caption variants at random
+    and up to ``negatives`` of its listed hard negatives (at random) after the batch's targets."""
     variant = torch.from_numpy(rng.integers(0, 4, len(idx)))
     tar_rows = data.tar[idx]
     f_ref = model.encode_query(data.images[data.ref[idx]], data.text_table[data.texts[idx,
                                                                                       variant]])
+    if negatives and data.negatives is not None and data.negatives.shape[1]:
+        listed = data.negatives[idx]
+        # a random order of each row's negatives, the padding last
+        order = torch.from_numpy(rng.random(listed.shape)).masked_fill(listed < 0, 2.0)
+        drawn = listed.gather(1, order.argsort(dim=1)[:, :negatives]).reshape(-1)
+        tar_rows = torch.cat([tar_rows, drawn[drawn >= 0]])
     f_tar = model.encode_target(data.images[tar_rows])
     return loss_fn(f_ref, f_tar, tar_rows)  # the same target image twice is not a negative
 
@@ -315,7 +338,8 @@ def train_baseline(model: Baseline, data: TripletTensors, cfg: BaselineConfig,
         for b in tqdm(range(steps_per_epoch), desc=f"{model.name} {epoch + 1}/{epochs}",
                       unit="batch", leave=False, disable=steps_per_epoch < 50):
             loss = _step_loss(model, loss_fn, data,
-                              order[b * cfg.batch_size:(b + 1) * cfg.batch_size], rng)
+                              order[b * cfg.batch_size:(b + 1) * cfg.batch_size], rng,
+                              cfg.listed_negatives)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

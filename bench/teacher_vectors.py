@@ -89,7 +89,7 @@ def run(cfg: TeacherConfig) -> dict:
     data, bank = load(cfg, encoder)
     embed = TextEmbedder(TextConfig(model=cfg.text_model, cache_dir=cfg.cache_dir or None))
     train = triplet_tensors([t for d in data for t in d.train.triplets], bank.index,
-                            bank.pooled, embed)
+                            bank.pooled, embed, negatives=cfg.baseline.listed_negatives > 0)
     model = build_baseline("combiner", bank.pooled.shape[1], embed.dim, cfg.baseline)
     stats = train_baseline(model, train, replace(cfg.baseline, epochs=cfg.epochs),
                            lambda m: val_score(data, baseline_encoders(
@@ -118,13 +118,16 @@ def parse_args(argv: Sequence[str] | None) -> TeacherConfig:
     p.add_argument("--embed-dim", type=int, default=d.baseline.embed_dim,
                    help="the combiner's space (its projections as wide, its hidden layers "
                         "twice): what a checkpoint stores of it as a head grows with its square")
+    p.add_argument("--listed-negatives", type=int, default=d.baseline.listed_negatives,
+                   help="extra negatives per triplet from the hard negatives its annotation "
+                        "names (the benchmarks' combiner: 0)")
     p.add_argument("--max-val-queries", type=int, default=d.max_val_queries)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--threads", type=int, default=d.threads)
     args = vars(p.parse_args(argv))
-    dim = args.pop("embed_dim")
+    dim, negatives = args.pop("embed_dim"), args.pop("listed_negatives")
     return replace(d, **args, baseline=replace(d.baseline, embed_dim=dim, proj_dim=dim,
-                                               hidden_dim=2 * dim))
+                                               hidden_dim=2 * dim, listed_negatives=negatives))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

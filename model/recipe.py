@@ -8,7 +8,8 @@ its stages; a stage is one or more `python -m model.train` runs, each with the a
 training log's command, optionally followed by a (weighted) soup of run checkpoints
 (`model.soup`), or an earlier stage's checkpoint with a combiner head attached
 (`model.combiner_head`), a kind head or a type head trained and attached (`model.kind_head`,
-`model.type_head`). A stage's output (its soup or headed checkpoint, else its last run's
+`model.type_head`), or its kind head's attributes read as changes (`model.kind_head
+--keep-head`). A stage's output (its soup or headed checkpoint, else its last run's
 ``best``) is what later stages start from (``init_from``: a stage name, or ``RUN/best`` /
 ``RUN/last``).
 
@@ -89,11 +90,13 @@ class Head:
     attribute_weights: list[float] = field(default_factory=list)
     hidden: int = 128  # a kind or type head's width
     types_from: list[str] = field(default_factory=list)  # a type head: the datasets it learns
+    # instead of a new head: the stage's own kind head, its attributes read as changes
+    attribute_changes: list[float] = field(default_factory=list)
 
     @property
     def command(self) -> str:
-        return ("model.type_head" if self.types_from else "model.kind_head" if self.kinds_from
-                else "model.combiner_head")
+        return ("model.type_head" if self.types_from else "model.kind_head"
+                if self.kinds_from or self.attribute_changes else "model.combiner_head")
 
     @property
     def datasets(self) -> list[str]:
@@ -317,7 +320,7 @@ class Chain:
                                     "exist: run the stages before it")
         if stage.head.types_from:
             from model.type_head import main as attach
-        elif stage.head.kinds_from:
+        elif stage.head.kinds_from or stage.head.attribute_changes:
             from model.kind_head import main as attach
         else:
             from model.combiner_head import main as attach
@@ -332,6 +335,9 @@ class Chain:
         run use."""
         head = stage.head
         where = ["--checkpoint", str(self.checkpoint(head.of))]
+        if head.attribute_changes:
+            return [*where, "--out", str(self.output(stage)), "--keep-head",
+                    "--attribute-changes", *(f"{a:g}" for a in head.attribute_changes)]
         if head.datasets:
             where += ["--datasets", *(":".join(self.data(d)) for d in head.datasets),
                       "--hidden", str(head.hidden)]

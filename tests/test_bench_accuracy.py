@@ -109,6 +109,37 @@ def test_combiner_learns_a_colour_change():
     assert (top1 == data.tar).float().mean() > 0.8
 
 
+def test_listed_negatives_join_the_batch_as_extra_targets():
+    """With listed_negatives a batch's loss also scores up to that many of each triplet's
+    listed hard negatives (those the image rows know), after the batch's own targets; without,
+    only the batch's targets."""
+    from bench.baselines import _step_loss
+
+    rows = {f"i{k}": k for k in range(6)}
+    triplets = [Triplet("i0", "i1", ["a", "b"], "x", negatives=("i2", "i3", "gone")),
+                Triplet("i1", "i4", ["c", "d"], "x", negatives=("i5",)),
+                Triplet("i3", "i0", ["e", "f"], "x")]
+    images = torch.randn(6, 8)
+    data = triplet_tensors(triplets, rows, images, lambda s: torch.randn(len(s), 4),
+                           negatives=True)
+    assert data.negatives.tolist() == [[2, 3], [5, -1], [-1, -1]]
+    model = build_baseline("combiner", 8, 4, BaselineConfig(embed_dim=4, proj_dim=4,
+                                                             hidden_dim=8))
+    seen = []
+
+    def loss(f_ref, f_tar, target_ids):
+        seen.append(target_ids.tolist())
+        return f_ref.sum()
+
+    idx = torch.tensor([0, 1, 2])
+    _step_loss(model, loss, data, idx, np.random.default_rng(0))
+    _step_loss(model, loss, data, idx, np.random.default_rng(0), negatives=1)
+    _step_loss(model, loss, data, idx, np.random.default_rng(0), negatives=5)
+    assert seen[0] == [1, 4, 0]
+    assert seen[1][:3] == [1, 4, 0] and seen[1][3] in (2, 3) and seen[1][4:] == [5]
+    assert sorted(seen[2][3:]) == [2, 3, 5]
+
+
 def test_a_shared_score_of_100_is_a_tie_not_a_win():
     avg = {"FashionVLP": {"R@10": 100.0, "R@50": 100.0}, "combiner": {"R@10": 98.9, "R@50": 100.0},
            "image only": {"R@10": 31.1, "R@50": 65.6}}

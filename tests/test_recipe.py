@@ -19,7 +19,7 @@ from tests.tiny_dataset import write_tiny_dataset
 SHIPPED_CHAIN = ["stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage8",
                  "stage18", "stage19", "stage21", "stage28", "stage29", "stage29b",
                  "stage43", "stage81", "stage81h", "stage84",
-                 "stage89e", "stage92"]  # the training log's list
+                 "stage89e", "stage92", "stage93", "stage94"]  # the training log's list
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_demo_recipe_is_the_shipped_chain_and_every_command_parses():
         assert stage.minutes > 0 and stage.basis
         seen.add(stage.name)
     final = recipe.stages[-1]
-    assert chain.output(final) == chain.root / "stage92"
+    assert chain.output(final) == chain.root / "stage94"
     assert recipe.reproduces["fingerprint"] == load_retriever(
         Path(__file__).parents[1] / recipe.reproduces["checkpoint"]).fingerprint
 
@@ -68,7 +68,7 @@ def test_the_plan_states_the_hours_from_the_stages(capsys):
     minutes = sum(s.minutes for s in recipe.stages) + sum(
         d.minutes for d in recipe.datasets.values()) + sum(f.minutes for f in recipe.files.values())
     assert f"about {minutes / 60:.1f} h in all" in out
-    assert 10 < minutes / 60 < 14  # the log's chain: about 13.5 h
+    assert 10 < minutes / 60 < 15  # the log's chain: about 14 h
     assert out.count("bash train.sh ") == sum(len(s.runs) for s in recipe.stages)
     assert "file combiner_teacher: " in out  # the teacher's vectors, made before stage 66
     assert re.search(r"\[0/6 epochs\] bash train.sh \S+ \S+ 64 6 --out", out)
@@ -196,18 +196,25 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
                     stages=[Stage("kinds", [], minutes=1.0,
                                   head=Head("start", weight=0.4, kinds_from=["fb"],
                                             attributes=["pattern"],
-                                            attribute_weights=[0.2]))])
+                                            attribute_weights=[0.2])),
+                            Stage("changes", [], minutes=0.5,
+                                  head=Head("kinds", attribute_changes=[2.0]))])
     chain = Chain(recipe, Overrides(root=root))
     monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
     plan = chain.plan(recipe.stages)
     assert "python -m model.kind_head --checkpoint" in plan
     assert "--datasets" in plan and Path(annotations).name in plan
     assert "--attributes pattern --attribute-weights 0.2" in plan
+    assert "--keep-head --attribute-changes 2" in plan
     assert chain.run_stage(recipe.stages[0]) == root / "kinds"
     headed = load_retriever(root / "kinds")
     assert headed.cfg.kind_weight == 0.4 and headed.cfg.kind_head >= 2
     assert headed.cfg.attribute_weights == [0.2] and len(headed.cfg.kind_attributes) == 1
     assert chain.stage_done(recipe.stages[0])
+    assert chain.run_stage(recipe.stages[1]) == root / "changes"
+    changed = load_retriever(root / "changes", engine="eager")
+    assert changed.cfg.attribute_changes == [2.0]
+    assert changed.cfg.kind_attributes == headed.cfg.kind_attributes
 
 
 def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
