@@ -553,9 +553,10 @@ class FashionVLP(nn.Module):
         """[f, sqrt(w1) h1, ...] / sqrt(1 + w1 + ...) with each head's vector h (the
         query's where ``phrase`` is given, else the target's): its inner product with a target
         is (cos_f + w1 h1.t1 + ...) / (1 + w1 + ...), the late fusion of the spaces. Every h is
-        a unit vector but a change head's query (a scaled difference of two), so the whole is
-        made unit again: one scale per query, which no ranking sees, and inner product stays
-        cosine for the app and the conversation's moves."""
+        a unit vector but a change head's query (a scaled difference of two) and a kind head's
+        whose attributes read as changes, so the whole is made unit again: one scale per query,
+        which no ranking sees, and inner product stays cosine for the app and the
+        conversation's moves."""
         heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
                                            (self.kind_head, self.kind_weight),
                                            (self.type_head, self.type_weight))
