@@ -23,6 +23,7 @@ training log's CPU, and the plan sums them.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import shlex
@@ -318,16 +319,12 @@ class Chain:
         if not start.is_dir():
             raise FileNotFoundError(f"{stage.name} attaches a head to {start}, which does not "
                                     "exist: run the stages before it")
-        if stage.head.types_from:
-            from model.type_head import main as attach
-        elif stage.head.kinds_from or stage.head.attribute_changes:
-            from model.kind_head import main as attach
-        else:
-            from model.combiner_head import main as attach
-
+        command = stage.head.command
+        if command == "model.combiner_head":
             self.make_file(stage.head.file)
         for name in stage.head.datasets:
             self.prepare(name)
+        attach = importlib.import_module(command).main
         attach(self.head_argv(stage))  # the command the plan shows
 
     def head_argv(self, stage: Stage) -> list[str]:
