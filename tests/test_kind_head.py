@@ -269,3 +269,21 @@ def test_an_attribute_read_as_a_change_is_pushed_from_the_photos_value(phrased, 
     with pytest.raises(ValueError, match="2 attributes but 1 changes"):
         kind_main(["--checkpoint", str(ck), "--out", str(tmp_path / "no"), "--keep-head",
                    "--attribute-changes", "1"])
+
+
+def test_attribute_changes_are_refused_without_their_head_or_flag(phrased, tmp_path,  # noqa: F811
+                                                                  capsys):
+    """--keep-head needs --attribute-changes and the reverse; a checkpoint whose kind head reads
+    no attributes (or that has none) has nothing to read as a change."""
+    ck = phrased.save(tmp_path / "phrased")
+    for argv, message in ((["--keep-head"], "--keep-head needs --attribute-changes"),
+                          (["--attribute-changes", "2"],
+                           "--attribute-changes goes with --keep-head")):
+        with pytest.raises(SystemExit):
+            kind_main(["--checkpoint", str(ck), "--out", str(tmp_path / "no"), *argv])
+        assert message in capsys.readouterr().err
+    kinds_only = with_kind_head(phrased, kind_head_of(phrased), KINDS, 0.3).save(tmp_path / "k")
+    for checkpoint in (ck, kinds_only):
+        with pytest.raises(ValueError, match="no kind head with attributes"):
+            kind_main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "no"),
+                       "--keep-head", "--attribute-changes", "2"])
