@@ -26,7 +26,7 @@ LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden":
                 "combiner_head": 0, "combiner_weight": 1.0, "kind_head": 0, "kind_weight": 1.0,
                 "kind_attributes": [], "attribute_weights": [], "attribute_changes": [],
                 "kind_hidden": 128,
-                "type_head": 0, "type_weight": 0.1, "type_hidden": 24, "reference_push": 0.0}
+                "type_head": 0, "type_weight": 0.1, "type_hidden": 24}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
                  "combiner_weight": ("combiner_head",), "kind_weight": ("kind_head",),
@@ -131,10 +131,6 @@ class ModelConfig:
     type_head: int = 0
     type_weight: float = 0.1
     type_hidden: int = 24
-    # How far a query is pushed from the reference photo's own catalog vector in the fused
-    # space (model.network.FashionVLP.compose_reference; 0: not at all). Read at query time,
-    # no weights: set on a trained checkpoint by model.reference_push.
-    reference_push: float = 0.0
 
     @classmethod
     def tiny(cls) -> ModelConfig:

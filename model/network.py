@@ -489,7 +489,6 @@ class FashionVLP(nn.Module):
                                      hidden=cfg.type_hidden)
                           if cfg.type_head else None)
         self.type_weight = cfg.type_weight
-        self.reference_push = cfg.reference_push
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)
@@ -501,24 +500,21 @@ class FashionVLP(nn.Module):
     def query_outputs(self) -> set[str]:
         """The names ``token_outputs`` gives for a query (words given)."""
         return ({"fused"} | ({"sentence"} if self.sentence_path is not None else set())
-                | ({"phrase"} if self.phrase_path is not None else set())
-                | ({"own"} if self.reference_push else set()))
+                | ({"phrase"} if self.phrase_path is not None else set()))
 
     def token_outputs(self, whole: torch.Tensor, crop: torch.Tensor,
                       input_ids: torch.Tensor | None = None,
                       attention_mask: torch.Tensor | None = None,
                       phrase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """What the token blocks and the text transformer give before the residual paths:
-        the fused reference ("fused"), the sentence embedding ("sentence"), the frozen
-        text model's ("phrase", unless given) and, where queries are pushed from their
-        reference, the reference photo's own target block output ("own") when words are
-        given, else the target block's output ("target")."""
+        the fused reference ("fused"), the sentence embedding ("sentence") and the frozen
+        text model's ("phrase", unless given) when words are given, else the target block's
+        output ("target")."""
         tokens = self.tokens(whole, crop)
         if input_ids is None:
             return {"target": self.target(tokens)}
-        own = {"own": self.target(tokens)} if self.reference_push else {}
         return {"fused": self.reference(tokens, input_ids, attention_mask),
-                **self.word_outputs(input_ids, attention_mask, phrase), **own}
+                **self.word_outputs(input_ids, attention_mask, phrase)}
 
     def word_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                      phrase: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -535,36 +531,14 @@ class FashionVLP(nn.Module):
 
     def compose_reference(self, fused: torch.Tensor, whole: torch.Tensor,
                           sentence: torch.Tensor | None = None,
-                          phrase: torch.Tensor | None = None,
-                          own: torch.Tensor | None = None) -> torch.Tensor:
+                          phrase: torch.Tensor | None = None) -> torch.Tensor:
         """f_ref from the fused reference and the residual paths (model.train --paths-only
-        trains these paths over token outputs it computed once), pushed from the reference
-        photo's own target vector where ``cfg.reference_push`` asks (``own``: the target
-        block's output for the reference photo)."""
+        trains these paths over token outputs it computed once)."""
         if self.sentence_path is not None:
             fused = fused + self.sentence_path(whole, sentence).to(fused.dtype)
         if self.phrase_path is not None:
             fused = fused + self.phrase_path(whole, phrase).to(fused.dtype)
-        query = self._with_heads(self._with_global(fused, whole), whole, phrase)
-        if not self.reference_push:
-            return query
-        return self._pushed_from(query, self._with_global(own, whole))
-
-    def _pushed_from(self, query: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
-        """The unit query minus ``reference_push`` times the fused-space block of the
-        reference photo's own catalog vector (f_tar / sqrt(1 + the heads' weights), as
-        ``_with_heads`` writes every target), made unit again: each item's score loses
-        reference_push times its fused-space likeness to the reference.
-
-        Why: a request asks for a change, so the photo itself and its closest look-alikes are
-        the items it rules out first, yet the fused query of a short change ("busier", "go
-        lighter") stays nearest to the photo (Training, stage 95: the photo is in the top 10
-        of four in five H&M plainer / busier misses). Only the fused block: pushing the heads'
-        blocks too also pushes from the reference's own kind and type, which a change keeps."""
-        share = 1 + sum(w for _, w in self._heads())
-        push = own * (self.reference_push / share ** 0.5)
-        push = F.pad(push, (0, query.shape[-1] - push.shape[-1]))
-        return F.normalize(query - push.to(query.dtype), dim=-1)
+        return self._with_heads(self._with_global(fused, whole), whole, phrase)
 
     def compose_target(self, target: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
         return self._with_heads(self._with_global(target, whole), whole)
@@ -583,7 +557,10 @@ class FashionVLP(nn.Module):
         whose attributes read as changes, so the whole is made unit again: one scale per query,
         which no ranking sees, and inner product stays cosine for the app and the
         conversation's moves."""
-        heads = self._heads()
+        heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
+                                           (self.kind_head, self.kind_weight),
+                                           (self.type_head, self.type_weight))
+                 if head is not None]
         if not heads:
             return out
         parts = [out]
@@ -593,19 +570,11 @@ class FashionVLP(nn.Module):
             parts.append(h.to(out.dtype) * w ** 0.5)
         return F.normalize(torch.cat(parts, dim=-1), dim=-1)
 
-    def _heads(self) -> list[tuple[nn.Module, float]]:
-        """The heads the network has, with their weights in the score."""
-        return [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
-                                          (self.kind_head, self.kind_weight),
-                                          (self.type_head, self.type_weight))
-                if head is not None]
-
     def encode_reference(self, whole: torch.Tensor, crop: torch.Tensor, input_ids: torch.Tensor,
                          attention_mask: torch.Tensor, phrase: torch.Tensor | None = None
                          ) -> torch.Tensor:
         out = self.token_outputs(whole, crop, input_ids, attention_mask, phrase)
-        return self.compose_reference(out["fused"], whole, out.get("sentence"), out.get("phrase"),
-                                      out.get("own"))
+        return self.compose_reference(out["fused"], whole, out.get("sentence"), out.get("phrase"))
 
     def encode_target(self, whole: torch.Tensor, crop: torch.Tensor) -> torch.Tensor:
         return self.compose_target(self.token_outputs(whole, crop)["target"], whole)

@@ -81,9 +81,7 @@ class Run:
 class Head:
     """A head attached to a stage's checkpoint: the combiner of one of the recipe's files
     (`model.combiner_head`), a kind head trained on the recipe's datasets ``kinds_from``
-    (`model.kind_head`) or a type head trained on ``types_from`` (`model.type_head`); or no
-    new weights, the checkpoint's queries read another way (``attribute_changes``,
-    ``reference_push``)."""
+    (`model.kind_head`) or a type head trained on ``types_from`` (`model.type_head`)."""
 
     of: str  # the stage whose checkpoint gets the head
     file: str = ""  # a combiner head: the recipe's file holding it (bench.teacher_vectors)
@@ -95,13 +93,10 @@ class Head:
     types_from: list[str] = field(default_factory=list)  # a type head: the datasets it learns
     # instead of a new head: the stage's own kind head, its attributes read as changes
     attribute_changes: list[float] = field(default_factory=list)
-    # ... or its queries pushed from their reference photo by this weight
-    reference_push: float = 0.0
 
     @property
     def command(self) -> str:
-        return ("model.type_head" if self.types_from else "model.reference_push"
-                if self.reference_push else "model.kind_head"
+        return ("model.type_head" if self.types_from else "model.kind_head"
                 if self.kinds_from or self.attribute_changes else "model.combiner_head")
 
     @property
@@ -340,9 +335,6 @@ class Chain:
         if head.attribute_changes:
             return [*where, "--out", str(self.output(stage)), "--keep-head",
                     "--attribute-changes", *(f"{a:g}" for a in head.attribute_changes)]
-        if head.reference_push:
-            return [*where, "--out", str(self.output(stage)), "--weight",
-                    f"{head.reference_push:g}"]
         if head.datasets:
             where += ["--datasets", *(":".join(self.data(d)) for d in head.datasets),
                       "--hidden", str(head.hidden)]

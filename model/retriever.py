@@ -307,7 +307,7 @@ def with_residual_paths(retriever: Retriever, wanted: ModelConfig) -> Retriever:
     shape = {field: getattr(wanted, field) for field, paths in PATH_OF_FIELD.items()
              if not any(getattr(retriever.cfg, path) for path in paths)}
     cfg = dataclasses.replace(retriever.cfg, **dict.fromkeys(add, True), **shape)
-    return in_architecture(retriever, cfg, f"add {add}",
+    return _in_architecture(retriever, cfg, f"add {add}",
                             new=tuple(f"{name}." for name in add))
 
 
@@ -323,7 +323,7 @@ def without_paths(retriever: Retriever, names: Sequence[str]) -> Retriever:
         return retriever
     logger.info("dropping the %s", " and ".join(drop))
     cfg = dataclasses.replace(retriever.cfg, **dict.fromkeys(drop, False))
-    return in_architecture(retriever, cfg, f"drop {drop}",
+    return _in_architecture(retriever, cfg, f"drop {drop}",
                             gone=tuple(f"{name}." for name in drop))
 
 
@@ -345,7 +345,7 @@ def with_query_side(retriever: Retriever, grid: int | None, text_layers: int | N
         return retriever
     logger.info("reference side: %s whole-image grid, %d of %d text layers",
                 f"{grid}x{grid}" if grid else "full", keep, have)
-    return in_architecture(retriever, cfg, "make the reference side smaller", gone=tuple(
+    return _in_architecture(retriever, cfg, "make the reference side smaller", gone=tuple(
         f"reference.text.encoder.layer.{i}." for i in range(keep, have)))
 
 
@@ -355,7 +355,7 @@ def with_new_head(retriever: Retriever, cfg: ModelConfig, prefix: str,
     that ``retriever`` may already have: it is replaced) loaded from ``state``; in eval mode.
     A head whose shapes are not the ones ``cfg`` builds (another backbone's channels, another
     sentence encoder's width) is refused with a ValueError."""
-    rebuilt = in_architecture(retriever, cfg, f"attach {prefix.rstrip('.')}", new=(prefix,),
+    rebuilt = _in_architecture(retriever, cfg, f"attach {prefix.rstrip('.')}", new=(prefix,),
                                gone=(prefix,))
     try:
         getattr(rebuilt.net, prefix.rstrip(".")).load_state_dict(state)
@@ -365,7 +365,7 @@ def with_new_head(retriever: Retriever, cfg: ModelConfig, prefix: str,
     return rebuilt
 
 
-def in_architecture(retriever: Retriever, cfg: ModelConfig, change: str,
+def _in_architecture(retriever: Retriever, cfg: ModelConfig, change: str,
                      new: tuple[str, ...] = (), gone: tuple[str, ...] = ()) -> Retriever:
     """``retriever``'s weights in architecture ``cfg``: parameters under the ``new`` prefixes
     keep their built values (zero-initialised paths), those under ``gone`` are dropped (a

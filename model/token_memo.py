@@ -83,10 +83,10 @@ class TokenOutputMemo:
                    batch["ref_crop"], batch["input_ids"], batch["attention_mask"])
         self._fill(self.target_out, self.target_known, targets, batch["tar_whole"],
                    batch["tar_crop"])
-        beside = {name: self.query_out[name][rows] for name in ("sentence", "phrase", "own")
-                  if name in self.query_out}
+        words = {name: self.query_out[name][rows] for name in ("sentence", "phrase")
+                 if name in self.query_out}
         f_ref = paths.compose_reference(self.query_out["fused"][rows], batch["ref_whole"],
-                                        **beside)
+                                        **words)
         f_tar = paths.compose_target(self.target_out["target"][targets], batch["tar_whole"])
         return f_ref, f_tar
 

@@ -20,7 +20,6 @@ from model.evaluate import evaluate_split, model_encoders
 from model.evaluate import main as evaluate_main
 from model.feature_cache import extract_features
 from model.loss import make_loss
-from model.reference_push import with_reference_push
 from model.retriever import with_residual_paths
 from model.token_memo import memo_key
 from model.train import TrainConfig, Trainer, flip_grid, parse_args
@@ -282,25 +281,23 @@ def test_init_from_with_sentence_path_adds_it_at_zero_with_its_own_rate(tiny_dat
                    for q in path)
 
 
-def _paths_only_config(tiny_data, tmp_path, push: float = 0.0):
-    start = with_reference_push(build_retriever(ModelConfig.tiny(), seed=6), push)
+def _paths_only_config(tiny_data, tmp_path):
+    start = build_retriever(ModelConfig.tiny(), seed=6)
     start.save(tmp_path / "start")
     cfg = tiny_train_config(tiny_data, tmp_path / "run", init_from=str(tmp_path / "start"),
                             paths_only=True, path_lr=1e-2)
     cfg.model = dataclasses.replace(cfg.model, sentence_path=True, sentence_hidden=8,
-                                    phrase_path=True, reference_push=push)
+                                    phrase_path=True)
     return start, cfg
 
 
 TRAINED_PATHS = ("net.sentence_path.", "net.global_path.", "net.phrase_path.combiner.")
 
 
-@pytest.mark.parametrize("push", [0.0, 0.3])
-def test_paths_only_memo_gives_the_networks_own_encodings(tiny_data, tmp_path, push):
+def test_paths_only_memo_gives_the_networks_own_encodings(tiny_data, tmp_path):
     """The memoised token outputs composed with the live paths are the network's f_ref and
-    f_tar (queries pushed from their reference too, model.reference_push), and a batch drawn
-    again costs no new token-block pass."""
-    _, cfg = _paths_only_config(tiny_data, tmp_path, push)
+    f_tar, and a batch drawn again costs no new token-block pass."""
+    _, cfg = _paths_only_config(tiny_data, tmp_path)
     t = Trainer(cfg)
     net = t.retriever.net.eval()
     for name, p in net.named_parameters():

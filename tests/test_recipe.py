@@ -180,8 +180,7 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
         feedback_data, tmp_path, monkeypatch):  # noqa: F811
     """A stage whose head names ``kinds_from`` trains a kind head (with the attributes it
     names) on those datasets (prepared first), shows `model.kind_head`'s command in the plan,
-    and is not redone; later stages read its attributes as changes and push its queries from
-    their reference (`model.reference_push`), no weights trained."""
+    and is not redone."""
     import dataclasses
 
     from model import ModelConfig, build_retriever
@@ -199,9 +198,7 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
                                             attributes=["pattern"],
                                             attribute_weights=[0.2])),
                             Stage("changes", [], minutes=0.5,
-                                  head=Head("kinds", attribute_changes=[2.0])),
-                            Stage("pushed", [], minutes=0.5,
-                                  head=Head("changes", reference_push=0.2))])
+                                  head=Head("kinds", attribute_changes=[2.0]))])
     chain = Chain(recipe, Overrides(root=root))
     monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
     plan = chain.plan(recipe.stages)
@@ -209,7 +206,6 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
     assert "--datasets" in plan and Path(annotations).name in plan
     assert "--attributes pattern --attribute-weights 0.2" in plan
     assert "--keep-head --attribute-changes 2" in plan
-    assert "python -m model.reference_push --checkpoint" in plan and "--weight 0.2" in plan
     assert chain.run_stage(recipe.stages[0]) == root / "kinds"
     headed = load_retriever(root / "kinds")
     assert headed.cfg.kind_weight == 0.4 and headed.cfg.kind_head >= 2
@@ -219,9 +215,6 @@ def test_a_kind_head_stage_trains_on_its_datasets_and_shows_the_command(
     changed = load_retriever(root / "changes", engine="eager")
     assert changed.cfg.attribute_changes == [2.0]
     assert changed.cfg.kind_attributes == headed.cfg.kind_attributes
-    assert chain.run_stage(recipe.stages[2]) == root / "pushed"
-    pushed = load_retriever(root / "pushed", engine="eager")
-    assert pushed.cfg.reference_push == 0.2 and pushed.cfg.attribute_changes == [2.0]
 
 
 def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
