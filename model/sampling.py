@@ -64,17 +64,6 @@ class ListedNegatives:
         return out
 
 
-class ReferenceNegatives:
-    """Each triplet's reference photo: feedback always asks for a change, so the photo the
-    words change is never the answer, yet a query of a short change ("busier") stays nearest
-    to it; as a negative for every query of the batch it teaches the query to leave its photo
-    (and to tell the batch's other photos from their targets) without the push at query time
-    that cost the reference's kind (docs/training_log.md, stage 95)."""
-
-    def __call__(self, triplets: Sequence[Triplet], rng: random.Random) -> list[str]:
-        return list(dict.fromkeys(t.candidate for t in triplets))
-
-
 def flip_grid(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mirror (B, side*side, C) grid tokens left-right where mask is True."""
     b, n, c = tokens.shape

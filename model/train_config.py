@@ -114,8 +114,6 @@ class TrainConfig:
     # (gloves among them), other kinds in the target's colour (model.sampling.ListedNegatives).
     listed_negatives: int = cli(0, "extra negatives per triplet, drawn from the hard negatives "
                                 "its annotation lists (0: off)")
-    reference_negatives: bool = cli(False, "each triplet's reference photo as an extra "
-                                    "negative for every query of its batch")
     tail_lr: float | None = cli(None, "learning rate of the backbone's last stage with "
                                 "--train-backbone-tail (none: --lr)")
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -39,7 +39,7 @@ from model.retriever import (
     with_residual_paths,
     without_paths,
 )
-from model.sampling import ListedNegatives, NegativeMiner, ReferenceNegatives, TripletBatches
+from model.sampling import ListedNegatives, NegativeMiner, TripletBatches
 from model.token_memo import TokenOutputMemo, memo_key
 from model.train_config import TrainConfig
 from model.validation import validate
@@ -70,8 +70,6 @@ class Trainer:
         self.bank = self._cache_features(tail)
         if cfg.listed_negatives:
             miners = [*miners, ListedNegatives(cfg.listed_negatives)]
-        if cfg.reference_negatives:
-            miners = [*miners, ReferenceNegatives()]
         self.batches = self._batches(tail, miners)
         self.device = resolve_device(cfg.device)
         self.retriever.to(self.device)

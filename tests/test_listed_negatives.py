@@ -1,5 +1,4 @@
-"""Hard negatives that an annotation lists (data/hm_feedback writes them), and each triplet's
-own reference photo (--reference-negatives), reach the batch."""
+"""Hard negatives that an annotation lists (data/hm_feedback writes them) reach the batch."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import random
 
 from dataprep import Triplet
 from model.config import ModelConfig
-from model.sampling import ListedNegatives, ReferenceNegatives
+from model.sampling import ListedNegatives
 from model.train import TrainConfig, Trainer
 from tests.tiny_dataset import write_tiny_dataset
 
@@ -38,22 +37,4 @@ def test_listed_negatives_in_the_annotation_join_the_batch(tmp_path):
     batch = trainer.batches.batch(triplets)
     # 8 targets + one listed negative per triplet, unless the draw named the missing id
     assert 8 < len(batch["target_ids"]) <= 16
-    assert 0 < trainer.step(batch) < float("inf")
-
-
-def test_each_reference_joins_its_batch_once_as_a_negative(tmp_path):
-    triplets = [Triplet("a", "b", ["x"], "c"), Triplet("d", "e", ["y"], "c"),
-                Triplet("a", "g", ["z"], "c")]
-    assert ReferenceNegatives()(triplets, random.Random(0)) == ["a", "d"]
-    root = write_tiny_dataset(tmp_path / "data")
-    cfg = TrainConfig(annotations=[str(root)], images=[str(root / "images")], batch_size=8,
-                      epochs=1, out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"),
-                      workers=0, model=ModelConfig.tiny(), warmup=0.0, reference_negatives=True)
-    trainer = Trainer(cfg)
-    triplets = trainer.batches.triplets[:8]
-    batch = trainer.batches.batch(triplets)
-    references = list(dict.fromkeys(t.candidate for t in triplets))
-    extra = batch["target_ids"][8:].tolist()
-    assert len(extra) == len(references)  # one row per distinct reference, after the targets
-    assert [trainer.batches.target_codes[r] for r in references] == extra
     assert 0 < trainer.step(batch) < float("inf")
