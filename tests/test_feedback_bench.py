@@ -63,11 +63,11 @@ def test_rows_for_every_method(feedback_data, tiny_checkpoint, tmp_path):
         assert {"lighter", "darker", "negation", "multi-change", "colourway"} <= set(rows)
         for name, m in rows.items():
             assert m["queries"] > 0 and m["floors_apply"] == (m["queries"] >= 150)
-            for key in ("hit@10", "P@10", "R@10"):
+            for key in ("hit@10", fr.SERVED, "P@10", "R@10"):
                 lo, hi = m["ci"][key]
                 assert -1e-9 <= lo <= m[key] + 1e-9 and m[key] <= hi + 1e-9 <= 100 + 2e-9, \
                     (method, name, key)
-            assert m["R@10"] <= m["hit@10"]  # the target is relevant
+            assert m["R@10"] <= m["hit@10"] <= m[fr.SERVED]  # the target is relevant
         assert set(res["families"]) == {f.name for f in HELDOUT_FAMILIES}
         r10 = [m["R@10"] for m in res["families"].values()]
         assert res["family_spread"]["spread"] == pytest.approx(max(r10) - min(r10))
@@ -77,6 +77,21 @@ def test_rows_for_every_method(feedback_data, tiny_checkpoint, tmp_path):
     assert saved["baseline_training"]["combiner"]["train_triplets"] > 0
     text = fr.format_tables(saved)
     assert "spread (best-worst)" in text and "in product group" in text
+
+
+def test_a_row_also_counts_its_hits_with_the_reference_left_out():
+    """The reference ranked first holds a place in the headline top 10 (FashionIQ's protocol)
+    but not in the app's, which leaves a catalog reference out of its results."""
+    from dataprep import Triplet
+    gallery = [f"i{k}" for k in range(12)]
+    q = fr.FeedbackQueries(
+        triplets=[Triplet("i0", "i10", ["x"], "lighter", ["i10"], ("relative", "lighter",
+                                                                    "lighter"))],
+        gallery=gallery, groups={}, types={})
+    vectors = np.arange(12, 0, -1, dtype=np.float32)[:, None]  # ranked i0, i1, ..., i11
+    row, _ = fr._row(q, [0], {0: np.ones(1, np.float32)}, vectors,
+                     {g: k for k, g in enumerate(gallery)}, fr.FeedbackBenchConfig(bootstrap=10))
+    assert row["hit@10"] == 0 and row[fr.SERVED] == 100
 
 
 def test_kind_figures_leave_the_reference_out():
