@@ -263,17 +263,16 @@ def _row(q: FeedbackQueries, idx: list[int], vectors, gallery, position,
     top = top50[:, :K]  # (Q, 10) gallery rows
     targets = np.array([position[t.target] for t in ts])[:, None]
     r10 = (top == targets).any(axis=1)
-    rel = [np.isin(row, [position[r] for r in t.relevant]) for row, t in zip(top, ts,
-                                                                           strict=True)]
-    hits = np.array([r.any() for r in rel])
-    precision = 100.0 * np.array([r.sum() / K for r in rel])
+    relevant = np.stack([np.isin(row, [position[r] for r in t.relevant])
+                         for row, t in zip(top50, ts, strict=True)])  # (Q, 50)
+    hits = relevant[:, :K].any(axis=1)
+    precision = 100.0 * relevant[:, :K].sum(axis=1) / K
     for name, mine in (("R@10", 100 * r10.mean()), ("hit@10", 100 * hits.mean()),
                        ("P@10", precision.mean())):
         if abs(metrics[name] - mine) > 1e-6:  # one ranking for the figures and the intervals
             raise AssertionError(f"{name}: retrieval_metrics {metrics[name]} != {mine}")
-    served = np.array([np.isin([r for r in row if r != position.get(t.candidate)][:K],
-                               [position[r] for r in t.relevant]).any()
-                       for row, t in zip(top50, ts, strict=True)])
+    own = top50 == np.array([position.get(t.candidate, -1) for t in ts])[:, None]
+    served = np.array([r[~o][:K].any() for r, o in zip(relevant, own, strict=True)])
     return {**metrics, SERVED: 100.0 * float(served.mean()), "queries": len(idx),
             "ci": {"hit@10": wilson(int(hits.sum()), len(idx)),
                    SERVED: wilson(int(served.sum()), len(idx)),
