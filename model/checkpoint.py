@@ -21,6 +21,13 @@ from project_settings import DEFAULT_CHECKPOINT
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+# Storage dtypes (ModelConfig.save_dtype). "int8" stores every weight matrix (a tensor of two
+# or more dimensions and at least INT8_MIN_SIZE values) as int8 with one float32 scale per
+# output row, under the weight's name + SCALE_SUFFIX; smaller tensors (biases, norms) in
+# float16.
+SAVE_DTYPES = ("float32", "float16", "int8")
+SCALE_SUFFIX = ".int8_scale"
+INT8_MIN_SIZE = 1024
 
 
 class CheckpointError(RuntimeError):
@@ -34,6 +41,47 @@ def fingerprint(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(state[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def pack_weights(state: dict[str, torch.Tensor], save_dtype: str) -> dict[str, torch.Tensor]:
+    """``state`` as a checkpoint stores it: float tensors in ``save_dtype`` (SAVE_DTYPES).
+
+    Why int8: the demo checkpoint is held to 25 MB of stored weights, and a head that the
+    model needs then has to be paid for by another. Symmetric int8 with one scale per output
+    row keeps each weight within half a step of its row's largest value / 127, far under what
+    training moves a weight; the model is measured as it loads, dequantised."""
+    if save_dtype not in SAVE_DTYPES:
+        raise ValueError(f"save_dtype must be one of {SAVE_DTYPES}, not {save_dtype!r}")
+    out: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        value = value.detach().cpu()
+        if not value.is_floating_point():
+            out[name] = value
+        elif save_dtype != "int8":
+            out[name] = value.to(getattr(torch, save_dtype))
+        elif value.dim() < 2 or value.numel() < INT8_MIN_SIZE:
+            out[name] = value.to(torch.float16)
+        else:
+            rows = value.float().reshape(len(value), -1)
+            scale = rows.abs().amax(dim=1).clamp_min(1e-12) / 127
+            out[name] = (rows / scale[:, None]).round().to(torch.int8).reshape(value.shape)
+            out[name + SCALE_SUFFIX] = scale
+    return out
+
+
+def unpack_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Stored weights as float32 tensors under their modules' names (pack_weights undone)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        scale = state.get(name + SCALE_SUFFIX)
+        if scale is not None:
+            shape = (-1,) + (1,) * (value.dim() - 1)
+            out[name] = value.float() * scale.float().reshape(shape)
+        else:
+            out[name] = value.float() if value.is_floating_point() else value
+    return out
 
 
 def write_checkpoint(directory: str | Path, cfg: ModelConfig, state: dict[str, torch.Tensor],

@@ -17,7 +17,7 @@ RESIDUAL_PATHS = ("global_path", "sentence_path", "phrase_path")
 RESIDUAL_PREFIXES = tuple(f"{name}." for name in RESIDUAL_PATHS)  # their parameters' names
 # Heads trained apart (bench.teacher_vectors, model.kind_head, model.type_head), never by
 # model.train.
-HEAD_PREFIXES = ("combiner_head.", "kind_head.", "type_head.")
+HEAD_PREFIXES = ("combiner_head.", "kind_head.", "type_head.", "colour_head.")
 # Every field added after the first checkpoints, with the value that reproduces the architecture
 # from before it: a config.json without the field gets that value, and a fingerprint hashes the
 # field only when it differs (so older checkpoints keep their ids).
@@ -26,14 +26,16 @@ LATER_FIELDS = {"global_path": False, "sentence_path": False, "sentence_hidden":
                 "combiner_head": 0, "combiner_weight": 1.0, "kind_head": 0, "kind_weight": 1.0,
                 "kind_attributes": [], "attribute_weights": [], "attribute_changes": [],
                 "kind_hidden": 128,
-                "type_head": 0, "type_weight": 0.1, "type_hidden": 24}
+                "type_head": 0, "type_weight": 0.1, "type_hidden": 24,
+                "colour_head": 0, "colour_weight": 0.2, "colour_hidden": 48}
 # A field that shapes only these paths: hashed only when one of them is on.
 PATH_OF_FIELD = {"sentence_hidden": ("sentence_path", "phrase_path"),
                  "combiner_weight": ("combiner_head",), "kind_weight": ("kind_head",),
                  "kind_attributes": ("kind_head",), "attribute_weights": ("kind_attributes",),
                  "attribute_changes": ("kind_attributes",),
                  "kind_hidden": ("kind_head",), "type_weight": ("type_head",),
-                 "type_hidden": ("type_head",)}
+                 "type_hidden": ("type_head",), "colour_weight": ("colour_head",),
+                 "colour_hidden": ("colour_head",)}
 # Fields of experiments that lost, removed from the code: (the value that meant what the code
 # does now, the git tag that keeps the code). A stored config with that value still loads
 # (phrase_layers: a phrase path over the first N layers, stages 39-41, lost to all six in 42;
@@ -83,7 +85,9 @@ class ModelConfig:
     fusion_layers: int = 1  # contextual-fusion transformer layers in the target block
     dropout: float = 0.1
     train_text_layers: int = cli(4, "top-N text layers fine-tuned; lower ones stay as shipped")
-    save_dtype: str = "float16"  # dtype of stored weights ("float32" for bit-exact round trips)
+    # dtype of stored weights (model.checkpoint.SAVE_DTYPES: "float32" for bit-exact round
+    # trips, "int8" for weight matrices at one scale per row)
+    save_dtype: str = "float16"
     init_logit_scale: float = 10.0  # initial inverse temperature of the batch loss
     global_path: bool = cli(True, "residual pooled-feature term on both sides (GlobalPath); "
                             "--no-global-path: the architecture before it (stages 1-2)")
@@ -131,6 +135,11 @@ class ModelConfig:
     type_head: int = 0
     type_weight: float = 0.1
     type_hidden: int = 24
+    # A colour head (the same kind of head over colour families, attached by model.type_head
+    # --column colour): the number of families, its term's weight and its MLPs' width.
+    colour_head: int = 0
+    colour_weight: float = 0.2
+    colour_hidden: int = 48
 
     @classmethod
     def tiny(cls) -> ModelConfig:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,15 +37,30 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from dataprep import eval_caption, load_fashioniq, read_metadata_column
+from model.checkpoint import SAVE_DTYPES
 from model.feature_cache import extract_features
 from model.network import KindHead
-from model.retriever import Retriever, load_retriever, with_new_head
+from model.retriever import Retriever, load_retriever, stored_as, with_new_head
 from project_settings import FEATURE_CACHE_DIR
 
 logger = logging.getLogger(__name__)
 
 KIND_COLUMN = "product_group"
 TYPE_COLUMN = "product_type"
+COLOUR_COLUMN = "colour"
+# The colour column's words (both catalogs': "dark blue", "navy blue", "greenish khaki",
+# "bronze/copper") by family, read from a value's last word that names one; light / dark are
+# the lightness relations' business, not the family's.
+COLOUR_FAMILIES = {
+    "black": ("black",), "white": ("white", "cream", "transparent"),
+    "grey": ("grey", "charcoal", "melange"), "metallic": ("gold", "silver", "bronze", "copper"),
+    "turquoise": ("turquoise", "teal"), "blue": ("blue", "navy"),
+    "green": ("green", "khaki", "olive"), "red": ("red", "maroon", "burgundy", "rust"),
+    "pink": ("pink", "magenta", "peach", "nude"), "purple": ("purple", "lavender", "mauve"),
+    "yellow": ("yellow", "mustard"), "orange": ("orange",),
+    "brown": ("beige", "brown", "tan", "coffee", "mushroom"),
+}
+FAMILY_OF_WORD = {word: family for family, words in COLOUR_FAMILIES.items() for word in words}
 # Attributes the head may also read, by their metadata column, each in the words a change
 # names: a pattern is plain, patterned (a print, stripes, checks, dots, embroidery, ...) or a
 # texture that is neither (denim, melange, metallic), as the plainer / busier relation reads it.
@@ -55,9 +71,13 @@ NOT_APPLICABLE = "n/a"  # a product type no item of which has the attribute in i
 
 def attribute_value(attribute: str, value: str) -> str:
     """The value a head learns: the metadata's, but patterns read as plain / patterned /
-    texture."""
+    texture and colours as their family ("" where no word names one: unknown)."""
     if attribute == "pattern" and value != NOT_APPLICABLE:
         return "plain" if value == "plain" else "texture" if value in TEXTURES else "patterned"
+    if attribute == COLOUR_COLUMN:
+        words = [FAMILY_OF_WORD[w] for w in re.findall(r"[a-z]+", value.lower())
+                 if w in FAMILY_OF_WORD]
+        return words[-1] if words else ""
     return value
 
 
@@ -82,6 +102,7 @@ class KindHeadConfig:
     seed: int = 0
     threads: int = 2
     cache_dir: str = FEATURE_CACHE_DIR  # backbone and sentence features ('' disables)
+    save_dtype: str = ""  # the new checkpoint's storage (model.checkpoint; '': the checkpoint's)
 
 
 @dataclass
@@ -124,7 +145,8 @@ def read_attributes(annotations: str, attributes: Sequence[str]) -> dict[str, di
             continue  # the dataset does not record it
         named = {types.get(i) for i in given}
         values = {i: NOT_APPLICABLE for i, t in types.items() if t and t not in named}
-        out[name] = {i: attribute_value(name, v) for i, v in {**values, **given}.items()}
+        read = {i: attribute_value(name, v) for i, v in {**values, **given}.items()}
+        out[name] = {i: v for i, v in read.items() if v}
     return out
 
 
@@ -264,11 +286,18 @@ def with_attribute_changes(retriever: Retriever, changes: Sequence[float]) -> Re
     return reread
 
 
+def load_to_attach(checkpoint: str, save_dtype: str = "") -> Retriever:
+    """The checkpoint a head is trained on and attached to, as ``save_dtype`` stores it
+    ('': as it is)."""
+    retriever = load_retriever(checkpoint, engine="eager")
+    return stored_as(retriever, save_dtype) if save_dtype else retriever
+
+
 def attach(cfg: KindHeadConfig) -> Path:
     """Train the head of ``cfg`` and write the checkpoint with it attached."""
     torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    retriever = load_retriever(cfg.checkpoint, engine="eager")
+    retriever = load_to_attach(cfg.checkpoint, cfg.save_dtype)
     data = read_kind_data(cfg.datasets, cfg.attributes)
     head = train_kind_head(retriever, data, cfg)
     headed = with_kind_head(retriever, head, data.kinds, cfg.weight, data.attributes,
@@ -305,6 +334,9 @@ def head_parser(prog: str, doc: str | None, d, columns: str,
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--cache-dir", default=d.cache_dir, help="feature cache ('' disables)")
+    p.add_argument("--save-dtype", default=d.save_dtype, choices=["", *SAVE_DTYPES],
+                   help="store the new checkpoint's weights so, the head trained on the model "
+                   "that storage gives (default: as the checkpoint stores them)")
     return p
 
 
@@ -332,8 +364,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         if changes is None:
             p.error("--keep-head needs --attribute-changes")
         torch.set_num_threads(args["threads"])
-        reread = with_attribute_changes(load_retriever(args["checkpoint"], engine="eager"),
-                                        changes)
+        reread = with_attribute_changes(load_to_attach(args["checkpoint"],
+                                                       args["save_dtype"]), changes)
         path = reread.save(args["out"])
         logger.info("wrote %s (fingerprint %s): %s with attribute changes %s", args["out"],
                     reread.fingerprint, args["checkpoint"], reread.cfg.attribute_changes)

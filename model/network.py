@@ -444,10 +444,10 @@ class FashionVLP(nn.Module):
     optional shared global path (``cfg.global_path``) and the optional sentence path of the
     reference side (``cfg.sentence_path``) and the optional phrase path (``cfg.phrase_path``,
     over ``phrase_model``, the whole pretrained text model, frozen), and the optional combiner
-    head, kind head and type head (``cfg.combiner_head``, ``cfg.kind_head``,
-    ``cfg.type_head``: their vectors are appended to f_ref and f_tar, so one inner product
-    scores every space; over the first ``image_channels`` of the grid tokens, default all of
-    them)."""
+    head, kind head, type head and colour head (``cfg.combiner_head``, ``cfg.kind_head``,
+    ``cfg.type_head``, ``cfg.colour_head``: their vectors are appended to f_ref and f_tar, so
+    one inner product scores every space; over the first ``image_channels`` of the grid tokens,
+    default all of them)."""
 
     def __init__(self, cfg: ModelConfig, text_model: nn.Module, channels: int, grid: int,
                  phrase_model: nn.Module | None = None, image_channels: int | None = None):
@@ -489,10 +489,18 @@ class FashionVLP(nn.Module):
                                      hidden=cfg.type_hidden)
                           if cfg.type_head else None)
         self.type_weight = cfg.type_weight
+        if cfg.colour_head and phrase_model is None:
+            raise ValueError("the colour head reads the phrase path's sentence embedding: "
+                             "it needs phrase_path")
+        self.colour_head = (ChangeHead(image_channels or channels,
+                                       phrase_model.config.hidden_size, cfg.colour_head,
+                                       hidden=cfg.colour_hidden)
+                            if cfg.colour_head else None)
+        self.colour_weight = cfg.colour_weight
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)
-        for head in (self.combiner_head, self.kind_head, self.type_head):
+        for head in (self.combiner_head, self.kind_head, self.type_head, self.colour_head):
             if head is not None:
                 head.eval()  # trained apart: no dropout in it while the paths train
         return self
@@ -559,7 +567,8 @@ class FashionVLP(nn.Module):
         conversation's moves."""
         heads = [(head, w) for head, w in ((self.combiner_head, self.combiner_weight),
                                            (self.kind_head, self.kind_weight),
-                                           (self.type_head, self.type_weight))
+                                           (self.type_head, self.type_weight),
+                                           (self.colour_head, self.colour_weight))
                  if head is not None]
         if not heads:
             return out

@@ -91,6 +91,8 @@ class Head:
     attribute_weights: list[float] = field(default_factory=list)
     hidden: int = 128  # a kind or type head's width
     types_from: list[str] = field(default_factory=list)  # a type head: the datasets it learns
+    column: str = ""  # a type head's column ('': the product type; "colour": a colour head)
+    save_dtype: str = ""  # a kind or type head's new checkpoint's storage ('': the stage's)
     # instead of a new head: the stage's own kind head, its attributes read as changes
     attribute_changes: list[float] = field(default_factory=list)
 
@@ -341,6 +343,10 @@ class Chain:
             if head.attributes:
                 where += ["--attributes", *head.attributes, "--attribute-weights",
                           *(f"{w:g}" for w in head.attribute_weights)]
+            if head.column:
+                where += ["--column", head.column]
+            if head.save_dtype:
+                where += ["--save-dtype", head.save_dtype]
         else:
             where += ["--combiner", _repo_path(self.recipe.files[head.file].path)]
         return [*where, "--out", str(self.output(stage)), "--weight", f"{head.weight:g}"]

@@ -21,7 +21,9 @@ from model.checkpoint import (
     CheckpointError,
     check_fits,
     fingerprint,
+    pack_weights,
     read_checkpoint,
+    unpack_weights,
     write_checkpoint,
 )
 from model.config import HEAD_PREFIXES, PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
@@ -119,7 +121,7 @@ class Retriever:
     @property
     def dim(self) -> int:
         return (self.cfg.embed_dim + self.cfg.combiner_head + self.cfg.kind_head
-                + sum(self.cfg.kind_attributes) + self.cfg.type_head)
+                + sum(self.cfg.kind_attributes) + self.cfg.type_head + self.cfg.colour_head)
 
     @property
     def fingerprint(self) -> str:
@@ -139,8 +141,7 @@ class Retriever:
         return {k for k in self.net.state_dict() if k.startswith(tuple(prefixes))}
 
     def trained_state(self) -> dict[str, torch.Tensor]:
-        """Everything a checkpoint must store, in the configured storage dtype."""
-        dtype = getattr(torch, self.cfg.save_dtype)
+        """Everything a checkpoint must store, as the configured storage dtype stores it."""
         frozen = self.frozen_keys()
         state = {f"net.{k}": v.cpu() for k, v in self.net.state_dict().items() if k not in frozen}
         encoder = self.encoder.net.state_dict()
@@ -149,8 +150,7 @@ class Retriever:
         elif self.cfg.backbone_tail:
             tail = self.encoder.net.tail_keys()
             state.update({f"encoder.{k}": v.cpu() for k, v in encoder.items() if k in tail})
-        return {k: v.detach().to(dtype) if v.is_floating_point() else v.detach()
-                for k, v in state.items()}
+        return pack_weights(state, self.cfg.save_dtype)
 
     def set_trainable(self) -> list[torch.nn.Parameter]:
         """Freeze the pretrained lower text layers (and the backbone, but for its tail when
@@ -413,14 +413,30 @@ def _filled_retriever(path: str | Path, cfg: ModelConfig, state: dict[str, torch
     """The checkpoint's model with every module built and its stored weights filled in."""
     retriever = build_retriever(cfg)
     check_fits(path, retriever.trained_state(), state, record)
-    net_state = {k[4:]: v.float() if v.is_floating_point() else v
-                 for k, v in state.items() if k.startswith("net.")}
-    retriever.net.load_state_dict(net_state, strict=False)
-    encoder_state = {k[8:]: v.float() if v.is_floating_point() else v
-                     for k, v in state.items() if k.startswith("encoder.")}
-    if encoder_state:  # a random CNN's whole state, or a fine-tuned tail (checked above)
-        retriever.encoder.net.load_state_dict(
-            encoder_state, strict=not backbone_spec(cfg.backbone).pretrained)
+    _load_stored(retriever, state)
     retriever.meta = record.get("meta", {})
     retriever._fingerprint = record["fingerprint"]
     return retriever
+
+
+def _load_stored(retriever: Retriever, state: dict[str, torch.Tensor]) -> None:
+    """Fill ``retriever`` with stored weights (``trained_state``'s form: checked to fit)."""
+    state = unpack_weights(state)
+    net_state = {k[4:]: v for k, v in state.items() if k.startswith("net.")}
+    retriever.net.load_state_dict(net_state, strict=False)
+    encoder_state = {k[8:]: v for k, v in state.items() if k.startswith("encoder.")}
+    if encoder_state:  # a random CNN's whole state, or a fine-tuned tail
+        retriever.encoder.net.load_state_dict(
+            encoder_state, strict=not backbone_spec(retriever.cfg.backbone).pretrained)
+
+
+def stored_as(retriever: Retriever, save_dtype: str) -> Retriever:
+    """``retriever`` as a checkpoint in ``save_dtype`` (model.checkpoint.SAVE_DTYPES) stores
+    and loads it: each weight rounded as that storage rounds it, so a head trained on it next,
+    or a benchmark, sees the model such a checkpoint gives."""
+    rebuilt = _in_architecture(retriever, dataclasses.replace(retriever.cfg,
+                                                              save_dtype=save_dtype),
+                               f"store as {save_dtype}")
+    _load_stored(rebuilt, rebuilt.trained_state())
+    rebuilt.net.train(retriever.net.training)
+    return rebuilt

@@ -25,7 +25,13 @@ from typing import Any
 
 import torch
 
-from model.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from model.checkpoint import (
+    CheckpointError,
+    pack_weights,
+    read_checkpoint,
+    unpack_weights,
+    write_checkpoint,
+)
 from model.config import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -84,7 +90,7 @@ def make_soup(cfg: SoupConfig) -> str:
     for path, (other, _, _) in zip(cfg.checkpoints[1:], read[1:], strict=True):
         if other != model_cfg:
             raise CheckpointError(f"{path} has another architecture than {cfg.checkpoints[0]}")
-    states = [state for _, state, _ in read]
+    states = [unpack_weights(state) for _, state, _ in read]
     metas = [record.get("meta") or {} for _, _, record in read]
     starts = {(meta.get("init_from") or {}).get("fingerprint") for meta in metas}
     common_start = len(starts) == 1 and None not in starts
@@ -99,7 +105,8 @@ def make_soup(cfg: SoupConfig) -> str:
                                                  strict=True)]}
     if common_start:
         meta["init_from"] = metas[0]["init_from"]
-    digest = write_checkpoint(cfg.out, model_cfg, state, meta)
+    digest = write_checkpoint(cfg.out, model_cfg, pack_weights(state, model_cfg.save_dtype),
+                              meta)
     logger.info("soup of %d checkpoints (weights %s) -> %s (fingerprint %s)",
                 len(read), ", ".join(f"{w:.3f}" for w in weights), cfg.out, digest)
     return digest

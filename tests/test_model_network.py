@@ -15,7 +15,7 @@ from model import CheckpointError, ModelConfig, build_retriever, load_retriever
 from model.checkpoint import fingerprint, read_checkpoint
 from model.loss import BatchClassificationLoss, kind_loss
 from model.network import pooling_matrix
-from model.retriever import with_query_side, with_residual_paths
+from model.retriever import stored_as, with_query_side, with_residual_paths
 from tests.tiny_dataset import draw
 
 
@@ -125,6 +125,45 @@ def test_float16_checkpoint_is_close_and_smaller(tmp_path):
     image = draw("red", "circle")
     np.testing.assert_allclose(load_retriever(tmp_path / "b").encode_query(image, "is blue"),
                                r16.encode_query(image, "is blue"), atol=5e-3)
+
+
+def test_int8_checkpoint_is_close_smaller_and_loads_as_saved(tmp_path):
+    cfg8 = ModelConfig.tiny()
+    cfg8.save_dtype = "int8"
+    r16, r8 = build_retriever(ModelConfig.tiny(), seed=1), build_retriever(cfg8, seed=1)
+    r16.save(tmp_path / "a")
+    r8.save(tmp_path / "b")
+    size = lambda d: (d / "weights.safetensors").stat().st_size  # noqa: E731
+    assert size(tmp_path / "b") < 0.45 * size(tmp_path / "a")  # float32 -> mostly int8
+    loaded = load_retriever(tmp_path / "b", engine="eager")
+    assert loaded.fingerprint == r8.fingerprint
+    assert loaded.trained_state().keys() == r8.trained_state().keys()  # saved again: the same
+    image = draw("red", "circle")
+    np.testing.assert_allclose(loaded.encode_query(image, "is blue"),
+                               r16.encode_query(image, "is blue"), atol=2e-2)
+    matrices = [v for v in r8.trained_state().values() if v.dtype == torch.int8 and v.any()]
+    assert matrices and all(v.abs().max() == 127 for v in matrices)  # each uses its range
+
+
+def test_a_model_stored_as_int8_in_memory_is_the_one_its_checkpoint_loads(tmp_path):
+    """What a head is trained on before it is attached to a model stored in int8
+    (model.kind_head --save-dtype): the weights of that checkpoint, not the ones before it."""
+    r = build_retriever(ModelConfig.tiny(), seed=1)
+    eight = stored_as(r, "int8")
+    assert eight.cfg.save_dtype == "int8" and r.cfg.save_dtype == "float32"
+    loaded = load_retriever(eight.save(tmp_path / "ck"), engine="eager")
+    image = draw("red", "circle")
+    assert np.array_equal(eight.encode_query(image, "is blue"),
+                          loaded.encode_query(image, "is blue"))
+    assert not np.array_equal(eight.encode_query(image, "is blue"),
+                              r.encode_query(image, "is blue"))  # rounded, not the float32
+
+
+def test_unknown_save_dtype_is_refused(tmp_path):
+    cfg = ModelConfig.tiny()
+    cfg.save_dtype = "int4"
+    with pytest.raises(ValueError, match="save_dtype"):
+        build_retriever(cfg, seed=1).save(tmp_path / "c")
 
 
 def test_fingerprint_follows_the_weights(tmp_path):

@@ -221,7 +221,7 @@ def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
         feedback_data, tmp_path, monkeypatch):  # noqa: F811
     """A stage whose head names ``types_from`` trains a type head on those datasets over an
     earlier stage's checkpoint, which keeps its kind head; the plan shows
-    `model.type_head`'s command."""
+    `model.type_head`'s command. A colour head beside it, stored in int8, likewise."""
     import dataclasses
 
     from model import ModelConfig, build_retriever
@@ -240,7 +240,10 @@ def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
     recipe = Recipe("t", datasets={"fb": DataSpec(annotations, images, "python -c pass")},
                     stages=[Stage("types", [], minutes=1.0,
                                   head=Head("kinds", weight=0.1, types_from=["fb"],
-                                            hidden=6))])
+                                            hidden=6)),
+                            Stage("colours", [], minutes=1.0,
+                                  head=Head("types", weight=0.2, types_from=["fb"], hidden=5,
+                                            column="colour", save_dtype="int8"))])
     chain = Chain(recipe, Overrides(root=root))
     monkeypatch.chdir(tmp_path)  # the head's default feature cache is relative: keep it here
     plan = chain.plan(recipe.stages)
@@ -250,3 +253,7 @@ def test_a_type_head_stage_attaches_beside_the_kind_head_and_shows_the_command(
     typed = load_retriever(root / "types", engine="eager")
     assert typed.cfg.type_weight == 0.1 and typed.cfg.type_hidden == 6
     assert typed.cfg.kind_head == kinds.cfg.kind_head and chain.stage_done(recipe.stages[0])
+    assert "--hidden 5 --column colour --save-dtype int8 --out" in chain.plan(recipe.stages)
+    coloured = load_retriever(chain.run_stage(recipe.stages[1]), engine="eager")
+    assert coloured.cfg.colour_head >= 2 and coloured.cfg.save_dtype == "int8"
+    assert coloured.cfg.type_head == typed.cfg.type_head

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from model import load_retriever
-from model.kind_head import TYPE_COLUMN, read_kind_data, with_kind_head
+from model.kind_head import (
+    COLOUR_COLUMN,
+    TYPE_COLUMN,
+    attribute_value,
+    read_kind_data,
+    with_kind_head,
+)
 from model.network import ChangeHead, KindHead
 from model.type_head import main as type_main
 from model.type_head import type_part, with_type_head
@@ -118,6 +124,38 @@ def test_the_command_attaches_a_head_of_the_folders_types_and_keeps_the_rest(
 
 
 
+def test_colours_are_read_as_their_family_from_the_last_word_that_names_one():
+    read = {v: attribute_value(COLOUR_COLUMN, v) for v in (
+        "dark blue", "navy blue", "greenish khaki", "yellowish brown", "bronze/copper",
+        "off white", "grey melange", "Light Pink", "multi", "")}
+    assert read == {"dark blue": "blue", "navy blue": "blue", "greenish khaki": "green",
+                    "yellowish brown": "brown", "bronze/copper": "metallic",
+                    "off white": "white", "grey melange": "grey", "Light Pink": "pink",
+                    "multi": "", "": ""}
+
+
+def test_the_command_attaches_a_colour_head_beside_the_type_head(
+        feedback_data, phrased, tmp_path):  # noqa: F811
+    """--column colour: a head of the folder's colour families in a slot of its own, the type
+    head kept bit for bit; the whole survives a save and the ONNX export."""
+    pytest.importorskip("onnxruntime")
+    typed = with_type_head(phrased, type_head_of(phrased), TYPES, 0.1)
+    ck = typed.save(tmp_path / "typed")
+    type_main(["--column", "colour", "--checkpoint", str(ck), "--datasets", feedback_data,
+               "--cache-dir", "", "--weight", "0.3", "--hidden", "5", "--item-epochs", "2",
+               "--query-epochs", "2", "--threads", "1", "--out", str(tmp_path / "coloured")])
+    coloured = load_retriever(tmp_path / "coloured", engine="eager")
+    families = read_kind_data([feedback_data], [COLOUR_COLUMN]).attributes[COLOUR_COLUMN]
+    assert coloured.meta["colour_head"]["values"] == families and len(families) >= 2
+    assert (coloured.cfg.colour_head, coloured.cfg.colour_weight,
+            coloured.cfg.colour_hidden) == (len(families), 0.3, 5)
+    assert coloured.dim == typed.dim + len(families)
+    before, after = load_retriever(ck, engine="eager").trained_state(), coloured.trained_state()
+    assert {k for k in after if not k.startswith("net.colour_head.")} == set(before)
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    saved_and_exported(coloured, tmp_path / "ck")
+
+
 def test_bad_inputs_are_refused_with_their_reason(phrased):  # noqa: F811
     """A head built for another backbone's channels, and a type head on a checkpoint without
     the phrase path whose sentence embedding it reads."""
@@ -138,3 +176,5 @@ def test_bad_inputs_are_refused_with_their_reason(phrased):  # noqa: F811
         with_combiner_head(phrased, combiner)
     with pytest.raises(ValueError, match="the type head reads the phrase path's sentence"):
         build_retriever(dataclasses.replace(ModelConfig.tiny(), type_head=3), seed=0)
+    with pytest.raises(ValueError, match="the colour head reads the phrase path's sentence"):
+        build_retriever(dataclasses.replace(ModelConfig.tiny(), colour_head=3), seed=0)
