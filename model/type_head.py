@@ -4,7 +4,7 @@ adds ``weight`` times the change of product type (colour family) the words ask f
 (model.network.ChangeHead).
 
     python -m model.type_head --checkpoint CKPT --out OUT
-        [--datasets ANN:IMAGES ...] [--weight 0.2] [--hidden 24]
+        [--datasets ANN:IMAGES ...] [--weight 0.2] [--hidden 96]
     python -m model.type_head --column colour --checkpoint CKPT --out OUT [--hidden 192]
 
 Why: "as a skirt", "a shirt instead" or "make it a hoodie" ask for another product type, which
@@ -21,7 +21,8 @@ checkpoint, a kind head included, is kept bit for bit.
 The colour head is the same head over the colour column's families (COLOUR_FAMILIES): the
 fused space keeps a reference's colour where the words ask for another ("in red", "not
 black"), and about half of the misses' top 10 holds the target's colour; the kind head's
-hidden layer knows too little colour to be read for it (Training, session 28's diagnostics).
+hidden layer knows too little colour to be read for it (Training, the diagnostics after
+stage 96; stage 97).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class TypeHeadConfig:
     datasets: list[str] = field(default_factory=lambda: list(KindHeadConfig().datasets))
     column: str = TYPE_COLUMN  # what the head reads as a change: SLOTS' columns
     weight: float = 0.2  # of the type term beside the checkpoint's other terms (0.1: stage 89d)
-    hidden: int = 24  # the width of both MLPs
+    hidden: int = 96  # both MLPs' width (24 before stage 97c: all the cap left in float16)
     item_epochs: int = 30  # over every training photo with a type
     query_epochs: int = 10  # over every training request whose photos have types
     seed: int = 0
