@@ -481,22 +481,15 @@ class FashionVLP(nn.Module):
                                             if cfg.attribute_changes else None))
                           if cfg.kind_head else None)
         self.kind_weight = sum(shares)
-        if cfg.type_head and phrase_model is None:
-            raise ValueError("the type head reads the phrase path's sentence embedding: "
-                             "it needs phrase_path")
-        self.type_head = (ChangeHead(image_channels or channels,
-                                     phrase_model.config.hidden_size, cfg.type_head,
-                                     hidden=cfg.type_hidden)
-                          if cfg.type_head else None)
-        self.type_weight = cfg.type_weight
-        if cfg.colour_head and phrase_model is None:
-            raise ValueError("the colour head reads the phrase path's sentence embedding: "
-                             "it needs phrase_path")
-        self.colour_head = (ChangeHead(image_channels or channels,
-                                       phrase_model.config.hidden_size, cfg.colour_head,
-                                       hidden=cfg.colour_hidden)
-                            if cfg.colour_head else None)
-        self.colour_weight = cfg.colour_weight
+        for slot in ("type", "colour"):  # change heads, each in a slot of its own
+            size, hidden = getattr(cfg, f"{slot}_head"), getattr(cfg, f"{slot}_hidden")
+            if size and phrase_model is None:
+                raise ValueError(f"the {slot} head reads the phrase path's sentence embedding: "
+                                 "it needs phrase_path")
+            setattr(self, f"{slot}_head",
+                    ChangeHead(image_channels or channels, phrase_model.config.hidden_size,
+                               size, hidden=hidden) if size else None)
+            setattr(self, f"{slot}_weight", getattr(cfg, f"{slot}_weight"))
 
     def train(self, mode: bool = True) -> FashionVLP:
         super().train(mode)
