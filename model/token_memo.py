@@ -41,13 +41,11 @@ def memo_key(net: nn.Module, cfg: ModelConfig, features_key: str) -> str:
     """16 hex digits naming the token outputs ``net`` gives: the checkpoint fingerprint of its
     architecture and every weight outside the trained residual paths, and the backbone
     features it reads (``features_key``). The phrase path's frozen encoder is the package's
-    text model that the architecture names, so the architecture covers it. The combiner,
-    kind, type and colour heads read what the memo holds, as the paths do: neither they nor their
-    config count."""
+    text model that the architecture names, so the architecture covers it. The heads
+    (HEAD_PREFIXES) read what the memo holds, as the paths do: neither they nor their config
+    count (with a head off, its weight and width are not hashed either)."""
     frozen = token_block_state(net)
-    cfg = dataclasses.replace(cfg, combiner_head=0, combiner_weight=1.0, kind_head=0,
-                              kind_weight=1.0, type_head=0, type_weight=0.1,
-                              colour_head=0, colour_weight=0.2)
+    cfg = dataclasses.replace(cfg, **{prefix.rstrip("."): 0 for prefix in HEAD_PREFIXES})
     return hashlib.sha256(f"{fingerprint(cfg, frozen)} {features_key}".encode()).hexdigest()[:16]
 
 
