@@ -43,7 +43,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,7 @@ from bench.datasets import (
     restrict,
     val_score,
 )
+from bench.retyping import RETYPINGS, retyping
 from bench.text_features import TextConfig, TextEmbedder
 from dataprep import (
     FEEDBACK_ROWS,
@@ -135,11 +136,21 @@ class FeedbackBenchConfig:
     # A JSON-lines file of every scored query (method, row, words, top 10, first relevant
     # rank): where a row misses, read from the run itself instead of a one-off script.
     per_query: str = ""
+    # Every val caption retyped (bench.retyping: no-punctuation, or typos at
+    # ``typo_rate`` of the longer words), filed under <folder>_<retype>/: the cost of typing.
+    retype: str = ""
+    typo_rate: float = 0.3
+    # The checkpoint's typo mender (model.spelling) off: what the words cost as typed, filed
+    # under <folder>_unmended/.
+    unmended: bool = False
 
 
 def results_name(cfg: FeedbackBenchConfig) -> str:
-    """The results folder of a run: accuracy_feedback, or accuracy_feedback_<catalog>."""
-    return "accuracy_feedback" if cfg.catalog == "hm" else f"accuracy_feedback_{cfg.catalog}"
+    """The results folder of a run: accuracy_feedback, or accuracy_feedback_<catalog>, with
+    _<retype> after it for retyped captions."""
+    name = "accuracy_feedback" if cfg.catalog == "hm" else f"accuracy_feedback_{cfg.catalog}"
+    return name + "".join(f"_{part}" for part in (cfg.retype, cfg.unmended and "unmended")
+                          if part)
 
 
 # ------------------------------------------------------------------------- intervals
@@ -364,6 +375,10 @@ def load_all(cfg: FeedbackBenchConfig, encoder):
             else extract_features(encoder, paths, cfg.cache_dir or None, workers=cfg.workers))
     val = restrict_to_bank(val, bank)
     restrict(train_data, bank)
+    if cfg.retype:
+        retype = retyping(cfg.retype, cfg.typo_rate)
+        val = replace(val, triplets=[replace(t, captions=[retype(c) for c in t.captions])
+                                     for t in val.triplets])
     return feedback_queries(val, spec.annotations), train_data, bank
 
 
@@ -389,14 +404,21 @@ def run_baselines(cfg: FeedbackBenchConfig, q: FeedbackQueries, train_data: list
     return results, training
 
 
+def _queries_of(config: dict) -> tuple:
+    """What a run's queries were: the data, the cap, how the captions were typed."""
+    retype = config.get("retype", "")
+    return (config["feedback"], config["max_queries"], retype,
+            config.get("typo_rate") if retype == "typos" else None)
+
+
 def reused(cfg: FeedbackBenchConfig, fingerprint: str, results: dict) -> dict:
     """Add the rows of an earlier run (``--reuse``) of every method not scored now; refused
     unless it scored the same feedback data with the same query cap (and, for FashionVLP,
     the same weights). Returns that run's training records of the reused baselines."""
     earlier = json.loads(Path(cfg.reuse).read_text())
-    if (earlier["config"]["feedback"], earlier["config"]["max_queries"]) != (
-            cfg.feedback, cfg.max_queries):
-        raise ValueError(f"{cfg.reuse} scored other feedback data or another query cap")
+    if _queries_of(earlier["config"]) != _queries_of(asdict(cfg)):
+        raise ValueError(f"{cfg.reuse} scored other feedback data, another query cap or "
+                         "captions typed otherwise")
     training = {}
     for name, rows in earlier["results"].items():
         if name in results or name == MODEL and earlier["fingerprint"] != fingerprint:
@@ -410,6 +432,8 @@ def reused(cfg: FeedbackBenchConfig, fingerprint: str, results: dict) -> dict:
 def run(cfg: FeedbackBenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     retriever = load_retriever(cfg.checkpoint)
+    if cfg.unmended:
+        retriever.spelling = None
     q, train_data, bank = load_all(cfg, retriever.encoder)
     results, training = {}, {}
     if not cfg.skip_model:
@@ -508,13 +532,20 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
     p.add_argument("--catalog", default=d.catalog, choices=sorted(CATALOG_LABELS),
                    help="whose val photos --feedback holds: hm (accuracy_feedback/) or another "
                    "catalog, e.g. products (accuracy_feedback_products/)")
+    p.add_argument("--retype", default=d.retype, choices=RETYPINGS,
+                   help="score every caption typed otherwise (bench.retyping)")
+    p.add_argument("--typo-rate", type=float, default=d.typo_rate,
+                   help="with --retype typos: the share of words of 5+ letters mistyped")
+    p.add_argument("--unmended", action="store_true",
+                   help="the words as typed: the checkpoint's typo mender off (model.spelling)")
     a = p.parse_args(argv)
     return FeedbackBenchConfig(
         checkpoint=a.checkpoint, feedback=a.feedback, train_datasets=a.train_datasets,
         baselines=a.baselines, cache_dir=a.cache_dir, text_model=a.text_model,
         max_queries=a.max_queries, max_val_queries=a.max_val_queries, bootstrap=a.bootstrap,
         workers=a.workers, threads=a.threads, baseline=baseline_config(a), out_dir=a.out_dir,
-        skip_model=a.skip_model, reuse=a.reuse, catalog=a.catalog, per_query=a.per_query)
+        skip_model=a.skip_model, reuse=a.reuse, catalog=a.catalog, per_query=a.per_query,
+        retype=a.retype or "", typo_rate=a.typo_rate, unmended=a.unmended)
 
 
 def report_lines(report: dict) -> str:

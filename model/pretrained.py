@@ -237,6 +237,9 @@ class JsonTokenizer:
         self._tok.no_truncation()
         self._pad_id = self._tok.token_to_id("[PAD]")
 
+    def get_vocab(self) -> dict[str, int]:
+        return self._tok.get_vocab()
+
     def __call__(self, texts: list[str], padding: bool = True, truncation: bool = True,
                  max_length: int | None = None, return_tensors: str = "pt") -> dict:
         tok = self._tok

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.checkpointing import RunFolder
+from model.spelling import main as spelling_main
 from project_settings import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -351,6 +352,12 @@ class Chain:
             where += ["--combiner", _repo_path(self.recipe.files[head.file].path)]
         return [*where, "--out", str(self.output(stage)), "--weight", f"{head.weight:g}"]
 
+    def spelling_argv(self) -> list[str]:
+        """`python -m model.spelling`'s arguments: the final checkpoint mends typos against the
+        caption words of every dataset of the recipe (they are in no stage's meta)."""
+        return ["--checkpoint", str(self.output(self.recipe.stages[-1])), "--datasets",
+                *(":".join(self.data(name)) for name in self.recipe.datasets)]
+
     def run_stage(self, stage: Stage) -> Path:
         for run in stage.runs:
             self.train(run)
@@ -406,6 +413,9 @@ class Chain:
             if stage.head:
                 lines.append(f"  python -m {stage.head.command} "
                              + _shown(self.head_argv(stage)))
+        if stages and stages[-1] is self.recipe.stages[-1]:
+            lines += ["", "the final checkpoint's caption words (typos are mended against them):",
+                      "  python -m model.spelling " + _shown(self.spelling_argv())]
         lines += ["", f"about {self.minutes(stages) / 60:.1f} h in all on that CPU; "
                   f"{self.minutes(stages, left=True) / 60:.1f} h left"]
         return "\n".join(lines)
@@ -455,6 +465,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for stage in stages:
         logger.info("stage %s: %s", stage.name, stage.title)
         output = chain.run_stage(stage)
+    if stages[-1] is recipe.stages[-1]:
+        spelling_main(chain.spelling_argv())
     print(f"recipe {recipe.name}: {output} is the final checkpoint", flush=True)
     if args.install:
         install(output, args.install)

@@ -44,6 +44,7 @@ from model.pretrained import (
     load_tokenizer,
     text_model_is_pretrained,
 )
+from model.spelling import SpellingCorrector, corrector_for
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,9 @@ class Retriever:
         self.device = torch.device("cpu")
         self.engine = EagerEngine(self)  # load_retriever picks a faster one (model.engines)
         self.targets_seen = TargetMemo()  # encode_conversation's earlier references
+        # Mends typos in query words (model.spelling); load_retriever sets it where the
+        # checkpoint's meta lists its training captions' words.
+        self.spelling: SpellingCorrector | None = None
 
     # ------------------------------------------------------------------ modules
     def _modules(self) -> Modules:
@@ -183,9 +187,17 @@ class Retriever:
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     # ------------------------------------------------------------------ encoding
-    @torch.inference_mode()
+    def mend(self, texts: Sequence[str]) -> list[str]:
+        """``texts`` with their typos mended (model.spelling), as the query encoders read them."""
+        return [self.spelling(t) for t in texts] if self.spelling else list(texts)
+
     def encode_reference_features(self, whole: torch.Tensor, crop: torch.Tensor,
                                   texts: Sequence[str]) -> torch.Tensor:
+        return self._reference(whole, crop, self.mend(texts))
+
+    @torch.inference_mode()
+    def _reference(self, whole: torch.Tensor, crop: torch.Tensor, texts: Sequence[str]
+                   ) -> torch.Tensor:
         text = {k: v.to(self.device) for k, v in self.tokenize(texts).items()}
         out = self.engine.reference(whole.to(self.device), crop.to(self.device), **text)
         return out.float().cpu()
@@ -246,8 +258,10 @@ class Retriever:
             raise ValueError("a conversation needs at least one turn")
         image = turns[-1][0]
         whole, crop = self.image_tokens(self.preprocess(image)[None])
-        text = conversation_text(turns, removed)
-        query = self.encode_reference_features(whole, crop, [text]).numpy()[0]
+        mended = self.mend([words for _, words in turns])
+        text = conversation_text([(im, w) for (im, _), w in zip(turns, mended, strict=True)],
+                                 self.mend(removed))
+        query = self._reference(whole, crop, [text]).numpy()[0]
         if self.targets_seen.get(image) is None:
             self.targets_seen.put(image, self.encode_target_features(whole, crop).numpy()[0])
         earlier = list({id(im): im for im, _ in turns[:-1]}.values())
@@ -402,9 +416,10 @@ def load_retriever(path: str | Path, device: str = "cpu", engine: str | None = N
         retriever = Retriever(cfg, None, None, load_tokenizer(cfg.text_model),
                               record.get("meta", {}), build=modules)
         retriever._fingerprint = record["fingerprint"]
-        return retriever.use_engine(name, cache)
-    retriever = _filled_retriever(path, cfg, state, record)
-    retriever.to(target)
+    else:
+        retriever = _filled_retriever(path, cfg, state, record)
+        retriever.to(target)
+    retriever.spelling = corrector_for(retriever.meta, retriever.tokenizer)
     return retriever.use_engine(name, cache)
 
 

@@ -198,3 +198,32 @@ def test_baselines_train_by_default_on_the_shipped_checkpoints_datasets():
     shipped = {f"{recipe.datasets[n].annotations}:{recipe.datasets[n].images}"
                for n in last_run.datasets}
     assert set(fr.FeedbackBenchConfig().train_datasets) == shipped
+
+
+def test_retyped_and_unmended_runs_are_filed_apart():
+    assert fr.results_name(fr.FeedbackBenchConfig()) == "accuracy_feedback"
+    assert fr.results_name(fr.FeedbackBenchConfig(retype="typos")) == "accuracy_feedback_typos"
+    assert fr.results_name(fr.FeedbackBenchConfig(catalog="products", retype="typos",
+                                                  unmended=True)) == (
+        "accuracy_feedback_products_typos_unmended")
+    cfg = fr.parse_args(["--retype", "typos", "--typo-rate", "0.1", "--unmended"])
+    assert (cfg.retype, cfg.typo_rate, cfg.unmended) == ("typos", 0.1, True)
+
+
+@pytest.mark.slow
+def test_every_caption_is_scored_as_retyped(feedback_data, tiny_checkpoint, tmp_path):
+    common = ["--checkpoint", str(tiny_checkpoint), "--feedback", feedback_data,
+              "--train-datasets", feedback_data, "--cache-dir", "", "--bootstrap", "20",
+              "--baselines", "--out-dir", str(tmp_path)]
+    as_written = fr.main([*common, "--per-query", str(tmp_path / "written.jsonl")])
+    fr.main([*common, "--retype", "no-punctuation", "--per-query", str(tmp_path / "bare.jsonl")])
+    written = [json.loads(line) for line in (tmp_path / "written.jsonl").open()]
+    bare = [json.loads(line) for line in (tmp_path / "bare.jsonl").open()]
+    assert len(bare) == len(written) and any("," in r["words"] for r in written)
+    assert [r["reference"] for r in bare] == [r["reference"] for r in written]
+    assert not any(mark in r["words"] for r in bare for mark in ",?!.'")
+    folder = tmp_path / "accuracy_feedback_no-punctuation"
+    assert (folder / f"{as_written['fingerprint']}.json").is_file()
+    earlier = tmp_path / "accuracy_feedback" / f"{as_written['fingerprint']}.json"
+    with pytest.raises(ValueError, match="typed otherwise"):  # no rows of other captions join
+        fr.main([*common, "--retype", "no-punctuation", "--reuse", str(earlier)])

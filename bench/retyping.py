@@ -1,0 +1,54 @@
+"""The same requests typed otherwise: without punctuation, with typos.
+
+Why: the held-out phrasing families vary the words, not how they are typed, and shoppers type
+on phones. ``bench.feedback_rows --retype typos`` scores every row with its captions retyped,
+so how much a slip of the finger costs is a figure, not a guess (docs/evaluation.md).
+
+A typo is one edit of a word of at least ``MIN_TYPO_LENGTH`` letters, never its first or last
+letter: two neighbouring letters swapped or one letter dropped, each half the time. Seeded per
+caption, so a run retypes every caption the same way whatever the row order.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import zlib
+from collections.abc import Callable
+
+MIN_TYPO_LENGTH = 5
+WORD = re.compile(r"[A-Za-z]+")
+
+
+def with_typos(text: str, rate: float, seed: int = 0) -> str:
+    """``text`` with each word of at least MIN_TYPO_LENGTH letters mistyped at ``rate``."""
+    rng = random.Random(zlib.crc32(text.encode()) ^ seed)
+
+    def mistype(match: re.Match) -> str:
+        word = match.group(0)
+        if len(word) < MIN_TYPO_LENGTH or rng.random() >= rate:
+            return word
+        k = rng.randrange(1, len(word) - 2)  # the letter at k and its right neighbour
+        if rng.random() < 0.5:
+            return word[:k] + word[k + 1] + word[k] + word[k + 2:]
+        return word[:k] + word[k + 1:]
+
+    return WORD.sub(mistype, text)
+
+
+def without_punctuation(text: str) -> str:
+    return re.sub(r"[^\w\s]", "", text).lower()
+
+
+def retyping(name: str, typo_rate: float = 0.3) -> Callable[[str], str]:
+    """The caption transform called ``name`` (one of RETYPINGS)."""
+    if name == "no-punctuation":
+        return without_punctuation
+    if name == "typos":
+        return lambda text: with_typos(text, typo_rate)
+    raise ValueError(f"unknown retyping {name!r}; one of {RETYPINGS}")
+
+
+# No "capitals": the evaluation caption is lower-cased after its first letter (dataprep's
+# eval_caption, as CLIP4Cir builds it) and the text model is uncased.
+RETYPINGS = ("no-punctuation", "typos")
