@@ -16,8 +16,9 @@ import re
 import zlib
 from collections.abc import Callable
 
+from model.spelling import WORD
+
 MIN_TYPO_LENGTH = 5
-WORD = re.compile(r"[A-Za-z]+")
 
 
 def with_typos(text: str, rate: float, seed: int = 0) -> str:

@@ -10,11 +10,11 @@ and "another type" from 73.8 to 51.1 (docs/evaluation.md).
 A word is left as typed when it is shorter than MIN_LENGTH, an English word (the word list
 pyspellchecker ships), a whole word of the text model's vocabulary, or a word of the
 checkpoint's training captions (its meta ``caption_words``, which the command above writes).
-Only another word is mended: to the known word one edit away (a letter dropped, added or
-changed, or two neighbours swapped) that the training captions use most, else the commonest
-English one; with none, it stays as typed. So a request typed right reads exactly as before,
-and a garment word of another catalog that no list knows ("kurta" where the captions lack it)
-is read as typed unless a known word lies one edit away.
+Any other word becomes the known word one edit away (a letter dropped, added or changed, or
+two neighbours swapped) that the training captions use most, else the commonest English one;
+with none, it stays as typed. So a request typed right reads exactly as before. The limit: a
+garment word of another catalog that no list knows is mended into a known word one edit away
+("kurta" would become "kurt" if the captions lacked it).
 """
 
 from __future__ import annotations
