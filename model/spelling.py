@@ -8,13 +8,14 @@ bench.feedback_rows --retype typos``), H&M's multi-change row falls from 65.7 to
 and "another type" from 73.8 to 51.1 (docs/evaluation.md).
 
 A word is left as typed when it is shorter than MIN_LENGTH, an English word (the word list
-pyspellchecker ships), a whole word of the text model's vocabulary, or a word of the
-checkpoint's training captions (its meta ``caption_words``, which the command above writes).
+pyspellchecker ships), a whole word of the text model's vocabulary, a garment, fabric, colour or
+pattern word of ``model.fashion_words`` (British and American, "gilet", "skort", "tshirt"), or a
+word of the checkpoint's training captions (its meta ``caption_words``, which the command above
+writes).
 Any other word becomes the known word one edit away (a letter dropped, added or changed, or
 two neighbours swapped) that the training captions use most, else the commonest English one;
 with none, it stays as typed. So a request typed right reads exactly as before. The limit: a
-garment word of another catalog that no list knows is mended into a known word one edit away
-("kurta" would become "kurt" if the captions lacked it).
+word of another catalog that no list knows is mended into a known word one edit away.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from model.fashion_words import FASHION_WORDS
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ class SpellingCorrector:
 
     def known(self, word: str) -> bool:
         return (word in self.caption_words or word in self.vocabulary
-                or word in self._english())
+                or word in FASHION_WORDS or word in self._english())
 
     def _english(self) -> Mapping[str, int]:
         return english_words() if self.english is None else self.english

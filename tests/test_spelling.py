@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from model import load_retriever
+from model.fashion_words import FASHION_WORDS
 from model.spelling import (
     META_KEY,
     SpellingCorrector,
@@ -40,6 +41,14 @@ def test_a_typo_becomes_the_known_word_one_edit_away(corrector):
     assert corrector("as a swater") == "as a sweater"
     # a garment word the captions know is not "corrected" into English
     assert corrector("hoodei") == "hoodie"
+
+
+def test_garment_words_no_english_list_knows_are_kept_and_mended_to(corrector):
+    english = {"short": 900, "filet": 50, "shirt": 700}
+    mender = SpellingCorrector({}, frozenset(), english)
+    assert mender("a skort or a gilet, a tshirt") == "a skort or a gilet, a tshirt"
+    assert mender("a gliet") == "a gilet"  # model.fashion_words are known words
+    assert {"skort", "gilet", "tshirt", "pyjama", "colour"} <= FASHION_WORDS
 
 
 def test_what_cannot_be_mended_stays_as_typed(corrector):
