@@ -11,8 +11,7 @@ A word is left as typed when it is shorter than MIN_LENGTH, an English word (the
 pyspellchecker ships), a whole word of the text model's vocabulary, a garment, fabric, colour or
 pattern word of ``model.fashion_words`` (British and American, "gilet", "skort", "tshirt"), or a
 word of the checkpoint's training captions (its meta ``caption_words``, which the command above
-writes).
-Any other word becomes the known word one edit away (a letter dropped, added or changed, or
+writes). Any other word becomes the known word one edit away (a letter dropped, added or changed, or
 two neighbours swapped) that the training captions use most, else the commonest English one;
 with none, it stays as typed. So a request typed right reads exactly as before. The limit: a
 word of another catalog that no list knows is mended into a known word one edit away.
