@@ -102,6 +102,20 @@ def write_checkpoint(directory: str | Path, cfg: ModelConfig, state: dict[str, t
     return digest
 
 
+def update_meta(path: str | Path, **entries: Any) -> Path:
+    """Add ``entries`` to the meta of the checkpoint at ``path`` (its directory, config.json or
+    weights file), written atomically; the architecture, weights and fingerprint stay as they
+    are. Returns the config file."""
+    path = Path(path)
+    config = (path.parent if path.is_file() else path) / CONFIG_FILE
+    record = json.loads(config.read_text())
+    record.setdefault("meta", {}).update(entries)
+    tmp = config.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(config)
+    return config
+
+
 def read_checkpoint(path: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict]:
     """(architecture, stored weights, the whole config.json record) of a checkpoint directory
     (or its config.json / weights file); refuses a missing or unreadable one."""

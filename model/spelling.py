@@ -20,7 +20,6 @@ word of another catalog that no list knows is mended into a known word one edit 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 from collections import Counter
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from model.checkpoint import update_meta
 from model.fashion_words import FASHION_WORDS
 
 logger = logging.getLogger(__name__)
@@ -124,16 +124,8 @@ def training_captions(datasets: Sequence[str]) -> list[str]:
 def write_caption_words(checkpoint: str | Path, datasets: Sequence[str]) -> dict[str, int]:
     """Record the datasets' training caption words in the checkpoint's meta (config.json);
     the weights and their fingerprint stay as they are."""
-    from model.checkpoint import CONFIG_FILE
-
-    path = Path(checkpoint)
-    config = (path if path.is_dir() else path.parent) / CONFIG_FILE
-    record = json.loads(config.read_text())
     words = caption_words(training_captions(datasets))
-    record.setdefault("meta", {})[META_KEY] = words
-    tmp = config.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(config)
+    config = update_meta(checkpoint, **{META_KEY: words})
     logger.info("%s: %d caption words from %d datasets", config, len(words), len(datasets))
     return words
 
