@@ -107,7 +107,10 @@ def update_meta(path: str | Path, **entries: Any) -> Path:
     weights file), written atomically; the architecture, weights and fingerprint stay as they
     are. Returns the config file."""
     path = Path(path)
-    config = (path.parent if path.is_file() else path) / CONFIG_FILE
+    directory = path.parent if path.is_file() else path
+    config = directory / CONFIG_FILE
+    if not config.is_file():
+        raise CheckpointError(f"no checkpoint at {directory}: expected {CONFIG_FILE}")
     record = json.loads(config.read_text())
     record.setdefault("meta", {}).update(entries)
     tmp = config.with_suffix(".tmp")

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from model import load_retriever
+from model.checkpoint import CheckpointError
 from model.fashion_words import FASHION_WORDS
 from model.spelling import (
     META_KEY,
@@ -70,6 +71,11 @@ def test_english_list_comes_from_the_package():
 def test_caption_words_are_counted_lower_case():
     assert caption_words(["Make it Black", "make it red"]) == {
         "make": 2, "it": 2, "black": 1, "red": 1}
+
+
+def test_caption_words_need_a_checkpoint_to_go_to(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at .*expected config.json"):
+        write_caption_words(tmp_path / "missing", [])
 
 
 def test_without_caption_words_a_checkpoint_reads_words_as_typed(tiny_retriever):
