@@ -117,6 +117,7 @@ def load_parts(config: AppConfig):
     except (IndexerError, pymongo.errors.PyMongoError) as exc:
         problem_ui(messages.describe_problem(exc, config.settings))
     refresh_index(index, config)
+    retriever.use_catalog_words(index.words)  # the catalog's own words are not typos
     return retriever, index
 
 

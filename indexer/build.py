@@ -35,13 +35,16 @@ from indexer.catalog import Catalog, CatalogItem
 from indexer.db.store import CatalogStore
 from indexer.documents import (
     BuildRecord,
+    build_words,
     item_document,
     item_metadata,
+    latest_finished_build,
     mark_dead_builds,
     utc_now,
 )
 from indexer.errors import DatabaseUnavailableError, DimensionMismatchError, IndexerError
 from indexer.retry import DatabaseOutage, RetryPolicy, call_with_retry
+from model.spelling import catalog_words
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +176,23 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
         report.total_for_fingerprint = call_with_retry(
             lambda: store.items.count_documents({"model": fp}), "counting the catalog",
             config.retry)
-        call_with_retry(lambda: record.finish("done", report.summary()), "recording the build",
-                        config.retry)
+        words = call_with_retry(lambda: words_to_record(catalog, store), "reading the catalog's "
+                                "earlier words", config.retry)
+        call_with_retry(lambda: record.finish("done", {**report.summary(), "words": words}),
+                        "recording the build", config.retry)
     except DatabaseOutage as exc:
         raise _outage_error(exc, report, config) from exc
     return report
+
+
+def words_to_record(catalog: Catalog, store: CatalogStore) -> list[str]:
+    """The words a finished build records: those of ``catalog``'s titles (a plain folder's
+    file names), categories and attribute values, with those the build finished before
+    recorded (another folder, shard or category indexed into the same collection). Two builds
+    finishing at the same moment may each miss the other's new words until the next build."""
+    texts = (t for item in catalog.items
+             for t in (item.category, item.title or item.id, *item.attributes.values()))
+    return sorted(catalog_words(texts) | build_words(store, latest_finished_build(store)))
 
 
 def prune_missing(catalog: Catalog, store: CatalogStore) -> int:

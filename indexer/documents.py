@@ -8,6 +8,11 @@ Item document (DESIGN.md schema plus ``dim``)::
      [, quarantined: {reason, since, sha256}  -- set by a build when a changed image no
      longer decodes; search leaves the item out until a build reads its image again]}
 
+A finished build also records the catalog's words (``words``: its items' titles, categories and
+attribute values, with those of the build finished before it), which the app's typo mender
+must not change (``model.spelling``); kept with the build so a start reads one document
+instead of every title.
+
 Build records: a build writes "running" with its host, pid and a heartbeat, and ends as
 "done", "failed" or "interrupted". A SIGKILLed or crashed process cannot write its own end, so
 a record is judged by its heartbeat and process: a later build on the same host marks records
@@ -138,10 +143,19 @@ def latest_build(store: CatalogStore) -> dict | None:
 
 
 def latest_finished_build(store: CatalogStore) -> dict | None:
-    """The most recently finished ("done") build record, without its failure list: the build
-    a search has loaded, and what ``is_stale`` compares against."""
+    """The most recently finished ("done") build record, without its failure list and
+    catalog words: the build a search has loaded, and what ``is_stale`` compares against."""
     return store.builds.find_one({"status": "done"}, sort=[("finished_at", -1)],
-                                 projection={"failures": 0})
+                                 projection={"failures": 0, "words": 0})
+
+
+def build_words(store: CatalogStore, build: dict | None) -> frozenset[str]:
+    """The catalog words a finished build recorded (empty for a build that recorded none:
+    one made before builds kept them, or a benchmark catalog's)."""
+    if build is None:
+        return frozenset()
+    record = store.builds.find_one({"_id": build["_id"]}, {"words": 1}) or {}
+    return frozenset(record.get("words", ()))
 
 
 def utc_now() -> dt.datetime:

@@ -28,6 +28,7 @@ Items the indexer quarantined (their image changed and no longer decodes) are no
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import logging
 import random
@@ -41,7 +42,7 @@ import numpy as np
 import pymongo.errors
 
 from indexer.db.store import CatalogStore
-from indexer.documents import latest_finished_build
+from indexer.documents import build_words, latest_finished_build
 from indexer.errors import (
     DatabaseUnavailableError,
     EmptyCatalogError,
@@ -113,6 +114,7 @@ class _Loaded:
     build: dict | None  # the build record this load corresponds to
     seconds: float = 0.0
     source: str = "database"  # database | snapshot
+    words: frozenset[str] = frozenset()  # the build's catalog words (build_words)
 
     @property
     def index_kind(self) -> str:
@@ -214,6 +216,12 @@ class CatalogSearch:
     def index_kind(self) -> str:
         return self._snapshot().index_kind
 
+    @property
+    def words(self) -> frozenset[str]:
+        """The loaded build's catalog words, for the query's typo mender
+        (``Retriever.use_catalog_words``); empty when the build recorded none."""
+        return self._snapshot().words
+
     # ---- loading --------------------------------------------------------------------------
     def _latest_build(self) -> dict | None:
         try:
@@ -241,6 +249,7 @@ class CatalogSearch:
                 state = self._from_database(build)
                 if key:
                     self._write_snapshot(key, state)
+            state = dataclasses.replace(state, words=self._words(build))
             with self._lock:
                 self._state = state
         log.info("loaded %d vectors (dim %d, %s) of model %s from the %s in %.2f s",
@@ -258,6 +267,16 @@ class CatalogSearch:
                                                                   strict=True)}
         index, labels = self._make_index(vectors)
         return _Loaded(ids, vectors, ranges, index, labels, build, time.monotonic() - t0)
+
+    def _words(self, build: dict | None) -> frozenset[str]:
+        """Best effort: without them the mender only knows its own lists, which is no reason
+        to refuse the loaded vectors."""
+        try:
+            return build_words(self.store, build)
+        except pymongo.errors.PyMongoError as exc:
+            log.warning("catalog words not read (%s); typos are mended without them",
+                        type(exc).__name__)
+            return frozenset()
 
     # ---- snapshots (indexer.snapshot) -----------------------------------------------------
     def _snapshots(self) -> SnapshotStore | None:

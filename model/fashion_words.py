@@ -46,6 +46,11 @@ neoprene nubuck nylon organza organic polyamide polyester poplin rayon ripstop s
 seersucker sequin sequinned sequined sequins shearling sherpa silk spandex suede taffeta
 tencel terry towelling tulle tweed twill velour velvet viscose voile waffle wool
 """
+STYLES_AND_FINISHES = """
+anarkali applique appliqued appliques athleisure bandhani bling boho chikankari crocs
+crossbody earcuff earcuffs flipflops foldover lehriya overlocked pintuck pintucks sweatpant
+trackpants
+"""
 COLOURS_AND_PATTERNS = """
 animal anglaise argyle aubergine beige blush bottle burgundy camel camo camouflage cerise
 chevron coral colour coloured colours colourway colourways colourblock cream ecru fairisle
@@ -55,4 +60,5 @@ oatmeal ochre ombre paisley pastel pinstripe pinstriped plaid polka print printe
 stone striped stripes stripy taupe tartan teal terracotta tiedye toile zebra
 """
 
-FASHION_WORDS = frozenset((GARMENTS + PARTS + FABRICS + COLOURS_AND_PATTERNS).split())
+FASHION_WORDS = frozenset(
+    (GARMENTS + PARTS + FABRICS + STYLES_AND_FINISHES + COLOURS_AND_PATTERNS).split())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class Retriever:
         # Mends typos in query words (model.spelling); load_retriever sets it where the
         # checkpoint's meta lists its training captions' words.
         self.spelling: SpellingCorrector | None = None
+        self._catalog_words: Iterable[str] = frozenset()  # what use_catalog_words was given
 
     # ------------------------------------------------------------------ modules
     def _modules(self) -> Modules:
@@ -190,6 +191,14 @@ class Retriever:
     def mend(self, texts: Sequence[str]) -> list[str]:
         """``texts`` with their typos mended (model.spelling), as the query encoders read them."""
         return [self.spelling(t) for t in texts] if self.spelling else list(texts)
+
+    def use_catalog_words(self, words: Iterable[str]) -> None:
+        """Let the mender know the served catalog's words (``CatalogSearch.words``): they are
+        never changed and are what a typo of one becomes ("hanes" stays, not "hands"). Cheap
+        to call again with the same frozenset; a checkpoint without a mender ignores it."""
+        if self.spelling is not None and words is not self._catalog_words:
+            self.spelling = self.spelling.with_catalog(words)
+            self._catalog_words = words
 
     def encode_reference_features(self, whole: torch.Tensor, crop: torch.Tensor,
                                   texts: Sequence[str]) -> torch.Tensor:

@@ -280,6 +280,32 @@ def test_model_and_index_load_once_per_process_not_per_run_or_session(app_env, m
     assert calls == {"model": 1, "index": 1}
 
 
+def test_the_page_mends_typos_knowing_the_catalogs_words(app_env, monkeypatch):
+    import streamlit as st
+
+    from app import resources
+    from model.spelling import SpellingCorrector
+
+    st.cache_resource.clear()
+    real_model, loaded = resources.load_model, []
+
+    def with_mender(*args, **kwargs):  # the tiny checkpoint lists no caption words
+        retriever = real_model(*args, **kwargs)
+        retriever.spelling = SpellingCorrector({"black": 3}, frozenset(), {"navy": 5})
+        loaded.append(retriever)
+        return retriever
+
+    monkeypatch.setattr(resources, "load_model", with_mender)
+    try:
+        at = search(uploaded(new_app().run(), garment_jpeg()), "red")
+        assert not at.exception and len(result_buttons(at)) == 12
+        (retriever,) = loaded
+        assert {"shirt", "dress"} <= retriever.spelling.catalog  # the indexed catalog's words
+        assert retriever.mend(["a shrit"]) == ["a shirt"]
+    finally:
+        st.cache_resource.clear()  # no later test gets this retriever
+
+
 # ---- the conversation: chips, clicks, items seen, undo ---------------------------------------
 def result_ids(at: AppTest) -> list[str]:
     return [b.key.removeprefix("refine_") for b in result_buttons(at)]

@@ -23,7 +23,9 @@ from PIL import Image
 
 from imaging import load_image
 from indexer import (
+    DEFAULT_CATEGORY,
     BuildConfig,
+    CatalogSearch,
     CatalogStore,
     DimensionMismatchError,
     IndexerError,
@@ -100,6 +102,23 @@ def test_build_stores_documents_of_the_design_schema(small_catalog, encoder, mon
     record = store.builds.find_one({"_id": ObjectId(report.build_id)})
     assert record["status"] == "done" and record["counts"]["embedded"] == 24
     assert record["total_for_fingerprint"] == 24
+
+
+def test_a_build_records_the_catalogs_words_with_those_before(small_catalog, tmp_path, encoder,
+                                                              mongo_collection):
+    root, _ = small_catalog
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(root / "images"), encoder, store, quiet())
+    first = store.builds.find_one({"status": "done"})["words"]
+    assert {"navy", "shirt"} <= set(first) and min(map(len, first)) >= 4
+    (tmp_path / "more").mkdir()
+    draw_item(tmp_path / "more" / "Hanes-boho-kurta.jpg", "dress", "red", 1)
+    report = build_index(discover(tmp_path / "more"), encoder, store, quiet())
+    words = store.builds.find_one({"_id": ObjectId(report.build_id)})["words"]
+    # a plain folder: its file names, and the category it is given
+    assert set(words) == set(first) | {"hanes", "boho", "kurta", DEFAULT_CATEGORY}
+    search = CatalogSearch(store, encoder.fingerprint)
+    assert search.words == frozenset(words) and "words" not in search.last_build
 
 
 def test_rerun_embeds_nothing_and_a_changed_image_is_reembedded(tmp_path, encoder,

@@ -16,6 +16,7 @@ from model.spelling import (
     META_KEY,
     SpellingCorrector,
     caption_words,
+    catalog_words,
     corrector_for,
     english_words,
     one_edit_away,
@@ -56,6 +57,27 @@ def test_what_cannot_be_mended_stays_as_typed(corrector):
     assert corrector("qzxwv and kurta") == "qzxwv and kurta"  # nothing known one edit away
     assert corrector("blk") == "blk"  # shorter than MIN_LENGTH: too little to go on
     assert corrector("no-punctuation, 42 cm!") == "no-punctuation, 42 cm!"
+
+
+def test_the_catalogs_words_are_kept_and_mended_to(corrector):
+    english = {"hands": 900, "mini": 300, "basics": 200}
+    plain = SpellingCorrector({"black": 30}, frozenset(), english)
+    assert plain("hanes or gini") == "hands or mini"  # a shop's brands, mended into others
+    shop = plain.with_catalog(catalog_words(["Gini & Jony Girls Dress", "Hanes", "Asics"]))
+    assert shop("hanes or gini, asics") == "hanes or gini, asics"
+    assert shop("hnaes, blakc") == "hanes, black"  # a typo of a catalog word becomes it
+    assert plain.catalog == frozenset() and shop.caption_words == plain.caption_words
+    # a catalog word one edit from a caption word is taken for the catalog's own slip
+    assert plain.with_catalog({"blakc", "hanes"})("blakc hanes") == "black hanes"
+    # and the captions' word wins over a catalog word at the same distance
+    assert plain.with_catalog({"blake"})("blakc blake") == "black blake"
+    assert catalog_words(["Vero Moda 42 kurta", "A-line"]) == {"vero", "moda", "kurta", "line"}
+
+
+def test_a_word_of_another_alphabet_is_one_word_and_left_as_typed(corrector):
+    assert corrector("a piqué collar, broderie anglaise") == "a piqué collar, broderie anglaise"
+    assert corrector("appliqué slevees") == "appliqué sleeves"
+    assert caption_words(["Appliqué détails"]) == {"appliqué": 1, "détails": 1}
 
 
 def test_one_edit_away_covers_the_four_slips():
@@ -114,5 +136,10 @@ def test_a_checkpoint_with_caption_words_mends_its_queries(tiny_checkpoint, tmp_
     np.testing.assert_array_equal(
         retriever.encode_conversation(turns),
         retriever.encode_conversation([(image, "is black"), (image, "with long sleeves")]))
+    shop = frozenset({"hanes"})
+    retriever.use_catalog_words(shop)
+    mender = retriever.spelling
+    retriever.use_catalog_words(shop)  # the same words again: nothing rebuilt
+    assert retriever.spelling is mender and retriever.mend(["hnaes blakc"]) == ["hanes black"]
     retriever.spelling = None  # the mender off: the typo is read as typed
     assert not np.array_equal(retriever.encode_query(image, "is blakc with long slevees"), typed)
