@@ -17,9 +17,9 @@ known word one edit away (a letter dropped, added or changed, or two neighbours 
 the training captions use most, else one of the catalog's, else the commonest English one;
 with none, it stays as typed, as does a word with a letter outside a-z ("piqué": the text model
 drops accents itself). So a request typed right reads exactly as before. Why the catalog: a
-shop's brands and line names are words no list knows, and without them 13 % of fashion-products'
-title words and 19 % of H&M's product names became others ("Gini" "mini", "Hanes" "hands",
-"boho" "boo"; ``python -m bench.catalog_spelling``).
+shop's brands and line names are words no list knows, and without them 15 % of fashion-products'
+title and attribute words and 20 % of H&M's became others ("gini" "mini", "hanes" "hands",
+"moda" "soda"; ``python -m bench.catalog_spelling``).
 """
 
 from __future__ import annotations
