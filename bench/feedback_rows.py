@@ -140,8 +140,8 @@ class FeedbackBenchConfig:
     # ``typo_rate`` of the longer words), filed under <folder>_<retype>/: the cost of typing.
     retype: str = ""
     typo_rate: float = 0.3
-    # The checkpoint's typo mender (model.spelling) off: what the words cost as typed, filed
-    # under <folder>_unmended/.
+    # The typo mender (model.spelling) and the courtesy filter (model.courtesy) off: what the
+    # words cost as typed, filed under <folder>_unmended/.
     unmended: bool = False
 
 
@@ -433,7 +433,7 @@ def run(cfg: FeedbackBenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     retriever = load_retriever(cfg.checkpoint)
     if cfg.unmended:
-        retriever.spelling = None
+        retriever.spelling, retriever.drop_courtesy = None, False
     q, train_data, bank = load_all(cfg, retriever.encoder)
     results, training = {}, {}
     if not cfg.skip_model:
@@ -537,7 +537,8 @@ def parse_args(argv: Sequence[str] | None) -> FeedbackBenchConfig:
     p.add_argument("--typo-rate", type=float, default=d.typo_rate,
                    help="with --retype typos: the share of words of 5+ letters mistyped")
     p.add_argument("--unmended", action="store_true",
-                   help="the words as typed: the checkpoint's typo mender off (model.spelling)")
+                   help="the words as typed: the typo mender (model.spelling) and the "
+                        "courtesy filter (model.courtesy) off")
     a = p.parse_args(argv)
     return FeedbackBenchConfig(
         checkpoint=a.checkpoint, feedback=a.feedback, train_datasets=a.train_datasets,

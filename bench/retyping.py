@@ -37,6 +37,23 @@ def with_typos(text: str, rate: float, seed: int = 0) -> str:
     return WORD.sub(mistype, text)
 
 
+# Words around a request that ask for nothing: greetings, praise, thanks. Not the phrasing
+# families' words (dataprep.feedback), which ask for the change itself.
+# Written before model.courtesy, which removes some of them (docs/evaluation.md).
+OPENINGS = ("hi, ", "hello! ", "love this, but ", "nice one. ", "ok so ", "hmm, ",
+            "i like it, but ", "pretty, but ", "hey there! ", "good morning, ", "so, ",
+            "wow, gorgeous, but ", "um ", "ooh this is cute but ", "right, ", "quick question: ")
+CLOSINGS = (" please", ", thanks!", " thank you", " if you have it", ", cheers", "?", " pls",
+            ", ty", ", much appreciated", " thx", " :)", " if possible", "!!",
+            ", is that possible?")
+
+
+def chatty(text: str, seed: int = 0) -> str:
+    """``text`` between an opening and a closing that ask for nothing (seeded per caption)."""
+    rng = random.Random(zlib.crc32(text.encode()) ^ seed)
+    return rng.choice(OPENINGS) + text + rng.choice(CLOSINGS)
+
+
 def without_punctuation(text: str) -> str:
     return re.sub(r"[^\w\s]", "", text).lower()
 
@@ -47,9 +64,11 @@ def retyping(name: str, typo_rate: float = 0.3) -> Callable[[str], str]:
         return without_punctuation
     if name == "typos":
         return lambda text: with_typos(text, typo_rate)
+    if name == "chatty":
+        return chatty
     raise ValueError(f"unknown retyping {name!r}; one of {RETYPINGS}")
 
 
 # No "capitals": the evaluation caption is lower-cased after its first letter (dataprep's
 # eval_caption, as CLIP4Cir builds it) and the text model is uncased.
-RETYPINGS = ("no-punctuation", "typos")
+RETYPINGS = ("no-punctuation", "typos", "chatty")

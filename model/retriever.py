@@ -28,6 +28,7 @@ from model.checkpoint import (
 )
 from model.config import HEAD_PREFIXES, PATH_OF_FIELD, RESIDUAL_PATHS, ModelConfig
 from model.conversation import TargetMemo, away_from, conversation_text
+from model.courtesy import without_courtesy
 from model.device import resolve_device
 from model.engines import (
     EagerEngine,
@@ -82,6 +83,7 @@ class Retriever:
         # checkpoint's meta lists its training captions' words.
         self.spelling: SpellingCorrector | None = None
         self._catalog_words: Iterable[str] = frozenset()  # what use_catalog_words was given
+        self.drop_courtesy = True  # "hi", "thanks!" taken out of query words (model.courtesy)
 
     # ------------------------------------------------------------------ modules
     def _modules(self) -> Modules:
@@ -189,8 +191,10 @@ class Retriever:
 
     # ------------------------------------------------------------------ encoding
     def mend(self, texts: Sequence[str]) -> list[str]:
-        """``texts`` with their typos mended (model.spelling), as the query encoders read them."""
-        return [self.spelling(t) for t in texts] if self.spelling else list(texts)
+        """``texts`` as the query encoders read them: typos mended (model.spelling), then
+        greetings and thanks taken out (model.courtesy)."""
+        read = [self.spelling(t) for t in texts] if self.spelling else list(texts)
+        return [without_courtesy(t) for t in read] if self.drop_courtesy else read
 
     def use_catalog_words(self, words: Iterable[str]) -> None:
         """Let the mender know the served catalog's words (``CatalogSearch.words``): they are

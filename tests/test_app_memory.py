@@ -48,6 +48,13 @@ def test_chips_are_clauses_of_the_sentences_then_the_clicks():
         ("like", "c", "More like: Title c")]
 
 
+def test_a_clause_that_asks_for_nothing_is_no_chip():
+    h = History()
+    h.start(ref("r0"))
+    h.record(turn(h.reference, "hi, is navy, thank you", ["a"]))
+    assert [c.text for c in chips(h.turns)] == ["is navy"]
+
+
 def test_removing_a_chip_removes_it_from_the_chips():
     h = History()
     h.start(ref("r0"))
