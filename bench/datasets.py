@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataprep import FashionIQSplit, load_fashioniq
+from dataprep import FashionIQSplit, dataset_paths, load_fashioniq
 from model.evaluate import evaluate_split, restrict_to_bank
 
 DEFAULT_DATASETS = ["data/demo_catalog:data/demo_catalog/images",
@@ -27,9 +27,8 @@ class DatasetSpec:
     @classmethod
     def parse(cls, text: str) -> DatasetSpec:
         """'ANNOTATIONS[:IMAGES]'; images default to ANNOTATIONS/images."""
-        annotations, _, images = text.partition(":")
-        root = Path(annotations)
-        return cls(root.name, root, Path(images) if images else root / "images")
+        annotations, images = dataset_paths(text)
+        return cls(annotations.name, annotations, images)
 
 
 @dataclass

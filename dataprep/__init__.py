@@ -21,6 +21,7 @@ _HOME = {
     "FASHIONIQ_CATEGORIES": "dataprep.fashioniq",
     "FashionIQSplit": "dataprep.fashioniq",
     "Triplet": "dataprep.fashioniq",
+    "dataset_paths": "dataprep.fashioniq",
     "eval_caption": "dataprep.fashioniq",
     "load_fashioniq": "dataprep.fashioniq",
     "train_caption": "dataprep.fashioniq",
@@ -55,8 +56,8 @@ __all__ = [
     "FEEDBACK_ROWS", "HMItem", "RELATIVE", "change_between", "example_changes", "phrase",
     "read_items",
     "ProductTripletsConfig", "Triplet", "build_demo_catalog", "build_product_triplets",
-    "eval_caption", "image_id", "load_fashioniq", "read_looks", "read_metadata_column",
-    "scan_images", "train_caption", "write_json",
+    "dataset_paths", "eval_caption", "image_id", "load_fashioniq", "read_looks",
+    "read_metadata_column", "scan_images", "train_caption", "write_json",
     "write_metadata", "write_split",
 ]
 
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
         FASHIONIQ_CATEGORIES,
         FashionIQSplit,
         Triplet,
+        dataset_paths,
         eval_caption,
         load_fashioniq,
         train_caption,

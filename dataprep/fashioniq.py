@@ -198,6 +198,13 @@ def _find_flat_file(annotations: Path, split: str) -> Path | None:
     return None
 
 
+def dataset_paths(text: str) -> tuple[Path, Path]:
+    """The folders of a dataset named ``ANNOTATIONS[:IMAGES]`` on a command line (the form
+    every benchmark and head-training command takes); images default to ANNOTATIONS/images."""
+    annotations, _, images = text.partition(":")
+    return Path(annotations), Path(images) if images else Path(annotations) / "images"
+
+
 def load_fashioniq(
     annotations: Path | str,
     images: Path | str,

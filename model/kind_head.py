@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dataprep import eval_caption, load_fashioniq, read_metadata_column
+from dataprep import dataset_paths, eval_caption, load_fashioniq, read_metadata_column
 from model.checkpoint import SAVE_DTYPES
 from model.feature_cache import extract_features
 from model.network import KindHead
@@ -156,12 +156,12 @@ def read_kind_data(datasets: Sequence[str], attributes: Sequence[str] = ()) -> K
     paths: dict[str, Path] = {}
     requests: list[tuple[str, str, str]] = []
     for text in datasets:
-        annotations, _, images = text.partition(":")
+        annotations, images = dataset_paths(text)
         kinds = read_metadata_column(annotations, (KIND_COLUMN,))
         if not kinds:
             logger.warning("%s has no %s column: it adds nothing", annotations, KIND_COLUMN)
             continue
-        split = load_fashioniq(annotations, images or Path(annotations) / "images", "train")
+        split = load_fashioniq(annotations, images, "train")
         known = {i: p for i, p in split.image_paths.items() if kinds.get(i)}
         paths.update(known)
         kind_of.update({i: kinds[i] for i in known})

@@ -136,12 +136,11 @@ def caption_words(captions: Iterable[str]) -> dict[str, int]:
 
 def training_captions(datasets: Sequence[str]) -> list[str]:
     """Every caption of the train split of each ANN[:IMAGES] dataset."""
-    from dataprep import load_fashioniq
+    from dataprep import dataset_paths, load_fashioniq
 
     captions = []
     for text in datasets:
-        annotations, _, images = text.partition(":")
-        train = load_fashioniq(annotations, images or Path(annotations) / "images", "train")
+        train = load_fashioniq(*dataset_paths(text), "train")
         captions += [c for t in train.triplets for c in t.captions]
     return captions
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataprep import Triplet, eval_caption, load_fashioniq, train_caption
+from dataprep import Triplet, dataset_paths, eval_caption, load_fashioniq, train_caption
 
 
 def _write_image(path: Path, color=(10, 120, 200)) -> None:
@@ -179,3 +179,9 @@ def test_train_caption_draws_all_four_forms() -> None:
     assert train_caption(["just this."], rng) == "Just this"
     with pytest.raises(ValueError):
         eval_caption([])
+
+
+def test_a_dataset_named_on_a_command_line() -> None:
+    assert dataset_paths("data/hm:../shared/data/hm/images") == (
+        Path("data/hm"), Path("../shared/data/hm/images"))
+    assert dataset_paths("data/demo") == (Path("data/demo"), Path("data/demo/images"))
