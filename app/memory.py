@@ -17,7 +17,6 @@ from PIL import Image
 
 from app.history import Reference, Turn
 from model.conversation import remembered as model_remembered
-from model.courtesy import asks_nothing
 
 ConversationTurn = tuple[Image.Image, str]
 
@@ -56,9 +55,8 @@ def moved_on_from(turns: Sequence[Turn]) -> set[str]:
 def remembered(turns: Sequence[ConversationTurn]) -> list[str]:
     """The requests that still apply at the last turn, oldest first, as the model reads them
     (``model.conversation.remembered``: clauses of the sentences; an earlier one is dropped once
-    a later one about the same thing overrides it, a relative one after its own turn), less
-    those that ask for nothing ("hi", "thanks": the model does not read them, model.courtesy)."""
-    return [c for c in dict.fromkeys(model_remembered(list(turns))) if not asks_nothing(c)]
+    a later one about the same thing overrides it, a relative one after its own turn)."""
+    return list(dict.fromkeys(model_remembered(list(turns))))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from model.courtesy import asks_nothing
+
 logger = logging.getLogger(__name__)
 
 OTHER = "other"
@@ -145,8 +147,9 @@ class Clause:
     turn: int  # 0 = oldest
 
 
-# A part of a sentence that asks for nothing.
-_FILLER = re.compile(r"(?:please|thanks|thank you|ok|okay|hmm|now|then|also|and|but)")
+# A part of a sentence that asks for nothing: a joining word left alone, or courtesy
+# ("thanks", "hi": model.courtesy).
+_CONNECTIVE = re.compile(r"(?:now|then|also|and|but)")
 
 
 def split_clauses(sentence: str) -> list[str]:
@@ -160,7 +163,7 @@ def split_clauses(sentence: str) -> list[str]:
                      r"|as well as|along with)\s+|\s+(?=with\b)", text, flags=re.IGNORECASE)
     out: list[str] = []
     for part in (p.strip() for p in parts):
-        if not part or _FILLER.fullmatch(part.lower()):
+        if not part or _CONNECTIVE.fullmatch(part.lower()) or asks_nothing(part):
             continue
         if out and _ends_in_colour(out[-1]) and _single_colour(part):
             out[-1] = f"{out[-1]} and {part}"  # "black and white"

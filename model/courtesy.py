@@ -1,14 +1,15 @@
 """Greetings, thanks and interjections taken out of a request before the text model reads it.
 
 Why: shoppers write "hi, not in black please, thanks!", and the model was trained on requests
-alone. Such words cost H&M's negation row 6.6 points and darker 5.5 (``python -m
-bench.feedback_rows --retype chatty``, docs/evaluation.md): the text model weighs them as if
-they asked for something. They are a closed class of words, so they are listed here, not
-learned: a part of the request between punctuation marks that holds nothing else ("hi",
-"thank you", "good morning", "much appreciated") goes, with its mark; so do interjections
-opening a part ("um", "ok") and thanks closing one ("please", "thx"). Anything else stays as
-typed, praise included ("love this, but"), since an open class cannot be listed without
-taking requests with it; and a request without such words is returned unchanged.
+alone. Such words cost H&M's negation row 6.7 points and plainer / busier 6.9 (``python -m
+bench.feedback_rows --retype chatty --unmended``, docs/evaluation.md): the text model weighs
+them as if they asked for something; read without them, about half of that comes back. They are
+a closed class of words, so they are listed here, not learned: a part of the request between
+punctuation marks that holds nothing else ("hi", "thank you", "good morning", "much
+appreciated") goes, with its mark; so do interjections opening a part ("um", "ok") and thanks
+closing one ("please", "thx"). Anything else stays as typed, praise included ("love this, but"),
+since an open class cannot be listed without taking requests with it; and a request without such
+words is returned unchanged.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 def asks_nothing(part: str) -> bool:
     """True when ``part`` is words, all of them greetings, thanks or interjections ("hi!",
-    "thank you"): the conversation's chips leave such a clause out."""
+    "thank you"): the conversation memory (model.conversation) keeps no such clause."""
     words = _WORD.findall(part.lower())
     return bool(words) and set(words) <= EMPTY_PART_WORDS
 
