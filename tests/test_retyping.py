@@ -6,7 +6,14 @@ import re
 
 import pytest
 
-from bench.retyping import MIN_TYPO_LENGTH, RETYPINGS, retyping, with_typos
+from bench.retyping import (
+    CLOSINGS,
+    MIN_TYPO_LENGTH,
+    OPENINGS,
+    RETYPINGS,
+    retyping,
+    with_typos,
+)
 
 CAPTION = "Similar, only darker and without sleeves; in a checked design, please"
 
@@ -49,10 +56,19 @@ def test_typo_rate_is_the_share_of_long_words_mistyped():
     assert 0.25 < changed / long_words < 0.35
 
 
+def test_chatty_wraps_the_request_in_words_that_ask_for_nothing():
+    said = retyping("chatty")(CAPTION)
+    assert CAPTION in said and said != CAPTION and said == retyping("chatty")(CAPTION)
+    opening, closing = said.split(CAPTION)
+    assert opening in OPENINGS and closing in CLOSINGS
+    wrapped = {retyping("chatty")(f"is red {k}") for k in range(200)}
+    assert len({w.split("is red")[0] for w in wrapped}) > 8  # seeded per caption, varied
+
+
 def test_punctuation_left_out():
     assert retyping("no-punctuation")(CAPTION) == (
         "similar only darker and without sleeves in a checked design please")
     assert retyping("typos")(CAPTION) == with_typos(CAPTION, 0.3)
-    assert set(RETYPINGS) == {"no-punctuation", "typos"}
+    assert set(RETYPINGS) == {"no-punctuation", "typos", "chatty"}
     with pytest.raises(ValueError, match="unknown retyping"):
         retyping("capitals")  # the eval caption is lower-cased, the text model uncased
