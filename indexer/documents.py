@@ -138,8 +138,9 @@ def record_finished_build(store: CatalogStore, fingerprint: str, dim: int, total
 
 
 def latest_build(store: CatalogStore) -> dict | None:
-    """The most recently started build record, whatever its status (None: never built)."""
-    return store.builds.find_one({}, sort=[("started_at", -1)])
+    """The most recently started build record, whatever its status (None: never built),
+    without its catalog words (``build_words`` reads them)."""
+    return store.builds.find_one({}, sort=[("started_at", -1)], projection={"words": 0})
 
 
 def latest_finished_build(store: CatalogStore) -> dict | None:

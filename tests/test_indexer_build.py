@@ -377,6 +377,7 @@ def test_cli_build_stats_and_drop(small_catalog, tiny_checkpoint, mongo_env, mon
     assert stats["per_category"] == {"dress": 8, "shirt": 8, "toptee": 8}
     assert list(stats["per_fingerprint"].values()) == [24]
     assert stats["last_build"]["counts"]["failed"] == 1
+    assert "words" in build and "words" not in stats["last_build"]  # a catalog's words: not shown
 
     r = run_cli(["drop"], mongo_env)
     assert r.returncode == 2 and mongo_collection.count_documents({}) == 24
