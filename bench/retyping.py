@@ -54,6 +54,19 @@ def chatty(text: str, seed: int = 0) -> str:
     return rng.choice(OPENINGS) + text + rng.choice(CLOSINGS)
 
 
+# British spellings of the training captions and their American forms, as an American shop's
+# shoppers (and FashionIQ's captions) write them.
+AMERICAN = {"grey": "gray", "greyish": "grayish", "colour": "color", "colours": "colors",
+            "coloured": "colored", "colourful": "colorful", "colourway": "colorway",
+            "multicoloured": "multicolored", "jewellery": "jewelry", "pyjamas": "pajamas",
+            "pyjama": "pajama", "favourite": "favorite", "towelling": "toweling"}
+
+
+def american(text: str) -> str:
+    """``text`` with its British spellings American (``AMERICAN``), capitals kept lower."""
+    return WORD.sub(lambda m: AMERICAN.get(m.group(0).lower(), m.group(0)), text)
+
+
 def without_punctuation(text: str) -> str:
     return re.sub(r"[^\w\s]", "", text).lower()
 
@@ -66,9 +79,11 @@ def retyping(name: str, typo_rate: float = 0.3) -> Callable[[str], str]:
         return lambda text: with_typos(text, typo_rate)
     if name == "chatty":
         return chatty
+    if name == "american":
+        return american
     raise ValueError(f"unknown retyping {name!r}; one of {RETYPINGS}")
 
 
 # No "capitals": the evaluation caption is lower-cased after its first letter (dataprep's
 # eval_caption, as CLIP4Cir builds it) and the text model is uncased.
-RETYPINGS = ("no-punctuation", "typos", "chatty")
+RETYPINGS = ("no-punctuation", "typos", "chatty", "american")

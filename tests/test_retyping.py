@@ -69,6 +69,7 @@ def test_punctuation_left_out():
     assert retyping("no-punctuation")(CAPTION) == (
         "similar only darker and without sleeves in a checked design please")
     assert retyping("typos")(CAPTION) == with_typos(CAPTION, 0.3)
-    assert set(RETYPINGS) == {"no-punctuation", "typos", "chatty"}
+    assert set(RETYPINGS) == {"no-punctuation", "typos", "chatty", "american"}
+    assert retyping("american")("Grey, not colourful") == "gray, not colorful"
     with pytest.raises(ValueError, match="unknown retyping"):
         retyping("capitals")  # the eval caption is lower-cased, the text model uncased
