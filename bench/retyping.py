@@ -1,8 +1,10 @@
-"""The same requests typed otherwise: without punctuation, with typos.
+"""The same requests typed otherwise: without punctuation, with typos, between greetings and
+thanks, in American spelling.
 
 Why: the held-out phrasing families vary the words, not how they are typed, and shoppers type
 on phones. ``bench.feedback_rows --retype typos`` scores every row with its captions retyped,
-so how much a slip of the finger costs is a figure, not a guess (docs/evaluation.md).
+so how much a slip of the finger costs is a figure, not a guess (docs/evaluation.md); ``chatty``
+and ``american`` do the same for the words around a request and for a spelling.
 
 A typo is one edit of a word of at least ``MIN_TYPO_LENGTH`` letters, never its first or last
 letter: two neighbouring letters swapped or one letter dropped, each half the time. Seeded per
@@ -63,7 +65,8 @@ AMERICAN = {"grey": "gray", "greyish": "grayish", "colour": "color", "colours": 
 
 
 def american(text: str) -> str:
-    """``text`` with its British spellings American (``AMERICAN``), capitals kept lower."""
+    """``text`` with its British spellings American (``AMERICAN``; such a word comes out in
+    lower case, which the uncased text model reads alike)."""
     return WORD.sub(lambda m: AMERICAN.get(m.group(0).lower(), m.group(0)), text)
 
 

@@ -12,7 +12,8 @@ pyspellchecker ships), a whole word of the text model's vocabulary, a garment, f
 pattern word of ``model.fashion_words`` (British and American, "gilet", "skort", "tshirt"), or a
 word of the checkpoint's training captions (its meta ``caption_words``, which the command above
 writes), or a word of the served catalog's titles, categories and attributes (``with_catalog``:
-the indexer records them with each build, the app hands them over). Any other word becomes the
+the indexer records them with each build, the app hands them over; those one edit from a
+caption's word are taken for the catalog's misspellings). Any other word becomes the
 known word one edit away (a letter dropped, added or changed, or two neighbours swapped) that
 the training captions use most, else one of the catalog's, else the commonest English one;
 with none, it stays as typed, as does a word with a letter outside a-z ("piqué": the text model
