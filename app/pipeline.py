@@ -37,10 +37,13 @@ THUMBNAIL_PX = 256  # side of the JPEG kept for uploads in the history strip
 class QueryEncoder(Protocol):
     """What the pipeline needs from ``model.Retriever``: one query vector for a conversation
     ((reference image, sentence) pairs, oldest first; one pair is ``encode_query``), moved away
-    from the earlier references unless ``avoid_earlier`` is off."""
+    from the earlier references unless ``avoid_earlier`` is off; and the words as it reads
+    them (typos mended, greetings and thanks left out)."""
 
     def encode_conversation(self, turns: Sequence[ConversationTurn], *,
                             avoid_earlier: bool = True) -> np.ndarray: ...
+
+    def mend(self, texts: Sequence[str]) -> list[str]: ...
 
 
 class CatalogIndex(Protocol):
@@ -177,6 +180,9 @@ def run_query(
     results = [result_from_document(docs[i], s, seen=i in seen_before)
                for i, s in hits if i in docs]
     notes = list(feedback.notes)
+    read = encoder.mend([sentence])[0] if sentence else sentence
+    if read != sentence:  # as a search engine says "showing results for"
+        notes.append(f'Read as "{read}" (typos mended, greetings and thanks left out).')
     if feedback.empty and any(t.said for t in steer.earlier):
         notes = ["No new words: the search uses this image and what the conversation "
                  "remembers."]

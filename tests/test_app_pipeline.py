@@ -97,6 +97,14 @@ def test_long_feedback_is_truncated_and_reported(retriever, index):
     assert any("characters" in n for n in turn.notes)
 
 
+def test_words_read_otherwise_are_shown_as_read(retriever, index):
+    turn = run_query(retriever, index, upload_ref(), "hi, much darker please, thanks!", k=3)
+    assert turn.feedback == "hi, much darker please, thanks!"  # the history keeps the words
+    assert any('Read as "much darker"' in n for n in turn.notes)
+    plain = run_query(retriever, index, upload_ref(), "much darker", k=3)
+    assert not any("Read as" in n for n in plain.notes)
+
+
 def test_the_references_of_earlier_turns_are_left_out_too(retriever, index):
     from app.history import Steer
 

@@ -138,6 +138,11 @@ def test_empty_feedback_searches_by_image_and_says_so(app_env):
     assert len(result_buttons(at)) == 12
 
 
+def test_the_page_says_how_it_read_the_words(app_env):
+    at = search(uploaded(new_app().run(), garment_jpeg()), "hi, in red please, thanks!")
+    assert any('Read as "in red"' in i.value for i in at.info)
+
+
 def test_very_long_feedback_is_truncated_and_says_so(app_env):
     at = search(uploaded(new_app().run(), garment_jpeg()), "make it darker and " * 60)
     assert any("only the first" in i.value and "300" in i.value for i in at.info)
