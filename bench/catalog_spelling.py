@@ -79,8 +79,9 @@ def measure(mender, texts: Sequence[str], captions: Sequence[str], caption_vocab
             seed: int) -> dict:
     from model.spelling import catalog_words
 
-    words = sorted(w for w in catalog_words(texts) if w.isascii())
-    shop = mender.with_catalog(catalog_words(texts))
+    known = catalog_words(texts)
+    words = sorted(w for w in known if w.isascii())
+    shop = mender.with_catalog(known)
     unknown = [w for w in words if not mender.known(w) and len(w) >= MIN_TYPO_LENGTH]
     row = {"words": len(words), "shop_words": len(unknown)}
     for name, m in (("without", mender), ("with", shop)):

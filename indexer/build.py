@@ -48,6 +48,10 @@ from model.spelling import catalog_words
 
 log = logging.getLogger(__name__)
 
+# The most catalog words a build records, the commonest first: about 3 MB of a build document
+# (MongoDB refuses one over 16 MB, which a million distinct product codes in titles would be).
+MAX_RECORDED_WORDS = 200_000
+
 MAX_RECORDED_FAILURES = 1000  # failures listed in the build record (all are counted)
 LOOKUP_CHUNK = 2000  # ids per $in query when looking up what is already stored
 MAX_PENDING_WRITES = 2  # embedded batches waiting for the writer thread (bounds memory)
@@ -188,11 +192,18 @@ def build_index(catalog: Catalog, encoder: TargetEncoder, store: CatalogStore,
 def words_to_record(catalog: Catalog, store: CatalogStore) -> list[str]:
     """The words a finished build records: those of ``catalog``'s titles (a plain folder's
     file names), categories and attribute values, with those the build finished before
-    recorded (another folder, shard or category indexed into the same collection). Two builds
-    finishing at the same moment may each miss the other's new words until the next build."""
+    recorded (another folder, shard or category indexed into the same collection); at most
+    MAX_RECORDED_WORDS, this catalog's commonest first. Two builds finishing at the same moment
+    may each miss the other's new words until the next build."""
     texts = (t for item in catalog.items
              for t in (item.category, item.title or item.id, *item.attributes.values()))
-    return sorted(catalog_words(texts) | build_words(store, latest_finished_build(store)))
+    words = catalog_words(texts)
+    earlier = build_words(store, latest_finished_build(store)) - words.keys()
+    ranked = [*words, *sorted(earlier)]
+    if len(ranked) > MAX_RECORDED_WORDS:
+        log.warning("%d catalog words; the build records the commonest %d for the typo mender",
+                    len(ranked), MAX_RECORDED_WORDS)
+    return sorted(ranked[:MAX_RECORDED_WORDS])
 
 
 def prune_missing(catalog: Catalog, store: CatalogStore) -> int:

@@ -122,17 +122,17 @@ def corrector_for(meta: Mapping, tokenizer) -> SpellingCorrector | None:
     return SpellingCorrector(dict(words), vocabulary_words(tokenizer))
 
 
-def catalog_words(texts: Iterable[str]) -> frozenset[str]:
-    """The words ``with_catalog`` needs of a catalog's ``texts`` (titles, categories, attribute
-    values): lower-cased, of MIN_LENGTH letters or more, since shorter ones are never mended."""
-    return frozenset(w for t in texts for w in map(str.lower, WORD.findall(t))
-                     if len(w) >= MIN_LENGTH)
-
-
 def caption_words(captions: Iterable[str]) -> dict[str, int]:
     """Word -> count over ``captions``, lower-cased, commonest first."""
     counts = Counter(w.lower() for c in captions for w in WORD.findall(c))
     return dict(counts.most_common())
+
+
+def catalog_words(texts: Iterable[str]) -> dict[str, int]:
+    """The words ``with_catalog`` needs of a catalog's ``texts`` (titles, categories, attribute
+    values), with their counts, commonest first: lower-cased, of MIN_LENGTH letters or more,
+    since shorter ones are never mended."""
+    return {w: n for w, n in caption_words(texts).items() if len(w) >= MIN_LENGTH}
 
 
 def training_captions(datasets: Sequence[str]) -> list[str]:

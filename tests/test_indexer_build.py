@@ -121,6 +121,19 @@ def test_a_build_records_the_catalogs_words_with_those_before(small_catalog, tmp
     assert search.words == frozenset(words) and "words" not in search.last_build
 
 
+def test_a_build_records_at_most_the_commonest_words(small_catalog, encoder, mongo_collection,
+                                                    monkeypatch, caplog):
+    import indexer.build
+
+    monkeypatch.setattr(indexer.build, "MAX_RECORDED_WORDS", 3)
+    root, _ = small_catalog
+    store = CatalogStore.from_collection(mongo_collection)
+    build_index(discover(root / "images"), encoder, store, quiet())
+    # each category is named by 8 items twice (category and title): more than any colour
+    assert store.builds.find_one({"status": "done"})["words"] == ["dress", "shirt", "toptee"]
+    assert "records the commonest 3" in caplog.text
+
+
 def test_rerun_embeds_nothing_and_a_changed_image_is_reembedded(tmp_path, encoder,
                                                                 mongo_collection):
     write_catalog(tmp_path, 12)
