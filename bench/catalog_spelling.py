@@ -43,23 +43,22 @@ CATALOGS = {
             "colour_group_name", "perceived_colour_value_name", "perceived_colour_master_name",
             "department_name", "index_group_name", "section_name", "garment_group_name")),
 }
-# The shipped checkpoint's training datasets (bash train.sh --recipe demo --dry-run).
-TRAINING_DATASETS = (
-    "data/demo_catalog:data/demo_catalog/images",
-    "data/products:../shared/data/fashion-products/images",
-    "data/hm:../shared/data/hm/images",
-    "data/hm_feedback:../shared/data/hm/images",
-    "data/products_feedback_train:../shared/data/fashion-products/images",
-)
 
 
 @dataclass
 class CatalogSpellingConfig:
     checkpoint: str = DEFAULT_CHECKPOINT
     catalogs: list[str] = field(default_factory=lambda: list(CATALOGS))
-    datasets: list[str] = field(default_factory=lambda: list(TRAINING_DATASETS))
+    # The checkpoint's training datasets; None: the shipped checkpoint's recipe's (recipes/demo).
+    datasets: list[str] | None = None
     seed: int = 0
     out_dir: str = str(RESULTS)
+
+
+def recipe_datasets() -> list[str]:
+    from model.recipe import Chain, Recipe
+
+    return Chain(Recipe.load("demo")).dataset_specs()
 
 
 def catalog_texts(name: str) -> list[str]:
@@ -102,7 +101,7 @@ def run(cfg: CatalogSpellingConfig) -> dict:
     mender = retriever.spelling
     if mender is None:
         raise SystemExit(f"{cfg.checkpoint} has no caption words: python -m model.spelling")
-    captions = sorted(set(training_captions(cfg.datasets)))
+    captions = sorted(set(training_captions(cfg.datasets or recipe_datasets())))
     caption_vocab = sorted(w for w in mender.caption_words
                            if len(w) >= MIN_TYPO_LENGTH and w.isascii())
     rows = {name: measure(mender, catalog_texts(name), captions, caption_vocab, cfg.seed)
@@ -129,7 +128,8 @@ def parse_args(argv: Sequence[str]) -> CatalogSpellingConfig:
     p.add_argument("--checkpoint", default=d.checkpoint)
     p.add_argument("--catalogs", nargs="+", default=d.catalogs, choices=list(CATALOGS))
     p.add_argument("--datasets", nargs="+", default=d.datasets, metavar="ANN[:IMAGES]",
-                   help="the checkpoint's training datasets (their captions are checked)")
+                   help="the checkpoint's training datasets, whose captions are checked "
+                        "(default: those of recipes/demo.json)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out-dir", default=d.out_dir)
     return CatalogSpellingConfig(**vars(p.parse_args(argv)))

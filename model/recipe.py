@@ -352,11 +352,15 @@ class Chain:
             where += ["--combiner", _repo_path(self.recipe.files[head.file].path)]
         return [*where, "--out", str(self.output(stage)), "--weight", f"{head.weight:g}"]
 
+    def dataset_specs(self) -> list[str]:
+        """Every dataset of the recipe as ``ANNOTATIONS:IMAGES``."""
+        return [":".join(self.data(name)) for name in self.recipe.datasets]
+
     def spelling_argv(self) -> list[str]:
         """`python -m model.spelling`'s arguments: the final checkpoint mends typos against the
         caption words of every dataset of the recipe (they are in no stage's meta)."""
         return ["--checkpoint", str(self.output(self.recipe.stages[-1])), "--datasets",
-                *(":".join(self.data(name)) for name in self.recipe.datasets)]
+                *self.dataset_specs()]
 
     def run_stage(self, stage: Stage) -> Path:
         for run in stage.runs:
